@@ -1,0 +1,213 @@
+"""Oracles backed by an ASE calculator: classical potentials and universal ML potentials.
+
+The classical ones (``emt``, ``lj``, ``tersoff``) are fast and exact enough
+for tests.  ``chgnet`` and ``sevenn`` are universal ML potentials whose
+weights ship inside their wheels; they are the embedded default stand-in for
+DFT.  They are built through atomate2's force-field calculator factory
+(:func:`atomate2.forcefields.utils.ase_calculator`), the same code path the
+atomate2 force-field makers use, but the calculator is created once per
+process and reused: loading the model costs seconds, a 40-atom energy call
+about 0.1 s, so a per-structure maker would spend most of its time loading.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+from ase.calculators.calculator import Calculator
+from pymatgen.core import Structure
+
+from pes_core.oracles.base import Oracle, OracleResult, ase_stress_to_gpa, to_atoms
+
+__all__ = ["AseCalculatorOracle", "EMTOracle", "LennardJonesOracle", "TersoffOracle",
+           "CHGNetOracle", "SevenNetOracle", "tersoff_si_parameters"]
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+class AseCalculatorOracle(Oracle):
+    """An oracle that evaluates an ASE calculator on the structure.
+
+    Subclasses implement :meth:`make_calculator`.  One calculator per oracle
+    instance is built lazily; calls are serialized by a lock because ASE
+    calculators cache their last results and are not thread-safe.
+    """
+
+    category = "ml"
+
+    def __init__(self, settings: dict[str, Any] | None = None, env: dict[str, Any] | None = None):
+        super().__init__(settings, env)
+        self._calc: Calculator | None = None
+        self._lock = threading.Lock()
+
+    def make_calculator(self) -> Calculator:
+        raise NotImplementedError
+
+    @property
+    def calculator(self) -> Calculator:
+        if self._calc is None:
+            self._calc = self.make_calculator()
+        return self._calc
+
+    def _compute(self, structure: Structure, workdir: str | None = None) -> OracleResult:
+        atoms = to_atoms(structure)
+        with self._lock:
+            calc = self.calculator
+            calc.reset()
+            atoms.calc = calc
+            energy = float(atoms.get_potential_energy())
+            forces = np.array(atoms.get_forces(), dtype=float)
+            stress = ase_stress_to_gpa(atoms.get_stress()) if all(atoms.pbc) else None
+            atoms.calc = None
+        return OracleResult(energy=energy, forces=forces, stress=stress, structure=structure)
+
+
+class EMTOracle(AseCalculatorOracle):
+    """ASE's effective-medium theory (Al, Cu, Ag, Au, Ni, Pd, Pt; H, C, N, O crudely)."""
+
+    name = "emt"
+    supported_elements = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
+
+    def make_calculator(self) -> Calculator:
+        from ase.calculators.emt import EMT
+
+        return EMT()
+
+    def code_version(self) -> str:
+        return f"ase {_pkg_version('ase')} EMT"
+
+
+class LennardJonesOracle(AseCalculatorOracle):
+    """Lennard-Jones pair potential (any element; one epsilon/sigma for all pairs).
+
+    Settings: ``epsilon`` (eV, default 1.0), ``sigma`` (Å, default 1.0),
+    ``rc`` (Å, default 3*sigma), ``smooth`` (bool, default True: ASE's smooth
+    cutoff so forces stay continuous).
+    """
+
+    name = "lj"
+
+    def make_calculator(self) -> Calculator:
+        from ase.calculators.lj import LennardJones
+
+        sigma = float(self.settings.get("sigma", 1.0))
+        return LennardJones(
+            epsilon=float(self.settings.get("epsilon", 1.0)),
+            sigma=sigma,
+            rc=float(self.settings.get("rc", 3.0 * sigma)),
+            smooth=bool(self.settings.get("smooth", True)),
+        )
+
+    def code_version(self) -> str:
+        return f"ase {_pkg_version('ase')} LennardJones"
+
+
+@lru_cache(maxsize=None)
+def tersoff_si_parameters() -> dict:
+    """Tersoff (1988) parameters for silicon, 'Si(C)' set (J. Tersoff, PRB 38, 9902).
+
+    Diamond-Si ground state: a = 5.432 Å, E = -4.63 eV/atom.
+    """
+    return dict(
+        m=3.0, gamma=1.0, lambda3=0.0, c=1.0039e5, d=16.217, h=-0.59825,
+        n=0.78734, beta=1.1e-6, lambda2=1.7322, B=471.18, R=2.85, D=0.15,
+        lambda1=2.4799, A=1830.8,
+    )
+
+
+@lru_cache(maxsize=None)
+def tersoff_c_parameters() -> dict:
+    """Tersoff (1988) parameters for carbon (PRL 61, 2879): diamond ~ -7.37 eV/atom."""
+    return dict(
+        m=3.0, gamma=1.0, lambda3=0.0, c=38049.0, d=4.3484, h=-0.57058,
+        n=0.72751, beta=1.5724e-7, lambda2=2.2119, B=346.74, R=1.95, D=0.15,
+        lambda1=3.4879, A=1393.6,
+    )
+
+
+class TersoffOracle(AseCalculatorOracle):
+    """Tersoff bond-order potential for elemental Si or C (ASE's implementation)."""
+
+    name = "tersoff"
+    supported_elements = frozenset({"Si", "C"})
+
+    def _compute(self, structure: Structure, workdir: str | None = None) -> OracleResult:
+        elements = {el.symbol for el in structure.composition}
+        if len(elements) != 1:
+            raise ValueError(
+                "oracle 'tersoff' here is parametrized for pure Si or pure C only; "
+                f"got {structure.composition.reduced_formula}. Use 'chgnet' for compounds."
+            )
+        el = elements.pop()
+        with self._lock:
+            if self._calc is None or getattr(self, "_element", None) != el:
+                from ase.calculators.tersoff import Tersoff, TersoffParameters
+
+                params = tersoff_si_parameters() if el == "Si" else tersoff_c_parameters()
+                self._calc = Tersoff({(el, el, el): TersoffParameters(**params)})
+                self._element = el
+        return super()._compute(structure, workdir)
+
+    def code_version(self) -> str:
+        return f"ase {_pkg_version('ase')} Tersoff(1988)"
+
+
+_SHARED_MODELS: dict[str, Calculator] = {}
+_MODEL_LOCKS: dict[str, threading.Lock] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+class _UniversalMLOracle(AseCalculatorOracle):
+    """A universal ML potential built through atomate2's calculator factory.
+
+    The model is loaded once per process and shared by every oracle instance
+    of that kind; the instances share one lock for it as well.
+    """
+
+    atomate2_name = ""
+    package = ""
+
+    def __init__(self, settings: dict[str, Any] | None = None, env: dict[str, Any] | None = None):
+        super().__init__(settings, env)
+        with _SHARED_LOCK:
+            self._lock = _MODEL_LOCKS.setdefault(self.atomate2_name, threading.Lock())
+
+    def make_calculator(self) -> Calculator:
+        with _SHARED_LOCK:
+            if self.atomate2_name not in _SHARED_MODELS:
+                import warnings
+
+                from atomate2.forcefields.utils import ase_calculator
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _SHARED_MODELS[self.atomate2_name] = ase_calculator(self.atomate2_name)
+            return _SHARED_MODELS[self.atomate2_name]
+
+    def code_version(self) -> str:
+        return f"{self.package} {_pkg_version(self.package)} via atomate2 {_pkg_version('atomate2')}"
+
+
+class CHGNetOracle(_UniversalMLOracle):
+    """CHGNet universal potential (weights ship in the ``chgnet`` wheel)."""
+
+    name = "chgnet"
+    atomate2_name = "CHGNet"
+    package = "chgnet"
+
+
+class SevenNetOracle(_UniversalMLOracle):
+    """SevenNet universal potential (weights ship in the ``sevenn`` wheel)."""
+
+    name = "sevenn"
+    atomate2_name = "SevenNet"
+    package = "sevenn"

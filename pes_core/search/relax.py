@@ -1,0 +1,154 @@
+"""Relaxers: the pluggable local optimization of the search.
+
+A relaxer is any callable ``relax(atoms, pressure_gpa) -> RelaxResult``.
+:class:`OracleRelaxer` relaxes positions and cell directly on an oracle
+(the "direct-oracle" mode); a learning-on-the-fly MTP relaxer has the same
+signature and drops in.
+
+>>> from ase.build import bulk
+>>> from pes_core.oracles import get_oracle
+>>> relax = OracleRelaxer(get_oracle("tersoff"))
+>>> res = relax(bulk("Si", "diamond", a=5.5), pressure_gpa=0.0)
+>>> round(res.enthalpy_per_atom, 3), res.converged
+(-4.63, True)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from ase import Atoms
+from ase.filters import FrechetCellFilter
+from ase.units import GPa
+
+from pes_core.oracles.base import Oracle, OracleError
+from pes_core.oracles.calculator import OracleCalculator
+
+__all__ = ["OracleRelaxer", "RelaxResult", "Relaxer", "enthalpy_per_atom"]
+
+log = logging.getLogger(__name__)
+
+
+def enthalpy_per_atom(energy: float, volume: float, n_atoms: int, pressure_gpa: float) -> float:
+    """(E + pV)/N in eV/atom from E in eV, V in Å^3 and p in GPa."""
+    return (energy + pressure_gpa * GPa * volume) / n_atoms
+
+
+@dataclass
+class RelaxResult:
+    """Outcome of one relaxation.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Final structure (positions in Å).
+    energy : float
+        Final total energy in eV (``nan`` when the relaxation failed).
+    enthalpy_per_atom : float
+        (E + pV)/N in eV/atom at the relaxation pressure.
+    n_steps : int
+        Optimizer steps taken.
+    n_calls : int
+        Calls to the expensive potential (oracle evaluations).
+    converged : bool
+        Whether forces and stress reached the tolerance.
+    extra : dict
+        JSON-able details (failure reason, MTP grades, retraining events, ...).
+    """
+
+    atoms: Atoms
+    energy: float
+    enthalpy_per_atom: float
+    n_steps: int = 0
+    n_calls: int = 0
+    converged: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.extra.get("failed", False)) or not np.isfinite(self.enthalpy_per_atom)
+
+
+@runtime_checkable
+class Relaxer(Protocol):
+    """Anything that relaxes a structure at a pressure (GPa)."""
+
+    def __call__(self, atoms: Atoms, pressure_gpa: float) -> RelaxResult: ...
+
+
+_OPTIMIZERS = ("FIRE", "BFGS", "LBFGS")
+
+
+@dataclass
+class OracleRelaxer:
+    """Relax positions and cell on an oracle with ASE (FrechetCellFilter).
+
+    Parameters
+    ----------
+    oracle : Oracle
+        Source of energy, forces and stress (e.g. ``get_oracle("tersoff")``).
+    fmax : float
+        Force tolerance in eV/Å (the cell filter applies it to the stress
+        times volume as well).
+    steps : int
+        Cap on optimizer steps.
+    optimizer : str
+        ``"FIRE"``, ``"BFGS"`` or ``"LBFGS"``.
+    max_volume_factor : float
+        Abort (failed) when the volume grows beyond this multiple of the
+        starting volume: atoms flying apart on a short-ranged potential.
+    min_volume_factor : float
+        Abort (failed) when the volume shrinks below this multiple.
+    """
+
+    oracle: Oracle
+    fmax: float = 0.05
+    steps: int = 500
+    optimizer: str = "FIRE"
+    max_volume_factor: float = 5.0
+    min_volume_factor: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.optimizer.upper() not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+
+    def _optimizer_class(self):
+        import ase.optimize as opt
+
+        return getattr(opt, self.optimizer.upper())
+
+    def __call__(self, atoms: Atoms, pressure_gpa: float = 0.0) -> RelaxResult:
+        atoms = atoms.copy()
+        atoms.pbc = True
+        calc = OracleCalculator(self.oracle)
+        atoms.calc = calc
+        v0 = atoms.get_volume()
+        filt = FrechetCellFilter(atoms, scalar_pressure=pressure_gpa * GPa)
+        opt = self._optimizer_class()(filt, logfile=None)
+        extra: dict[str, Any] = {"optimizer": self.optimizer.upper(), "oracle": self.oracle.name}
+        converged = False
+        n_steps = 0
+        try:
+            for converged in opt.irun(fmax=self.fmax, steps=self.steps):
+                n_steps = opt.nsteps
+                v = atoms.get_volume()
+                if not (self.min_volume_factor * v0 < v < self.max_volume_factor * v0):
+                    extra.update(failed=True, reason=f"volume went from {v0:.1f} to {v:.1f} Å^3")
+                    converged = False
+                    break
+            energy = float(atoms.get_potential_energy())
+        except (OracleError, ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+            log.debug("relaxation failed: %s", err)
+            extra.update(failed=True, reason=f"{type(err).__name__}: {err}")
+            energy = float("nan")
+        final = atoms.copy()
+        final.calc = None
+        h = (enthalpy_per_atom(energy, final.get_volume(), len(final), pressure_gpa)
+             if np.isfinite(energy) else float("nan"))
+        if extra.get("failed"):
+            h = float("nan")
+        return RelaxResult(atoms=final, energy=energy, enthalpy_per_atom=h, n_steps=int(n_steps),
+                           n_calls=int(calc.n_calls), converged=bool(converged), extra=extra)

@@ -1,0 +1,220 @@
+"""Checks and reports on search results: vacuum gaps, clashes, space groups,
+ranked candidate tables, CIF files and the history plot.
+
+>>> from ase.build import bulk
+>>> from pes_core.search.report import largest_gap, spacegroup_label
+>>> round(largest_gap(bulk("Si", "diamond", a=5.43, cubic=True)), 2)
+1.36
+>>> spacegroup_label(bulk("Si", "diamond", a=5.43))
+'Fd-3m (227)'
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from math import gcd
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+from ase import Atoms
+from ase.data import covalent_radii
+from ase.neighborlist import neighbor_list
+
+from pes_core.search.individual import Individual
+
+if TYPE_CHECKING:
+    from pes_core.search.engine import SearchState
+
+__all__ = [
+    "candidate_table",
+    "format_table",
+    "has_clash",
+    "has_vacuum",
+    "largest_gap",
+    "plot_history",
+    "spacegroup_label",
+    "write_cifs",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _plane_indices(max_index: int = 2) -> list[tuple[int, int, int]]:
+    out = []
+    for hkl in itertools.product(range(-max_index, max_index + 1), repeat=3):
+        if hkl == (0, 0, 0) or gcd(gcd(abs(hkl[0]), abs(hkl[1])), abs(hkl[2])) != 1:
+            continue
+        if tuple(-h for h in hkl) in out:
+            continue
+        out.append(hkl)
+    return out
+
+
+def largest_gap(atoms: Atoms, max_index: int = 2) -> float:
+    """Thickest empty slab in Å between lattice planes (hkl), |h|,|k|,|l| <= max_index.
+
+    For each family of planes the atoms' positions are projected on the plane
+    normal; the largest circular gap between consecutive projections, times
+    the interplanar spacing, is the slab thickness. A layered structure with
+    vacuum between the layers has a large gap along the stacking direction.
+    """
+    frac = atoms.get_scaled_positions(wrap=True)
+    rec = np.linalg.inv(np.array(atoms.cell)).T  # rows: reciprocal vectors without 2 pi
+    best = 0.0
+    for hkl in _plane_indices(max_index):
+        g = np.asarray(hkl, dtype=float) @ rec
+        d = 1.0 / np.linalg.norm(g)
+        t = np.sort((frac @ np.asarray(hkl, dtype=float)) % 1.0)
+        gaps = np.diff(np.concatenate([t, [t[0] + 1.0]]))
+        best = max(best, float(gaps.max()) * d)
+    return best
+
+
+def has_vacuum(atoms: Atoms, gap: float = 4.5, max_index: int = 2) -> bool:
+    """True when an empty slab thicker than ``gap`` Å separates the atoms (layers or molecules)."""
+    return largest_gap(atoms, max_index) > gap
+
+
+def has_clash(atoms: Atoms, factor: float = 0.5) -> bool:
+    """True when two atoms are closer than ``factor`` x the sum of their covalent radii."""
+    r = covalent_radii[atoms.numbers]
+    cutoff = 2.0 * factor * float(r.max())
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    if len(d) == 0:
+        return False
+    return bool(np.any(d < factor * (r[i] + r[j])))
+
+
+def spacegroup_label(atoms: Atoms, symprec: float = 0.1) -> str:
+    """``"symbol (number)"`` from spglib through pymatgen's SpacegroupAnalyzer."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        sga = SpacegroupAnalyzer(AseAtomsAdaptor.get_structure(atoms), symprec=symprec)
+        return f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()})"
+    except Exception as err:  # spglib fails on some degenerate cells
+        log.debug("space group analysis failed: %s", err)
+        return "P1? (1)"
+
+
+def candidate_table(individuals: Iterable[Individual] | SearchState, within: float = 0.05,
+                    symprec: float = 0.1) -> list[dict[str, Any]]:
+    """Distinct usable candidates within ``within`` eV/atom of the best, ranked.
+
+    Parameters
+    ----------
+    individuals : iterable of Individual or SearchState
+        Candidates; for a state, its archive and current population.
+    within : float
+        Window above the lowest enthalpy, in eV/atom.
+    symprec : float
+        Symmetry tolerance in Å for the space group.
+
+    Returns
+    -------
+    list of dict
+        rank, id, formula, n_atoms, enthalpy_per_atom (eV/atom), delta_mev
+        (meV/atom above the best), volume_per_atom (Å^3), spacegroup, origin,
+        generation, flags (comma-separated), individual (the object).
+    """
+    if hasattr(individuals, "archive"):
+        state = individuals
+        seen: dict[str, Individual] = {}
+        for ind in list(state.archive) + list(state.population.members):
+            seen.setdefault(ind.id, ind)
+        individuals = list(seen.values())
+    cands = sorted((i for i in individuals if i.usable and not i.is_duplicate),
+                   key=lambda i: (i.enthalpy_per_atom, i.id))
+    if not cands:
+        return []
+    h0 = cands[0].enthalpy_per_atom
+    rows = []
+    for ind in cands:
+        dh = ind.enthalpy_per_atom - h0
+        if dh > within + 1e-12:
+            break
+        atoms = ind.atoms
+        flags = [k for k in ("vacuum", "clash") if ind.flags.get(k)]
+        if not ind.relax_info.get("converged", True):
+            flags.append("unconverged")
+        rows.append({
+            "rank": len(rows) + 1, "id": ind.id, "formula": atoms.get_chemical_formula(),
+            "n_atoms": len(atoms), "enthalpy_per_atom": ind.enthalpy_per_atom,
+            "delta_mev": 1000.0 * dh, "volume_per_atom": atoms.get_volume() / len(atoms),
+            "spacegroup": spacegroup_label(atoms, symprec), "origin": ind.origin,
+            "generation": ind.generation, "flags": ",".join(flags), "individual": ind,
+        })
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`candidate_table` rows."""
+    head = f"{'rank':>4} {'id':<10} {'formula':<10} {'H (eV/atom)':>12} {'dH (meV)':>9} " \
+           f"{'V/atom':>7} {'space group':<16} {'origin':<11} {'flags'}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['rank']:>4} {r['id']:<10} {r['formula']:<10} {r['enthalpy_per_atom']:>12.4f} "
+            f"{r['delta_mev']:>9.1f} {r['volume_per_atom']:>7.2f} {r['spacegroup']:<16} "
+            f"{r['origin']:<11} {r['flags']}"
+        )
+    return "\n".join(lines)
+
+
+def write_cifs(rows: list[dict[str, Any]], directory: str, symprec: float | None = 0.1) -> list[str]:
+    """Write one CIF per table row (``rank_id.cif``); return the paths.
+
+    With ``symprec`` the CIF carries the symmetrized setting (pymatgen's
+    CifWriter), otherwise P1.
+    """
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.cif import CifWriter
+
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for r in rows:
+        ind = r["individual"]
+        path = os.path.join(directory, f"{r['rank']:03d}_{ind.id}.cif")
+        structure = AseAtomsAdaptor.get_structure(ind.atoms)
+        try:
+            CifWriter(structure, symprec=symprec).write_file(path)
+        except Exception:  # symmetry finding failed: fall back to P1
+            CifWriter(structure).write_file(path)
+        paths.append(path)
+    return paths
+
+
+def plot_history(state: SearchState, path: str) -> str:
+    """PNG of the best and population enthalpies per generation; return ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    gens, best = [], []
+    for h in state.history:
+        g = h["generation"]
+        hs = h.get("enthalpies", [])
+        if hs:
+            ax.scatter([g] * len(hs), hs, s=8, color="0.6", zorder=1,
+                       label="population" if g == state.history[0]["generation"] else None)
+        if h.get("best_enthalpy") is not None:
+            gens.append(g)
+            best.append(h["best_enthalpy"])
+    ax.plot(gens, best, "o-", color="C3", zorder=2, label="best")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"enthalpy at {state.settings.pressure_gpa:g} GPa (eV/atom)")
+    if best:
+        lo = min(best)
+        ax.set_ylim(lo - 0.05, lo + max(0.5, 2 * (max(best) - lo)))
+    ax.legend(loc="upper right")
+    comp = "".join(f"{el}{n if n > 1 else ''}" for el, n in state.settings.composition.items())
+    ax.set_title(f"{comp}, {state.settings.n_atoms[0]}-{state.settings.n_atoms[1]} atoms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""workflows: FireWorks workflow builders, firetasks, LaunchPad handling and the ``pes`` CLI."""

@@ -1,0 +1,5 @@
+"""Workflow builders: Python functions that return FireWorks ``Workflow`` objects."""
+
+from workflows.builders.oracle import oracle_workflow
+
+__all__ = ["oracle_workflow"]

@@ -1,0 +1,146 @@
+"""``pes init``, ``pes submit``, ``pes run``, ``pes status``."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import click
+import yaml
+
+from workflows.backend import find_launchpad_file, open_backend
+from workflows.cli.common import launchpad_option
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False), default=".")
+@click.option("--mongodb-uri", default=None, help="Use this MongoDB (mongodb:// or mongodb+srv:// URI) instead of the embedded store.")
+@click.option("--db-name", default="pes", show_default=True, help="Database name.")
+@click.option("--category", default="", help="Worker category written to my_fworker.yaml (dft, ml or empty for all).")
+@click.option("--force", is_flag=True, help="Overwrite existing config files.")
+def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, force: bool) -> None:
+    """Write my_launchpad.yaml and my_fworker.yaml into DIRECTORY.
+
+    Without --mongodb-uri the project uses the embedded store (DIRECTORY/store.json):
+    no server needed, one process at a time.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    lp_file, fw_file = d / "my_launchpad.yaml", d / "my_fworker.yaml"
+    for f in (lp_file, fw_file):
+        if f.exists() and not force:
+            raise click.ClickException(f"{f} exists; pass --force to overwrite it")
+    if mongodb_uri:
+        if not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise click.ClickException("--mongodb-uri must start with mongodb:// or mongodb+srv://")
+        lp = {"host": mongodb_uri, "uri_mode": True, "name": db_name,
+              "mongoclient_kwargs": {"serverSelectionTimeoutMS": 5000}}
+    else:
+        lp = {"embedded_store": "store.json", "name": db_name}
+    fworker = {"name": f"{os.uname().nodename}-worker", "category": category, "query": "{}",
+               "env": {"pes_launchpad": str(lp_file.resolve())}}
+    lp_file.write_text("# written by `pes init`\n" + yaml.safe_dump(lp, sort_keys=False))
+    fw_file.write_text("# written by `pes init`; add vasp_cmd / cp2k_cmd under env for DFT workers\n"
+                       + yaml.safe_dump(fworker, sort_keys=False))
+    # open once: creates and initializes the store / checks the server
+    with open_backend(lp_file) as backend:
+        click.echo(f"initialized {backend.describe()}")
+    click.echo(f"wrote {lp_file} and {fw_file}")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@launchpad_option
+@click.option("--dry-run", is_flag=True, help="Validate and build the workflow, add nothing.")
+def submit(spec: str, launchpad: str | None, dry_run: bool) -> None:
+    """Validate SPEC (yaml) and add its workflow to the LaunchPad."""
+    from workflows.specs import build_from_spec
+
+    wf = build_from_spec(spec)  # all validation happens before the database is touched
+    click.echo(f"workflow '{wf.name}': {len(wf.fws)} firework(s)")
+    if dry_run:
+        return
+    with open_backend(launchpad) as backend:
+        id_map = backend.lp.add_wf(wf)
+        backend.flush()
+    click.echo(f"submitted: fw_ids {min(id_map.values())}..{max(id_map.values())}")
+
+
+@click.command()
+@launchpad_option
+@click.option("-w", "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
+@click.option("--category", default=None, help="Only fireworks of this category (dft, ml).")
+@click.option("--max-launches", default=0, type=click.IntRange(0), help="Stop after N launches (0: all).")
+@click.option("--fworker", "fworker_file", type=click.Path(dir_okay=False), default=None,
+              help="my_fworker.yaml with the worker env (default: next to the launchpad file).")
+def run(launchpad: str | None, workers: int, category: str | None, max_launches: int,
+        fworker_file: str | None) -> None:
+    """Launch all READY fireworks in this process (threads for local parallelism)."""
+    from fireworks import FWorker
+
+    from workflows.runner import run_local
+
+    lp_path = find_launchpad_file(launchpad)
+    fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
+    fworker = FWorker.from_file(str(fw_path)) if fw_path.is_file() else None
+    launch_dir = lp_path.resolve().parent / "launches"
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    with open_backend(lp_path) as backend:
+        os.chdir(launch_dir)  # FireWorks writes launch files into the working directory
+        try:
+            summary = run_local(backend, workers=workers, category=category,
+                                max_launches=max_launches, fworker=fworker)
+        finally:
+            os.chdir(cwd)
+    click.echo(f"launched {summary.launched}, completed {summary.completed}, fizzled {summary.fizzled}"
+               f", recovered lost runs {summary.recovered or 'none'} in {summary.wall_time_s:.1f} s")
+    if summary.fizzled:
+        raise SystemExit(2)
+
+
+@click.command()
+@launchpad_option
+@click.option("--fizzled", is_flag=True, help="Also list fizzled fireworks with their error.")
+def status(launchpad: str | None, fizzled: bool) -> None:
+    """Workflows, fireworks by state, stored configurations (read-only)."""
+    from pes_core.db import Configuration, FailedCalculation, PotentialModel, SearchRun
+
+    with open_backend(launchpad, read_only=True) as backend:
+        lp = backend.lp
+        click.echo(f"backend: {backend.describe()}")
+        wf_states = Counter(d["state"] for d in lp.workflows.find({}, {"state": 1}))
+        fw_states = Counter((d["state"], d.get("spec", {}).get("_category", "-"))
+                            for d in lp.fireworks.find({}, {"state": 1, "spec._category": 1}))
+        click.echo(f"workflows: {sum(wf_states.values())}  " + "  ".join(f"{k}={v}" for k, v in sorted(wf_states.items())))
+        click.echo(f"fireworks: {sum(fw_states.values())}")
+        for (state, cat), n in sorted(fw_states.items()):
+            click.echo(f"  {state:<10} {cat:<4} {n}")
+        for wf in lp.workflows.find({}, {"name": 1, "state": 1, "metadata": 1, "nodes": 1}).sort("updated_on", -1).limit(10):
+            md = wf.get("metadata") or {}
+            click.echo(f"  wf '{wf['name']}' {wf['state']} ({len(wf.get('nodes', []))} fws) kind={md.get('pes_kind', '-')}")
+        n_conf = Configuration.objects.count()
+        click.echo(f"configurations: {n_conf}")
+        by = Counter((c.oracle, c.reduced_formula) for c in Configuration.objects.only("oracle", "reduced_formula"))
+        for (oracle, formula), n in sorted(by.items()):
+            click.echo(f"  {oracle:<8} {formula:<12} {n}")
+        n_failed = FailedCalculation.objects.count()
+        if n_failed:
+            click.echo(f"failed calculations: {n_failed}")
+        for m in PotentialModel.objects.order_by("-created_at").limit(5):
+            metrics = ", ".join(f"{k}={v:.4g}" for k, v in (m.metrics or {}).items() if isinstance(v, (int, float)))
+            click.echo(f"model {m.name} ({m.kind} v{m.version}, {len(m.training_ids)} training configs) {metrics}")
+        for s in SearchRun.objects.order_by("-created_at").limit(5):
+            best = f"{s.best_enthalpy_per_atom:.4f} eV/atom" if s.best_enthalpy_per_atom is not None else "-"
+            click.echo(f"search {s.name}: {s.status}, generation {s.current_generation}, best {best}")
+        if fizzled:
+            for fw in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "name": 1}):
+                launch = lp.launches.find_one({"fw_id": fw["fw_id"]}, sort=[("launch_id", -1)])
+                err = ((launch or {}).get("action") or {}).get("stored_data", {}).get("_exception", {})
+                click.echo(f"  FIZZLED fw {fw['fw_id']} {fw.get('name')}: {str(err.get('_stacktrace', ''))[-300:].strip()}")
+
+
+COMMANDS = [init, submit, run, status]
