@@ -400,6 +400,14 @@ class Backend:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def launch_root(self) -> Path:
+        """Folder for launch directories: ``launches/`` beside the store or launchpad file."""
+        if self.config.is_embedded:
+            return self.config.embedded_store.parent / "launches"
+        if self.config.path is not None:
+            return self.config.path.resolve().parent / "launches"
+        return Path.cwd() / "launches"
+
     def describe(self) -> str:
         if self.config.is_embedded:
             return f"embedded store {self.config.embedded_store}" + (" (read-only snapshot)" if self.read_only else "")

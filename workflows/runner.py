@@ -15,6 +15,7 @@ a crash (nobody else can hold the store), so it is rerun at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from fireworks import FWorker
 from fireworks.core.rocket_launcher import launch_rocket
 
+from workflows import runtime
 from workflows.backend import Backend
 
 logger = logging.getLogger(__name__)
@@ -135,16 +137,28 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
                 time.sleep(poll_interval)
                 continue
             try:
+                runtime.set_current_fw(fw_id)
                 launch_rocket(lp, fworker, fw_id=fw_id, strm_lvl="WARNING")
             except Exception:  # a rocket failure is recorded in the firework; keep going
                 logger.exception("rocket for fw %s raised", fw_id)
             finally:
+                runtime.set_current_fw(None)
                 with lock:
                     active[0] -= 1
                     claimed.discard(fw_id)  # a rerun may make it READY again later
                 backend.flush()
                 report(fw_id)
 
+    # launches (and per-firework work dirs) go under the project's launches/ folder
+    root = backend.launch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    old_root, runtime.LAUNCH_ROOT = runtime.LAUNCH_ROOT, root
+    cwd = os.getcwd()
+    os.chdir(root)  # FireWorks records the cwd as launch dir; threads share it
+    from fireworks import fw_config
+    old_print, fw_config.PRINT_FW_JSON = fw_config.PRINT_FW_JSON, False
+    import fireworks.core.rocket as fw_rocket
+    fw_rocket.PRINT_FW_JSON = False
     threads = [threading.Thread(target=worker, name=f"{name}-{k}", daemon=True) for k in range(workers)]
     try:
         for t in threads:
@@ -156,6 +170,9 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
         stop.set()
         raise
     finally:
+        os.chdir(cwd)
+        runtime.LAUNCH_ROOT = old_root
+        fw_rocket.PRINT_FW_JSON = fw_config.PRINT_FW_JSON = old_print
         backend.flush()
         summary.wall_time_s = time.monotonic() - t0
     return summary

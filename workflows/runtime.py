@@ -18,10 +18,48 @@ import mongoengine
 
 from workflows.backend import Backend, LaunchpadConfig, current_backend
 
-__all__ = ["ensure_domain_db", "flush_store", "worker_env"]
+__all__ = ["current_fw_id", "ensure_domain_db", "flush_store", "task_workdir", "worker_env"]
 
 _lock = threading.Lock()
 _own_backend: Backend | None = None
+_thread = threading.local()
+#: root folder for per-firework work directories under ``pes run`` (None: cwd)
+LAUNCH_ROOT: Path | None = None
+
+
+def set_current_fw(fw_id: int | None) -> None:
+    """Called by the local runner before each rocket (threads share one cwd)."""
+    _thread.fw_id = fw_id
+
+
+def current_fw_id(fw_spec: dict | None = None) -> int | None:
+    """The id of the firework running in this thread (``None`` if unknown)."""
+    fw_id = getattr(_thread, "fw_id", None)
+    if fw_id is not None:
+        return fw_id
+    fw_json = Path.cwd() / "FW.json"  # rlaunch: one rocket per process, FW.json in the launch dir
+    if fw_json.is_file():
+        import json
+
+        try:
+            return int(json.loads(fw_json.read_text())["fw_id"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def task_workdir(fw_spec: dict, name: str = "") -> Path:
+    """An absolute, existing work directory private to this firework (and ``name``).
+
+    Never relies on the process's current directory under ``pes run``, whose
+    worker threads share it.
+    """
+    root = LAUNCH_ROOT or Path.cwd()
+    fw_id = current_fw_id(fw_spec)
+    sub = f"fw_{fw_id}" if fw_id is not None else f"fw_pid{os.getpid()}_{threading.get_ident()}"
+    path = Path(root) / sub / name if name else Path(root) / sub
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
 
 
 def worker_env(fw_spec: dict) -> dict:

@@ -130,13 +130,12 @@ def collect_structures(sources: list[StructureSource], base_dir: Path,
             if src.supercell:
                 parent = parent.copy()
                 parent.make_supercell(src.supercell)
+            validate_structure(parent, min_distance, f"structures[{k}]")
+            if src.perturb is None or src.perturb.include_parent:
+                structures.append(parent)
+                labels.append(label)
             if src.perturb is None:
-                structures.append(validate_structure(parent, min_distance, f"structures[{k}]"))
-                labels.append(label)
                 continue
-            if src.perturb.include_parent:
-                structures.append(validate_structure(parent, min_distance, f"structures[{k}]"))
-                labels.append(label)
             samples = rattled_strained(parent, src.perturb.count, rattle=src.perturb.rattle,
                                        strain=src.perturb.strain, seed=src.perturb.seed,
                                        min_distance=min_distance)
@@ -210,7 +209,9 @@ def build_from_spec(path: str | Path):
     _, builder = _KINDS[spec.kind]
     try:
         return builder(spec, base_dir)
-    except (StructureError, FileNotFoundError) as err:
+    except (StructureError, FileNotFoundError, ValueError) as err:
+        if isinstance(err, SpecError):
+            raise
         raise SpecError(f"{path}: {err}") from err
 
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # name -> "module:Class"; imported lazily so heavy backends load only when used
-_REGISTRY: dict[str, str] = {
+_REGISTRY: dict[str, str | type[Oracle]] = {
     "emt": "pes_core.oracles.ase_calc:EMTOracle",
     "lj": "pes_core.oracles.ase_calc:LennardJonesOracle",
     "tersoff": "pes_core.oracles.ase_calc:TersoffOracle",
@@ -42,9 +42,7 @@ _REGISTRY: dict[str, str] = {
 
 
 def register_oracle(name: str, target: str | type[Oracle]) -> None:
-    """Register an oracle class (or ``"module:Class"`` path) under ``name``."""
-    if isinstance(target, type):
-        target = f"{target.__module__}:{target.__qualname__}"
+    """Register an oracle class (or a lazily imported ``"module:Class"`` path) under ``name``."""
     _REGISTRY[name] = target
 
 
@@ -59,7 +57,10 @@ def oracle_class(name: str) -> type[Oracle]:
         raise ValueError(
             f"unknown oracle {name!r}; choose one of {', '.join(available_oracles())}"
         )
-    module, cls = _REGISTRY[name].split(":")
+    target = _REGISTRY[name]
+    if isinstance(target, type):
+        return target
+    module, cls = target.split(":")
     try:
         return getattr(import_module(module), cls)
     except (ImportError, AttributeError) as err:

@@ -55,7 +55,8 @@ def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, f
 @click.argument("spec", type=click.Path(dir_okay=False))
 @launchpad_option
 @click.option("--dry-run", is_flag=True, help="Validate and build the workflow, add nothing.")
-def submit(spec: str, launchpad: str | None, dry_run: bool) -> None:
+@click.option("--if-new", is_flag=True, help="Skip if a workflow of the same name is already on the LaunchPad.")
+def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> None:
     """Validate SPEC (yaml) and add its workflow to the LaunchPad."""
     from workflows.specs import build_from_spec
 
@@ -64,6 +65,9 @@ def submit(spec: str, launchpad: str | None, dry_run: bool) -> None:
     if dry_run:
         return
     with open_backend(launchpad) as backend:
+        if if_new and backend.lp.workflows.find_one({"name": wf.name}) is not None:
+            click.echo(f"workflow '{wf.name}' already submitted; skipped (--if-new)")
+            return
         id_map = backend.lp.add_wf(wf)
         backend.flush()
     click.echo(f"submitted: fw_ids {min(id_map.values())}..{max(id_map.values())}")
@@ -86,16 +90,9 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
     fworker = FWorker.from_file(str(fw_path)) if fw_path.is_file() else None
-    launch_dir = lp_path.resolve().parent / "launches"
-    launch_dir.mkdir(parents=True, exist_ok=True)
-    cwd = os.getcwd()
     with open_backend(lp_path) as backend:
-        os.chdir(launch_dir)  # FireWorks writes launch files into the working directory
-        try:
-            summary = run_local(backend, workers=workers, category=category,
-                                max_launches=max_launches, fworker=fworker)
-        finally:
-            os.chdir(cwd)
+        summary = run_local(backend, workers=workers, category=category,
+                            max_launches=max_launches, fworker=fworker)
     click.echo(f"launched {summary.launched}, completed {summary.completed}, fizzled {summary.fizzled}"
                f", recovered lost runs {summary.recovered or 'none'} in {summary.wall_time_s:.1f} s")
     if summary.fizzled:

@@ -11,16 +11,14 @@ skipped without calling the oracle.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from pathlib import Path
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 from pymatgen.core import Structure
 
 from pes_core.db import calculation_hash, get_configuration, record_failure, store_result
 from pes_core.oracles import OracleError, get_oracle, oracle_class
-from workflows.runtime import ensure_domain_db, flush_store, worker_env
+from workflows.runtime import current_fw_id, ensure_domain_db, flush_store, task_workdir, worker_env
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +72,7 @@ class OracleTask(FiretaskBase):
             generators = [generators] * len(structures)
         extras = self.get("extra") or [{}] * len(structures)
         allow_failures = self.get("allow_failures", len(structures) > 1)
-        fw_id = fw_spec.get("_fw_id") or getattr(self, "_fw_id", None)
-        launch_dir = os.getcwd()
+        fw_id = current_fw_id(fw_spec)
         oracle = get_oracle(name, settings, env=worker_env(fw_spec))
         file_based = oracle_class(name).category == "dft"
 
@@ -85,7 +82,7 @@ class OracleTask(FiretaskBase):
             if get_configuration(chash) is not None:
                 skipped.append(chash)
                 continue
-            workdir = str(Path(launch_dir) / f"calc_{k:04d}") if file_based else None
+            workdir = str(task_workdir(fw_spec, f"calc_{k:04d}")) if file_based else None
             try:
                 if file_based:
                     with CWD_LOCK:
@@ -103,7 +100,7 @@ class OracleTask(FiretaskBase):
                 continue
             _, created = store_result(
                 result, oracle_settings=settings, content_hash=chash, fw_id=fw_id,
-                launch_dir=workdir or launch_dir, workflow=self.get("workflow"),
+                launch_dir=workdir, workflow=self.get("workflow"),
                 generator=generators[k], tags=tags, extra=extras[k] if k < len(extras) else {},
             )
             (stored if created else skipped).append(chash)

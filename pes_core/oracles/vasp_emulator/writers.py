@@ -334,6 +334,9 @@ def write_outcar(path: Path, inputs: EmulatorInputs, steps: list[IonicStep],
     w.append("")
     for j, step in enumerate(steps, start=1):
         w.append(f"--------------------------------------- Iteration {j:6d}(   6)  ---------------------------------------")
+        w.append(f" number of electron  {model.nelect:14.7f} magnetization       0.0000000")
+        w.append(f" E-fermi : {model.efermi:10.4f}     XC(G=0):  -0.0000     alpha+bet : -0.0000")
+        w.append("")
         w.append("  FORCE on cell =-STRESS in cart. coord.  units (eV):")
         w.append("  Direction    XX          YY          ZZ          XY          YZ          ZX")
         s = kb_stress(step.stress)
@@ -354,10 +357,6 @@ def write_outcar(path: Path, inputs: EmulatorInputs, steps: list[IonicStep],
         w.append("")
         w.append(f"  energy  without entropy= {step.energy:18.8f}  energy(sigma->0) = {step.energy:18.8f}")
         w.append("")
-    w.append(f" E-fermi : {model.efermi:10.4f}     XC(G=0):  -0.0000     alpha+bet : -0.0000")
-    if model.ispin == 2:
-        w.append("")
-        w.append(" number of electron  " + f"{model.nelect:14.7f} magnetization       0.0000000")
     w.append("")
     w.append(" General timing and accounting informations for this job:")
     w.append(" ========================================================")

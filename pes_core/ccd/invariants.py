@@ -1,0 +1,308 @@
+"""Polynomials of the CCDs invariant under the cluster point group.
+
+For each degree ``d`` the invariant space is spanned by the Reynolds images
+``R(m) = (1/|G|) sum_g m(D(g) q)`` of the degree-``d`` monomials ``m``.  A
+linearly independent subset is chosen by a rank-revealing (pivoted) QR of the
+Reynolds images evaluated at random points; each chosen invariant is then
+expanded exactly into monomial coefficients.  The dimension found is checked
+against the Molien series
+
+    ``H(t) = (1/|G|) sum_g 1 / det(I - t D(g))``,
+
+whose coefficients are computed from power sums (``tr D(g)^k``) with Newton's
+identities.
+
+Example
+-------
+>>> import numpy as np
+>>> from pes_core.ccd.invariants import invariant_basis
+>>> ops = np.array([np.eye(2), -np.eye(2)])          # the group {1, -1} on R^2
+>>> basis = invariant_basis(ops, max_degree=2)
+>>> basis.counts, basis.molien                        # degree 0..2
+((0, 0, 3), (1, 0, 3))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
+
+import numpy as np
+import scipy.linalg
+import torch
+
+__all__ = ["InvariantBasis", "invariant_basis", "molien_coefficients", "reynolds_rank"]
+
+
+def molien_coefficients(ops: np.ndarray, max_degree: int) -> np.ndarray:
+    """Coefficients ``c_0 .. c_max_degree`` of the Molien series (integers).
+
+    Parameters
+    ----------
+    ops : numpy.ndarray
+        ``(n_ops, N, N)`` matrices of the group acting on the variables.
+    max_degree : int
+        Highest degree.
+
+    Raises
+    ------
+    ValueError
+        If a coefficient is not close to an integer (the matrices are not a group).
+    """
+    ops = np.asarray(ops, dtype=float)
+    n_ops = len(ops)
+    p = np.zeros((n_ops, max_degree + 1))
+    mk = np.broadcast_to(np.eye(ops.shape[1]), ops.shape).copy()
+    for k in range(1, max_degree + 1):
+        mk = mk @ ops
+        p[:, k] = np.trace(mk, axis1=1, axis2=2)
+    h = np.zeros((n_ops, max_degree + 1))
+    h[:, 0] = 1.0
+    for d in range(1, max_degree + 1):
+        h[:, d] = sum(p[:, k] * h[:, d - k] for k in range(1, d + 1)) / d
+    c = h.mean(axis=0)
+    if not np.allclose(c, np.rint(c), atol=1e-6):
+        raise ValueError(f"Molien coefficients are not integers ({c}); the matrices do not form a group")
+    return np.rint(c).astype(int)
+
+
+def _monomials(n_vars: int, degree: int) -> np.ndarray:
+    return np.array(list(combinations_with_replacement(range(n_vars), degree)), dtype=int).reshape(
+        -1, degree
+    )
+
+
+def _reynolds_values(ops: np.ndarray, monos: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``(K, M)`` values of the Reynolds images of monomials at points ``(K, N)``."""
+    out = np.zeros((len(points), len(monos)))
+    for g in ops:
+        y = points @ g.T
+        val = np.ones_like(out)
+        for j in range(monos.shape[1]):
+            val *= y[:, monos[:, j]]
+        out += val
+    return out / len(ops)
+
+
+def _select(ops: np.ndarray, degree: int, n_points: int, rtol: float, seed: int):
+    n_vars = ops.shape[1]
+    monos = _monomials(n_vars, degree)
+    rng = np.random.default_rng(seed + degree)
+    k = min(n_points, len(monos)) if n_points else len(monos)
+    x = rng.normal(size=(k, n_vars))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a = _reynolds_values(ops, monos, x)
+    norms = np.linalg.norm(a, axis=0)
+    big = norms > 1e-12 * max(norms.max(), 1e-300)
+    if not big.any():
+        return monos, np.zeros(0, dtype=int), 0
+    cols = np.flatnonzero(big)
+    a = a[:, cols] / norms[cols]
+    _, r, piv = scipy.linalg.qr(a, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.sum(diag > rtol * diag[0]))
+    return monos, cols[piv[:rank]], rank
+
+
+def _expand(ops: np.ndarray, mono: np.ndarray, n_vars: int) -> dict[tuple[int, ...], float]:
+    """Exact monomial coefficients of the Reynolds image of one monomial."""
+    d = len(mono)
+    rows = ops[:, mono, :]  # (G, d, N)
+    nz = np.abs(rows) > 1e-14
+    b = int(nz.sum(axis=2).max())
+    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :b]
+    cols = order
+    vals = np.take_along_axis(rows, order, axis=2) * np.take_along_axis(nz, order, axis=2)
+    combos = np.stack(np.meshgrid(*[np.arange(b)] * d, indexing="ij"), -1).reshape(-1, d)
+    ar = np.arange(d)
+    cc = cols[:, ar[None, :], combos]  # (G, C, d)
+    vv = np.prod(vals[:, ar[None, :], combos], axis=2)  # (G, C)
+    cc = np.sort(cc, axis=2).reshape(-1, d)
+    vv = vv.reshape(-1)
+    keys = (cc * (n_vars ** np.arange(d))[None, :]).sum(axis=1)
+    uk, inv = np.unique(keys, return_inverse=True)
+    coef = np.bincount(inv, weights=vv) / len(ops)
+    first = np.zeros(len(uk), dtype=int)
+    first[inv] = np.arange(len(inv))
+    out = {}
+    cmax = np.abs(coef).max()
+    for u, c, f in zip(uk, coef, first):
+        if abs(c) > 1e-12 * cmax:
+            out[tuple(int(v) for v in cc[f])] = float(c)
+    return out
+
+
+def reynolds_rank(ops: np.ndarray, degree: int, n_points: int | None = None, rtol: float = 1e-8, seed: int = 0) -> int:
+    """Dimension of the span of the Reynolds images of all degree-``degree`` monomials.
+
+    Independent of the Molien series; ``n_points`` random points (default:
+    as many as monomials) bound the detectable rank.
+    """
+    return _select(np.asarray(ops, dtype=float), degree, n_points or 0, rtol, seed)[2]
+
+
+@dataclass(frozen=True)
+class InvariantBasis:
+    """Linearly independent invariant polynomials of degrees 1..max_degree.
+
+    Attributes
+    ----------
+    n_vars : int
+        Number of variables (CCDs).
+    max_degree : int
+        Highest degree.
+    monomials : tuple of tuple of int
+        Variable indices of every monomial used (sorted within a monomial).
+    coeffs : numpy.ndarray
+        ``(n_monomials, n_basis)``; basis function ``b`` is
+        ``sum_m coeffs[m, b] * prod(q[monomials[m]])``.
+    degrees : numpy.ndarray
+        Degree of every basis function.
+    counts : tuple of int
+        Number of independent invariants found for degree 0..max_degree
+        (degree 0, the constant, is counted in :attr:`molien` only).
+    molien : tuple of int
+        Molien series coefficients for degree 0..max_degree.
+    """
+
+    n_vars: int
+    max_degree: int
+    monomials: tuple[tuple[int, ...], ...] = field(repr=False)
+    coeffs: np.ndarray = field(repr=False)
+    degrees: np.ndarray = field(repr=False)
+    counts: tuple[int, ...]
+    molien: tuple[int, ...]
+
+    @property
+    def n_basis(self) -> int:
+        """Number of basis functions."""
+        return self.coeffs.shape[1]
+
+    def evaluate(self, q: np.ndarray) -> np.ndarray:
+        """Evaluate all basis functions at ``q`` ``(..., n_vars)`` (numpy)."""
+        q = np.asarray(q, dtype=float)
+        mon = np.stack([np.prod(q[..., list(m)], axis=-1) for m in self.monomials], axis=-1)
+        return mon @ self.coeffs
+
+    def evaluator(self) -> PolynomialEvaluator:
+        """A torch module evaluating the basis (differentiable)."""
+        return PolynomialEvaluator(self)
+
+
+class PolynomialEvaluator(torch.nn.Module):
+    """Evaluate an :class:`InvariantBasis` on torch tensors ``(..., n_vars)``.
+
+    Monomials are built degree by degree (each from a lower-degree prefix
+    times one variable), then contracted with the coefficient matrix.
+    """
+
+    def __init__(self, basis: InvariantBasis) -> None:
+        super().__init__()
+        needed: dict[tuple[int, ...], None] = {}
+        for m in basis.monomials:
+            for k in range(1, len(m) + 1):
+                needed[m[:k]] = None
+        by_deg: dict[int, list[tuple[int, ...]]] = {}
+        for m in needed:
+            by_deg.setdefault(len(m), []).append(m)
+        self.max_degree = max(by_deg) if by_deg else 0
+        position: dict[tuple[int, ...], int] = {}
+        offset = 0
+        for d in range(1, self.max_degree + 1):
+            ms = sorted(by_deg.get(d, []))
+            for i, m in enumerate(ms):
+                position[m] = offset + i
+            if d > 1:
+                parent = torch.tensor([position[m[:-1]] - prev_offset for m in ms], dtype=torch.long)
+                last = torch.tensor([m[-1] for m in ms], dtype=torch.long)
+                self.register_buffer(f"parent{d}", parent)
+                self.register_buffer(f"last{d}", last)
+            else:
+                self.register_buffer("first", torch.tensor([m[0] for m in ms], dtype=torch.long))
+            prev_offset = offset
+            offset += len(ms)
+        rows = torch.tensor([position[m] for m in basis.monomials], dtype=torch.long)
+        coeffs = torch.zeros(offset, basis.n_basis, dtype=torch.float64)
+        coeffs[rows] = torch.as_tensor(basis.coeffs, dtype=torch.float64)
+        self.register_buffer("coeffs", coeffs)
+        self.n_basis = basis.n_basis
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        """``(..., n_vars)`` -> ``(..., n_basis)``."""
+        if self.max_degree == 0:
+            return q.new_zeros(q.shape[:-1] + (0,))
+        level = q[..., self.first]
+        levels = [level]
+        for d in range(2, self.max_degree + 1):
+            level = level[..., getattr(self, f"parent{d}")] * q[..., getattr(self, f"last{d}")]
+            levels.append(level)
+        mon = torch.cat(levels, dim=-1)
+        return mon @ self.coeffs.to(mon.dtype)
+
+
+def invariant_basis(
+    ops: np.ndarray,
+    max_degree: int,
+    rtol: float = 1e-8,
+    seed: int = 0,
+    check_molien: bool = True,
+    extra_points: int = 40,
+) -> InvariantBasis:
+    """Independent invariant polynomials up to ``max_degree`` (Reynolds operator).
+
+    Parameters
+    ----------
+    ops : numpy.ndarray
+        ``(n_ops, N, N)`` orthogonal matrices of the group acting on the variables.
+    max_degree : int
+        Highest polynomial degree (e.g. 2, 4 or 6).
+    rtol : float
+        Relative threshold on the pivoted-QR diagonal for linear independence.
+    seed : int
+        Seed of the random evaluation points (results are deterministic).
+    check_molien : bool
+        Raise if the number found for a degree differs from the Molien coefficient.
+    extra_points : int
+        Evaluation points beyond the Molien count (so a larger rank would show).
+
+    Returns
+    -------
+    InvariantBasis
+        Each invariant scaled to a largest coefficient of 1.
+    """
+    ops = np.asarray(ops, dtype=float)
+    n_vars = ops.shape[1]
+    molien = molien_coefficients(ops, max_degree)
+    monomials: dict[tuple[int, ...], int] = {}
+    columns: list[dict[tuple[int, ...], float]] = []
+    degrees: list[int] = []
+    counts = [0]
+    for d in range(1, max_degree + 1):
+        n_points = int(molien[d]) + extra_points
+        monos, chosen, rank = _select(ops, d, n_points, rtol, seed)
+        if check_molien and rank != molien[d]:
+            raise RuntimeError(
+                f"degree {d}: {rank} independent Reynolds invariants but Molien series says {molien[d]}; "
+                "loosen rtol or check the group matrices"
+            )
+        counts.append(rank)
+        for c in chosen:
+            poly = _expand(ops, monos[c], n_vars)
+            scale = max(abs(v) for v in poly.values())
+            columns.append({m: v / scale for m, v in poly.items()})
+            degrees.append(d)
+            for m in poly:
+                monomials.setdefault(m, len(monomials))
+    coeffs = np.zeros((len(monomials), len(columns)))
+    for b, poly in enumerate(columns):
+        for m, v in poly.items():
+            coeffs[monomials[m], b] = v
+    return InvariantBasis(
+        n_vars=n_vars,
+        max_degree=max_degree,
+        monomials=tuple(monomials),
+        coeffs=coeffs,
+        degrees=np.asarray(degrees, dtype=int),
+        counts=tuple(counts),
+        molien=tuple(int(v) for v in molien),
+    )

@@ -1,0 +1,237 @@
+"""The ``cp2k`` oracle: real DFT (GPW, GTH pseudopotentials) through atomate2's CP2K makers.
+
+A first-principles code that runs on a laptop without a licence: Debian's
+``cp2k`` package provides the program, ``cp2k-data`` the basis sets and
+pseudopotentials, and pymatgen needs them converted once
+(``scripts/setup_cp2k.sh`` does all of it)::
+
+    apt-get install -y cp2k cp2k-data
+    pmg config --cp2k /usr/share/cp2k ~/.cache/pes/cp2k-data
+    export PMG_CP2K_DATA_DIR=~/.cache/pes/cp2k-data PMG_DEFAULT_CP2K_FUNCTIONAL=PBE
+
+Settings (all optional; recorded in provenance):
+
+``kpoints`` ([n1, n2, n3], default [4, 4, 4])
+    explicit Monkhorst-Pack grid.  Always give one: atomate2's default
+    irreducible k-point list with CP2K symmetry off gave 1.4 eV/Å spurious
+    forces on perfect diamond (measured).
+``cutoff`` (Ry, default atomate2's) and ``rel_cutoff`` (Ry)
+    plane-wave cutoffs of the GPW grids.
+``input_settings`` (dict)
+    further ``user_input_settings`` of atomate2's CP2K input generator.
+``relax`` (bool)
+    geometry optimization (``RelaxMaker``) instead of a single point.
+``max_errors`` (int)
+    custodian's limit.
+``omp_threads`` (int, default 1)
+    OpenMP threads of the CP2K process (more threads made it 18x slower on a
+    busy 2-core machine, measured).
+``cp2k_cmd``
+    command (else worker ``env["cp2k_cmd"]``, else ``ATOMATE2_CP2K_CMD``, else
+    ``cp2k.psmp`` or ``cp2k`` from PATH).
+``cp2k_data_dir``
+    pymatgen's CP2K data directory (else ``env["cp2k_data_dir"]``, else
+    ``PMG_CP2K_DATA_DIR``).
+
+Spin: runs are spin-polarized (UKS), atomate2's default; atomate2 0.1.5
+could not parse non-spin-polarized runs (an integer multiplicity reaches a
+``.upper()``, measured).
+
+Units: atomate2 reports CP2K forces in Hartree/Bohr; they are converted to
+eV/Å.  CP2K prints the stress tensor in GPa with the opposite sign to ASE
+(positive = compressive); it is converted to the ASE sign.  Both conversions
+are checked against finite differences of the energy in the slow tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import threading
+import uuid
+from collections import deque
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase.units import Bohr, Hartree
+from pymatgen.core import Structure
+
+from pes_core.oracles.base import Oracle, OracleError, OracleResult
+
+__all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "resolve_cp2k_cmd"]
+
+#: Hartree/Bohr -> eV/Å
+HARTREE_PER_BOHR_TO_EV_PER_A = Hartree / Bohr
+
+_CWD_LOCK = threading.Lock()
+_DEFAULT_KPOINTS = (4, 4, 4)
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def resolve_cp2k_cmd(settings: dict[str, Any], env: dict[str, Any]) -> str:
+    """The CP2K command: settings, worker env, ``ATOMATE2_CP2K_CMD``, then PATH."""
+    cmd = settings.get("cp2k_cmd") or env.get("cp2k_cmd") or os.environ.get("ATOMATE2_CP2K_CMD")
+    if cmd:
+        return str(cmd)
+    for exe in ("cp2k.psmp", "cp2k.ssmp", "cp2k"):
+        if shutil.which(exe):
+            return exe
+    return "cp2k.psmp"
+
+
+def _configure_pymatgen(settings: dict[str, Any], env: dict[str, Any]) -> str:
+    """Point pymatgen at the CP2K data directory and default functional; returns the dir."""
+    from pymatgen.core import SETTINGS as PMG_SETTINGS
+
+    data_dir = (settings.get("cp2k_data_dir") or env.get("cp2k_data_dir")
+                or os.environ.get("PMG_CP2K_DATA_DIR") or PMG_SETTINGS.get("PMG_CP2K_DATA_DIR"))
+    if not data_dir or not Path(data_dir).is_dir() or not (Path(data_dir) / "C").exists():
+        raise OracleError(
+            "cp2k oracle: pymatgen's CP2K data directory is not set up "
+            f"(PMG_CP2K_DATA_DIR={data_dir!r}). Run scripts/setup_cp2k.sh (apt-get install cp2k "
+            "cp2k-data; pmg config --cp2k /usr/share/cp2k DIR) and export PMG_CP2K_DATA_DIR=DIR "
+            "(the converted DIR, not /usr/share/cp2k)."
+        )
+    PMG_SETTINGS["PMG_CP2K_DATA_DIR"] = str(data_dir)
+    if not (os.environ.get("DEFAULT_CP2K_FUNCTIONAL") or PMG_SETTINGS.get("PMG_DEFAULT_CP2K_FUNCTIONAL")):
+        PMG_SETTINGS["PMG_DEFAULT_CP2K_FUNCTIONAL"] = "PBE"
+    return str(data_dir)
+
+
+def build_cp2k_maker(settings: dict[str, Any], cp2k_cmd: str):
+    """atomate2 CP2K maker (StaticMaker or RelaxMaker) configured from oracle ``settings``."""
+    from atomate2.cp2k.jobs.core import RelaxMaker, StaticMaker
+    from pymatgen.io.vasp import Kpoints
+
+    relax = bool(settings.get("relax", False))
+    maker_cls = RelaxMaker if relax else StaticMaker
+    generator = maker_cls().input_set_generator
+    mesh = tuple(int(x) for x in settings.get("kpoints", _DEFAULT_KPOINTS))
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise ValueError(f"settings['kpoints'] must be three positive integers, got {list(mesh)}")
+    user_input = dict(settings.get("input_settings") or {})
+    if settings.get("cutoff") is not None:
+        user_input["cutoff"] = float(settings["cutoff"])
+    if settings.get("rel_cutoff") is not None:
+        user_input["rel_cutoff"] = float(settings["rel_cutoff"])
+    generator.user_input_settings = {**generator.user_input_settings, **user_input}
+    generator.user_kpoints_settings = Kpoints.monkhorst_automatic(mesh)
+
+    omp = int(settings.get("omp_threads", 1))
+    if "OMP_NUM_THREADS" not in cp2k_cmd:
+        cp2k_cmd = f"env OMP_NUM_THREADS={omp} {cp2k_cmd}"
+    run_kwargs: dict[str, Any] = {"cp2k_cmd": cp2k_cmd}
+    if settings.get("max_errors") is not None:
+        run_kwargs["max_errors"] = int(settings["max_errors"])
+    custodian_kwargs = {k: settings[k] for k in ("polling_time_step", "monitor_freq")
+                        if settings.get(k) is not None}
+    if custodian_kwargs:
+        run_kwargs["custodian_kwargs"] = custodian_kwargs
+    return maker_cls(input_set_generator=generator, run_cp2k_kwargs=run_kwargs,
+                     stop_children_kwargs={"handle_unsuccessful": "error"})
+
+
+def _tail(path: Path, n: int = 10) -> str:
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.exists():
+            from monty.io import zopen
+
+            with zopen(candidate, "rt") as fh:
+                return "".join(deque(fh, maxlen=n)).strip()
+    return ""
+
+
+class Cp2kOracle(Oracle):
+    """CP2K (Debian package) through atomate2.  See the module docstring for settings."""
+
+    name = "cp2k"
+    category = "dft"
+
+    def code_version(self) -> str:
+        return f"CP2K via atomate2 {_pkg_version('atomate2')}, pymatgen {_pkg_version('pymatgen')}"
+
+    def _compute(self, structure: Structure, workdir: str | None = None) -> OracleResult:
+        from jobflow import JobStore
+        from maggma.stores import MemoryStore
+
+        data_dir = _configure_pymatgen(self.settings, self.env)
+        cp2k_cmd = resolve_cp2k_cmd(self.settings, self.env)
+        exe = shlex.split(os.path.expandvars(cp2k_cmd))[0]
+        if shutil.which(exe) is None:
+            raise OracleError(
+                f"cp2k oracle: the CP2K command {cp2k_cmd!r} is not runnable ({exe!r} not on PATH). "
+                "Install it with scripts/setup_cp2k.sh (Debian: apt-get install cp2k cp2k-data) or "
+                "set cp2k_cmd in the worker env."
+            )
+        try:
+            maker = build_cp2k_maker(self.settings, cp2k_cmd)
+        except (ValueError, TypeError) as err:
+            raise OracleError(f"cp2k oracle: invalid settings: {err}") from err
+        base = Path(workdir or os.getcwd()).resolve()
+        jobdir = base / f"cp2k_{'relax' if self.settings.get('relax') else 'static'}_{uuid.uuid4().hex[:12]}"
+        jobdir.mkdir(parents=True, exist_ok=False)
+        job = maker.make(structure)
+        store = JobStore(MemoryStore())
+        store.connect()
+        with _CWD_LOCK:
+            old = os.getcwd()
+            os.chdir(jobdir)
+            try:
+                response = job.run(store=store)
+            except Exception as err:  # noqa: BLE001
+                out = _tail(jobdir / "cp2k.out")
+                raise OracleError(
+                    f"cp2k oracle: the CP2K run in {jobdir} failed ({type(err).__name__}: {err})."
+                    + (f"\nLast lines of cp2k.out:\n{out}" if out else "")
+                ) from err
+            finally:
+                os.chdir(old)
+        doc = response.output
+        if doc is None:
+            raise OracleError(f"cp2k oracle: atomate2 returned no task document ({jobdir})")
+        return self._to_result(doc, structure, jobdir, data_dir, cp2k_cmd)
+
+    def _to_result(self, doc, structure: Structure, jobdir: Path, data_dir: str,
+                   cp2k_cmd: str) -> OracleResult:
+        calc = doc.calcs_reversed[0]
+        out = doc.output
+        energy = float(out.energy)  # eV (pymatgen converts CP2K's Hartree)
+        forces_au = np.asarray(out.forces, dtype=float)
+        forces = forces_au * HARTREE_PER_BOHR_TO_EV_PER_A
+        stress = None
+        if out.stress is not None:
+            # CP2K: GPa, positive = compressive; ASE: positive = tensile
+            stress = -np.asarray(out.stress, dtype=float).reshape(3, 3)
+        final = Structure.from_dict(out.structure.as_dict()) if self.settings.get("relax") else structure
+        inp = calc.input
+        prov = {
+            "task_dir": str(jobdir),
+            "cp2k_version": str(getattr(calc, "cp2k_version", None)),
+            "cp2k_cmd": cp2k_cmd,
+            "cp2k_data_dir": data_dir,
+            "run_type": str(getattr(calc, "run_type", None)),
+            "kpoints": list(int(x) for x in self.settings.get("kpoints", _DEFAULT_KPOINTS)),
+            "dft": _jsonable(getattr(inp, "dft", None)),
+            "atomic_kind_info": _jsonable(getattr(inp, "atomic_kind_info", None)),
+            "custodian_corrections": _jsonable([c.get("corrections", []) if isinstance(c, dict) else c
+                                                for c in (doc.custodian or [])]),
+            "state": str(getattr(doc.state, "value", doc.state)),
+            "forces_unit_from_atomate2": "Hartree/Bohr",
+        }
+        return OracleResult(energy=energy, forces=forces, stress=stress, structure=final,
+                            provenance=_jsonable(prov))
+
+
+def _jsonable(obj: Any) -> Any:
+    from monty.json import jsanitize
+
+    return jsanitize(obj, strict=False, allow_bson=False, enum_values=True)

@@ -1,0 +1,5 @@
+"""``python -m workflows.cli`` == ``pes``."""
+
+from workflows.cli import main
+
+main()

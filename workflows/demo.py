@@ -1,0 +1,59 @@
+"""The main job on the embedded default: ``./bootstrap.sh demo`` (or ``python -m workflows.demo``).
+
+Creates (or reuses) a project folder with an embedded store, submits the
+example workflows, runs them in this process and prints the status.  Running
+it again resumes: stored results are not recomputed.
+
+Stages (each an example spec in ``examples/``):
+
+1. ``training_set_si.yaml`` -- rattled/strained diamond-Si cells labelled by
+   the CHGNet stand-in oracle and stored as ``Configuration`` documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from workflows.cli import main as pes
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+STAGES = [
+    ("training set (CHGNet, Si)", "training_set_si.yaml"),
+]
+
+
+def run(project: Path, workers: int) -> None:
+    t0 = time.monotonic()
+    lp = project / "my_launchpad.yaml"
+    if not lp.exists():
+        _call(["init", str(project)])
+    for title, spec in STAGES:
+        print(f"\n=== {title}: {spec}", flush=True)
+        _call(["submit", str(EXAMPLES / spec), "-l", str(lp), "--if-new"])
+        _call(["run", "-l", str(lp), "--workers", str(workers)])
+    print("\n=== status", flush=True)
+    _call(["status", "-l", str(lp)])
+    print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; project folder: {project}")
+
+
+def _call(args: list[str]) -> None:
+    try:
+        pes(args)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", default="demo_project", help="project folder (default ./demo_project)")
+    parser.add_argument("--workers", type=int, default=2, help="worker threads (default 2)")
+    args = parser.parse_args()
+    run(Path(args.project).resolve(), args.workers)
+
+
+if __name__ == "__main__":
+    main()
