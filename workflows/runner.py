@@ -88,9 +88,9 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
         fworker = FWorker(name=name, category=category or "")
     elif category:
         fworker = FWorker(name=fworker.name, category=category, query=fworker._query, env=fworker.env)
-    if progress:  # our one line per firework replaces FireWorks' chatty INFO lines
-        for logname in ("rocket.launcher", "launchpad"):
-            logging.getLogger(logname).setLevel(logging.WARNING)
+    # our one line per firework replaces FireWorks' chatty INFO lines
+    for logname in ("rocket.launcher", "launchpad"):
+        logging.getLogger(logname).setLevel(logging.WARNING)
     summary = RunSummary(recovered=recover_lost_runs(backend))
     t0 = time.monotonic()
     lock = threading.Lock()
