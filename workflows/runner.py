@@ -159,6 +159,7 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     old_print, fw_config.PRINT_FW_JSON = fw_config.PRINT_FW_JSON, False
     import fireworks.core.rocket as fw_rocket
     fw_rocket.PRINT_FW_JSON = False
+    fw_rocket.ROCKET_STREAM_LOGLEVEL = "WARNING"  # errors still reach the terminal
     threads = [threading.Thread(target=worker, name=f"{name}-{k}", daemon=True) for k in range(workers)]
     try:
         for t in threads:

@@ -37,13 +37,16 @@ def cuau_unsorted():
 
 
 def emt_reference(structure):
-    """Energy (eV), forces (eV/Å), stress (GPa, ASE sign) from ASE EMT directly."""
+    """What the emulator must report: energy (eV: EMT's plus the emulator's reference
+    energy per atom), forces (eV/Å), stress (GPa, ASE sign), from ASE EMT directly."""
+    from pes_core.oracles.vasp_emulator.standin import DEFAULT_ATOM_ENERGY
+
     from ase.calculators.emt import EMT
     from ase.units import GPa
 
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.calc = EMT()
-    e = atoms.get_potential_energy()
+    e = atoms.get_potential_energy() + DEFAULT_ATOM_ENERGY * len(atoms)
     f = atoms.get_forces()
     s = atoms.get_stress(voigt=False) / GPa
     return e, np.asarray(f), np.asarray(s)
