@@ -55,6 +55,9 @@ class EmulatorInputs:
         Valence electrons per species (from POTCAR, else nominal).
     potcar_source : str
         ``"POTCAR"`` or ``"POTCAR.spec"``.
+    species, counts : list
+        Element and number of atoms of each VASP atom type (the POSCAR groups;
+        an element may form several groups, each with its POTCAR entry).
     """
 
     atoms: Atoms
@@ -65,6 +68,7 @@ class EmulatorInputs:
     zvals: list[float]
     potcar_source: str
     species: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
 
     def get(self, key: str, default: Any = None) -> Any:
         """An INCAR value (VASP default ``default`` when the tag is absent)."""
@@ -75,10 +79,12 @@ class EmulatorInputs:
         """Number of valence electrons (INCAR NELECT if given)."""
         if "NELECT" in self.incar:
             return float(self.incar["NELECT"])
-        counts = {s: 0 for s in self.species}
-        for sym in self.atoms.get_chemical_symbols():
-            counts[sym] += 1
-        return float(sum(z * counts[s] for s, z in zip(self.species, self.zvals)))
+        return float(sum(z * n for n, z in zip(self.counts, self.zvals)))
+
+    @property
+    def atom_types(self) -> list[int]:
+        """Type index (1-based, POSCAR/POTCAR order) of every atom."""
+        return [t + 1 for t, n in enumerate(self.counts) for _ in range(n)]
 
 
 def _read_kpoints(directory: Path, incar: dict, atoms: Atoms) -> dict[str, Any]:
@@ -144,7 +150,9 @@ def read_inputs(directory: str | Path = ".") -> EmulatorInputs:
     structure = poscar.structure
     atoms = AseAtomsAdaptor.get_atoms(structure)
     incar = {k.upper(): v for k, v in Incar.from_file(directory / "INCAR").items()}
-    species = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    # VASP types: consecutive groups in POSCAR; a species may appear in several groups
+    species = list(poscar.site_symbols)
+    counts = [int(n) for n in poscar.natoms]
     symbols, titles, zvals, source = _read_potcar(directory, species)
     if len(symbols) != len(species):
         raise InputError(
@@ -157,4 +165,4 @@ def read_inputs(directory: str | Path = ".") -> EmulatorInputs:
     kpoints = _read_kpoints(directory, incar, atoms)
     return EmulatorInputs(atoms=atoms, incar=incar, kpoints=kpoints, potcar_symbols=symbols,
                           potcar_titles=titles, zvals=zvals, potcar_source=source,
-                          species=species)
+                          species=species, counts=counts)

@@ -199,9 +199,8 @@ def write_vasprun(path: Path, inputs: EmulatorInputs, steps: list[IonicStep],
         f.write(f"  <atoms>{n:8d} </atoms>\n  <types>{len(inputs.species):8d} </types>\n")
         f.write('  <array name="atoms" >\n   <dimension dim="1">ion</dimension>\n'
                 '   <field type="string">element</field>\n   <field type="int">atomtype</field>\n   <set>\n')
-        type_of = {s: i + 1 for i, s in enumerate(inputs.species)}
-        for s in inputs.atoms.get_chemical_symbols():
-            f.write(f"    <rc><c>{s:2s}</c><c>{type_of[s]:4d}</c></rc>\n")
+        for s, t in zip(inputs.atoms.get_chemical_symbols(), inputs.atom_types):
+            f.write(f"    <rc><c>{s:2s}</c><c>{t:4d}</c></rc>\n")
         f.write("   </set>\n  </array>\n")
         f.write('  <array name="atomtypes" >\n   <dimension dim="1">type</dimension>\n'
                 '   <field type="int">atomspertype</field>\n   <field type="string">element</field>\n'
@@ -209,8 +208,7 @@ def write_vasprun(path: Path, inputs: EmulatorInputs, steps: list[IonicStep],
                 '   <field type="string">pseudopotential</field>\n   <set>\n')
         symbols = inputs.atoms.get_chemical_symbols()
         masses = inputs.atoms.get_masses()
-        for s, title, z in zip(inputs.species, inputs.potcar_titles, inputs.zvals):
-            cnt = symbols.count(s)
+        for s, cnt, title, z in zip(inputs.species, inputs.counts, inputs.potcar_titles, inputs.zvals):
             mass = float(masses[symbols.index(s)])
             f.write(f"    <rc><c>{cnt:4d}</c><c>{s:2s}</c><c>{mass:16.8f}</c><c>{z:16.8f}</c>"
                     f"<c>  {title:38s}</c></rc>\n")
@@ -321,7 +319,7 @@ def write_outcar(path: Path, inputs: EmulatorInputs, steps: list[IonicStep],
         w.append(f"   TITEL  = {title}")
         w.append(f"   POMASS =    1.000; ZVAL   =   {z:8.3f}    mass and valenz")
     w.append("")
-    w.append(f"   ions per type =          {' '.join(str(inputs.atoms.get_chemical_symbols().count(s)) for s in inputs.species)}")
+    w.append(f"   ions per type =          {' '.join(str(c) for c in inputs.counts)}")
     w.append(f"   NKPTS = {len(model.kpts):6d}   k-points in BZ     NKDIM = {len(model.kpts):6d}"
              f"   number of bands    NBANDS= {model.nbands:6d}")
     w.append(f"   number of dos      NEDOS =    301   number of ions     NIONS = {n:6d}")

@@ -1,0 +1,41 @@
+"""The 15 Glazer tilt systems give the space groups of Howard & Stokes (1998)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from pes_core.sampling import GLAZER_SYSTEMS, glazer_tilted, parse_glazer, rattled_strained
+
+
+@pytest.mark.parametrize("symbol", sorted(GLAZER_SYSTEMS))
+def test_tilt_system_space_group(symbol):
+    s = glazer_tilted(symbol, 8.0)
+    assert len(s) == 40 and s.composition.reduced_formula == "CsPbBr3"
+    number = SpacegroupAnalyzer(s, symprec=1e-3).get_space_group_number()
+    assert number == GLAZER_SYSTEMS[symbol][1], symbol
+
+
+def test_corner_sharing_is_kept():
+    s = glazer_tilted("a-b-c-", 10.0)
+    # every Br has exactly two Pb neighbours at ~a/2 (octahedra stay corner-connected)
+    for site in s:
+        if site.species_string == "Br":
+            pb = [n for n in s.get_neighbors(site, 3.2) if n.species_string == "Pb"]
+            assert len(pb) == 2
+
+
+def test_bad_symbols():
+    with pytest.raises(ValueError, match="not a Glazer symbol"):
+        parse_glazer("a+b-")
+
+
+def test_rattled_strained_is_deterministic_and_respects_min_distance():
+    s = glazer_tilted("a0a0a0")
+    a = rattled_strained(s, 3, seed=5)
+    b = rattled_strained(s, 3, seed=5)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.cart_coords, y.cart_coords)
+    with pytest.raises(ValueError, match="could not draw"):
+        rattled_strained(s, 1, rattle=3.0, min_distance=2.5, max_tries=5)
