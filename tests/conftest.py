@@ -7,6 +7,13 @@ import os
 import numpy as np
 import pytest
 
+import sys
+from pathlib import Path
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+sys.path.insert(0, str(PLUGINS))
+os.environ["PES_ORACLE_PLUGINS"] = "slow_oracles"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -1,17 +1,21 @@
-"""Vectorized MTP evaluation (numpy): energies, forces, stress and parameter derivatives.
+"""Vectorized MTP evaluation: energies, forces, virial and parameter derivatives.
 
 The contraction program of a :class:`~pes_core.mtp.basis.MomentBasis` is turned
-once into a :class:`ContractionPlan` (monomial tables and "layers" of
-independent products).  Evaluation then works on whole arrays:
+once into a :class:`ContractionPlan`.  Evaluation of one structure then works on
+whole arrays:
 
-* per pair ``p``: radial functions ``f_mu(r_p)``, unit-vector monomials and the
-  basic moment contributions ``V[p, k] = f_{mu_k} * u^a v^b w^c``;
-* per atom: basic moments by a segment sum over the (sorted) pair list, the
-  derived moments layer by layer (gather, multiply, segment sum);
-* backward: ``dE/dM`` layer by layer in reverse, then ``dE/dr_p`` analytically.
+1. per pair ``p``: radial functions ``f_mu(r_p)`` and unit-vector monomials
+   ``u^a v^b w^c``, laid out per atom in a padded ``(N, n_max, .)`` block;
+2. per atom: all moment components at once as a batched matrix product
+   ``Mom[i, mu, (a,b,c)] = sum_j f_mu(r_ij) u_ij^(a,b,c)``, then the derived
+   moments by the contraction program (compiled numba loop over the program,
+   or a layered numpy version);
+3. backward: ``dE/dMom`` by the adjoint program, and ``dE/dr_p`` analytically
+   from a second batched matrix product of the monomials with ``dE/dMom``
+   (shifted copies of it give the angular derivatives:
+   ``d(u^n)/dr_x = (a u^(n - e_x) - |n| u_x u^n) / r``).
 
-There are no Python loops over atoms or pairs; the loops run over the
-polynomial degree (<= 11) and the contraction layers (<= ~6).
+No Python loop runs over atoms or pairs.
 """
 
 from __future__ import annotations
@@ -20,23 +24,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pes_core.mtp import kernels
 from pes_core.mtp.basis import MomentBasis
 from pes_core.mtp.neighbours import PairList
 from pes_core.mtp.potential import MTPPotential
 from pes_core.mtp.radial import chebyshev_radial_basis
 
-__all__ = ["ContractionPlan", "MTPEvaluation", "evaluate_pairs", "get_plan"]
+__all__ = ["ContractionPlan", "MTPEvaluation", "evaluate_pairs", "get_plan", "linear_design"]
 
 
 @dataclass
 class _Layer:
-    i: np.ndarray  # (T,) first factor
-    j: np.ndarray  # (T,) second factor
-    mult: np.ndarray  # (T, 1) float multiplicity
-    k: np.ndarray  # (T,) target moment (entries sorted by k)
-    k_unique: np.ndarray  # targets written by this layer
-    k_starts: np.ndarray  # reduceat starts of each target
-    # backward scatter: contributions to concat(i, j) grouped by target
+    """Entries of the program whose target depends only on earlier layers (numpy fallback)."""
+
+    i: np.ndarray
+    j: np.ndarray
+    mult: np.ndarray
+    k: np.ndarray
+    k_unique: np.ndarray
+    k_starts: np.ndarray
     b_order: np.ndarray
     b_unique: np.ndarray
     b_starts: np.ndarray
@@ -44,64 +50,74 @@ class _Layer:
 
 @dataclass
 class ContractionPlan:
-    """Precomputed index tables of one basis (built once, cached on the basis)."""
+    """Index tables of one basis, built once and cached on the basis object."""
 
     n_basic: int
     n_moments: int
-    basic_mu: np.ndarray  # (K,)
-    basic_mono: np.ndarray  # (K,) column in the monomial table
-    mono_powers: np.ndarray  # (n_mono, 3) (a, b, c), degree <= max_nu + 1
-    mono_parent: np.ndarray  # (n_mono,) monomial divided by one factor
-    mono_axis: np.ndarray  # (n_mono,) which factor (0 x, 1 y, 2 z)
-    n_mono_used: int  # monomials of degree <= max_nu come first
-    d_lo: np.ndarray  # (3, n_used) index of m - e_axis (0 where a_axis = 0)
-    d_hi: np.ndarray  # (3, n_used) index of m + e_axis
-    d_pow: np.ndarray  # (3, n_used) power a_axis
-    d_deg: np.ndarray  # (n_used,) degree n
-    p_mu: np.ndarray  # (K, N_mu) one-hot
-    p_mono: np.ndarray  # (K, n_used) one-hot
-    layers: list[_Layer]
+    n_mu: int
+    n_mono: int
+    mono_parent: np.ndarray  # (n_mono,) the monomial divided by one unit-vector component
+    mono_axis: np.ndarray  # (n_mono,) that component (0 x, 1 y, 2 z)
+    mono_degree: np.ndarray  # (n_mono,) float degree |n|
+    degree_cols: list[np.ndarray]  # columns of each degree 1..max
+    basic_flat: np.ndarray  # (K,) mu * (n_mono + 1) + mono column
+    hi: np.ndarray  # (3, n_mono) column of n + e_x (n_mono: a zero column)
+    hi_coef: np.ndarray  # (3, n_mono) a_x(n) + 1 (0 where n + e_x is beyond the table)
+    times_idx: np.ndarray  # (T, 3) i, j, k
+    times_mult: np.ndarray  # (T,) float
     mapping: np.ndarray
+    layers: list[_Layer]
+
+
+def _check_sequential(basis: MomentBasis) -> None:
+    """Every moment must be complete (all its writes done) before it is read."""
+    times = basis.alpha_index_times
+    last_write = np.full(basis.alpha_moments_count, -1)
+    first_read = np.full(basis.alpha_moments_count, len(times))
+    for t, (i, j, _, k) in enumerate(times):
+        last_write[k] = t
+        first_read[i] = min(first_read[i], t)
+        first_read[j] = min(first_read[j], t)
+    bad = np.nonzero(last_write >= first_read)[0]
+    if len(bad):
+        raise ValueError(
+            f"alpha_index_times reads moment {bad[0]} before its last write; the contraction "
+            "program must list every product of a moment before the moment is used"
+        )
 
 
 def _build_plan(basis: MomentBasis) -> ContractionPlan:
+    _check_sequential(basis)
     basic = basis.alpha_index_basic
     k_basic = len(basic)
     n_mom = int(basis.alpha_moments_count)
     max_nu = basis.max_nu
-    powers = [(a, b, d - a - b) for d in range(max_nu + 2) for a in range(d, -1, -1) for b in range(d - a, -1, -1)]
+    powers = [(a, b, d - a - b) for d in range(max_nu + 1) for a in range(d, -1, -1) for b in range(d - a, -1, -1)]
     index = {p: n for n, p in enumerate(powers)}
-    parent = np.zeros(len(powers), dtype=np.int64)
-    axis = np.zeros(len(powers), dtype=np.int64)
+    n_mono = len(powers)
+    parent = np.zeros(n_mono, dtype=np.int64)
+    axis = np.zeros(n_mono, dtype=np.int64)
     for n, p in enumerate(powers[1:], start=1):
         ax = next(a for a in range(3) if p[a] > 0)
         q = list(p)
         q[ax] -= 1
         parent[n], axis[n] = index[tuple(q)], ax
-    n_used = sum(1 for p in powers if sum(p) <= max_nu)
-    d_lo = np.zeros((3, n_used), dtype=np.int64)
-    d_hi = np.zeros((3, n_used), dtype=np.int64)
-    d_pow = np.zeros((3, n_used))
-    for n, p in enumerate(powers[:n_used]):
+    degree = np.array([sum(p) for p in powers], dtype=float)
+    degree_cols = [np.nonzero(degree == d)[0] for d in range(1, max_nu + 1)]
+    hi = np.full((3, n_mono), n_mono, dtype=np.int64)
+    hi_coef = np.zeros((3, n_mono))
+    for n, p in enumerate(powers):
         for ax in range(3):
-            hi = list(p)
-            hi[ax] += 1
-            d_hi[ax, n] = index[tuple(hi)]
-            if p[ax] > 0:
-                lo = list(p)
-                lo[ax] -= 1
-                d_lo[ax, n] = index[tuple(lo)]
-                d_pow[ax, n] = p[ax]
-    d_deg = np.array([sum(p) for p in powers[:n_used]], dtype=float)
-    basic_mono = np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64)
-    p_mu = np.zeros((k_basic, basis.radial_funcs_count))
-    p_mu[np.arange(k_basic), basic[:, 0]] = 1.0
-    p_mono = np.zeros((k_basic, n_used))
-    p_mono[np.arange(k_basic), basic_mono] = 1.0
+            q = list(p)
+            q[ax] += 1
+            if tuple(q) in index:
+                hi[ax, n] = index[tuple(q)]
+                hi_coef[ax, n] = q[ax]
+    basic_flat = np.array([r[0] * (n_mono + 1) + index[tuple(r[1:])] for r in basic], dtype=np.int64)
 
     times = basis.alpha_index_times
     layer_of = np.zeros(n_mom, dtype=np.int64)
-    for i, j, _, k in times:  # sequential semantics of MLIP
+    for i, j, _, k in times:
         layer_of[k] = max(layer_of[k], layer_of[i] + 1, layer_of[j] + 1)
     entry_layer = layer_of[times[:, 3]] if len(times) else np.zeros(0, dtype=np.int64)
     layers = []
@@ -113,23 +129,46 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
         targets = np.concatenate([t[:, 0], t[:, 1]])
         b_order = np.argsort(targets, kind="stable")
         b_unique, b_starts = np.unique(targets[b_order], return_index=True)
-        layers.append(
-            _Layer(t[:, 0].copy(), t[:, 1].copy(), t[:, 2:3].astype(float), t[:, 3].copy(),
-                   k_unique, k_starts, b_order, b_unique, b_starts)
-        )
+        layers.append(_Layer(t[:, 0].copy(), t[:, 1].copy(), t[:, 2].astype(float), t[:, 3].copy(),
+                             k_unique, k_starts, b_order, b_unique, b_starts))
     return ContractionPlan(
-        k_basic, n_mom, basic[:, 0].copy(), basic_mono, np.array(powers), parent, axis, n_used,
-        d_lo, d_hi, d_pow, d_deg, p_mu, p_mono, layers, basis.alpha_moment_mapping.copy(),
+        k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, degree, degree_cols, basic_flat,
+        hi, hi_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
+        basis.alpha_moment_mapping.copy(), layers,
     )
 
 
 def get_plan(basis: MomentBasis) -> ContractionPlan:
-    """The (cached) evaluation plan of ``basis``."""
+    """The evaluation plan of ``basis`` (built on first use, then cached on it)."""
     plan = basis.__dict__.get("_plan")
     if plan is None:
         plan = _build_plan(basis)
         object.__setattr__(basis, "_plan", plan)
     return plan
+
+
+# ----------------------------------------------------------- program passes
+def _program_forward(plan: ContractionPlan, moments: np.ndarray, use_numba: bool) -> None:
+    if use_numba and kernels.HAVE_NUMBA:
+        kernels.tree_forward(moments, plan.times_idx, plan.times_mult)
+        return
+    mt = moments.T  # (n_mom, N) view
+    for lay in plan.layers:
+        prod = mt[lay.i] * mt[lay.j] * lay.mult[:, None]
+        mt[lay.k_unique] = np.add.reduceat(prod, lay.k_starts, axis=0)
+
+
+def _program_backward(plan: ContractionPlan, moments: np.ndarray, grad: np.ndarray, use_numba: bool) -> None:
+    """``grad`` ``(B, N, n_mom)`` seeded on the basis functions; filled in place."""
+    if use_numba and kernels.HAVE_NUMBA:
+        kernels.tree_backward(moments, grad, plan.times_idx, plan.times_mult)
+        return
+    mt = moments.T[:, None, :]  # (n_mom, 1, N)
+    gt = grad.transpose(2, 0, 1)  # (n_mom, B, N) view
+    for lay in reversed(plan.layers):
+        g = gt[lay.k] * lay.mult[:, None, None]
+        contrib = np.concatenate([g * mt[lay.j], g * mt[lay.i]])[lay.b_order]
+        gt[lay.b_unique] += np.add.reduceat(contrib, lay.b_starts, axis=0)
 
 
 @dataclass
@@ -141,13 +180,18 @@ class MTPEvaluation:
     energy : float
         Total energy in eV.
     energies : numpy.ndarray
-        Site energies ``V_i`` in eV, shape ``(N,)``.
+        Site energies ``V_i`` in eV, ``(N,)``.
     forces : numpy.ndarray or None
         Forces in eV/Å, ``(N, 3)``.
     virial : numpy.ndarray or None
-        ``sum_p r_p (x) dE/dr_p`` in eV, 3x3 (``stress = virial / V`` in eV/Å^3, ASE sign).
+        ``W = sum_p r_p (x) dE/dr_p`` in eV, 3x3; the ASE-sign stress is ``W / V``
+        (eV/Å^3) and MLIP's ``PlusStress`` is ``-W``.
     basis_values : numpy.ndarray
-        ``B_alpha(i)``, shape ``(m, N)`` (dimensionless for unit scaling).
+        ``B_alpha(i)``, ``(N, m)``.
+    d_site_d_f : numpy.ndarray or None
+        ``dV_i/df_mu(r_p)`` for each pair (``i`` its centre), ``(P, N_mu)``; kept on request.
+    radial_q : numpy.ndarray or None
+        ``Q_beta(r_p)``, ``(P, N_Q)``; kept on request.
     """
 
     energy: float
@@ -155,88 +199,85 @@ class MTPEvaluation:
     forces: np.ndarray | None
     virial: np.ndarray | None
     basis_values: np.ndarray
-    pair_grad: np.ndarray | None = None
-    d_energy_d_f: np.ndarray | None = None
+    d_site_d_f: np.ndarray | None = None
     radial_q: np.ndarray | None = None
 
 
 class _Forward:
-    """Per-structure intermediate arrays shared by energy, forces and derivatives."""
+    """Moments of one structure and everything the backward pass reuses."""
 
-    def __init__(self, pot: MTPPotential, pairs: PairList, types: np.ndarray, need_grad: bool) -> None:
-        basis = pot.basis
-        plan = get_plan(basis)
-        self.plan, self.pairs, self.types = plan, pairs, types
-        n, s = pairs.n_atoms, pot.n_species
+    def __init__(self, pot: MTPPotential, pairs: PairList, types: np.ndarray, need_grad: bool,
+                 use_numba: bool = True) -> None:
+        plan = get_plan(pot.basis)
+        self.plan, self.pairs, self.use_numba = plan, pairs, use_numba
+        n, s, n_mu = pairs.n_atoms, pot.n_species, plan.n_mu
         d = pairs.distances
+        n_pairs = len(d)
         q, dq = chebyshev_radial_basis(d, pot.min_dist, pot.max_dist, pot.radial_basis_size, derivative=need_grad)
-        n_mu = basis.radial_funcs_count
         coeffs = pot.scaling * pot.radial_coeffs
         if s == 1:
-            c = coeffs[0, 0].T  # (NQ, Nmu)
+            c = coeffs[0, 0].T
             f = q @ c
             df = dq @ c if need_grad else None
         else:
             pt = types[pairs.i] * s + types[pairs.j]
             c = coeffs.reshape(s * s * n_mu, -1).T
-            rows = np.arange(len(d))
-            f = (q @ c).reshape(len(d), s * s, n_mu)[rows, pt]
-            df = (dq @ c).reshape(len(d), s * s, n_mu)[rows, pt] if need_grad else None
+            rows = np.arange(n_pairs)
+            f = (q @ c).reshape(n_pairs, s * s, n_mu)[rows, pt]
+            df = (dq @ c).reshape(n_pairs, s * s, n_mu)[rows, pt] if need_grad else None
         self.q, self.f, self.df = q, f, df
-        u = pairs.vectors / d[:, None] if len(d) else np.zeros((0, 3))
-        n_mono = len(plan.mono_powers) if need_grad else plan.n_mono_used
-        mono = np.empty((len(d), n_mono))
-        mono[:, 0] = 1.0
-        if n_mono > 1:
-            # degree by degree: columns of one degree are contiguous
-            deg = plan.mono_powers[:n_mono].sum(axis=1)
-            for dd in range(1, int(deg.max()) + 1):
-                cols = np.nonzero(deg == dd)[0]
-                mono[:, cols] = mono[:, plan.mono_parent[cols]] * u[:, plan.mono_axis[cols]]
-        self.u, self.mono = u, mono
-        v = f[:, plan.basic_mu] * mono[:, plan.basic_mono]  # (P, K)
-        moments = np.zeros((plan.n_moments, n))
-        if len(d):
-            starts_all = np.searchsorted(pairs.i, np.arange(n))
-            has = np.bincount(pairs.i, minlength=n) > 0
-            self.starts, self.has = starts_all, has
-            moments[: plan.n_basic, has] = np.add.reduceat(v, starts_all[has], axis=0).T
-        for lay in plan.layers:
-            prod = moments[lay.i] * moments[lay.j] * lay.mult
-            moments[lay.k_unique] = np.add.reduceat(prod, lay.k_starts, axis=0)
+        counts = np.bincount(pairs.i, minlength=n)
+        n_max = max(int(counts.max(initial=0)), 1)
+        starts = np.cumsum(counts) - counts
+        slot = np.arange(n_pairs) - starts[pairs.i]
+        self.slot, self.n_max = slot, n_max
+        u = pairs.vectors / d[:, None] if n_pairs else np.zeros((0, 3))
+        self.u = u
+        u_pad = np.zeros((n, n_max, 3))
+        u_pad[pairs.i, slot] = u
+        mono = np.empty((n, n_max, plan.n_mono))
+        mono[..., 0] = 1.0
+        for cols in plan.degree_cols:
+            mono[..., cols] = mono[..., plan.mono_parent[cols]] * u_pad[..., plan.mono_axis[cols]]
+        self.mono = mono
+        f_pad = np.zeros((n, n_max, n_mu))
+        f_pad[pairs.i, slot] = f
+        mom = np.zeros((n, n_mu, plan.n_mono + 1))
+        mom[:, :, : plan.n_mono] = np.matmul(f_pad.transpose(0, 2, 1), mono)
+        moments = np.zeros((n, plan.n_moments))
+        moments[:, : plan.n_basic] = mom.reshape(n, -1)[:, plan.basic_flat]
+        _program_forward(plan, moments, use_numba)
         self.moments = moments
 
     def backward(self, seed: np.ndarray) -> np.ndarray:
-        """``dE/dM`` of all moments for seeds on the basis functions.
-
-        ``seed`` has shape ``(m, *B, N)``; the result ``(n_moments, *B, N)``.
-        """
+        """``dE/dM`` ``(B, N, n_moments)`` for seeds ``(B, N, m)`` on the basis functions."""
         plan = self.plan
-        grad = np.zeros((plan.n_moments, *seed.shape[1:]))
-        grad[plan.mapping] = seed
-        extra = (None,) * (seed.ndim - 2)
-        for lay in reversed(plan.layers):
-            g = grad[lay.k] * lay.mult.reshape(-1, *([1] * (seed.ndim - 1)))
-            mi = self.moments[lay.i][(slice(None), *extra, slice(None))]
-            mj = self.moments[lay.j][(slice(None), *extra, slice(None))]
-            contrib = np.concatenate([g * mj, g * mi])[lay.b_order]
-            grad[lay.b_unique] += np.add.reduceat(contrib, lay.b_starts, axis=0)
+        grad = np.zeros((seed.shape[0], seed.shape[1], plan.n_moments))
+        grad[:, :, plan.mapping] = seed
+        _program_backward(plan, self.moments, grad, self.use_numba)
         return grad
 
-    def pair_gradient(self, grad_basic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``dE/dr_p`` (P, 3) and ``dE/df_mu`` (P, N_mu) from ``dE/dM_basic`` (K, N)."""
+    def pair_gradient(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``dE/dr_p`` ``(P, B, 3)`` and ``dE/df_mu`` ``(P, B, N_mu)`` from ``grad`` ``(B, N, n_moments)``."""
         plan, pairs = self.plan, self.pairs
-        dv = grad_basic.T[pairs.i]  # (P, K)
-        de_df = (dv * self.mono[:, plan.basic_mono]) @ plan.p_mu
-        de_dmono = (dv * self.f[:, plan.basic_mu]) @ plan.p_mono
-        radial = (de_df * self.df).sum(axis=1)
-        mono = self.mono
-        inv_r = 1.0 / pairs.distances
-        g = radial[:, None] * self.u
-        nu = plan.n_mono_used
+        nb_, n = grad.shape[0], grad.shape[1]
+        n_mu, n_mono = plan.n_mu, plan.n_mono
+        dmom = np.zeros((nb_, n, n_mu * (n_mono + 1)))
+        dmom[:, :, plan.basic_flat] = grad[:, :, : plan.n_basic]
+        dmom = dmom.reshape(nb_, n, n_mu, n_mono + 1)
+        w = np.empty((n, n_mono, nb_, 5, n_mu))
+        dm = dmom[..., :n_mono].transpose(1, 3, 0, 2)  # (N, n_mono, B, N_mu)
+        w[:, :, :, 0] = dm
         for ax in range(3):
-            dmono = mono[:, plan.d_lo[ax]] * plan.d_pow[ax] - mono[:, plan.d_hi[ax]] * plan.d_deg
-            g[:, ax] += (de_dmono[:, :nu] * dmono).sum(axis=1) * inv_r
+            w[:, :, :, 1 + ax] = dmom[..., plan.hi[ax]].transpose(1, 3, 0, 2) * plan.hi_coef[ax][None, :, None, None]
+        w[:, :, :, 4] = dm * plan.mono_degree[None, :, None, None]
+        r = np.matmul(self.mono, w.reshape(n, n_mono, -1))  # (N, n_max, B*5*N_mu)
+        rp = r[pairs.i, self.slot].reshape(-1, nb_, 5, n_mu)
+        de_df = rp[:, :, 0]
+        radial = (de_df * self.df[:, None, :]).sum(axis=-1)  # (P, B)
+        ang = (rp[:, :, 1:] * self.f[:, None, None, :]).sum(axis=-1)  # (P, B, 4)
+        u = self.u[:, None, :]
+        g = radial[..., None] * u + (ang[..., :3] - u * ang[..., 3:4]) / pairs.distances[:, None, None]
         return g, de_df
 
 
@@ -254,8 +295,9 @@ def evaluate_pairs(
     types: np.ndarray,
     forces: bool = True,
     keep: bool = False,
+    use_numba: bool = True,
 ) -> MTPEvaluation:
-    """Energy, site energies, forces and virial from a pair list.
+    """Energy, site energies, forces and virial of one structure from its pair list.
 
     Parameters
     ----------
@@ -266,62 +308,81 @@ def evaluate_pairs(
     types : numpy.ndarray
         MLIP type index of every atom, ``(N,)``.
     forces : bool
-        Compute forces and virial.
+        Also compute forces and the virial.
     keep : bool
-        Keep the per-pair gradient, ``dV_i/df_mu`` and ``Q_beta`` (used for
-        parameter derivatives).
+        Keep ``dV_i/df_mu`` per pair and ``Q_beta`` (for parameter derivatives).
+    use_numba : bool
+        Run the contraction program with numba (when installed) rather than numpy.
     """
     pot._require_trained()
-    fw = _Forward(pot, pairs, types, need_grad=forces)
+    fw = _Forward(pot, pairs, types, need_grad=forces, use_numba=use_numba)
     plan = fw.plan
-    b = fw.moments[plan.mapping]
-    energies = pot.species_coeffs[types] + pot.moment_coeffs @ b
+    b = fw.moments[:, plan.mapping]
+    energies = pot.species_coeffs[types] + b @ pot.moment_coeffs
     result = MTPEvaluation(float(energies.sum()), energies, None, None, b)
     if forces:
         n = pairs.n_atoms
-        seed = np.broadcast_to(pot.moment_coeffs[:, None], (len(plan.mapping), n))
+        seed = np.broadcast_to(pot.moment_coeffs, (1, n, len(plan.mapping)))
         grad = fw.backward(seed)
         if len(pairs.i):
-            g, de_df = fw.pair_gradient(grad[: plan.n_basic])
+            g, de_df = fw.pair_gradient(grad)
+            g, de_df = g[:, 0], de_df[:, 0]
         else:
-            g, de_df = np.zeros((0, 3)), np.zeros((0, pot.basis.radial_funcs_count))
+            g, de_df = np.zeros((0, 3)), np.zeros((0, plan.n_mu))
         result.forces = _forces_from_pair_grad(pairs, g)
         w = pairs.vectors.T @ g
         result.virial = 0.5 * (w + w.T)
         if keep:
-            result.pair_grad, result.d_energy_d_f, result.radial_q = g, de_df, fw.q
+            result.d_site_d_f, result.radial_q = de_df, fw.q
     return result
 
 
-def linear_design(pot: MTPPotential, pairs: PairList, types: np.ndarray, chunk: int = 32):
-    """Derivatives of E, forces and virial with respect to the linear parameters.
+def linear_design(
+    pot: MTPPotential, pairs: PairList, types: np.ndarray, chunk: int = 24, use_numba: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Derivatives of energy, forces and virial with respect to the linear parameters.
+
+    The energy, forces and virial are linear in ``theta_lin = (species_coeffs,
+    moment_coeffs)``: ``E = e_row @ theta_lin``, ``F = f_rows @ theta_lin``,
+    ``W = w_rows @ theta_lin``.
 
     Returns
     -------
     tuple of numpy.ndarray
-        ``e_row`` ``(S + m,)``: ``dE/dtheta_lin``; ``f_rows`` ``(N, 3, S + m)``:
-        ``dF/dtheta_lin`` in eV/Å per eV; ``w_rows`` ``(3, 3, S + m)``: virial derivatives.
-        The energy, forces and virial are linear in these parameters:
-        ``E = e_row @ theta_lin`` etc.
+        ``e_row`` ``(S + m,)`` (atoms per species, then ``sum_i B_alpha(i)``);
+        ``f_rows`` ``(N, 3, S + m)`` in eV/Å per eV; ``w_rows`` ``(3, 3, S + m)``;
+        ``site_rows`` ``(N, S + m)`` (``dV_i/dtheta_lin``).
     """
-    fw = _Forward(pot, pairs, types, need_grad=True)
+    pot._require_trained()
+    fw = _Forward(pot, pairs, types, need_grad=True, use_numba=use_numba)
     plan = fw.plan
     n, s = pairs.n_atoms, pot.n_species
     m = len(plan.mapping)
-    b = fw.moments[plan.mapping]
-    e_row = np.concatenate([np.bincount(types, minlength=s).astype(float), b.sum(axis=1)])
+    b = fw.moments[:, plan.mapping]
+    onehot = np.zeros((n, s))
+    onehot[np.arange(n), types] = 1.0
+    site_rows = np.concatenate([onehot, b], axis=1)
+    e_row = site_rows.sum(axis=0)
     f_rows = np.zeros((n, 3, s + m))
     w_rows = np.zeros((3, 3, s + m))
     if len(pairs.i) == 0:
-        return e_row, f_rows, w_rows
+        return e_row, f_rows, w_rows, site_rows
+    from scipy.sparse import csr_matrix
+
+    n_pairs = len(pairs.i)
+    incidence = csr_matrix(
+        (np.concatenate([np.ones(n_pairs), -np.ones(n_pairs)]),
+         (np.concatenate([pairs.i, pairs.j]), np.tile(np.arange(n_pairs), 2))),
+        shape=(n, n_pairs),
+    )
     for start in range(0, m, chunk):
         stop = min(m, start + chunk)
-        seed = np.zeros((m, stop - start, n))
-        seed[np.arange(start, stop), np.arange(stop - start), :] = 1.0
-        grad = fw.backward(seed)[: plan.n_basic]  # (K, B, N)
-        for c in range(stop - start):
-            g, _ = fw.pair_gradient(grad[:, c, :])
-            f_rows[:, :, s + start + c] = _forces_from_pair_grad(pairs, g)
-            w = pairs.vectors.T @ g
-            w_rows[:, :, s + start + c] = 0.5 * (w + w.T)
-    return e_row, f_rows, w_rows
+        nb_ = stop - start
+        seed = np.zeros((nb_, n, m))
+        seed[np.arange(nb_), :, np.arange(start, stop)] = 1.0
+        grad = fw.backward(seed)
+        g, _ = fw.pair_gradient(grad)  # (P, B, 3)
+        f_rows[:, :, s + start : s + stop] = (incidence @ g.reshape(n_pairs, -1)).reshape(n, nb_, 3).transpose(0, 2, 1)
+        w = np.einsum("pa,pbc->acb", pairs.vectors, g)
+        w_rows[:, :, s + start : s + stop] = 0.5 * (w + w.transpose(1, 0, 2))
+    return e_row, f_rows, w_rows, site_rows

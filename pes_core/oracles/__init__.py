@@ -41,6 +41,28 @@ _REGISTRY: dict[str, str | type[Oracle]] = {
 }
 
 
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Import oracle plugins: entry points of group ``pes_core.oracles`` and the
+    comma-separated modules in ``$PES_ORACLE_PLUGINS`` (each calls :func:`register_oracle`)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    import os
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="pes_core.oracles"):
+        register_oracle(ep.name, ep.value)
+    for module in filter(None, (m.strip() for m in os.environ.get("PES_ORACLE_PLUGINS", "").split(","))):
+        try:
+            import_module(module)
+        except ImportError as err:
+            raise ValueError(f"oracle plugin module {module!r} from $PES_ORACLE_PLUGINS cannot be imported: {err}") from err
+
+
 def register_oracle(name: str, target: str | type[Oracle]) -> None:
     """Register an oracle class (or a lazily imported ``"module:Class"`` path) under ``name``."""
     _REGISTRY[name] = target
@@ -48,11 +70,13 @@ def register_oracle(name: str, target: str | type[Oracle]) -> None:
 
 def available_oracles() -> list[str]:
     """Names of all registered oracles (a module may still fail to import)."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def oracle_class(name: str) -> type[Oracle]:
     """The oracle class registered under ``name``."""
+    _load_plugins()
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(
             f"unknown oracle {name!r}; choose one of {', '.join(available_oracles())}"
