@@ -184,22 +184,30 @@ class _StoreLock:
         self.path = store.with_name(store.name + ".lock")
         self._fh = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock; retry for up to ``wait`` seconds before giving up."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise StoreBusyError(
-                f"the embedded store {self.path.with_suffix('')} is in use by another process "
-                f"({holder}). The embedded backend allows one writing process at a time: wait "
-                "for it to finish (`pes status` can read a snapshot meanwhile), run more "
-                "workers inside it with `pes run --workers N`, or configure a MongoDB server "
-                "(`pes init --mongodb-uri ...`) for concurrent workers."
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                fh.close()
+                raise StoreBusyError(
+                    f"the embedded store {self.path.with_suffix('')} is in use by another process "
+                    f"({holder}). The embedded backend allows one writing process at a time: wait "
+                    "for it to finish (`pes status` can read a snapshot meanwhile; `pes run "
+                    "--wait-lock SECONDS` waits), run more workers inside it with `pes run "
+                    "--workers N`, or configure a MongoDB server (`pes init --mongodb-uri ...`) "
+                    "for concurrent workers."
+                ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -262,7 +270,7 @@ class Backend:
     """
 
     def __init__(self, config: LaunchpadConfig, read_only: bool = False,
-                 connect_timeout_ms: int = 5000):
+                 connect_timeout_ms: int = 5000, wait_lock: float = 0.0):
         from fireworks.core import launchpad as fw_launchpad
 
         self.config = config
@@ -283,7 +291,7 @@ class Backend:
                 store.parent.mkdir(parents=True, exist_ok=True)
             if not read_only:
                 self._lock = _StoreLock(store)
-                self._lock.acquire()
+                self._lock.acquire(wait=wait_lock)
                 if not store.exists():
                     _atomic_write_text(store, "{}")
                 _validate_store_file(store)
@@ -421,14 +429,15 @@ def _dumps_store(store) -> str:
 
 
 @contextlib.contextmanager
-def open_backend(launchpad_file: str | os.PathLike | None = None, read_only: bool = False) -> Iterator[Backend]:
+def open_backend(launchpad_file: str | os.PathLike | None = None, read_only: bool = False,
+                 wait_lock: float = 0.0) -> Iterator[Backend]:
     """Open the LaunchPad and domain database described by a launchpad yaml.
 
     >>> with open_backend("my_launchpad.yaml") as backend:   # doctest: +SKIP
     ...     backend.lp.add_wf(wf)
     """
     config = LaunchpadConfig.from_file(find_launchpad_file(launchpad_file))
-    backend = Backend(config, read_only=read_only)
+    backend = Backend(config, read_only=read_only, wait_lock=wait_lock)
     try:
         yield backend
     finally:

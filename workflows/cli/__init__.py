@@ -16,6 +16,7 @@ import click
 # (module, attribute) of each click command/group added to `pes`
 _SUBCOMMANDS = [
     ("workflows.cli.project", "COMMANDS"),
+    ("workflows.cli.ops", "COMMANDS"),
     ("workflows.cli.mtp", "mtp"),
 ]
 

@@ -80,8 +80,10 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> Non
 @click.option("--max-launches", default=0, type=click.IntRange(0), help="Stop after N launches (0: all).")
 @click.option("--fworker", "fworker_file", type=click.Path(dir_okay=False), default=None,
               help="my_fworker.yaml with the worker env (default: next to the launchpad file).")
+@click.option("--wait-lock", default=0.0, type=click.FloatRange(0), show_default=True,
+              help="Embedded store busy: wait up to this many seconds for it (queued jobs).")
 def run(launchpad: str | None, workers: int, category: str | None, max_launches: int,
-        fworker_file: str | None) -> None:
+        fworker_file: str | None, wait_lock: float) -> None:
     """Launch all READY fireworks in this process (threads for local parallelism)."""
     from fireworks import FWorker
 
@@ -90,7 +92,7 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
     fworker = FWorker.from_file(str(fw_path)) if fw_path.is_file() else None
-    with open_backend(lp_path) as backend:
+    with open_backend(lp_path, wait_lock=wait_lock) as backend:
         summary = run_local(backend, workers=workers, category=category,
                             max_launches=max_launches, fworker=fworker)
     click.echo(f"launched {summary.launched}, completed {summary.completed}, fizzled {summary.fizzled}"
