@@ -98,3 +98,20 @@ def test_init_refuses_to_overwrite_and_checks_uri(tmp_path, project):
     res = subprocess.run([sys.executable, "-m", "workflows.cli", "init", str(tmp_path / "x"), "--mongodb-uri", "http://x"],
                          capture_output=True, text=True)
     assert res.returncode == 1 and "must start with mongodb://" in res.stderr
+
+
+def test_report_writes_plots_and_html(tmp_path, project):
+    from click.testing import CliRunner
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD)
+    runner = CliRunner()
+    runner.invoke(cli, ["submit", str(spec), "-l", str(project)])
+    runner.invoke(cli, ["run", "-l", str(project)])
+    res = runner.invoke(cli, ["report", "cu", "-l", str(project), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    index = (tmp_path / "rep" / "index.html").read_text()
+    assert "energy_force_histograms.png" in index and "6 stored, 0 failed" in index
+    assert (tmp_path / "rep" / "wf_000" / "energy_force_histograms.png").stat().st_size > 5000
+    res = runner.invoke(cli, ["report", "nope", "-l", str(project), "-o", str(tmp_path / "rep2")])
+    assert res.exit_code != 0 and "no workflow named" in str(res.exception)

@@ -112,4 +112,18 @@ def webgui(launchpad: str | None, host: str, port: int, refresh: float) -> None:
         ctx.__exit__(None, None, None)
 
 
-COMMANDS = [qlaunch, webgui]
+@click.command()
+@click.argument("workflow", required=False)
+@launchpad_option
+@click.option("-o", "--out", default="report", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the PNG files and index.html.")
+def report(workflow: str | None, launchpad: str | None, out: str) -> None:
+    """Write plots and an HTML page for WORKFLOW (name or fw_id; default: all)."""
+    from workflows.reports import write_report
+
+    with open_backend(launchpad, read_only=True) as backend:
+        index = write_report(backend, workflow, out)
+    click.echo(f"wrote {index}")
+
+
+COMMANDS = [qlaunch, webgui, report]
