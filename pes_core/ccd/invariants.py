@@ -66,42 +66,87 @@ def molien_coefficients(ops: np.ndarray, max_degree: int) -> np.ndarray:
     return np.rint(c).astype(int)
 
 
-def _monomials(n_vars: int, degree: int) -> np.ndarray:
-    return np.array(list(combinations_with_replacement(range(n_vars), degree)), dtype=int).reshape(
-        -1, degree
-    )
+def _monomial_levels(n_vars: int, max_degree: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Monomials of degree 1..max_degree with prefix-tree links.
+
+    Returns, per degree, ``(monos, parent, last)``: ``monos`` ``(M_d, d)``
+    sorted index tuples, ``parent`` the row of ``monos[:, :-1]`` in the
+    previous degree, ``last`` the final index.
+    """
+    levels = []
+    prev_index: dict[tuple[int, ...], int] = {(): 0}
+    for d in range(1, max_degree + 1):
+        monos = list(combinations_with_replacement(range(n_vars), d))
+        parent = np.array([prev_index[m[:-1]] for m in monos], dtype=int)
+        last = np.array([m[-1] for m in monos], dtype=int)
+        levels.append((np.array(monos, dtype=int).reshape(-1, d), parent, last))
+        prev_index = {m: i for i, m in enumerate(monos)}
+    return levels
 
 
-def _reynolds_values(ops: np.ndarray, monos: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``(K, M)`` values of the Reynolds images of monomials at points ``(K, N)``."""
-    out = np.zeros((len(points), len(monos)))
+def _reynolds_values(ops: np.ndarray, levels, points: np.ndarray) -> list[np.ndarray]:
+    """Per degree, ``(K, M_d)`` values of the Reynolds images of all monomials at ``points``."""
+    out = [np.zeros((len(points), len(lv[0]))) for lv in levels]
     for g in ops:
         y = points @ g.T
-        val = np.ones_like(out)
-        for j in range(monos.shape[1]):
-            val *= y[:, monos[:, j]]
-        out += val
-    return out / len(ops)
+        val = y
+        out[0] += val
+        for d in range(1, len(levels)):
+            _, parent, last = levels[d]
+            val = val[:, parent] * y[:, last]
+            out[d] += val
+    return [o / len(ops) for o in out]
 
 
-def _select(ops: np.ndarray, degree: int, n_points: int, rtol: float, seed: int):
-    n_vars = ops.shape[1]
-    monos = _monomials(n_vars, degree)
-    rng = np.random.default_rng(seed + degree)
-    k = min(n_points, len(monos)) if n_points else len(monos)
-    x = rng.normal(size=(k, n_vars))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    a = _reynolds_values(ops, monos, x)
+def _independent_columns(a: np.ndarray, rtol: float, chunk: int = 512) -> np.ndarray:
+    """Greedy (left-to-right) choice of linearly independent columns of ``a``.
+
+    Columns are normalized; a column is kept when its component orthogonal
+    to the kept ones exceeds ``rtol``.  Block Gram-Schmidt with a pivoted QR
+    inside each block.
+    """
     norms = np.linalg.norm(a, axis=0)
-    big = norms > 1e-12 * max(norms.max(), 1e-300)
-    if not big.any():
-        return monos, np.zeros(0, dtype=int), 0
-    cols = np.flatnonzero(big)
+    keep_mask = norms > 1e-12 * max(norms.max(initial=0.0), 1e-300)
+    cols = np.flatnonzero(keep_mask)
+    if len(cols) == 0:
+        return cols
     a = a[:, cols] / norms[cols]
-    _, r, piv = scipy.linalg.qr(a, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int(np.sum(diag > rtol * diag[0]))
-    return monos, cols[piv[:rank]], rank
+    basis = np.zeros((a.shape[0], 0))
+    chosen: list[int] = []
+    for s in range(0, a.shape[1], chunk):
+        if basis.shape[1] >= a.shape[0]:
+            break
+        blk = a[:, s : s + chunk]
+        for _ in range(2):  # re-orthogonalize once for stability
+            blk = blk - basis @ (basis.T @ blk)
+        res = np.linalg.norm(blk, axis=0)
+        cand = np.flatnonzero(res > rtol)
+        if len(cand) == 0:
+            continue
+        qq, r, piv = scipy.linalg.qr(blk[:, cand], mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r))
+        rank = int(np.sum(diag > rtol))
+        if rank == 0:
+            continue
+        new = np.sort(piv[:rank])
+        chosen.extend((s + cand[new]).tolist())
+        basis = np.hstack([basis, qq[:, :rank]])
+    return cols[np.array(sorted(chosen), dtype=int)]
+
+
+def _select_all(ops: np.ndarray, max_degree: int, n_points: int, rtol: float, seed: int):
+    """Per degree: ``(monos, chosen rows, rank)``."""
+    n_vars = ops.shape[1]
+    levels = _monomial_levels(n_vars, max_degree)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_points, n_vars))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    values = _reynolds_values(ops, levels, x)
+    out = []
+    for (monos, _, _), a in zip(levels, values):
+        chosen = _independent_columns(a, rtol)
+        out.append((monos, chosen, len(chosen)))
+    return out
 
 
 def _expand(ops: np.ndarray, mono: np.ndarray, n_vars: int) -> dict[tuple[int, ...], float]:
@@ -132,13 +177,16 @@ def _expand(ops: np.ndarray, mono: np.ndarray, n_vars: int) -> dict[tuple[int, .
     return out
 
 
-def reynolds_rank(ops: np.ndarray, degree: int, n_points: int | None = None, rtol: float = 1e-8, seed: int = 0) -> int:
-    """Dimension of the span of the Reynolds images of all degree-``degree`` monomials.
+def reynolds_rank(
+    ops: np.ndarray, max_degree: int, n_points: int, rtol: float = 1e-8, seed: int = 0
+) -> list[int]:
+    """Dimension of the span of the Reynolds images of all monomials, per degree 1..max_degree.
 
-    Independent of the Molien series; ``n_points`` random points (default:
-    as many as monomials) bound the detectable rank.
+    Independent of the Molien series.  ``n_points`` random points bound the
+    detectable rank, so choose it larger than the expected dimension.
     """
-    return _select(np.asarray(ops, dtype=float), degree, n_points or 0, rtol, seed)[2]
+    sel = _select_all(np.asarray(ops, dtype=float), max_degree, n_points, rtol, seed)
+    return [rank for _, _, rank in sel]
 
 
 @dataclass(frozen=True)
@@ -277,9 +325,9 @@ def invariant_basis(
     columns: list[dict[tuple[int, ...], float]] = []
     degrees: list[int] = []
     counts = [0]
-    for d in range(1, max_degree + 1):
-        n_points = int(molien[d]) + extra_points
-        monos, chosen, rank = _select(ops, d, n_points, rtol, seed)
+    n_points = int(molien[1:].max(initial=0)) + extra_points
+    selection = _select_all(ops, max_degree, n_points, rtol, seed)
+    for d, (monos, chosen, rank) in enumerate(selection, start=1):
         if check_molien and rank != molien[d]:
             raise RuntimeError(
                 f"degree {d}: {rank} independent Reynolds invariants but Molien series says {molien[d]}; "

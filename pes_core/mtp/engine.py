@@ -58,9 +58,13 @@ class ContractionPlan:
     n_mono: int
     mono_parent: np.ndarray  # (n_mono,) the monomial divided by one unit-vector component
     mono_axis: np.ndarray  # (n_mono,) that component (0 x, 1 y, 2 z)
+    mono_parent_list: list[int]
+    mono_axis_list: list[int]
     mono_degree: np.ndarray  # (n_mono,) float degree |n|
     degree_cols: list[np.ndarray]  # columns of each degree 1..max
     basic_flat: np.ndarray  # (K,) mu * (n_mono + 1) + mono column
+    basic_mu: np.ndarray  # (K,)
+    basic_mono: np.ndarray  # (K,) mono column
     hi: np.ndarray  # (3, n_mono) column of n + e_x (n_mono: a zero column)
     hi_coef: np.ndarray  # (3, n_mono) a_x(n) + 1 (0 where n + e_x is beyond the table)
     times_idx: np.ndarray  # (T, 3) i, j, k
@@ -132,7 +136,8 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
         layers.append(_Layer(t[:, 0].copy(), t[:, 1].copy(), t[:, 2].astype(float), t[:, 3].copy(),
                              k_unique, k_starts, b_order, b_unique, b_starts))
     return ContractionPlan(
-        k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, degree, degree_cols, basic_flat,
+        k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, parent.tolist(), axis.tolist(), degree, degree_cols, basic_flat,
+        basic[:, 0].copy(), np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64),
         hi, hi_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
         basis.alpha_moment_mapping.copy(), layers,
     )
@@ -233,12 +238,14 @@ class _Forward:
         self.slot, self.n_max = slot, n_max
         u = pairs.vectors / d[:, None] if n_pairs else np.zeros((0, 3))
         self.u = u
-        u_pad = np.zeros((n, n_max, 3))
-        u_pad[pairs.i, slot] = u
-        mono = np.empty((n, n_max, plan.n_mono))
-        mono[..., 0] = 1.0
-        for cols in plan.degree_cols:
-            mono[..., cols] = mono[..., plan.mono_parent[cols]] * u_pad[..., plan.mono_axis[cols]]
+        u_pad = np.zeros((3, n, n_max))
+        u_pad[:, pairs.i, slot] = u.T
+        mono_t = np.empty((plan.n_mono, n, n_max))  # monomial-major: one contiguous block per monomial
+        mono_t[0] = 1.0
+        for c, (par, ax) in enumerate(zip(plan.mono_parent_list, plan.mono_axis_list)):
+            if c:
+                np.multiply(mono_t[par], u_pad[ax], out=mono_t[c])
+        mono = mono_t.transpose(1, 2, 0)  # (N, n_max, n_mono) view, F-ordered matrices (BLAS-able)
         self.mono = mono
         f_pad = np.zeros((n, n_max, n_mu))
         f_pad[pairs.i, slot] = f
@@ -315,6 +322,8 @@ def evaluate_pairs(
         Run the contraction program with numba (when installed) rather than numpy.
     """
     pot._require_trained()
+    if use_numba and kernels.HAVE_NUMBA:
+        return _evaluate_fused(pot, pairs, types, forces, keep)
     fw = _Forward(pot, pairs, types, need_grad=forces, use_numba=use_numba)
     plan = fw.plan
     b = fw.moments[:, plan.mapping]
@@ -334,6 +343,57 @@ def evaluate_pairs(
         result.virial = 0.5 * (w + w.T)
         if keep:
             result.d_site_d_f, result.radial_q = de_df, fw.q
+    return result
+
+
+def radial_functions(
+    pot: MTPPotential, pairs: PairList, types: np.ndarray, derivative: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``f_mu(r_p)`` and ``df_mu/dr`` ``(P, N_mu)`` (scaling included) and ``Q_beta(r_p)`` ``(P, N_Q)``."""
+    s, n_mu = pot.n_species, pot.basis.radial_funcs_count
+    q, dq = chebyshev_radial_basis(pairs.distances, pot.min_dist, pot.max_dist, pot.radial_basis_size, derivative)
+    coeffs = pot.scaling * pot.radial_coeffs
+    if s == 1:
+        c = coeffs[0, 0].T
+        return q @ c, (dq @ c if derivative else None), q
+    n_pairs = len(pairs.distances)
+    pt = types[pairs.i] * s + types[pairs.j]
+    c = coeffs.reshape(s * s * n_mu, -1).T
+    rows = np.arange(n_pairs)
+    f = (q @ c).reshape(n_pairs, s * s, n_mu)[rows, pt]
+    df = (dq @ c).reshape(n_pairs, s * s, n_mu)[rows, pt] if derivative else None
+    return f, df, q
+
+
+def _evaluate_fused(pot: MTPPotential, pairs: PairList, types: np.ndarray, forces: bool, keep: bool) -> MTPEvaluation:
+    plan = get_plan(pot.basis)
+    n, n_pairs = pairs.n_atoms, len(pairs.i)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs.i, minlength=n), out=starts[1:])
+    site = np.empty(n)
+    basis_out = np.empty((n, len(plan.mapping)))
+    force = np.zeros((n, 3))
+    virial = np.zeros((3, 3))
+    de_df = np.empty((n_pairs, plan.n_mu))
+    kernels.site_energies_and_gradients(
+        starts, pairs.j, np.ascontiguousarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
+        float(pot.min_dist), float(pot.max_dist), np.ascontiguousarray(pot.scaling * pot.radial_coeffs),
+        plan.basic_mu, plan.basic_mono, plan.mono_parent, plan.mono_axis, plan.hi, plan.hi_coef,
+        plan.mono_degree, plan.times_idx, plan.times_mult, plan.mapping,
+        np.ascontiguousarray(pot.moment_coeffs, dtype=float), plan.n_moments, forces,
+        site, basis_out, force, virial, de_df,
+    )
+    energies = site + pot.species_coeffs[types]
+    result = MTPEvaluation(float(energies.sum()), energies, None, None, basis_out)
+    if forces:
+        # the kernel accumulates +dE/dr on the centre: F_i = -dE/dR_i = +sum_p g_p - ...
+        result.forces = force
+        result.virial = 0.5 * (virial + virial.T)
+        if keep:
+            result.d_site_d_f = de_df
+            result.radial_q = chebyshev_radial_basis(
+                pairs.distances, pot.min_dist, pot.max_dist, pot.radial_basis_size, derivative=False
+            )[0]
     return result
 
 

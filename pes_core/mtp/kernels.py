@@ -17,7 +17,7 @@ try:  # numba is optional: engine falls back to a layered numpy implementation
 except ImportError:  # pragma: no cover - exercised only without numba
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "tree_backward", "tree_forward"]
+__all__ = ["HAVE_NUMBA", "site_energies_and_gradients", "tree_backward", "tree_forward"]
 
 if HAVE_NUMBA:
 
@@ -47,6 +47,173 @@ if HAVE_NUMBA:
                         grad[b, a, i] += g * moments[a, j]
                         grad[b, a, j] += g * moments[a, i]
 
+    @njit(cache=True, nogil=True, fastmath=True)
+    def site_energies_and_gradients(  # pragma: no cover - compiled
+        starts, nbr, types, vec, dist, r_min, r_cut, coeffs, basic_mu, basic_mono, parent, axis,
+        hi, hi_coef, degree, idx, mult, mapping, moment_coeffs, n_moments, need_grad,
+        site, basis_out, forces, virial, de_df,
+    ):
+        """Fused per-atom MTP pass over a pair list sorted by centre atom.
+
+        Inputs: ``starts`` (N+1) pair offsets of each centre, ``nbr`` (P) neighbour
+        indices, ``types`` (N), ``vec`` (P, 3) pair vectors in Å, ``dist`` (P),
+        the Chebyshev interval ``r_min``/``r_cut``, ``coeffs`` (S, S, N_mu, N_Q)
+        radial coefficients times scaling, the program tables and
+        ``moment_coeffs``.  Outputs (filled in place): ``site`` (N) site energies
+        without the species offset, ``basis_out`` (N, m); when ``need_grad``:
+        ``forces`` (N, 3) in eV/Å, ``virial`` (3, 3) = sum_p r_p (x) dE/dr_p, and
+        ``de_df`` (P, N_mu) = dV_i/df_mu(r_p).
+        """
+        n_atoms = starts.shape[0] - 1
+        n_mono = parent.shape[0]
+        n_mu = coeffs.shape[2]
+        n_q = coeffs.shape[3]
+        n_basic = basic_mu.shape[0]
+        n_t = idx.shape[0]
+        n_m = mapping.shape[0]
+        n_max = 1
+        for a in range(n_atoms):
+            n_max = max(n_max, starts[a + 1] - starts[a])
+        mono = np.empty((n_max, n_mono))
+        fv = np.empty((n_max, n_mu))
+        dfv = np.empty((n_max, n_mu))
+        cheb = np.empty(n_q)
+        dcheb = np.empty(n_q)
+        mom = np.empty((n_mu, n_mono))
+        moments = np.empty(n_moments)
+        grad = np.empty(n_moments)
+        w = np.zeros((5, n_mu, n_mono + 1))
+        uvec = np.empty(3)
+        scale = 2.0 / (r_cut - r_min)
+        for a in range(n_atoms):
+            p0 = starts[a]
+            nn = starts[a + 1] - p0
+            ta = types[a]
+            mom[:, :] = 0.0
+            for s in range(nn):
+                p = p0 + s
+                r = dist[p]
+                # radial functions
+                env = (r_cut - r) * (r_cut - r) if r < r_cut else 0.0
+                denv = -2.0 * (r_cut - r) if r < r_cut else 0.0
+                x = (2.0 * r - (r_min + r_cut)) / (r_cut - r_min)
+                cheb[0] = 1.0
+                dcheb[0] = 0.0
+                if n_q > 1:
+                    cheb[1] = x
+                    dcheb[1] = 1.0
+                for b in range(2, n_q):
+                    cheb[b] = 2.0 * x * cheb[b - 1] - cheb[b - 2]
+                    dcheb[b] = 2.0 * cheb[b - 1] + 2.0 * x * dcheb[b - 1] - dcheb[b - 2]
+                tb = types[nbr[p]]
+                for mu in range(n_mu):
+                    acc = 0.0
+                    dacc = 0.0
+                    for b in range(n_q):
+                        c = coeffs[ta, tb, mu, b]
+                        acc += c * cheb[b]
+                        dacc += c * dcheb[b]
+                    fv[s, mu] = acc * env
+                    dfv[s, mu] = dacc * scale * env + acc * denv
+                inv = 1.0 / r
+                uvec[0] = vec[p, 0] * inv
+                uvec[1] = vec[p, 1] * inv
+                uvec[2] = vec[p, 2] * inv
+                mono[s, 0] = 1.0
+                for c in range(1, n_mono):
+                    mono[s, c] = mono[s, parent[c]] * uvec[axis[c]]
+                for mu in range(n_mu):
+                    fm = fv[s, mu]
+                    for c in range(n_mono):
+                        mom[mu, c] += fm * mono[s, c]
+            for k in range(n_basic):
+                moments[k] = mom[basic_mu[k], basic_mono[k]]
+            for k in range(n_basic, n_moments):
+                moments[k] = 0.0
+            for t in range(n_t):
+                moments[idx[t, 2]] += mult[t] * moments[idx[t, 0]] * moments[idx[t, 1]]
+            e = 0.0
+            for q in range(n_m):
+                v = moments[mapping[q]]
+                basis_out[a, q] = v
+                e += moment_coeffs[q] * v
+            site[a] = e
+            if not need_grad or nn == 0:
+                continue
+            for k in range(n_moments):
+                grad[k] = 0.0
+            for q in range(n_m):
+                grad[mapping[q]] += moment_coeffs[q]
+            for t in range(n_t - 1, -1, -1):
+                gk = grad[idx[t, 2]]
+                if gk != 0.0:
+                    gk *= mult[t]
+                    i = idx[t, 0]
+                    j = idx[t, 1]
+                    grad[i] += gk * moments[j]
+                    grad[j] += gk * moments[i]
+            # w[0] = dE/dMom; w[1+ax] = shifted copies (angular derivative); w[4] = degree * dE/dMom
+            w[0, :, :] = 0.0
+            for k in range(n_basic):
+                w[0, basic_mu[k], basic_mono[k]] += grad[k]
+            for mu in range(n_mu):
+                for c in range(n_mono):
+                    w[1, mu, c] = w[0, mu, hi[0, c]] * hi_coef[0, c]
+                    w[2, mu, c] = w[0, mu, hi[1, c]] * hi_coef[1, c]
+                    w[3, mu, c] = w[0, mu, hi[2, c]] * hi_coef[2, c]
+                    w[4, mu, c] = w[0, mu, c] * degree[c]
+            for s in range(nn):
+                p = p0 + s
+                rad = 0.0
+                sx = 0.0
+                sy = 0.0
+                sz = 0.0
+                sn = 0.0
+                for mu in range(n_mu):
+                    a0 = 0.0
+                    a1 = 0.0
+                    a2 = 0.0
+                    a3 = 0.0
+                    a4 = 0.0
+                    for c in range(n_mono):
+                        mc = mono[s, c]
+                        a0 += w[0, mu, c] * mc
+                        a1 += w[1, mu, c] * mc
+                        a2 += w[2, mu, c] * mc
+                        a3 += w[3, mu, c] * mc
+                        a4 += w[4, mu, c] * mc
+                    de_df[p, mu] = a0
+                    rad += a0 * dfv[s, mu]
+                    fm = fv[s, mu]
+                    sx += a1 * fm
+                    sy += a2 * fm
+                    sz += a3 * fm
+                    sn += a4 * fm
+                inv = 1.0 / dist[p]
+                ux = vec[p, 0] * inv
+                uy = vec[p, 1] * inv
+                uz = vec[p, 2] * inv
+                gx = rad * ux + (sx - ux * sn) * inv
+                gy = rad * uy + (sy - uy * sn) * inv
+                gz = rad * uz + (sz - uz * sn) * inv
+                b = nbr[p]
+                forces[a, 0] += gx
+                forces[a, 1] += gy
+                forces[a, 2] += gz
+                forces[b, 0] -= gx
+                forces[b, 1] -= gy
+                forces[b, 2] -= gz
+                virial[0, 0] += vec[p, 0] * gx
+                virial[0, 1] += vec[p, 0] * gy
+                virial[0, 2] += vec[p, 0] * gz
+                virial[1, 0] += vec[p, 1] * gx
+                virial[1, 1] += vec[p, 1] * gy
+                virial[1, 2] += vec[p, 1] * gz
+                virial[2, 0] += vec[p, 2] * gx
+                virial[2, 1] += vec[p, 2] * gy
+                virial[2, 2] += vec[p, 2] * gz
+
 else:  # pragma: no cover
     tree_forward = None
     tree_backward = None
+    site_energies_and_gradients = None

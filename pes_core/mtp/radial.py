@@ -40,20 +40,21 @@ def chebyshev_radial_basis(
     inside = r < r_cut
     env = np.where(inside, (r_cut - r) ** 2, 0.0)
     denv = np.where(inside, -2.0 * (r_cut - r), 0.0)
-    t = np.empty((r.shape[0], size))
-    t[:, 0] = 1.0
+    t = np.empty((size, r.shape[0]))  # basis-major for contiguous recurrences
+    t[0] = 1.0
     if size > 1:
-        t[:, 1] = s
+        t[1] = s
     for b in range(2, size):
-        t[:, b] = 2.0 * s * t[:, b - 1] - t[:, b - 2]
-    q = t * env[:, None]
+        np.multiply(2.0 * s, t[b - 1], out=t[b])
+        t[b] -= t[b - 2]
+    q = (t * env).T
     if not derivative:
         return q, None
     dt = np.empty_like(t)
-    dt[:, 0] = 0.0
+    dt[0] = 0.0
     if size > 1:
-        dt[:, 1] = 1.0
+        dt[1] = 1.0
     for b in range(2, size):
-        dt[:, b] = 2.0 * t[:, b - 1] + 2.0 * s * dt[:, b - 1] - dt[:, b - 2]
-    dq = dt * (ds * env)[:, None] + t * denv[:, None]
+        dt[b] = 2.0 * t[b - 1] + 2.0 * s * dt[b - 1] - dt[b - 2]
+    dq = (dt * (ds * env) + t * denv).T
     return q, dq

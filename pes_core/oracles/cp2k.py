@@ -11,10 +11,17 @@ pseudopotentials, and pymatgen needs them converted once
 
 Settings (all optional; recorded in provenance):
 
-``kpoints`` ([n1, n2, n3], default [4, 4, 4])
-    explicit Monkhorst-Pack grid.  Always give one: atomate2's default
-    irreducible k-point list with CP2K symmetry off gave 1.4 eV/Å spurious
-    forces on perfect diamond (measured).
+``kpoints`` ([n1, n2, n3])
+    explicit Monkhorst-Pack grid.  Default: the odd grid with
+    ``n_i = ceil(kpoints_length * |b_i|)`` rounded up to odd
+    (``kpoints_length`` 10 Å by default; ``|b_i|`` without 2π), i.e. 5x5x5
+    for the 2-atom diamond cell.  An explicit grid is always written:
+    atomate2's default irreducible k-point list with CP2K symmetry off gave
+    1.4 eV/Å spurious forces on perfect diamond (measured).  Odd grids
+    contain Gamma and keep the crystal's symmetry; the even 4x4x4 grid
+    (shifted off Gamma) gave 0.054 eV/Å forces and 2 GPa shear stress on
+    perfect diamond (measured), so even grids are recorded with a warning
+    in the provenance.
 ``cutoff`` (Ry, default atomate2's) and ``rel_cutoff`` (Ry)
     plane-wave cutoffs of the GPW grids.
 ``input_settings`` (dict)
@@ -31,7 +38,8 @@ Settings (all optional; recorded in provenance):
     ``cp2k.psmp`` or ``cp2k`` from PATH).
 ``cp2k_data_dir``
     pymatgen's CP2K data directory (else ``env["cp2k_data_dir"]``, else
-    ``PMG_CP2K_DATA_DIR``).
+    ``PMG_CP2K_DATA_DIR``, else ``~/.cache/pes/cp2k-data``, where
+    ``scripts/setup_cp2k.sh`` builds it).
 
 Spin: runs are spin-polarized (UKS), atomate2's default; atomate2 0.1.5
 could not parse non-spin-polarized runs (an integer multiplicity reaches a
@@ -61,13 +69,16 @@ from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
 
-__all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "resolve_cp2k_cmd"]
+__all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "kpoint_mesh",
+           "resolve_cp2k_cmd"]
 
 #: Hartree/Bohr -> eV/Å
 HARTREE_PER_BOHR_TO_EV_PER_A = Hartree / Bohr
 
 _CWD_LOCK = threading.Lock()
-_DEFAULT_KPOINTS = (4, 4, 4)
+#: where scripts/setup_cp2k.sh builds pymatgen's CP2K data by default
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "pes" / "cp2k-data"
+_DEFAULT_KPOINTS_LENGTH = 10.0  # Å
 
 
 def _pkg_version(name: str) -> str:
@@ -94,6 +105,8 @@ def _configure_pymatgen(settings: dict[str, Any], env: dict[str, Any]) -> str:
 
     data_dir = (settings.get("cp2k_data_dir") or env.get("cp2k_data_dir")
                 or os.environ.get("PMG_CP2K_DATA_DIR") or PMG_SETTINGS.get("PMG_CP2K_DATA_DIR"))
+    if not data_dir and DEFAULT_DATA_DIR.is_dir():
+        data_dir = str(DEFAULT_DATA_DIR)
     if not data_dir or not Path(data_dir).is_dir() or not (Path(data_dir) / "C").exists():
         raise OracleError(
             "cp2k oracle: pymatgen's CP2K data directory is not set up "
@@ -107,7 +120,25 @@ def _configure_pymatgen(settings: dict[str, Any], env: dict[str, Any]) -> str:
     return str(data_dir)
 
 
-def build_cp2k_maker(settings: dict[str, Any], cp2k_cmd: str):
+def kpoint_mesh(settings: dict[str, Any], structure: Structure | None = None) -> tuple[int, int, int]:
+    """The Monkhorst-Pack mesh: ``settings['kpoints']`` or the odd mesh from ``kpoints_length``."""
+    if settings.get("kpoints") is not None:
+        mesh = tuple(int(x) for x in settings["kpoints"])
+        if len(mesh) != 3 or min(mesh) < 1:
+            raise ValueError(f"settings['kpoints'] must be three positive integers, got {list(mesh)}")
+        return mesh  # type: ignore[return-value]
+    if structure is None:
+        raise ValueError("a structure is needed to choose the k-point mesh from kpoints_length")
+    length = float(settings.get("kpoints_length", _DEFAULT_KPOINTS_LENGTH))
+    recip = structure.lattice.reciprocal_lattice_crystallographic.abc
+    mesh = []
+    for b in recip:
+        n = max(1, int(np.ceil(length * b - 1e-6)))
+        mesh.append(n if n % 2 == 1 else n + 1)
+    return tuple(mesh)  # type: ignore[return-value]
+
+
+def build_cp2k_maker(settings: dict[str, Any], cp2k_cmd: str, structure: Structure | None = None):
     """atomate2 CP2K maker (StaticMaker or RelaxMaker) configured from oracle ``settings``."""
     from atomate2.cp2k.jobs.core import RelaxMaker, StaticMaker
     from pymatgen.io.vasp import Kpoints
@@ -115,9 +146,7 @@ def build_cp2k_maker(settings: dict[str, Any], cp2k_cmd: str):
     relax = bool(settings.get("relax", False))
     maker_cls = RelaxMaker if relax else StaticMaker
     generator = maker_cls().input_set_generator
-    mesh = tuple(int(x) for x in settings.get("kpoints", _DEFAULT_KPOINTS))
-    if len(mesh) != 3 or min(mesh) < 1:
-        raise ValueError(f"settings['kpoints'] must be three positive integers, got {list(mesh)}")
+    mesh = kpoint_mesh(settings, structure)
     user_input = dict(settings.get("input_settings") or {})
     if settings.get("cutoff") is not None:
         user_input["cutoff"] = float(settings["cutoff"])
@@ -173,7 +202,7 @@ class Cp2kOracle(Oracle):
                 "set cp2k_cmd in the worker env."
             )
         try:
-            maker = build_cp2k_maker(self.settings, cp2k_cmd)
+            maker = build_cp2k_maker(self.settings, cp2k_cmd, structure)
         except (ValueError, TypeError) as err:
             raise OracleError(f"cp2k oracle: invalid settings: {err}") from err
         base = Path(workdir or os.getcwd()).resolve()
@@ -219,7 +248,7 @@ class Cp2kOracle(Oracle):
             "cp2k_cmd": cp2k_cmd,
             "cp2k_data_dir": data_dir,
             "run_type": str(getattr(calc, "run_type", None)),
-            "kpoints": list(int(x) for x in self.settings.get("kpoints", _DEFAULT_KPOINTS)),
+            "kpoints": list(kpoint_mesh(self.settings, structure)),
             "dft": _jsonable(getattr(inp, "dft", None)),
             "atomic_kind_info": _jsonable(getattr(inp, "atomic_kind_info", None)),
             "custodian_corrections": _jsonable([c.get("corrections", []) if isinstance(c, dict) else c
@@ -227,6 +256,9 @@ class Cp2kOracle(Oracle):
             "state": str(getattr(doc.state, "value", doc.state)),
             "forces_unit_from_atomate2": "Hartree/Bohr",
         }
+        if any(n % 2 == 0 for n in prov["kpoints"]):
+            prov["warnings"] = ["even Monkhorst-Pack mesh: not Gamma-centred, may break the "
+                                "crystal symmetry (spurious forces/shear stress)"]
         return OracleResult(energy=energy, forces=forces, stress=stress, structure=final,
                             provenance=_jsonable(prov))
 
