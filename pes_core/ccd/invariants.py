@@ -102,8 +102,9 @@ def _independent_columns(a: np.ndarray, rtol: float, chunk: int = 512) -> np.nda
     """Greedy (left-to-right) choice of linearly independent columns of ``a``.
 
     Columns are normalized; a column is kept when its component orthogonal
-    to the kept ones exceeds ``rtol``.  Block Gram-Schmidt with a pivoted QR
-    inside each block.
+    to all earlier columns exceeds ``rtol``.  Block Gram-Schmidt against the
+    kept columns, then an unpivoted Householder QR inside each block (whose
+    ``|R_jj|`` is exactly that orthogonal component).
     """
     norms = np.linalg.norm(a, axis=0)
     keep_mask = norms > 1e-12 * max(norms.max(initial=0.0), 1e-300)
@@ -111,27 +112,29 @@ def _independent_columns(a: np.ndarray, rtol: float, chunk: int = 512) -> np.nda
     if len(cols) == 0:
         return cols
     a = a[:, cols] / norms[cols]
-    basis = np.zeros((a.shape[0], 0))
+    k = a.shape[0]
+    basis = np.zeros((k, 0))
     chosen: list[int] = []
-    for s in range(0, a.shape[1], chunk):
-        if basis.shape[1] >= a.shape[0]:
-            break
-        blk = a[:, s : s + chunk]
+    s = 0
+    while s < a.shape[1] and basis.shape[1] < k:
+        width = max(1, min(chunk, k - basis.shape[1]))
+        blk = a[:, s : s + width]
         for _ in range(2):  # re-orthogonalize once for stability
             blk = blk - basis @ (basis.T @ blk)
-        res = np.linalg.norm(blk, axis=0)
-        cand = np.flatnonzero(res > rtol)
-        if len(cand) == 0:
-            continue
-        qq, r, piv = scipy.linalg.qr(blk[:, cand], mode="economic", pivoting=True)
-        diag = np.abs(np.diag(r))
-        rank = int(np.sum(diag > rtol))
-        if rank == 0:
-            continue
-        new = np.sort(piv[:rank])
-        chosen.extend((s + cand[new]).tolist())
-        basis = np.hstack([basis, qq[:, :rank]])
-    return cols[np.array(sorted(chosen), dtype=int)]
+        cand = np.flatnonzero(np.linalg.norm(blk, axis=0) > rtol)
+        if len(cand):
+            (r,) = scipy.linalg.qr(blk[:, cand], mode="r")
+            new = cand[np.flatnonzero(np.abs(np.diag(r)) > rtol)]
+            if len(new):
+                # orthonormalize the kept columns themselves (the Q of the
+                # full block contains noise directions of dependent columns)
+                qq, r2 = scipy.linalg.qr(blk[:, new], mode="economic")
+                ok = np.abs(np.diag(r2)) > rtol
+                new, qq = new[ok], qq[:, ok]
+                chosen.extend((s + new).tolist())
+                basis = np.hstack([basis, qq])
+        s += width
+    return cols[np.array(chosen, dtype=int)]
 
 
 def _select_all(ops: np.ndarray, max_degree: int, n_points: int, rtol: float, seed: int):
@@ -189,7 +192,7 @@ def reynolds_rank(
     return [rank for _, _, rank in sel]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InvariantBasis:
     """Linearly independent invariant polynomials of degrees 1..max_degree.
 
@@ -272,20 +275,31 @@ class PolynomialEvaluator(torch.nn.Module):
         rows = torch.tensor([position[m] for m in basis.monomials], dtype=torch.long)
         coeffs = torch.zeros(offset, basis.n_basis, dtype=torch.float64)
         coeffs[rows] = torch.as_tensor(basis.coeffs, dtype=torch.float64)
-        self.register_buffer("coeffs", coeffs)
+        # one coefficient block per degree (no concatenation at run time)
+        start = 0
+        self.n_levels = 0
+        for d in range(1, self.max_degree + 1):
+            n = len(by_deg.get(d, []))
+            self.register_buffer(f"coeffs{d}", coeffs[start : start + n].clone())
+            start += n
+            self.n_levels += 1
         self.n_basis = basis.n_basis
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         """``(..., n_vars)`` -> ``(..., n_basis)``."""
+        lead = q.shape[:-1]
         if self.max_degree == 0:
-            return q.new_zeros(q.shape[:-1] + (0,))
-        level = q[..., self.first]
-        levels = [level]
+            return q.new_zeros(lead + (0,))
+        # variables along the first axis: every gather below copies whole rows
+        qt = q.reshape(-1, q.shape[-1]).t().contiguous()
+        level = qt.index_select(0, self.first)
+        out = self.coeffs1.t().to(q.dtype) @ level
         for d in range(2, self.max_degree + 1):
-            level = level[..., getattr(self, f"parent{d}")] * q[..., getattr(self, f"last{d}")]
-            levels.append(level)
-        mon = torch.cat(levels, dim=-1)
-        return mon @ self.coeffs.to(mon.dtype)
+            level = level.index_select(0, getattr(self, f"parent{d}")) * qt.index_select(
+                0, getattr(self, f"last{d}")
+            )
+            out = out + getattr(self, f"coeffs{d}").t().to(q.dtype) @ level
+        return out.t().reshape(lead + (self.n_basis,))
 
 
 def invariant_basis(

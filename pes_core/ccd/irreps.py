@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["character_norm", "classify_operations", "mulliken_label"]
+__all__ = [
+    "character_norm",
+    "classify_operations",
+    "conjugacy_classes",
+    "mulliken_label",
+    "split_isotypic",
+]
 
 
 def classify_operations(rotations: np.ndarray) -> list[dict]:
@@ -59,6 +65,71 @@ def classify_operations(rotations: np.ndarray) -> list[dict]:
         else:
             kind = "S"
         out.append({"det": det, "n": n, "axis": axis, "kind": kind, "theta": theta})
+    return out
+
+
+def conjugacy_classes(rotations: np.ndarray, atol: float = 1e-8) -> list[list[int]]:
+    """Conjugacy classes of a group of Cartesian matrices (lists of indices)."""
+    rots = np.asarray(rotations)
+    n = len(rots)
+
+    def find(m):
+        d = np.abs(rots - m).reshape(n, -1).max(axis=1)
+        i = int(np.argmin(d))
+        if d[i] > atol:
+            raise ValueError("the matrices are not closed under conjugation (not a group)")
+        return i
+
+    seen = np.full(n, -1)
+    classes: list[list[int]] = []
+    for g in range(n):
+        if seen[g] >= 0:
+            continue
+        members = sorted({find(h @ rots[g] @ h.T) for h in rots})
+        for m in members:
+            seen[m] = len(classes)
+        classes.append(members)
+    return classes
+
+
+def split_isotypic(
+    d_block: np.ndarray, classes: list[list[int]], seed: int = 0, rtol: float = 1e-8
+) -> list[np.ndarray]:
+    """Split a representation into its isotypic components.
+
+    A random real combination of class sums, symmetrized (``g`` with
+    ``g^-1``), is central and symmetric: it is a scalar on each isotypic
+    component and generically different on different ones.  Its
+    eigenvectors give the split.
+
+    Parameters
+    ----------
+    d_block : numpy.ndarray
+        ``(n_ops, k, k)`` orthogonal representation matrices.
+    classes : list of list of int
+        Conjugacy classes (indices into ``d_block``).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Orthonormal bases ``(k, k_i)`` of the components, in the block's coordinates.
+    """
+    k = d_block.shape[1]
+    if k == 1:
+        return [np.eye(1)]
+    rng = np.random.default_rng(seed)
+    h = np.zeros((k, k))
+    for cls in classes:
+        c = rng.normal()
+        for g in cls:
+            h += c * 0.5 * (d_block[g] + d_block[g].T)
+    w, v = np.linalg.eigh(h)
+    scale = max(np.abs(w).max(), 1.0)
+    out, start = [], 0
+    for i in range(1, k + 1):
+        if i == k or abs(w[i] - w[i - 1]) > rtol * scale:
+            out.append(v[:, start:i])
+            start = i
     return out
 
 
@@ -130,7 +201,11 @@ def mulliken_label(rotations: np.ndarray, chi: np.ndarray) -> str:
         sigma_h = None
         if principal_axis is not None:
             sigma_h = next(
-                (i for i, o in enumerate(ops) if o["kind"] == "sigma" and _parallel(o["axis"], principal_axis)),
+                (
+                    i
+                    for i, o in enumerate(ops)
+                    if o["kind"] == "sigma" and _parallel(o["axis"], principal_axis)
+                ),
                 None,
             )
         else:
@@ -148,17 +223,24 @@ def mulliken_label(rotations: np.ndarray, chi: np.ndarray) -> str:
                     for i, o in enumerate(ops)
                     if o["kind"] == "S" and o["n"] == 2 * n_max and _parallel(o["axis"], principal_axis)
                 ]
-                # S_2n has proper part C_2n^(n+1)... use order of S_2n itself
                 if s2n:
                     p_op = s2n[0]
             if dim == 1:
                 letter = "A" if _sign(chi[p_op]) > 0 else "B"
                 c2p = sorted(
-                    [o["axis"] for _, o in proper if o["n"] == 2 and _perpendicular(o["axis"], principal_axis)],
+                    [
+                        o["axis"]
+                        for _, o in proper
+                        if o["n"] == 2 and _perpendicular(o["axis"], principal_axis)
+                    ],
                     key=_axis_pref,
                 )
                 sv = sorted(
-                    [o["axis"] for o in ops if o["kind"] == "sigma" and _perpendicular(o["axis"], principal_axis)],
+                    [
+                        o["axis"]
+                        for o in ops
+                        if o["kind"] == "sigma" and _perpendicular(o["axis"], principal_axis)
+                    ],
                     key=_axis_pref,
                 )
                 probe = None

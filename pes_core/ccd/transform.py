@@ -30,7 +30,7 @@ import numpy as np
 from ..clusters.cluster import pair_indices
 from ..clusters.orbits import ClusterOrbit, _neighbours
 from .correlation import correlation_matrix
-from .irreps import character_norm, mulliken_label
+from .irreps import character_norm, conjugacy_classes, mulliken_label, split_isotypic
 from .metrics import Metric, metric_function
 
 __all__ = ["CCDTransform", "IrrepBlock", "build_ccd", "nearest_neighbour_distance"]
@@ -38,7 +38,7 @@ __all__ = ["CCDTransform", "IrrepBlock", "build_ccd", "nearest_neighbour_distanc
 SCALINGS = ("sqrt", "whiten", "none")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IrrepBlock:
     """An invariant subspace of the CCDs (one irreducible representation).
 
@@ -66,7 +66,7 @@ class IrrepBlock:
         return self.stop - self.start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CCDTransform:
     """CCDs of one cluster orbit.
 
@@ -219,6 +219,20 @@ def build_ccd(
     lam_avg = lam.copy()
     for s, e in spans:
         lam_avg[s:e] = lam[s:e].mean()
+    # an eigenvalue shared by different irreps (accidental, or forced by the
+    # metric) is split into isotypic components with a central element
+    classes = conjugacy_classes(pg.cart_rotations)
+    refined = []
+    for s, e in spans:
+        d_blk = np.einsum("ji,gjk,kl->gil", v[:, s:e], mf, v[:, s:e])
+        parts = split_isotypic(d_blk, classes)
+        if len(parts) > 1:
+            v[:, s:e] = v[:, s:e] @ np.hstack(parts)
+        start = s
+        for p in parts:
+            refined.append((start, start + p.shape[1]))
+            start += p.shape[1]
+    spans = refined
     d = np.einsum("ji,gjk,kl->gil", v, mf, v)
     mask = np.zeros_like(d[0], dtype=bool)
     for s, e in spans:
@@ -233,8 +247,8 @@ def build_ccd(
         norm = character_norm(chi)
         if not (abs(norm - 1) < 1e-6 or abs(norm - 2) < 1e-6):
             warnings.warn(
-                f"{orbit.name}: block Q[{s}:{e}] is reducible (character norm {norm:.3f}); "
-                "an accidental degeneracy - try another sigma or metric",
+                f"{orbit.name}: block Q[{s}:{e}] holds {norm:.0f} copies of one irrep with equal "
+                "eigenvalues; its label stands for all of them",
                 stacklevel=2,
             )
         blocks.append(IrrepBlock(s, e, float(lam_avg[s]), mulliken_label(pg.cart_rotations, chi), chi))

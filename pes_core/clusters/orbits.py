@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClusterOrbit:
     """All clusters equivalent to a representative under the space group.
 
@@ -91,6 +91,27 @@ class ClusterOrbit:
     def reference_distances(self) -> np.ndarray:
         """Reference pair distances ``d~`` (Å) in pair order."""
         return self.representative.distances(self.space_group.frac, self.space_group.lattice)
+
+    def clusters_per_site(self) -> dict[str, int]:
+        """Site-centric view: how many clusters of the orbit contain one site.
+
+        Returns
+        -------
+        dict
+            Wyckoff-orbit label (e.g. ``"Br(3d)"``) -> number ``n_alpha`` of
+            clusters (all lattice translations) that contain a given site of
+            that orbit; labels of sites never in a cluster are left out.
+        """
+        counts: dict[int, int] = {}
+        for mem in self.members:
+            for k, *_ in mem.sites:
+                counts[k] = counts.get(k, 0) + 1
+        out: dict[str, int] = {}
+        for k, c in counts.items():
+            label = self.space_group.site_orbit_label(k)
+            if out.setdefault(label, c) != c:
+                raise RuntimeError(f"sites of {label} belong to different numbers of {self.name} clusters")
+        return out
 
     @property
     def reference_positions(self) -> np.ndarray:

@@ -18,7 +18,7 @@ from .symmetry import SpaceGroup
 __all__ = ["ClusterPointGroup", "cluster_point_group"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClusterPointGroup:
     """Operations of the crystal that leave a cluster invariant (as a set).
 

@@ -38,7 +38,7 @@ def _lattice_points(p: np.ndarray) -> np.ndarray:
     return pts[order].astype(int)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Supercell:
     """A supercell of a reference crystal.
 
@@ -106,6 +106,51 @@ class Supercell:
         species = [self.space_group.structure[int(k)].specie for k in self.ref_index]
         return Structure(Lattice(self.cell), species, self.frac)
 
+    def match(self, frac: np.ndarray, species: list[str] | None = None, tol: float = 0.3) -> np.ndarray:
+        """Order of given atoms that puts them in this supercell's atom order.
+
+        Parameters
+        ----------
+        frac : numpy.ndarray
+            ``(n_atoms, 3)`` fractional coordinates of a (distorted) supercell
+            whose lattice is this one's, possibly strained.
+        species : list of str, optional
+            Element of every given atom, checked against the reference.
+        tol : float
+            Largest accepted distance from the reference site, as a fraction
+            of the shortest supercell lattice vector (dimensionless).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``order`` such that ``frac[order]`` lists the atoms in supercell order.
+
+        Raises
+        ------
+        ValueError
+            If the atoms cannot be matched one-to-one to reference sites.
+        """
+        frac = np.asarray(frac, dtype=float)
+        if frac.shape != (self.n_atoms, 3):
+            raise ValueError(f"expected {self.n_atoms} atoms, got an array of shape {frac.shape}")
+        diff = frac[None, :, :] - self.frac[:, None, :]
+        diff -= np.rint(diff)
+        dist = np.linalg.norm(diff @ self.cell, axis=-1)  # (ref, given), Å in the reference cell
+        order = np.argmin(dist, axis=1)
+        if len(set(order.tolist())) != self.n_atoms:
+            raise ValueError("atoms do not map one-to-one onto reference sites (displacements too large?)")
+        worst = dist[np.arange(self.n_atoms), order].max()
+        if worst > tol * np.linalg.norm(self.cell, axis=1).min():
+            raise ValueError(
+                f"an atom is {worst:.2f} Å from its reference site; is this the right supercell?"
+            )
+        if species is not None:
+            ref = [str(self.space_group.structure[int(k)].specie) for k in self.ref_index]
+            got = [str(species[i]) for i in order]
+            if ref != got:
+                raise ValueError("species of the matched atoms differ from the reference supercell")
+        return order
+
     def locate(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Supercell atom and image shift of reference sites ``(k, n)``.
 
@@ -156,7 +201,7 @@ class Supercell:
         return self.locate(img)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SupercellOrbit:
     """All clusters of one orbit inside a supercell.
 
@@ -180,10 +225,16 @@ class SupercellOrbit:
         return len(self.atoms)
 
     def site_membership(self, n_atoms: int) -> np.ndarray:
-        """``(n_atoms, n_clusters)`` 0/1 matrix: atom ``i`` is a site of cluster ``c``."""
+        """``(n_atoms, n_clusters)``: how many sites of cluster ``c`` are images of atom ``i``.
+
+        Usually 0 or 1; in a supercell smaller than the cluster an atom can
+        occupy several sites of one cluster (through periodic images), and it
+        is counted once per site, so that row sums equal the orbit's
+        clusters-per-site number ``n_alpha`` of the infinite crystal.
+        """
         m = np.zeros((n_atoms, self.n_clusters))
-        for c, row in enumerate(self.atoms):
-            m[np.unique(row), c] = 1.0
+        cols = np.repeat(np.arange(self.n_clusters), self.atoms.shape[1])
+        np.add.at(m, (self.atoms.reshape(-1), cols), 1.0)
         return m
 
 

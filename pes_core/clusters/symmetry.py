@@ -17,7 +17,7 @@ from pymatgen.core import Structure
 __all__ = ["SpaceGroup", "get_space_group"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpaceGroup:
     """Symmetry of a reference crystal.
 

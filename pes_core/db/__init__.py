@@ -34,6 +34,7 @@ __all__ = [
     "connect_client",
     "disconnect",
     "get_configuration",
+    "jsonable",
     "record_failure",
     "store_result",
     "structure_hash",
@@ -105,12 +106,12 @@ def store_result(result: Any, *, oracle_settings: dict | None = None,
         "oracle": oracle,
         "oracle_settings": settings,
         "code_version": str(prov.get("code_version", "")),
-        "provenance": _jsonable(prov),
+        "provenance": jsonable(prov),
         "fw_id": fw_id,
         "launch_dir": launch_dir,
         "workflow": workflow,
         "generator": generator,
-        "extra": _jsonable(extra or {}),
+        "extra": jsonable(extra or {}),
         "created_at": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None),
     }
     # validate through the document class before touching the database
@@ -140,14 +141,14 @@ def record_failure(structure: Structure, oracle: str, settings: dict | None, rea
     return doc
 
 
-def _jsonable(obj: Any) -> Any:
-    """Recursively convert numpy values so the provenance stores as BSON."""
+def jsonable(obj: Any) -> Any:
+    """Recursively convert numpy values (and dots/dollars in keys) so ``obj`` stores as BSON."""
     import numpy as np
 
     if isinstance(obj, dict):
-        return {str(k).replace(".", "_").replace("$", "_"): _jsonable(v) for k, v in obj.items()}
+        return {str(k).replace(".", "_").replace("$", "_"): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -157,5 +158,5 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (_dt.datetime, _dt.date)):
         return obj.isoformat()
     if hasattr(obj, "as_dict"):
-        return _jsonable(obj.as_dict())
+        return jsonable(obj.as_dict())
     return str(obj)

@@ -238,6 +238,13 @@ def _basis_graph_sets(level: int) -> list[tuple[int, ...]]:
 
 
 # ------------------------------------------------------------------ compiling
+_ZERO = (0, 0, 0)
+
+
+def _add3(x: tuple[int, int, int], y: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (x[0] + y[0], x[1] + y[1], x[2] + y[2])
+
+
 @lru_cache(maxsize=None)
 def _compositions(m: int) -> tuple[tuple[int, int, int], ...]:
     return tuple((a, b, m - a - b) for a in range(m + 1) for b in range(m + 1 - a))
@@ -294,8 +301,26 @@ class _Program:
         assert best is not None
         return self._contract(labels, adj, best[1], build=True)
 
-    def _contract_cost(self, labels, adj, order) -> int:
-        return self._contract(labels, adj, order, build=False)
+    @staticmethod
+    def _contract_cost(labels, adj, order) -> int:
+        """Number of products the contraction in ``order`` needs (without building it)."""
+        n = len(order)
+        ncomp = lambda m: (m + 1) * (m + 2) // 2  # noqa: E731 - components of a symmetric group of m indices
+        groups = {w: adj[order[0]][w] for w in range(n) if w != order[0] and adj[order[0]][w]}
+        cost = 0
+        for s in range(1, n):
+            v = order[s]
+            keys = 1
+            for m in groups.values():
+                keys *= ncomp(m)
+            later = [w for w in order[s + 1 :] if adj[v][w]]
+            for w in later:
+                keys *= ncomp(adj[v][w])
+            cost += keys
+            groups.pop(v, None)
+            for w in later:
+                groups[w] = groups.get(w, 0) + adj[v][w]
+        return cost
 
     def _contract(self, labels, adj, order, build: bool):
         """Contract nodes in ``order``; returns the scalar ref (build) or the term count."""
@@ -335,12 +360,7 @@ class _Program:
                     for c in combo:
                         tot = [tot[0] + c[0], tot[1] + c[1], tot[2] + c[2]]
                         mult *= _multinomial(c)
-                    new_key = tuple(
-                        tuple(
-                            np.add(rest.get(w, (0, 0, 0)), q.get(w, (0, 0, 0))).tolist()
-                        )
-                        for w in new_dests
-                    )
+                    new_key = tuple(_add3(rest.get(w, _ZERO), q.get(w, _ZERO)) for w in new_dests)
                     total_terms += 1
                     if build:
                         s_ref = self.basic_ref(mu_v, tuple(tot))

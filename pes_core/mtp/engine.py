@@ -67,8 +67,20 @@ class ContractionPlan:
     basic_mono: np.ndarray  # (K,) mono column
     hi: np.ndarray  # (3, n_mono) column of n + e_x (n_mono: a zero column)
     hi_coef: np.ndarray  # (3, n_mono) a_x(n) + 1 (0 where n + e_x is beyond the table)
+    lo: np.ndarray  # (3, n_mono) column of n - e_x (0 where a_x(n) = 0)
+    lo_coef: np.ndarray  # (3, n_mono) a_x(n)
     times_idx: np.ndarray  # (T, 3) i, j, k
     times_mult: np.ndarray  # (T,) float
+    f_target: np.ndarray  # (D,) derived moments in evaluation order
+    f_ptr: np.ndarray  # (D + 1,) their products in f_i, f_j, f_mult
+    f_i: np.ndarray
+    f_j: np.ndarray
+    f_mult: np.ndarray
+    b_moment: np.ndarray  # (U,) moments with uses, in reverse evaluation order
+    b_ptr: np.ndarray  # (U + 1,) their uses in b_k, b_other, b_mult
+    b_k: np.ndarray  # product target
+    b_other: np.ndarray  # the other factor
+    b_mult: np.ndarray  # multiplicity (doubled for squares)
     mapping: np.ndarray
     layers: list[_Layer]
 
@@ -88,6 +100,32 @@ def _check_sequential(basis: MomentBasis) -> None:
             f"alpha_index_times reads moment {bad[0]} before its last write; the contraction "
             "program must list every product of a moment before the moment is used"
         )
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start pointers (with the end appended) of runs of equal values in ``keys``."""
+    if len(keys) == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    ptr = np.concatenate([[0], cuts, [len(keys)]]).astype(np.int64)
+    return ptr, keys[ptr[:-1]]
+
+
+def _sparse_program(times: np.ndarray, layer_of: np.ndarray, n_mom: int) -> tuple[np.ndarray, ...]:
+    """Products grouped by target (forward) and uses grouped by factor (pull-style adjoint)."""
+    i, j, mult, k = (times[:, c].astype(np.int64) for c in range(4))
+    order = np.lexsort((k, layer_of[k]))  # by layer, then target: evaluation order
+    f_ptr, f_target = _runs(k[order])
+    f_i, f_j, f_mult = i[order], j[order], mult[order].astype(float)
+    # uses: factor -> (target, other factor, multiplicity); a square counts twice
+    same = i == j
+    u_factor = np.concatenate([i, j[~same]])
+    u_k = np.concatenate([k, k[~same]])
+    u_other = np.concatenate([j, i[~same]])
+    u_mult = np.concatenate([np.where(same, 2.0, 1.0) * mult, mult[~same].astype(float)])
+    u_order = np.lexsort((-u_factor, -layer_of[u_factor]))  # latest layer first
+    b_ptr, b_moment = _runs(u_factor[u_order])
+    return (f_target, f_ptr, f_i, f_j, f_mult, b_moment, b_ptr, u_k[u_order], u_other[u_order], u_mult[u_order])
 
 
 def _build_plan(basis: MomentBasis) -> ContractionPlan:
@@ -117,6 +155,15 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
             if tuple(q) in index:
                 hi[ax, n] = index[tuple(q)]
                 hi_coef[ax, n] = q[ax]
+    lo = np.zeros((3, n_mono), dtype=np.int64)
+    lo_coef = np.zeros((3, n_mono))
+    for n, p in enumerate(powers):
+        for ax in range(3):
+            if p[ax] > 0:
+                q = list(p)
+                q[ax] -= 1
+                lo[ax, n] = index[tuple(q)]
+                lo_coef[ax, n] = p[ax]
     basic_flat = np.array([r[0] * (n_mono + 1) + index[tuple(r[1:])] for r in basic], dtype=np.int64)
 
     times = basis.alpha_index_times
@@ -135,11 +182,12 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
         b_unique, b_starts = np.unique(targets[b_order], return_index=True)
         layers.append(_Layer(t[:, 0].copy(), t[:, 1].copy(), t[:, 2].astype(float), t[:, 3].copy(),
                              k_unique, k_starts, b_order, b_unique, b_starts))
+    csr = _sparse_program(times, layer_of, n_mom)
     return ContractionPlan(
         k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, parent.tolist(), axis.tolist(), degree, degree_cols, basic_flat,
         basic[:, 0].copy(), np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64),
-        hi, hi_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
-        basis.alpha_moment_mapping.copy(), layers,
+        hi, hi_coef, lo, lo_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
+        *csr, basis.alpha_moment_mapping.copy(), layers,
     )
 
 
@@ -379,7 +427,8 @@ def _evaluate_fused(pot: MTPPotential, pairs: PairList, types: np.ndarray, force
         starts, pairs.j, np.ascontiguousarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
         float(pot.min_dist), float(pot.max_dist), np.ascontiguousarray(pot.scaling * pot.radial_coeffs),
         plan.basic_mu, plan.basic_mono, plan.mono_parent, plan.mono_axis, plan.hi, plan.hi_coef,
-        plan.mono_degree, plan.times_idx, plan.times_mult, plan.mapping,
+        plan.mono_degree, plan.f_target, plan.f_ptr, plan.f_i, plan.f_j, plan.f_mult,
+        plan.b_moment, plan.b_ptr, plan.b_k, plan.b_other, plan.b_mult, plan.mapping,
         np.ascontiguousarray(pot.moment_coeffs, dtype=float), plan.n_moments, forces,
         site, basis_out, force, virial, de_df,
     )
@@ -414,6 +463,8 @@ def linear_design(
         ``site_rows`` ``(N, S + m)`` (``dV_i/dtheta_lin``).
     """
     pot._require_trained()
+    if use_numba and kernels.HAVE_NUMBA:
+        return _linear_design_fused(pot, pairs, types)
     fw = _Forward(pot, pairs, types, need_grad=True, use_numba=use_numba)
     plan = fw.plan
     n, s = pairs.n_atoms, pot.n_species
@@ -446,3 +497,27 @@ def linear_design(
         w = np.einsum("pa,pbc->acb", pairs.vectors, g)
         w_rows[:, :, s + start : s + stop] = 0.5 * (w + w.transpose(1, 0, 2))
     return e_row, f_rows, w_rows, site_rows
+
+
+def _linear_design_fused(pot: MTPPotential, pairs: PairList, types: np.ndarray):
+    plan = get_plan(pot.basis)
+    n, s = pairs.n_atoms, pot.n_species
+    m = len(plan.mapping)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs.i, minlength=n), out=starts[1:])
+    b = np.empty((n, m))
+    f_b = np.zeros((n, 3, m))
+    w_b = np.zeros((3, 3, m))
+    kernels.basis_jacobian(
+        starts, pairs.j, np.ascontiguousarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
+        float(pot.min_dist), float(pot.max_dist), np.ascontiguousarray(pot.scaling * pot.radial_coeffs),
+        plan.basic_mu, plan.basic_mono, plan.mono_parent, plan.mono_axis, plan.lo, plan.lo_coef,
+        plan.mono_degree, plan.f_target, plan.f_ptr, plan.f_i, plan.f_j, plan.f_mult, plan.mapping,
+        plan.n_moments, b, f_b, w_b,
+    )
+    onehot = np.zeros((n, s))
+    onehot[np.arange(n), types] = 1.0
+    site_rows = np.concatenate([onehot, b], axis=1)
+    f_rows = np.concatenate([np.zeros((n, 3, s)), f_b], axis=2)
+    w_rows = np.concatenate([np.zeros((3, 3, s)), 0.5 * (w_b + w_b.transpose(1, 0, 2))], axis=2)
+    return site_rows.sum(axis=0), f_rows, w_rows, site_rows

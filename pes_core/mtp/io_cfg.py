@@ -21,7 +21,8 @@ A ``.cfg`` block::
 ``type`` is MLIP's species index ``0 .. S-1``; pass ``species`` (atomic numbers
 or symbols of the types) to name them.  ``PlusStress`` is the virial in eV,
 ``-stress * V``; records carry the stress in GPa with the ASE sign.  Floats
-are written with 17 significant digits so a write/read round trip is exact.
+are written as the shortest exact positional decimal, so a write/read round
+trip is exact.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def _is_number_row(line: str) -> bool:
 
 
 def _f(x: float) -> str:
-    return f"{float(x):.16e}"
+    # shortest exact decimal without an exponent: round trips bit-for-bit and
+    # stays readable by parsers that reject exponents
+    return np.format_float_positional(float(x), unique=True, trim="-")
 
 
 def write_cfg(

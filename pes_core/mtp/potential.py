@@ -117,13 +117,18 @@ class MTPPotential:
         return pot
 
     def initialize(self, rng: np.random.Generator) -> None:
-        """Set unset coefficients: zero linear ones, small random radial ones (diagonal-dominant)."""
+        """Set unset coefficients: zero linear ones; radial ones ``f_mu ~ T_mu(s) (R_cut - r)^2 / (R_cut - R_min)^2``.
+
+        The radial coefficients are the identity (radial function ``mu`` is
+        Chebyshev term ``mu``) plus uniform noise of 0.1, divided by
+        ``(R_cut - R_min)^2`` so that ``|f_mu| <= ~1``.
+        """
         s, n_mu, nq = self.n_species, self.basis.radial_funcs_count, self.radial_basis_size
         if self.radial_coeffs is None:
             c = rng.uniform(-0.1, 0.1, (s, s, n_mu, nq))
             for mu in range(n_mu):
                 c[:, :, mu, mu % nq] += 1.0
-            self.radial_coeffs = c
+            self.radial_coeffs = c / (self.max_dist - self.min_dist) ** 2
         if self.species_coeffs is None:
             self.species_coeffs = np.zeros(s)
         if self.moment_coeffs is None:

@@ -24,8 +24,8 @@ class TrainingRecord:
 
     Parameters
     ----------
-    atoms : ase.Atoms or pymatgen.core.Structure
-        The structure (a ``Structure`` is converted to ``Atoms`` on access).
+    atoms : ase.Atoms or pymatgen.core.Structure or pymatgen.core.Molecule
+        The structure (pymatgen objects are converted to ``Atoms``).
     energy : float or None
         Total energy in eV.
     forces : numpy.ndarray or None
@@ -47,12 +47,13 @@ class TrainingRecord:
 
     def __post_init__(self) -> None:
         if not isinstance(self.atoms, Atoms):
-            from pymatgen.core import Structure
+            from pymatgen.core import IMolecule, IStructure
             from pymatgen.io.ase import AseAtomsAdaptor
 
-            if not isinstance(self.atoms, Structure):
+            if not isinstance(self.atoms, (IStructure, IMolecule)):
                 raise TypeError(
-                    f"TrainingRecord.atoms must be ase.Atoms or pymatgen Structure, got {type(self.atoms).__name__}"
+                    "TrainingRecord.atoms must be ase.Atoms or a pymatgen Structure/Molecule, "
+                    f"got {type(self.atoms).__name__}"
                 )
             self.atoms = AseAtomsAdaptor.get_atoms(self.atoms)
         n = len(self.atoms)

@@ -56,7 +56,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import threading
 import uuid
 from collections import deque
 from importlib.metadata import PackageNotFoundError, version
@@ -68,6 +67,7 @@ from ase.units import Bohr, Hartree
 from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
+from pes_core.oracles.vasp import _CWD_LOCK  # one lock for every chdir-based oracle run
 
 __all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "kpoint_mesh",
            "resolve_cp2k_cmd"]
@@ -75,7 +75,6 @@ __all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "kp
 #: Hartree/Bohr -> eV/Å
 HARTREE_PER_BOHR_TO_EV_PER_A = Hartree / Bohr
 
-_CWD_LOCK = threading.Lock()
 #: where scripts/setup_cp2k.sh builds pymatgen's CP2K data by default
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "pes" / "cp2k-data"
 _DEFAULT_KPOINTS_LENGTH = 10.0  # Å

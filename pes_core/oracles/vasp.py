@@ -60,7 +60,7 @@ from pes_core.oracles.base import Oracle, OracleError, OracleResult
 
 __all__ = ["VaspOracle", "build_vasp_maker", "resolve_vasp_cmd"]
 
-#: serializes the chdir-based atomate2/custodian run within one process
+#: serializes the chdir-based atomate2/custodian runs (vasp and cp2k) within one process
 _CWD_LOCK = threading.Lock()
 
 _INCAR_TOLERANCE = 1e-8
@@ -282,6 +282,15 @@ class VaspOracle(Oracle):
             final = structure
 
         provenance = self._provenance(task_doc, jobdir)
+        stopped = [c for c in provenance["custodian_corrections"]
+                   if any("walltime" in str(e).lower() for e in c["errors"])]
+        if stopped and self.settings.get("relax"):
+            raise OracleError(
+                f"vasp oracle: custodian's WalltimeHandler stopped the relaxation in {jobdir} "
+                f"after {provenance['n_ionic_steps']} ionic steps (custodian_wall_time="
+                f"{self.settings.get('custodian_wall_time')} s); the structure is not relaxed. "
+                "Give the job more time or restart from its CONTCAR."
+            )
         if self.settings.get("verify_inputs", True):
             problems = self.input_mismatches(provenance)
             if problems:
@@ -348,6 +357,10 @@ class VaspOracle(Oracle):
             have = written.get(key)
             if not _same_value(want, have):
                 problems.append(f"{key}: asked {want!r}, written {have!r}")
+        symbols = provenance.get("potcar_symbols") or []
+        for element, want in (self.settings.get("user_potcar_settings") or {}).items():
+            if any(sym.split("_")[0] == element for sym in symbols) and want not in symbols:
+                problems.append(f"POTCAR for {element}: asked {want!r}, written {symbols}")
         if self.settings.get("kpoints") is not None:
             kp = provenance.get("kpoints") or {}
             mesh = [list(map(int, k)) for k in kp.get("kpoints", [])][:1]

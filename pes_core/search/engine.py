@@ -189,7 +189,7 @@ def new_search(settings: SearchSettings, seeds: list[Atoms] | None = None) -> Se
         counts = dict(zip(*np.unique(atoms.numbers, return_counts=True)))
         n = len(atoms)
         want = {int(Atoms(el).numbers[0]): c for el, c in settings.species_counts(n).items()} \
-            if n % settings.formula_unit_size() == 0 else None
+            if n in settings.allowed_atom_counts() else None
         if want is None or {int(k): int(v) for k, v in counts.items()} != want:
             raise ValueError(f"seed {atoms.get_chemical_formula()} does not match the composition "
                              f"{settings.composition} with {settings.n_atoms} atoms")

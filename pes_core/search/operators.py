@@ -41,6 +41,7 @@ __all__ = [
     "lattice_mutation",
     "min_distance_ratio",
     "permutation",
+    "random_space_group",
     "random_structure",
     "scale_to_volume",
     "standardize",
@@ -102,20 +103,33 @@ def _counts_by_z(atoms: Atoms) -> dict[int, int]:
 
 
 # -- random symmetric structures -------------------------------------------------------
-@lru_cache(maxsize=256)
-def compatible_space_groups(num_ions: tuple[int, ...]) -> tuple[int, ...]:
-    """Space groups 2-230 whose Wyckoff positions can hold ``num_ions`` (per species)."""
+@lru_cache(maxsize=4096)
+def _compatible(sg: int, num_ions: tuple[int, ...]) -> bool:
     from pyxtal.symmetry import Group
 
-    out = []
-    for sg in range(2, 231):
-        try:
-            ok, free = Group(sg).check_compatible(list(num_ions))
-        except Exception:
-            continue
-        if ok and free:
-            out.append(sg)
-    return tuple(out) or (1,)
+    try:
+        ok, free = Group(sg).check_compatible(list(num_ions))
+    except Exception:
+        return False
+    return bool(ok and free)
+
+
+def compatible_space_groups(num_ions: tuple[int, ...]) -> tuple[int, ...]:
+    """Space groups 2-230 whose Wyckoff positions can hold ``num_ions`` (per species).
+
+    Checks all 228 groups (seconds, cached per group); the search itself uses
+    :func:`random_space_group`, which checks only the groups it draws.
+    """
+    return tuple(sg for sg in range(2, 231) if _compatible(sg, tuple(num_ions))) or (1,)
+
+
+def random_space_group(num_ions: tuple[int, ...], rng: np.random.Generator, tries: int = 500) -> int:
+    """A space group drawn uniformly from those compatible with ``num_ions`` (1 if none found)."""
+    for _ in range(tries):
+        sg = int(rng.integers(2, 231))
+        if _compatible(sg, tuple(num_ions)):
+            return sg
+    return 1
 
 
 def random_structure(settings: SearchSettings, rng: np.random.Generator,
@@ -145,10 +159,9 @@ def random_structure(settings: SearchSettings, rng: np.random.Generator,
     els = settings.elements()
     tm = Tol_matrix(*[(a, b, settings.min_distance(a, b))
                       for k, a in enumerate(els) for b in els[k:]], prototype="atomic")
-    groups = compatible_space_groups(tuple(num_ions))
     vpa = volume_per_atom or settings.initial_volume_per_atom()
     for _ in range(10):
-        sg = int(rng.choice(groups))
+        sg = random_space_group(tuple(num_ions), rng)
         seed = int(rng.integers(2**31 - 1))
         crystal = pyxtal()
         try:

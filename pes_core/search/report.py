@@ -74,7 +74,7 @@ def largest_gap(atoms: Atoms, max_index: int = 2) -> float:
 
 def has_vacuum(atoms: Atoms, gap: float = 4.5, max_index: int = 2) -> bool:
     """True when an empty slab thicker than ``gap`` Å separates the atoms (layers or molecules)."""
-    return largest_gap(atoms, max_index) > gap
+    return bool(largest_gap(atoms, max_index) > gap)
 
 
 def has_clash(atoms: Atoms, factor: float = 0.5) -> bool:

@@ -130,7 +130,7 @@ class SearchSettings:
     fraction_floor: float = 0.05
     adapt_rate: float = 0.5
     fp_rcut: float = 8.0
-    fp_binwidth: float = 0.05
+    fp_binwidth: float = 0.02
     fp_sigma: float = 0.08
     fp_cos_max: float = 0.01
     energy_tol: float = 0.015

@@ -32,7 +32,8 @@ def _oracle(settings=None, env=None):
 
 
 def test_static_end_to_end_matches_standin(tmp_path, cu_rattled):
-    settings = {"incar_updates": {"ENCUT": 520, "EDIFF": 1e-6}, "kpoints": [5, 5, 5]}
+    settings = {"incar_updates": {"ENCUT": 520, "EDIFF": 1e-6}, "kpoints": [5, 5, 5],
+                "user_potcar_settings": {"Cu": "Cu_pv"}}
     result = _oracle(settings).compute(cu_rattled, workdir=str(tmp_path))
 
     e, f, s = emt_reference(cu_rattled)
@@ -46,7 +47,7 @@ def test_static_end_to_end_matches_standin(tmp_path, cu_rattled):
     assert prov["oracle"] == "vasp" and prov["state"] == "successful"
     assert prov["emulated"] is True
     assert prov["vasp_version"] == "6.4.2"
-    assert prov["potcar_symbols"] and "Cu" in prov["potcar_symbols"][0]
+    assert prov["potcar_symbols"] == ["Cu_pv"]
     assert prov["custodian_corrections"] == []
 
     # what atomate2 wrote is what we asked for (files on disk, not just the document)
@@ -56,7 +57,7 @@ def test_static_end_to_end_matches_standin(tmp_path, cu_rattled):
     assert incar["NSW"] == 0
     kpts = Kpoints.from_str(_read(jobdir / "KPOINTS"))
     assert list(kpts.kpts[0]) == [5, 5, 5]
-    assert _read(jobdir / "POTCAR.spec").split() == ["Cu"]
+    assert _read(jobdir / "POTCAR.spec").split() == ["Cu_pv"]
     assert prov["incar"]["ENCUT"] == 520
     assert prov["kpoints"]["kpoints"] == [[5, 5, 5]]
 
@@ -128,6 +129,17 @@ def test_permanent_hang_gives_up_with_oracle_error(tmp_path, cu_rattled):
     env = {"vasp_cmd": emulator_cmd("hang")}
     settings = {"kpoints": [2, 2, 2], "frozen_timeout": 2, "max_errors": 1}
     with pytest.raises(OracleError, match="MaxCorrections"):
+        _oracle(settings, env).compute(cu_rattled, workdir=str(tmp_path))
+
+
+def test_walltime_handler_stops_a_relaxation(tmp_path, cu_rattled):
+    # each ionic step takes 1 s; with 20 s of wall time and custodian's 300 s buffer the
+    # WalltimeHandler writes STOPCAR at once, the emulator stops after the current step
+    # as VASP does, and the oracle refuses the unfinished relaxation
+    env = {"vasp_cmd": emulator_cmd("slow:1")}
+    settings = {"relax": True, "kpoints": [2, 2, 2], "custodian_wall_time": 20,
+                "incar_updates": {"NSW": 40, "EDIFFG": -1e-6, "ISIF": 2}}
+    with pytest.raises(OracleError, match="WalltimeHandler stopped the relaxation"):
         _oracle(settings, env).compute(cu_rattled, workdir=str(tmp_path))
 
 

@@ -82,14 +82,16 @@ def run_emulator(directory: str | Path = ".", calculator: str | None = None,
     _say(f" stand-in calculator: {name}")
     _say(" entering main loop")
     oszicar = open(directory / "OSZICAR", "w")
-    prev = [None]
+    done: list = []
 
     def on_step(step) -> None:
-        i = on_step.count = getattr(on_step, "count", 0) + 1
-        lines = write_oszicar_step(oszicar, i, step, prev[0], model.ispin)
-        prev[0] = step.energy
+        lines = write_oszicar_step(oszicar, len(done) + 1, step,
+                                   done[-1].energy if done else None, model.ispin)
+        done.append(step)
         for line in lines:
             _say(line)
+        # VASP writes OUTCAR as it goes; custodian's walltime handler reads it mid-run
+        write_outcar(directory / "OUTCAR", inputs, done, model, name, time.time() - t0)
         if plan.slow:
             time.sleep(plan.slow)
 

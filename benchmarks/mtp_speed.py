@@ -1,0 +1,150 @@
+"""MTP speed: microseconds per atom per energy+forces call, ours vs motep, and fitting time.
+
+Run::
+
+    python benchmarks/mtp_speed.py            # levels 10 16 20, 64 and 512 atoms, fit benchmark
+    python benchmarks/mtp_speed.py --quick    # fewer repetitions, smaller fit
+
+Single thread (OMP/MKL/NUMBA/torch threads = 1).  Each call sees new positions
+(0.01 Å jitter around a rattled diamond Si cell, a = 5.43 Å, cutoff 5 Å), so
+neither code can return cached results; motep keeps its skin neighbour list
+between calls (its normal behaviour), ours rebuilds the list every call.
+The same random potential (written to an .mtp file) is used by both codes.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from ase.build import bulk  # noqa: E402
+
+from pes_core.mtp import MTPCalculator, MTPPotential, write_mtp  # noqa: E402
+
+
+def make_potential(level: int, seed: int = 0) -> MTPPotential:
+    rng = np.random.default_rng(seed)
+    pot = MTPPotential.from_level(level, ["Si"], min_dist=2.0, max_dist=5.0, seed=seed)
+    pot.species_coeffs = np.array([-4.0])
+    pot.moment_coeffs = rng.normal(size=pot.basis.alpha_scalar_moments) * 1e-3
+    return pot
+
+
+def make_cell(repeat: int):
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(repeat)
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def time_calc(atoms, calc, min_time: float, jitters: list[np.ndarray]) -> float:
+    """Median over blocks of us/atom/call for energy+forces with fresh positions each call."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    base = atoms.positions.copy()
+    atoms.get_forces()  # warm up (compilation, plan building)
+    per_call = []
+    t_end = time.perf_counter() + min_time
+    k = 0
+    while time.perf_counter() < t_end or len(per_call) < 3:
+        atoms.positions = base + jitters[k % len(jitters)]
+        t0 = time.perf_counter()
+        atoms.get_potential_energy()
+        atoms.get_forces()
+        per_call.append(time.perf_counter() - t0)
+        k += 1
+    return float(np.median(per_call)) / len(atoms) * 1e6
+
+
+def speed_table(levels: list[int], repeats: list[int], min_time: float, engines: list[str]) -> None:
+    from motep.calculator import MTP as MotepMTP
+    from motep.io.mlip.mtp import read_mtp as motep_read
+
+    logging.getLogger("motep").setLevel(logging.ERROR)
+    rng = np.random.default_rng(0)
+    header = f"{'level':>5} {'atoms':>6} {'ours':>10}" + "".join(f" {'motep-' + e:>12}" for e in engines)
+    header += "".join(f" {'x vs ' + e:>10}" for e in engines)
+    print("us per atom per energy+forces call (median), single thread")
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        for level in levels:
+            pot = make_potential(level)
+            path = Path(tmp) / f"{level}.mtp"
+            write_mtp(path, pot)
+            data = motep_read(path)
+            data.species = [14]
+            for rep in repeats:
+                atoms = make_cell(rep)
+                jitters = [rng.normal(scale=0.01, size=atoms.positions.shape) for _ in range(8)]
+                ours = time_calc(atoms, MTPCalculator(pot), min_time, jitters)
+                theirs = [time_calc(atoms, MotepMTP(data, engine=e), min_time, jitters) for e in engines]
+                row = f"{level:>5} {len(atoms):>6} {ours:>10.2f}" + "".join(f" {t:>12.2f}" for t in theirs)
+                row += "".join(f" {t / ours:>10.1f}" for t in theirs)
+                print(row, flush=True)
+                # same numbers from both codes (sanity)
+                a = atoms.copy()
+                a.calc = MTPCalculator(pot)
+                b = atoms.copy()
+                b.calc = MotepMTP(data, engine=engines[0])
+                assert abs(a.get_potential_energy() - b.get_potential_energy()) < 1e-6 * len(atoms)
+
+
+def fit_benchmark(level: int, n_configs: int, n_atoms_cell: int, max_iter: int) -> None:
+    import torch
+
+    from pes_core.mtp import FitSettings, TrainingRecord, evaluate, fit_mtp
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(2)
+    ref = make_potential(10, seed=3)
+    ref.moment_coeffs *= 10
+    records = []
+    for k in range(n_configs):
+        # 50 atoms: 5 x 5 x 1 repeat of the 2-atom primitive diamond cell
+        atoms = bulk("Si", "diamond", a=5.43).repeat((5, 5, n_atoms_cell // 50))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.normal(scale=0.02, size=(3, 3))), scale_atoms=True)
+        atoms.rattle(0.1, seed=k)
+        res = evaluate(ref, atoms)
+        records.append(TrainingRecord(atoms, res.energy, res.forces, res.stress))
+    n_atoms = sum(r.n_atoms for r in records)
+    settings = FitSettings(max_iter=max_iter, validation_fraction=0.0, log=None)
+    t0 = time.perf_counter()
+    _, report = fit_mtp(MTPPotential.from_level(level, ["Si"], seed=None), records, settings, validation=[])
+    total = time.perf_counter() - t0
+    print(f"\nfit level {level}: {n_configs} configurations, {n_atoms} atoms "
+          f"({n_atoms / n_configs:.0f} per configuration), labels from a random level-10 MTP")
+    print(f"  linear stage        {report.time_linear_s:8.2f} s")
+    print(f"  nonlinear L-BFGS    {report.time_nonlinear_s:8.2f} s for {report.iterations} iterations "
+          f"({report.time_nonlinear_s / max(report.iterations, 1):.3f} s/iteration)")
+    print(f"  total (with errors) {total:8.2f} s")
+    print("  " + report.train.format("train"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=int, nargs="+", default=[10, 16, 20])
+    parser.add_argument("--repeats", type=int, nargs="+", default=[2, 4], help="cubic 8-atom cell repeats (2: 64, 4: 512 atoms)")
+    parser.add_argument("--engines", nargs="+", default=["cext", "numba"], help="motep engines to compare")
+    parser.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--fit-configs", type=int, default=200)
+    parser.add_argument("--fit-iter", type=int, default=100)
+    parser.add_argument("--no-fit", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="short timings, 40 configurations, 20 iterations")
+    args = parser.parse_args()
+    if args.quick:
+        args.min_time, args.fit_configs, args.fit_iter = 0.5, 40, 20
+    speed_table(args.levels, args.repeats, args.min_time, args.engines)
+    if not args.no_fit:
+        fit_benchmark(16, args.fit_configs, 50, args.fit_iter)
+
+
+if __name__ == "__main__":
+    main()

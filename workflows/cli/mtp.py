@@ -1,0 +1,146 @@
+"""``pes mtp ...``: MLIP-style commands for moment tensor potentials (mirrors MLIP's ``mlp``).
+
+Only argument parsing lives here; the work is done by :mod:`pes_core.mtp`.
+
+MLIP files number species ``0, 1, ...`` without naming them.  Without
+``--species`` the commands keep that convention (type ``t`` is handled as the
+placeholder atomic number ``t + 1`` consistently in .mtp and .cfg); with
+``--species Si,C`` type 0 is Si and type 1 is C (needed to convert to or from
+extxyz/JSON with real elements).
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["mtp"]
+
+
+def _species(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+def _load_potential(path: str, species: list[str] | None):
+    from pes_core.mtp import read_mtp
+    from pes_core.mtp.io_cfg import placeholder_species
+
+    pot = read_mtp(path, species=species)
+    if species is None and any(z <= 0 for z in pot.species):
+        pot.species = placeholder_species(pot.n_species)
+    return pot
+
+
+species_option = click.option(
+    "--species", default=None,
+    help="Comma-separated elements of MLIP types 0, 1, ... (e.g. Si,C). Default: keep MLIP's unnamed types.",
+)
+
+
+@click.group()
+def mtp() -> None:
+    """Moment tensor potentials: train, evaluate, measure errors, convert data (MLIP-compatible files)."""
+
+
+@mtp.command()
+@click.argument("potential", type=click.Path(exists=True, dir_okay=False))
+@click.argument("train_cfg", type=click.Path(exists=True, dir_okay=False))
+@click.option("--save-to", "save_to", required=True, type=click.Path(dir_okay=False), help="Output .mtp file.")
+@click.option("--max-iter", default=200, show_default=True, help="L-BFGS iterations of the nonlinear stage (0: linear only).")
+@click.option("--energy-weight", default=1.0, show_default=True, help="Weight of energies per atom.")
+@click.option("--force-weight", default=0.01, show_default=True, help="Weight of force components.")
+@click.option("--stress-weight", default=0.001, show_default=True, help="Weight of virial per atom.")
+@click.option("--validation-fraction", default=0.0, show_default=True, help="Share of configurations held out for validation.")
+@click.option("--valid-cfg", default=None, type=click.Path(exists=True, dir_okay=False), help="Validation configurations.")
+@click.option("--keep-min-dist", is_flag=True, help="Keep the potential's min_dist instead of setting it from the data.")
+@click.option("--seed", default=0, show_default=True, help="Seed of initialization and split.")
+@species_option
+def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, stress_weight,
+          validation_fraction, valid_cfg, keep_min_dist, seed, species) -> None:
+    """Fit POTENTIAL (.mtp template or trained potential) to TRAIN_CFG and write --save-to."""
+    from pes_core.mtp import FitSettings, fit_mtp, load_records, write_mtp
+
+    sp = _species(species)
+    pot = _load_potential(potential, sp)
+    records = load_records(train_cfg, species=sp or pot.species)
+    valid = load_records(valid_cfg, species=sp or pot.species) if valid_cfg else None
+    settings = FitSettings(
+        energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
+        max_iter=max_iter, validation_fraction=validation_fraction, auto_min_dist=not keep_min_dist,
+        seed=seed, log=click.echo,
+    )
+    fitted, _ = fit_mtp(pot, records, settings, validation=valid)
+    write_mtp(save_to, fitted)
+    click.echo(f"trained potential written to {save_to}")
+
+
+@mtp.command("calc-efs")
+@click.argument("potential", type=click.Path(exists=True, dir_okay=False))
+@click.argument("in_cfg", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out_cfg", type=click.Path(dir_okay=False))
+@species_option
+def calc_efs(potential, in_cfg, out_cfg, species) -> None:
+    """Compute energies, forces and stresses of IN_CFG with POTENTIAL; write OUT_CFG."""
+    from pes_core.mtp import evaluate, load_records, save_records
+
+    sp = _species(species)
+    pot = _load_potential(potential, sp)
+    records = load_records(in_cfg, species=sp or pot.species)
+    for rec in records:
+        res = evaluate(pot, rec.atoms)
+        rec.energy, rec.forces, rec.stress = res.energy, res.forces, res.stress
+        rec.features["EFS_by"] = "MTP"
+    save_records(out_cfg, records, species=sp or pot.species)
+    click.echo(f"{len(records)} configurations written to {out_cfg}")
+
+
+@mtp.command("calc-errors")
+@click.argument("potential", type=click.Path(exists=True, dir_okay=False))
+@click.argument("in_cfg", type=click.Path(exists=True, dir_okay=False))
+@species_option
+def calc_errors(potential, in_cfg, species) -> None:
+    """Print RMSE and MAE of energy per atom, force components and stress of POTENTIAL on IN_CFG."""
+    from pes_core.mtp import error_metrics, load_records
+
+    sp = _species(species)
+    pot = _load_potential(potential, sp)
+    records = load_records(in_cfg, species=sp or pot.species)
+    m = error_metrics(pot, records)
+    click.echo(f"configurations: {m.n_configs}")
+    click.echo(f"energy per atom  RMSE {1e3 * m.energy_rmse:.4f} meV/atom   MAE {1e3 * m.energy_mae:.4f} meV/atom")
+    click.echo(f"force component  RMSE {m.force_rmse:.5f} eV/A       MAE {m.force_mae:.5f} eV/A")
+    click.echo(f"stress component RMSE {m.stress_rmse:.5f} GPa        MAE {m.stress_mae:.5f} GPa")
+
+
+@mtp.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--from", "src_fmt", type=click.Choice(["cfg", "extxyz", "json"]), default=None, help="Input format (default: suffix).")
+@click.option("--to", "dst_fmt", type=click.Choice(["cfg", "extxyz", "json"]), default=None, help="Output format (default: suffix).")
+@species_option
+def convert(source, target, src_fmt, dst_fmt, species) -> None:
+    """Convert configurations between MLIP .cfg, extxyz and pymatgen JSON (energies, forces, stresses kept)."""
+    from pes_core.mtp import load_records, save_records
+
+    sp = _species(species)
+    records = load_records(source, fmt=src_fmt, species=sp)
+    save_records(target, records, fmt=dst_fmt, species=sp)
+    click.echo(f"{len(records)} configurations written to {target}")
+
+
+@mtp.command()
+@click.argument("level", type=int)
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--species-count", default=1, show_default=True, help="Number of species.")
+@click.option("--min-dist", default=2.0, show_default=True, help="R_min in Angstrom.")
+@click.option("--max-dist", default=5.0, show_default=True, help="Cutoff R_cut in Angstrom.")
+@click.option("--radial-basis-size", default=8, show_default=True, help="Number of Chebyshev functions.")
+def template(level, output, species_count, min_dist, max_dist, radial_basis_size) -> None:
+    """Write an untrained MLIP template of LEVEL (2..28) to OUTPUT (like MLIP's untrained_mtps/NN.mtp)."""
+    from pes_core.mtp import MTPPotential, write_mtp
+
+    pot = MTPPotential.from_level(level, list(range(1, species_count + 1)), min_dist, max_dist,
+                                  radial_basis_size, seed=None)
+    write_mtp(output, pot)
+    click.echo(f"level {level}: {pot.basis.alpha_scalar_moments} basis functions, {pot.n_parameters} parameters -> {output}")

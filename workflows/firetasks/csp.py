@@ -1,0 +1,241 @@
+"""Firetasks of the evolutionary crystal structure search.
+
+``CSPGenerationTask`` runs one generation: it proposes offspring (a pure
+function of the seed and the generation index), relaxes them, ranks them and
+stores the generation; then it adds the next generation firework, or, once the
+search has converged, the verification fireworks and the report.
+
+Everything the loop needs lives in the domain database, never in the spec:
+``SearchRun.state`` is the serialized search state, ``GenerationRecord`` holds
+each finished generation (unique on (search, index)) together with the state
+after it, and ``SearchRun.state['partial']`` caches relaxations finished inside
+a generation that has not completed yet.  A rerun of a generation firework
+(crash, ``lpad rerun_fws``, lost-run detection) therefore resumes: finished
+generations are taken from their record, finished relaxations from the cache,
+and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+
+from fireworks import FiretaskBase, Firework, FWAction, explicit_serialize
+
+from pes_core.db import GenerationRecord, SearchRun, jsonable
+from workflows.runtime import ensure_domain_db, flush_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CSPGenerationTask", "CSPReportTask", "CSPVerifyTask", "generation_firework"]
+
+#: hard cap on generation fireworks of one search, whatever the settings say
+MAX_GENERATIONS_HARD = 500
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def generation_firework(search: str, generation: int, category: str = "ml", formula: str = "",
+                        parents=None) -> Firework:
+    """The firework that runs ``generation`` of ``search``."""
+    return Firework(
+        [CSPGenerationTask(search=search)],
+        name=f"csp {search} generation {generation}",
+        spec={"_category": category, "pes_kind": "csp_generation", "search": search,
+              "generation": generation, "formula": formula},
+        parents=parents,
+    )
+
+
+def make_relaxer(run: SearchRun, fw_spec: dict):
+    """The relaxer of a search: directly on the oracle, or on the actively learned MTP."""
+    from pes_core.oracles import get_oracle
+    from pes_core.search import OracleRelaxer
+    from workflows.runtime import worker_env
+
+    cfg = run.settings
+    relax = cfg.get("relax", {})
+    if cfg.get("mode", "direct") == "direct":
+        oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
+        return OracleRelaxer(oracle, fmax=relax.get("fmax", 0.05), steps=relax.get("steps", 300),
+                             optimizer=relax.get("optimizer", "FIRE"))
+    from workflows.csp_mtp import learning_relaxer
+
+    return learning_relaxer(run, fw_spec)
+
+
+@explicit_serialize
+class CSPGenerationTask(FiretaskBase):
+    """Run the next generation of the search named ``search``."""
+
+    required_params = ["search"]
+    optional_params = []
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.search import SearchState, evaluate, propose_offspring, update
+
+        ensure_domain_db(fw_spec)
+        name = self["search"]
+        run = SearchRun.objects(name=name).first()
+        if run is None and fw_spec.get("pes_csp_config"):
+            from workflows.builders.csp import start_search
+
+            run = start_search(name, fw_spec["pes_csp_config"])
+        if run is None:
+            raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
+        state = SearchState.from_dict(run.state["search"])
+        gen = state.generation + 1
+
+        record = GenerationRecord.objects(search=name, index=gen).first()
+        if record is not None:  # this generation finished before a crash/rerun: take its result
+            logger.info("generation %d of %s already stored; resuming from its record", gen, name)
+            state = SearchState.from_dict(record.stats["state"])
+            self._save_run(run, state, partial={})
+            return self._next(run, state, fw_spec)
+
+        if gen >= MAX_GENERATIONS_HARD:
+            raise RuntimeError(f"search {name} reached the hard cap of {MAX_GENERATIONS_HARD} generations")
+        relaxer = make_relaxer(run, fw_spec)
+        offspring = propose_offspring(state)  # deterministic in (seed, generation)
+        partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
+        relaxed = []
+        calls_before = state.n_calls
+        for k, ind in enumerate(offspring):
+            if ind.id in partial:
+                relaxed.append(type(ind).from_dict(partial[ind.id]))
+                continue
+            out = evaluate(ind, relaxer, state.settings)
+            relaxed.append(out)
+            partial[ind.id] = jsonable(out.to_dict())
+            run.state = {**run.state, "partial": {str(gen): partial}}
+            run.updated_at = _now()
+            run.save()
+            flush_store(min_interval=5.0)
+            h = "failed" if out.flags.get("failed") else f"{out.enthalpy_per_atom:.4f} eV/atom"
+            print(f"  [{name} gen {gen}] {k + 1}/{len(offspring)} {ind.origin:<11} -> {h} "
+                  f"({out.spacegroup or '-'})", flush=True)
+        hook = getattr(relaxer, "end_of_generation", None)
+        if hook is not None:
+            detour = hook(run, gen, relaxed, fw_spec)
+            if detour is not None:  # the model learned: redo this generation's unfinished part later
+                return detour
+        state = update(state, relaxed)
+        n_calls = sum(int(i.relax_info.get("n_calls", 0)) for i in relaxed if i.relax_info)
+        n_oracle = sum(int(i.relax_info.get("n_oracle_calls", 0)) for i in relaxed if i.relax_info)
+        if run.settings.get("mode", "direct") == "direct":
+            n_oracle, n_model = n_calls, 0
+        else:
+            n_model = n_calls
+        stats = {"state": jsonable(state.to_dict()), "n_offspring": len(relaxed),
+                 "n_failed": sum(bool(i.flags.get("failed")) for i in relaxed),
+                 "calls_before": calls_before}
+        try:
+            GenerationRecord(search=name, index=gen, population=[jsonable(i.to_dict()) for i in relaxed],
+                             best_enthalpy_per_atom=state.best_enthalpy, n_oracle_calls=n_oracle,
+                             n_model_evaluations=n_model, stats=stats).save()
+        except Exception as err:  # a concurrent rerun stored it first: use that one
+            if "duplicate" not in str(err).lower() and "unique" not in str(err).lower():
+                raise
+            record = GenerationRecord.objects.get(search=name, index=gen)
+            state = SearchState.from_dict(record.stats["state"])
+        self._save_run(run, state, partial={})
+        best = state.best
+        print(f"gen {gen}: best {state.best_enthalpy:.4f} eV/atom ({best.spacegroup if best else '-'}), "
+              f"{len(relaxed)} offspring, stalled {state.stalled}, oracle calls {n_oracle}, "
+              f"model evaluations {n_model}", flush=True)
+        return self._next(run, state, fw_spec)
+
+    @staticmethod
+    def _save_run(run: SearchRun, state, partial: dict) -> None:
+        run.state = {**run.state, "search": jsonable(state.to_dict()), "partial": partial}
+        run.current_generation = state.generation
+        run.best_enthalpy_per_atom = state.best_enthalpy
+        reason = state.stop_reason()
+        run.status = {"converged": "converged", "max_generations": "capped"}.get(reason, "running")
+        run.updated_at = _now()
+        run.save()
+        flush_store()
+
+    def _next(self, run: SearchRun, state, fw_spec: dict) -> FWAction:
+        name = run.name
+        formula = fw_spec.get("formula", "")
+        if not state.done:
+            return FWAction(additions=[generation_firework(name, state.generation + 1, formula=formula)])
+        logger.info("search %s stops: %s", name, state.stop_reason())
+        verify = Firework([CSPVerifyTask(search=name)], name=f"csp {name} verification",
+                          spec={"_category": run.settings.get("verify_category", "ml"),
+                                "pes_kind": "csp_verify", "search": name, "formula": formula})
+        report = Firework([CSPReportTask(search=name)], name=f"csp {name} report",
+                          spec={"_category": "ml", "pes_kind": "csp_report", "search": name,
+                                "_allow_fizzled_parents": True}, parents=[verify])
+        return FWAction(additions=[verify, report])
+
+
+@explicit_serialize
+class CSPVerifyTask(FiretaskBase):
+    """Relax every distinct candidate within ``verify.within_mev`` of the best with the oracle.
+
+    Both energies are kept: the search's (MTP or oracle) enthalpy and the
+    oracle's after its own relaxation; each oracle result is stored as a
+    ``Configuration`` (tag ``csp-verify``).
+    """
+
+    required_params = ["search"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.db import store_result
+        from pes_core.oracles import get_oracle, to_structure
+        from pes_core.search import OracleRelaxer, SearchState, candidate_table
+        from workflows.runtime import worker_env
+
+        ensure_domain_db(fw_spec)
+        run = SearchRun.objects.get(name=self["search"])
+        state = SearchState.from_dict(run.state["search"])
+        cfg = run.settings
+        within = cfg.get("verify", {}).get("within_mev", 100.0) / 1000.0
+        done = {v["id"]: v for v in run.state.get("verification", [])}
+        oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
+        relaxer = OracleRelaxer(oracle, fmax=cfg.get("relax", {}).get("fmax", 0.05),
+                                steps=cfg.get("relax", {}).get("steps", 300))
+        rows = candidate_table(state, within=within)
+        for row in rows:
+            ind = row["individual"]
+            if ind.id in done:
+                continue
+            res = relaxer(ind.atoms, state.settings.pressure_gpa)
+            entry = {"id": ind.id, "search_enthalpy_per_atom": ind.enthalpy_per_atom,
+                     "oracle_enthalpy_per_atom": None if res.failed else res.enthalpy_per_atom,
+                     "oracle_calls": res.n_calls, "converged": res.converged, "failed": res.failed}
+            if not res.failed:
+                final = oracle.compute(res.atoms)
+                doc, _ = store_result(final, tags=[f"csp:{run.name}", "csp-verify"], workflow=run.name,
+                                      generator=f"csp-verify:{ind.origin}")
+                entry["configuration"] = doc.content_hash
+                entry["structure"] = to_structure(res.atoms).as_dict()
+            done[ind.id] = entry
+            run.state = {**run.state, "verification": jsonable(list(done.values()))}
+            run.save()
+            flush_store()
+        return FWAction(stored_data={"verified": len(done)})
+
+
+@explicit_serialize
+class CSPReportTask(FiretaskBase):
+    """Write the search report (history plot, ranked table, CIFs) next to the launch root."""
+
+    required_params = ["search"]
+    optional_params = ["out_dir"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from workflows.csp_report import write_csp_report
+        from workflows.runtime import LAUNCH_ROOT
+
+        ensure_domain_db(fw_spec)
+        root = Path(self.get("out_dir") or ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports"))
+        out = write_csp_report(self["search"], root.resolve() / self["search"])
+        return FWAction(stored_data={"report": str(out)})
+
+
