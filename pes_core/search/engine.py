@@ -376,7 +376,7 @@ def update(state: SearchState, relaxed: list[Individual]) -> SearchState:
     breeders = {i.id for i in population.breeding_pool(s.best_frac)}
     made = {op: 0 for op in OPERATORS}
     success = {op: 0 for op in OPERATORS}
-    for ind in offspring:
+    for ind in offspring if gen > 0 else []:  # generation 0 is not the operators' doing
         if ind.origin in made:
             made[ind.origin] += 1
             success[ind.origin] += int(ind.id in breeders)

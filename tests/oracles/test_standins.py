@@ -94,3 +94,9 @@ def test_chgnet_standin_is_sane():
     assert -5.6 < res.energy_per_atom < -5.2  # PBE (MP) diamond Si: about -5.42 eV/atom
     assert np.abs(res.forces).max() < 0.02
     assert res.provenance["code_version"].startswith("chgnet")
+
+
+def test_tersoff_silicon_carbide():
+    # Tersoff (1989): 3C-SiC cohesive energy 6.165 eV/atom at a = 4.32-4.36 Å
+    res = get_oracle("tersoff").compute(bulk("SiC", "zincblende", a=4.36))
+    assert res.energy_per_atom == pytest.approx(-6.16, abs=0.02)

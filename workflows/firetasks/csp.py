@@ -21,7 +21,7 @@ import datetime as _dt
 import logging
 from pathlib import Path
 
-from fireworks import FiretaskBase, Firework, FWAction, explicit_serialize
+from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
 from pes_core.db import GenerationRecord, SearchRun, jsonable
 from workflows.runtime import ensure_domain_db, flush_store
@@ -171,7 +171,8 @@ class CSPGenerationTask(FiretaskBase):
         report = Firework([CSPReportTask(search=name)], name=f"csp {name} report",
                           spec={"_category": "ml", "pes_kind": "csp_report", "search": name,
                                 "_allow_fizzled_parents": True}, parents=[verify])
-        return FWAction(additions=[verify, report])
+        # one Workflow keeps the verify -> report link (separate additions would lose it)
+        return FWAction(additions=[Workflow([verify, report], name=f"csp {name} verification")])
 
 
 @explicit_serialize
