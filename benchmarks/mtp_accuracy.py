@@ -6,8 +6,9 @@ Run::
     python benchmarks/mtp_accuracy.py --elements Si --n 120 --max-iter 60   # quicker
     python benchmarks/mtp_accuracy.py --oracle chgnet --n 100              # realistic, ~0.3 s per cell
 
-Configurations: diamond (8 atoms) and lonsdaleite-like/diamond supercells (16
-atoms) under random strains (up to ``--strain``) and rattles (0.02-0.15 Å, scaled by the lattice constant),
+Configurations: diamond cells of 8 atoms (cubic) and 16 atoms (cubic 2x1x1 and
+primitive 2x2x2) under random strains (up to ``--strain``) and rattles (ASE ``rattle``
+standard deviation from 0.02 Å to ``--rattle``, scaled by the lattice constant),
 labelled with energies (eV), forces (eV/Å) and stresses (GPa).  A random 20 %
 is held out for validation.
 """
@@ -31,7 +32,7 @@ LATTICE = {"Si": 5.43, "C": 3.567}
 CUTOFF = {"Si": 5.0, "C": 4.0}
 
 
-def make_structures(element: str, n: int, strain: float, seed: int):
+def make_structures(element: str, n: int, strain: float, seed: int, rattle: float = 0.08):
     rng = np.random.default_rng(seed)
     a = LATTICE[element]
     out = []
@@ -45,7 +46,7 @@ def make_structures(element: str, n: int, strain: float, seed: int):
             atoms = bulk(element, "diamond", a=a).repeat((2, 2, 2))
         eps = rng.uniform(-strain, strain, (3, 3))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        atoms.rattle(rng.uniform(0.02, 0.15) * (a / 5.43), seed=int(rng.integers(1 << 30)))
+        atoms.rattle(rng.uniform(0.02, rattle) * (a / 5.43), seed=int(rng.integers(1 << 30)))
         out.append(atoms)
     return out
 
@@ -69,16 +70,21 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[10, 16])
     parser.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
     parser.add_argument("--strain", type=float, default=0.04)
+    parser.add_argument("--rattle", type=float, default=0.08, help="largest rattle standard deviation in Å (for Si; scaled by a/5.43)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for element in args.elements:
         t0 = time.perf_counter()
-        records = label(make_structures(element, args.n, args.strain, args.seed), args.oracle)
+        records = label(make_structures(element, args.n, args.strain, args.seed, args.rattle), args.oracle)
         train, valid = split_records(records, 0.2, seed=args.seed)
         n_atoms = sum(r.n_atoms for r in records)
+        e_pa = np.array([r.energy / r.n_atoms for r in records])
+        f_all = np.concatenate([r.forces.ravel() for r in records])
         print(f"\n=== {element}: {len(records)} configurations ({n_atoms} atoms) labelled by {args.oracle} "
               f"in {time.perf_counter() - t0:.1f} s; train {len(train)}, validation {len(valid)}; "
               f"cutoff {CUTOFF[element]} A", flush=True)
+        print(f"data spread: energy/atom std {1e3 * e_pa.std():.1f} meV/atom, force component RMS "
+              f"{np.sqrt(np.mean(f_all**2)):.3f} eV/A", flush=True)
         for level in args.levels:
             pot = MTPPotential.from_level(level, [element], max_dist=CUTOFF[element], seed=None)
             settings = FitSettings(max_iter=args.max_iter, seed=args.seed, log=None)

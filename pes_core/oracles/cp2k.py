@@ -68,6 +68,7 @@ from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
 from pes_core.oracles.vasp import _CWD_LOCK  # one lock for every chdir-based oracle run
+from pes_core.oracles.vasp import custodian_corrections
 
 __all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "kpoint_mesh",
            "resolve_cp2k_cmd"]
@@ -250,8 +251,7 @@ class Cp2kOracle(Oracle):
             "kpoints": list(kpoint_mesh(self.settings, structure)),
             "dft": _jsonable(getattr(inp, "dft", None)),
             "atomic_kind_info": _jsonable(getattr(inp, "atomic_kind_info", None)),
-            "custodian_corrections": _jsonable([c.get("corrections", []) if isinstance(c, dict) else c
-                                                for c in (doc.custodian or [])]),
+            "custodian_corrections": _jsonable(custodian_corrections(doc.custodian)),
             "state": str(getattr(doc.state, "value", doc.state)),
             "forces_unit_from_atomate2": "Hartree/Bohr",
         }

@@ -58,7 +58,8 @@ from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
 
-__all__ = ["VaspOracle", "build_vasp_maker", "resolve_vasp_cmd"]
+__all__ = ["VaspOracle", "build_vasp_maker", "custodian_corrections", "resolve_vasp_cmd",
+           "site_order"]
 
 #: serializes the chdir-based atomate2/custodian runs (vasp and cp2k) within one process
 _CWD_LOCK = threading.Lock()
@@ -268,11 +269,14 @@ class VaspOracle(Oracle):
         forces = np.asarray(ionic.forces if ionic is not None and ionic.forces is not None
                             else task_doc.output.forces, dtype=float)
         stress_kb = ionic.stress if ionic is not None and ionic.stress is not None else task_doc.output.stress
-        # VASP: kB, positive = compressive; ASE: GPa... positive = tensile
+        # VASP: kB, positive = compressive; ASE convention: GPa, positive = tensile
         stress = -0.1 * np.asarray(stress_kb, dtype=float) if stress_kb is not None else None
         energy = float(task_doc.output.energy)
-        # atomate2 sorts sites by species: map VASP's order back to the caller's
-        initial = getattr(calc.input, "structure", None) or task_doc.input.structure
+        # the input set may reorder sites (sort_structure): map VASP's order back to the
+        # caller's, using the POSCAR atomate2 wrote (custodian may restart from a CONTCAR)
+        orig = task_doc.orig_inputs
+        initial = (getattr(orig, "structure", None) if orig is not None else None) \
+            or getattr(calc.input, "structure", None) or task_doc.input.structure
         order = site_order(structure, initial)
         forces = forces[order]
         if self.settings.get("relax"):
@@ -310,16 +314,7 @@ class VaspOracle(Oracle):
         incar_orig = dict(orig.incar) if orig is not None and orig.incar is not None else incar_run
         kpoints = orig.kpoints if orig is not None and orig.kpoints is not None else calc.input.kpoints
         kpoints_d = kpoints.as_dict() if hasattr(kpoints, "as_dict") else kpoints
-        corrections = []
-        for cdoc in task_doc.custodian or []:
-            for corr in (cdoc.corrections if hasattr(cdoc, "corrections") else cdoc.get("corrections", [])) or []:
-                handler = corr.get("handler")
-                corrections.append({
-                    "handler": handler.get("@class") if isinstance(handler, dict)
-                    else type(handler).__name__ if handler is not None else None,
-                    "errors": list(corr.get("errors") or []),
-                    "actions": corr.get("actions"),
-                })
+        corrections = custodian_corrections(task_doc.custodian)
         potcar_symbols = list(calc.input.potcar or [])
         potcar_titles = [p.titel if hasattr(p, "titel") else p.get("titel")
                          for p in (calc.input.potcar_spec or [])]
@@ -368,6 +363,22 @@ class VaspOracle(Oracle):
             if not mesh or mesh[0] != want:
                 problems.append(f"k-point mesh: asked {want}, written {mesh[0] if mesh else kp}")
         return problems
+
+
+def custodian_corrections(custodian_docs) -> list[dict[str, Any]]:
+    """Flatten atomate2's custodian records to ``[{handler, errors, actions}, ...]``."""
+    corrections = []
+    for cdoc in custodian_docs or []:
+        items = cdoc.corrections if hasattr(cdoc, "corrections") else cdoc.get("corrections", [])
+        for corr in items or []:
+            handler = corr.get("handler")
+            corrections.append({
+                "handler": handler.get("@class") if isinstance(handler, dict)
+                else type(handler).__name__ if handler is not None else None,
+                "errors": [str(e) for e in corr.get("errors") or []],
+                "actions": corr.get("actions"),
+            })
+    return corrections
 
 
 def site_order(structure: Structure, vasp_structure: Structure, tol: float = 1e-3) -> np.ndarray:

@@ -67,6 +67,10 @@ class RelaxResult:
     converged: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.energy = float(self.energy)
+        self.enthalpy_per_atom = float(self.enthalpy_per_atom)
+
     @property
     def failed(self) -> bool:
         return bool(self.extra.get("failed", False)) or not np.isfinite(self.enthalpy_per_atom)

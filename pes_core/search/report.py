@@ -3,8 +3,8 @@ ranked candidate tables, CIF files and the history plot.
 
 >>> from ase.build import bulk
 >>> from pes_core.search.report import largest_gap, spacegroup_label
->>> round(largest_gap(bulk("Si", "diamond", a=5.43, cubic=True)), 2)
-1.36
+>>> round(largest_gap(bulk("Si", "diamond", a=5.43, cubic=True)), 2)  # between (111) double layers
+2.35
 >>> spacegroup_label(bulk("Si", "diamond", a=5.43))
 'Fd-3m (227)'
 """
@@ -68,7 +68,7 @@ def largest_gap(atoms: Atoms, max_index: int = 2) -> float:
         d = 1.0 / np.linalg.norm(g)
         t = np.sort((frac @ np.asarray(hkl, dtype=float)) % 1.0)
         gaps = np.diff(np.concatenate([t, [t[0] + 1.0]]))
-        best = max(best, float(gaps.max()) * d)
+        best = max(best, float(gaps.max() * d))
     return best
 
 

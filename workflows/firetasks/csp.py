@@ -88,6 +88,13 @@ class CSPGenerationTask(FiretaskBase):
             raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
         state = SearchState.from_dict(run.state["search"])
         gen = state.generation + 1
+        asked = fw_spec.get("generation")
+        if asked is not None and int(asked) < gen:
+            # a rerun of a generation that finished long ago: its successors exist already
+            if GenerationRecord.objects(search=name, index=int(asked)).first() is None:
+                raise RuntimeError(f"search {name}: generation {asked} is behind the state "
+                                   f"({state.generation}) but has no record; the database is inconsistent")
+            return FWAction(stored_data={"rerun_of_finished_generation": int(asked)})
 
         record = GenerationRecord.objects(search=name, index=gen).first()
         if record is not None:  # this generation finished before a crash/rerun: take its result
@@ -113,7 +120,7 @@ class CSPGenerationTask(FiretaskBase):
             run.state = {**run.state, "partial": {str(gen): partial}}
             run.updated_at = _now()
             run.save()
-            flush_store(min_interval=5.0)
+            flush_store(min_interval=0.5)
             h = "failed" if out.flags.get("failed") else f"{out.enthalpy_per_atom:.4f} eV/atom"
             print(f"  [{name} gen {gen}] {k + 1}/{len(offspring)} {ind.origin:<11} -> {h} "
                   f"({out.spacegroup or '-'})", flush=True)

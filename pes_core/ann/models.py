@@ -1,0 +1,209 @@
+"""Neural-network PES models on top of CCD features (cluster-based and site-based).
+
+Cluster-based (one small network per cluster orbit ``alpha``)::
+
+    E = E0 + s * sum_alpha sum_{c in alpha} N_alpha( phi(Q_c) )
+
+Site-based (one network per symmetrically distinct site ``s``)::
+
+    E = E0 + s * sum_s sum_{i in s} N_s( G_i )
+
+``phi`` are the invariant polynomials of the cluster CCDs and ``G_i`` the
+site features (averages of ``phi`` over the clusters that contain atom ``i``),
+both from :class:`pes_core.ccd.CCDFeaturizer`; inputs are standardized with
+training-set statistics and ``E0``/``s`` are the mean and spread of the
+training energies (all stored as buffers, so a saved model is
+self-contained).  The networks use tanh activations.  Because the features
+are invariant under the reference space group, symmetry-equivalent
+distortions get equal energies by construction; forces (eV/Å) and the
+strain derivative follow by autograd through the featurizer.
+
+Example
+-------
+>>> from pes_core.clusters import cubic_cspbbr3
+>>> from pes_core.ann import get_featurizer, ClusterModel
+>>> feat = get_featurizer(cubic_cspbbr3(), "4pairs+oct", order=2)  # doctest: +SKIP
+>>> model = ClusterModel(feat, hidden=(16,))  # doctest: +SKIP
+>>> pos, cell = feat.reference_batch(2)  # doctest: +SKIP
+>>> model(pos, cell).shape  # doctest: +SKIP
+torch.Size([2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from pes_core.ccd import CCDFeaturizer
+
+from .data import FeatureData
+
+__all__ = ["ClusterModel", "PESModel", "SiteModel", "build_model", "mlp"]
+
+
+def mlp(n_in: int, hidden: Sequence[int], seed_scale: float = 0.1) -> nn.Sequential:
+    """A tanh multilayer perceptron ``n_in -> hidden... -> 1`` (float64, small last layer)."""
+    layers: list[nn.Module] = []
+    n = n_in
+    for h in hidden:
+        layers += [nn.Linear(n, int(h), dtype=torch.float64), nn.Tanh()]
+        n = int(h)
+    last = nn.Linear(n, 1, dtype=torch.float64)
+    with torch.no_grad():
+        last.weight.mul_(seed_scale)
+        last.bias.zero_()
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class PESModel(nn.Module):
+    """Base class: energy ``(B,)`` in eV from positions ``(B, n, 3)`` and cells ``(B, 3, 3)``.
+
+    Subclasses implement :meth:`energy_from_features` and :meth:`fit_normalization`.
+    The featurizer is held as a plain attribute (not a submodule): its
+    buffers are rebuilt from ``featurizer.settings`` when a model is loaded.
+    """
+
+    kind = "base"
+
+    def __init__(self, featurizer: CCDFeaturizer) -> None:
+        super().__init__()
+        object.__setattr__(self, "featurizer", featurizer)
+        self.register_buffer("e0", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("e_scale", torch.ones((), dtype=torch.float64))
+
+    # ----------------------------------------------------------------- API
+    def energy_from_features(self, clusters: dict[str, torch.Tensor],
+                             sites: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Energies ``(B,)`` (eV) from cluster and site features."""
+        raise NotImplementedError
+
+    def forward(self, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """Energies ``(B,)`` in eV (differentiable with respect to positions and cells)."""
+        out = self.featurizer(positions, cells)
+        return self.energy_from_features(out.clusters, out.sites)
+
+    def predict(self, data: FeatureData, chunk: int = 4096) -> torch.Tensor:
+        """Energies (eV) of precomputed features, without gradients."""
+        with torch.no_grad():
+            parts = [self.energy_from_features({k: v[a:a + chunk] for k, v in data.clusters.items()},
+                                               {k: v[a:a + chunk] for k, v in data.sites.items()})
+                     for a in range(0, len(data), chunk)]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+    def hyperparameters(self) -> dict:
+        """Constructor arguments (without the featurizer)."""
+        return {}
+
+    def fit_normalization(self, data: FeatureData) -> None:
+        """Set input standardization and ``E0``/scale from training data."""
+        e = data.energies
+        self.e0.fill_(float(e.mean()))
+        self.e_scale.fill_(float(e.std()) if len(e) > 1 and float(e.std()) > 0 else 1.0)
+
+    def forces(self, positions: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energies ``(B,)`` (eV) and forces ``(B, n, 3)`` (eV/Å) by autograd."""
+        pos = positions.detach().clone().requires_grad_(True)
+        e = self(pos, cells)
+        (g,) = torch.autograd.grad(e.sum(), pos)
+        return e.detach(), -g
+
+
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = x.reshape(-1, x.shape[-1])
+    mu = flat.mean(dim=0)
+    sd = flat.std(dim=0) if flat.shape[0] > 1 else torch.ones_like(mu)
+    sd = torch.where(sd > 1e-12, sd, torch.ones_like(sd))
+    return mu, sd
+
+
+class _PerGroupModel(PESModel):
+    """Shared machinery: one network per group (orbit or site orbit)."""
+
+    groups_attr = "clusters"
+
+    def __init__(self, featurizer: CCDFeaturizer, groups: dict[str, int], hidden: Sequence[int] = (16,)) -> None:
+        super().__init__(featurizer)
+        if not hidden:
+            raise ValueError("give at least one hidden layer width, e.g. hidden=(16,)")
+        self.hidden = [int(h) for h in hidden]
+        self.group_names = list(groups)
+        self.nets = nn.ModuleList(mlp(n, self.hidden) for n in groups.values())
+        for i, n in enumerate(groups.values()):
+            self.register_buffer(f"mu_{i}", torch.zeros(n, dtype=torch.float64))
+            self.register_buffer(f"sd_{i}", torch.ones(n, dtype=torch.float64))
+
+    def hyperparameters(self) -> dict:
+        return {"hidden": list(self.hidden)}
+
+    def _inputs(self, clusters, sites) -> dict[str, torch.Tensor]:
+        return clusters if self.groups_attr == "clusters" else sites
+
+    def fit_normalization(self, data: FeatureData) -> None:
+        super().fit_normalization(data)
+        source = self._inputs(data.clusters, data.sites)
+        for i, name in enumerate(self.group_names):
+            mu, sd = _stats(source[name])
+            getattr(self, f"mu_{i}").copy_(mu)
+            getattr(self, f"sd_{i}").copy_(sd)
+
+    def energy_from_features(self, clusters, sites) -> torch.Tensor:
+        source = self._inputs(clusters, sites)
+        total = None
+        for i, (name, net) in enumerate(zip(self.group_names, self.nets)):
+            x = (source[name] - getattr(self, f"mu_{i}")) / getattr(self, f"sd_{i}")
+            e = net(x).squeeze(-1).sum(dim=-1)  # sum over clusters / sites
+            total = e if total is None else total + e
+        return self.e0 + self.e_scale * total
+
+
+class ClusterModel(_PerGroupModel):
+    """Cluster-based model: one tanh network per cluster orbit, summed over its clusters.
+
+    Parameters
+    ----------
+    featurizer : CCDFeaturizer
+        Provides the invariant polynomials of every orbit.
+    hidden : sequence of int
+        Hidden-layer widths (1 or 2 layers in the CsPbBr3 study).
+    """
+
+    kind = "cluster"
+    groups_attr = "clusters"
+
+    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,)) -> None:
+        super().__init__(featurizer, dict(featurizer.n_basis), hidden)
+
+
+class SiteModel(_PerGroupModel):
+    """Site-based model: one tanh network per symmetrically distinct site, summed over its sites.
+
+    Parameters
+    ----------
+    featurizer : CCDFeaturizer
+        Provides the site features ``G_i``.
+    hidden : sequence of int
+        Hidden-layer widths.
+    """
+
+    kind = "site"
+    groups_attr = "sites"
+
+    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,)) -> None:
+        super().__init__(featurizer, dict(featurizer.n_site_features), hidden)
+
+
+_MODELS: dict[str, type[PESModel]] = {"cluster": ClusterModel, "site": SiteModel}
+
+
+def build_model(kind: str, featurizer: CCDFeaturizer, **hyper) -> PESModel:
+    """Build a model by kind (``"cluster"``, ``"site"`` or ``"linear"``)."""
+    if kind == "linear":
+        from .linear import LinearModel
+
+        return LinearModel(featurizer, **hyper)
+    if kind not in _MODELS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of cluster, site, linear")
+    return _MODELS[kind](featurizer, **hyper)

@@ -1,0 +1,90 @@
+"""The four energy paths used to judge a CsPbBr3 PES model against the oracle.
+
+1. ``interpolation``: linear interpolation cubic -> tetragonal (P4/mbm,
+   ``a0a0c+``) -> orthorhombic (Pnma, ``a+b-b-``), positions and cells.
+2. ``in_phase_tilt``: amplitude of the in-phase tilt ``a0a0c+`` (degrees).
+3. ``anti_phase_tilt``: amplitude of the anti-phase tilt ``a0a0c-`` (degrees).
+4. ``volumetric_strain``: isotropic strain of the cubic supercell (%).
+
+All structures are 2x2x2 supercells (40 atoms) in the atom order of
+:func:`pes_core.sampling.glazer_tilted`, so interpolations are between
+matching atoms.
+
+Example
+-------
+>>> paths = energy_paths(5.87, n_points=5)
+>>> sorted(paths)
+['anti_phase_tilt', 'in_phase_tilt', 'interpolation', 'volumetric_strain']
+>>> x, structures = paths["in_phase_tilt"]
+>>> len(structures), len(structures[0])
+(5, 40)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
+from pes_core.sampling.tilts import glazer_tilted
+
+__all__ = ["PATH_LABELS", "energy_paths", "interpolate_structures"]
+
+PATH_LABELS = {
+    "interpolation": "cubic -> tetragonal -> orthorhombic (path coordinate)",
+    "in_phase_tilt": "in-phase tilt a0a0c+ (deg)",
+    "anti_phase_tilt": "anti-phase tilt a0a0c- (deg)",
+    "volumetric_strain": "isotropic strain of the cubic cell (%, linear)",
+}
+
+
+def interpolate_structures(a: Structure, b: Structure, n_points: int, include_end: bool = True) -> list[Structure]:
+    """Linear interpolation of cells and fractional coordinates (same atom order, minimum image)."""
+    if len(a) != len(b) or [str(s.specie) for s in a] != [str(s.specie) for s in b]:
+        raise ValueError("interpolation needs two structures with the same atoms in the same order")
+    fa, fb = np.asarray(a.frac_coords), np.asarray(b.frac_coords)
+    dfrac = fb - fa
+    dfrac -= np.round(dfrac)
+    la, lb = a.lattice.matrix, b.lattice.matrix
+    ts = np.linspace(0.0, 1.0, n_points) if include_end else np.linspace(0.0, 1.0, n_points + 1)[:-1]
+    return [Structure(Lattice((1 - t) * la + t * lb), a.species, fa + t * dfrac) for t in ts]
+
+
+def energy_paths(a: float, *, n_points: int = 13, tetragonal: Structure | None = None,
+                 orthorhombic: Structure | None = None, max_tilt_deg: float = 12.0,
+                 max_strain: float = 0.04) -> dict[str, tuple[np.ndarray, list[Structure]]]:
+    """The four paths: name -> (x values, structures).
+
+    Parameters
+    ----------
+    a : float
+        Pseudo-cubic lattice parameter of the (relaxed) cubic reference, Å.
+    n_points : int
+        Points per path (per segment for the interpolation).
+    tetragonal, orthorhombic : Structure, optional
+        End points of the interpolation (e.g. the oracle-relaxed ``a0a0c+``
+        and ``a+b-b-`` supercells, atom order of ``glazer_tilted``); default:
+        ideal tilts of 8 degrees.
+    max_tilt_deg : float
+        Largest tilt angle of the tilt paths (degrees).
+    max_strain : float
+        Largest absolute volumetric (linear) strain.
+    """
+    cubic = glazer_tilted("a0a0a0", 0.0, a=a)
+    tet = tetragonal if tetragonal is not None else glazer_tilted("a0a0c+", 8.0, a=a)
+    ort = orthorhombic if orthorhombic is not None else glazer_tilted("a+b-b-", 8.0, a=a)
+    seg1 = interpolate_structures(cubic, tet, n_points, include_end=False)
+    seg2 = interpolate_structures(tet, ort, n_points, include_end=True)
+    x_int = np.concatenate([np.linspace(0, 1, n_points + 1)[:-1], 1 + np.linspace(0, 1, n_points)])
+    angles = np.linspace(0.0, max_tilt_deg, n_points)
+    strains = np.linspace(-max_strain, max_strain, n_points)
+    vol = []
+    for e in strains:
+        s = cubic.copy()
+        s.apply_strain(float(e))
+        vol.append(s)
+    return {
+        "interpolation": (x_int, seg1 + seg2),
+        "in_phase_tilt": (angles, [glazer_tilted("a0a0c+", (0.0, 0.0, float(t)), a=a) for t in angles]),
+        "anti_phase_tilt": (angles, [glazer_tilted("a0a0c-", (0.0, 0.0, float(t)), a=a) for t in angles]),
+        "volumetric_strain": (100.0 * strains, vol),
+    }
