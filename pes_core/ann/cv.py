@@ -79,7 +79,7 @@ def _hidden(point: dict) -> list[int]:
 
 
 def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettings | None = None):
-    """Build and fit the model of one grid point on ``train``; returns ``(model, report)``.
+    """Build and fit the model of one grid point on ``train``; returns ``(model, report, seconds)``.
 
     ``point["model"]`` is ``"cluster"`` (default), ``"site"`` or ``"linear"``.
     """

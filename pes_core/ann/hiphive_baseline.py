@@ -123,8 +123,8 @@ class HiphiveBaseline:
 
     def to_bytes(self) -> bytes:
         """The FCP as hiPhive's own file format, with the energy offset (for GridFS)."""
-        import io
-        import pickle
+        import base64
+        import json
         import tempfile
         from pathlib import Path
 
@@ -132,6 +132,5 @@ class HiphiveBaseline:
             path = Path(tmp) / "model.fcp"
             self.fcp.write(str(path))
             blob = path.read_bytes()
-        buf = io.BytesIO()
-        pickle.dump({"fcp": blob, "e0": self.e0, "cutoffs": self.cutoffs}, buf)
-        return buf.getvalue()
+        return json.dumps({"fcp": base64.b64encode(blob).decode(), "e0": self.e0,
+                           "cutoffs": self.cutoffs}).encode()

@@ -10,7 +10,11 @@ Site-based (one network per symmetrically distinct site ``s``)::
 
 ``phi`` are the invariant polynomials of the cluster CCDs and ``G_i`` the
 site features (averages of ``phi`` over the clusters that contain atom ``i``),
-both from :class:`pes_core.ccd.CCDFeaturizer`; inputs are standardized with
+both from :class:`pes_core.ccd.CCDFeaturizer`.  Each network has a linear
+shortcut, ``N(x) = w.x + MLP(x)``, so the linear anharmonic cluster
+expansion is the special case ``MLP = 0``: training starts from the ridge
+solution of the linear part (:meth:`_PerGroupModel.init_linear`) and the
+tanh layers learn what the expansion misses.  Inputs are standardized with
 training-set statistics and ``E0``/``s`` are the mean and spread of the
 training energies (all stored as buffers, so a saved model is
 self-contained).  The networks use tanh activations.  Because the features
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -120,23 +125,61 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _PerGroupModel(PESModel):
-    """Shared machinery: one network per group (orbit or site orbit)."""
+    """Shared machinery: one network (with a linear shortcut) per group (orbit or site orbit)."""
 
     groups_attr = "clusters"
 
-    def __init__(self, featurizer: CCDFeaturizer, groups: dict[str, int], hidden: Sequence[int] = (16,)) -> None:
+    def __init__(self, featurizer: CCDFeaturizer, groups: dict[str, int], hidden: Sequence[int] = (16,),
+                 shortcut: bool = True) -> None:
         super().__init__(featurizer)
         if not hidden:
             raise ValueError("give at least one hidden layer width, e.g. hidden=(16,)")
         self.hidden = [int(h) for h in hidden]
+        self.shortcut = bool(shortcut)
         self.group_names = list(groups)
         self.nets = nn.ModuleList(mlp(n, self.hidden) for n in groups.values())
+        self.linear = nn.ModuleList(nn.Linear(n, 1, bias=False, dtype=torch.float64) for n in groups.values())
+        for lin in self.linear:
+            nn.init.zeros_(lin.weight)
+            lin.weight.requires_grad_(self.shortcut)
         for i, n in enumerate(groups.values()):
             self.register_buffer(f"mu_{i}", torch.zeros(n, dtype=torch.float64))
             self.register_buffer(f"sd_{i}", torch.ones(n, dtype=torch.float64))
 
     def hyperparameters(self) -> dict:
-        return {"hidden": list(self.hidden)}
+        return {"hidden": list(self.hidden), "shortcut": self.shortcut}
+
+    def _standardized(self, clusters, sites) -> list[torch.Tensor]:
+        source = self._inputs(clusters, sites)
+        return [(source[name] - getattr(self, f"mu_{i}")) / getattr(self, f"sd_{i}")
+                for i, name in enumerate(self.group_names)]
+
+    def init_linear(self, data: FeatureData, alphas: Sequence[float] = tuple(10.0 ** np.arange(-10, 1.0))) -> float:
+        """Set the linear shortcuts (and ``E0``) to the ridge fit of ``data``; returns the penalty.
+
+        The shortcut sum over a group's members is ``w . sum_members x``, so
+        the ridge regression of the energies on those sums (GCV penalty) is
+        the linear anharmonic cluster expansion in this model's own inputs.
+        """
+        from .linear import ridge_gcv
+
+        if not self.shortcut:
+            return float("nan")
+        with torch.no_grad():
+            d = torch.cat([x.sum(dim=1) for x in self._standardized(data.clusters, data.sites)], dim=-1).numpy()
+            y = (data.energies.numpy() - float(self.e0)) / float(self.e_scale)
+            mu, sd = d.mean(axis=0), d.std(axis=0)
+            sd = np.where(sd > 1e-12, sd, 1.0)
+            w, alpha = ridge_gcv((d - mu) / sd, y - y.mean(), alphas)
+            w = w / sd
+            offset = float(y.mean() - mu @ w)
+            a = 0
+            for lin in self.linear:
+                n = lin.weight.shape[1]
+                lin.weight.copy_(torch.as_tensor(w[a:a + n]).reshape(1, -1))
+                a += n
+            self.e0.add_(offset * float(self.e_scale))
+        return float(alpha)
 
     def _inputs(self, clusters, sites) -> dict[str, torch.Tensor]:
         return clusters if self.groups_attr == "clusters" else sites
@@ -150,11 +193,10 @@ class _PerGroupModel(PESModel):
             getattr(self, f"sd_{i}").copy_(sd)
 
     def energy_from_features(self, clusters, sites) -> torch.Tensor:
-        source = self._inputs(clusters, sites)
         total = None
-        for i, (name, net) in enumerate(zip(self.group_names, self.nets)):
-            x = (source[name] - getattr(self, f"mu_{i}")) / getattr(self, f"sd_{i}")
-            e = net(x).squeeze(-1).sum(dim=-1)  # sum over clusters / sites
+        for x, net, lin in zip(self._standardized(clusters, sites), self.nets, self.linear):
+            out = net(x) + lin(x) if self.shortcut else net(x)
+            e = out.squeeze(-1).sum(dim=-1)  # sum over clusters / sites
             total = e if total is None else total + e
         return self.e0 + self.e_scale * total
 
@@ -168,13 +210,15 @@ class ClusterModel(_PerGroupModel):
         Provides the invariant polynomials of every orbit.
     hidden : sequence of int
         Hidden-layer widths (1 or 2 layers in the CsPbBr3 study).
+    shortcut : bool
+        Add the linear shortcut ``w.x`` to every network.
     """
 
     kind = "cluster"
     groups_attr = "clusters"
 
-    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,)) -> None:
-        super().__init__(featurizer, dict(featurizer.n_basis), hidden)
+    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,), shortcut: bool = True) -> None:
+        super().__init__(featurizer, dict(featurizer.n_basis), hidden, shortcut)
 
 
 class SiteModel(_PerGroupModel):
@@ -186,13 +230,15 @@ class SiteModel(_PerGroupModel):
         Provides the site features ``G_i``.
     hidden : sequence of int
         Hidden-layer widths.
+    shortcut : bool
+        Add the linear shortcut ``w.x`` to every network.
     """
 
     kind = "site"
     groups_attr = "sites"
 
-    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,)) -> None:
-        super().__init__(featurizer, dict(featurizer.n_site_features), hidden)
+    def __init__(self, featurizer: CCDFeaturizer, hidden: Sequence[int] = (16,), shortcut: bool = True) -> None:
+        super().__init__(featurizer, dict(featurizer.n_site_features), hidden, shortcut)
 
 
 _MODELS: dict[str, type[PESModel]] = {"cluster": ClusterModel, "site": SiteModel}

@@ -23,8 +23,9 @@ Example
 from __future__ import annotations
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
+from pes_core.sampling.pes_training import interpolate_structures
 from pes_core.sampling.tilts import glazer_tilted
 
 __all__ = ["PATH_LABELS", "energy_paths", "interpolate_structures"]
@@ -35,18 +36,6 @@ PATH_LABELS = {
     "anti_phase_tilt": "anti-phase tilt a0a0c- (deg)",
     "volumetric_strain": "isotropic strain of the cubic cell (%, linear)",
 }
-
-
-def interpolate_structures(a: Structure, b: Structure, n_points: int, include_end: bool = True) -> list[Structure]:
-    """Linear interpolation of cells and fractional coordinates (same atom order, minimum image)."""
-    if len(a) != len(b) or [str(s.specie) for s in a] != [str(s.specie) for s in b]:
-        raise ValueError("interpolation needs two structures with the same atoms in the same order")
-    fa, fb = np.asarray(a.frac_coords), np.asarray(b.frac_coords)
-    dfrac = fb - fa
-    dfrac -= np.round(dfrac)
-    la, lb = a.lattice.matrix, b.lattice.matrix
-    ts = np.linspace(0.0, 1.0, n_points) if include_end else np.linspace(0.0, 1.0, n_points + 1)[:-1]
-    return [Structure(Lattice((1 - t) * la + t * lb), a.species, fa + t * dfrac) for t in ts]
 
 
 def energy_paths(a: float, *, n_points: int = 13, tetragonal: Structure | None = None,

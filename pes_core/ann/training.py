@@ -70,6 +70,9 @@ class TrainSettings:
         (:class:`PESData`) and is much slower.
     weight_decay : float
         L2 penalty of Adam.
+    linear_init : bool
+        Start the linear shortcuts of the networks from the ridge solution
+        (the linear anharmonic cluster expansion) before Adam.
     threads : int
         torch threads during training.
     time_limit_s : float, optional
@@ -83,6 +86,7 @@ class TrainSettings:
     seed: int = 0
     force_weight: float = 0.0
     weight_decay: float = 0.0
+    linear_init: bool = True
     threads: int = 1
     time_limit_s: float | None = None
 
@@ -160,18 +164,21 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
             if isinstance(m, torch.nn.Linear):
                 m.reset_parameters()
         for net in getattr(model, "nets", []):
-            with torch.no_grad():
-                net[-1].weight.mul_(0.1)
+            with torch.no_grad():  # start from the linear part alone: zero the networks' output layers
+                net[-1].weight.mul_(0.0 if s.linear_init else 0.1)
                 net[-1].bias.zero_()
         tr_idx, va_idx = _split(len(features), s.val_fraction, s.seed)
         train, val = features.subset(tr_idx), features.subset(va_idx)
         model.fit_normalization(train)
+        if s.linear_init and hasattr(model, "init_linear"):
+            for lin in getattr(model, "linear", []):
+                torch.nn.init.zeros_(lin.weight)
+            model.init_linear(train)
         tr_data = data.subset(tr_idx) if data is not None else None
         scale = float(model.e_scale)
         opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
         gen = torch.Generator().manual_seed(s.seed)
         best_state = copy.deepcopy(model.state_dict())
-        best_val = np.inf
         history: list[tuple[int, int, float, float]] = []
         epochs = steps = 0
         out_of_time = False
@@ -180,6 +187,9 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
             tr = rmse_mev_per_atom(model.predict(train), train.energies, n_atoms)
             va = rmse_mev_per_atom(model.predict(val), val.energies, n_atoms) if len(val) else tr
             return tr, va
+
+        tr0, best_val = evaluate()  # the starting point (linear solution) is a candidate too
+        history.append((-1, 0, tr0, best_val))
 
         for stage, (batch, max_epochs) in enumerate(s.schedule):
             stage_best, since = np.inf, 0

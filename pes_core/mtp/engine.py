@@ -1,21 +1,24 @@
-"""Vectorized MTP evaluation: energies, forces, virial and parameter derivatives.
+"""MTP evaluation: energies, forces, virial and parameter derivatives.
 
 The contraction program of a :class:`~pes_core.mtp.basis.MomentBasis` is turned
-once into a :class:`ContractionPlan`.  Evaluation of one structure then works on
-whole arrays:
+once into a :class:`ContractionPlan` (cached on the basis).  Two backends use it:
+
+* the default: fused numba kernels (:mod:`pes_core.mtp.kernels`), one pass
+  per atom over its neighbours, no temporaries beyond a few per-atom arrays;
+* a pure numpy path (no numba, and a cross-check in the tests) that works on
+  whole arrays:
 
 1. per pair ``p``: radial functions ``f_mu(r_p)`` and unit-vector monomials
    ``u^a v^b w^c``, laid out per atom in a padded ``(N, n_max, .)`` block;
 2. per atom: all moment components at once as a batched matrix product
    ``Mom[i, mu, (a,b,c)] = sum_j f_mu(r_ij) u_ij^(a,b,c)``, then the derived
-   moments by the contraction program (compiled numba loop over the program,
-   or a layered numpy version);
+   moments layer by layer (gather, multiply, segment sum);
 3. backward: ``dE/dMom`` by the adjoint program, and ``dE/dr_p`` analytically
    from a second batched matrix product of the monomials with ``dE/dMom``
    (shifted copies of it give the angular derivatives:
    ``d(u^n)/dr_x = (a u^(n - e_x) - |n| u_x u^n) / r``).
 
-No Python loop runs over atoms or pairs.
+Neither path has a Python loop over atoms or pairs.
 """
 
 from __future__ import annotations
@@ -201,21 +204,15 @@ def get_plan(basis: MomentBasis) -> ContractionPlan:
 
 
 # ----------------------------------------------------------- program passes
-def _program_forward(plan: ContractionPlan, moments: np.ndarray, use_numba: bool) -> None:
-    if use_numba and kernels.HAVE_NUMBA:
-        kernels.tree_forward(moments, plan.times_idx, plan.times_mult)
-        return
+def _program_forward(plan: ContractionPlan, moments: np.ndarray) -> None:
     mt = moments.T  # (n_mom, N) view
     for lay in plan.layers:
         prod = mt[lay.i] * mt[lay.j] * lay.mult[:, None]
         mt[lay.k_unique] = np.add.reduceat(prod, lay.k_starts, axis=0)
 
 
-def _program_backward(plan: ContractionPlan, moments: np.ndarray, grad: np.ndarray, use_numba: bool) -> None:
+def _program_backward(plan: ContractionPlan, moments: np.ndarray, grad: np.ndarray) -> None:
     """``grad`` ``(B, N, n_mom)`` seeded on the basis functions; filled in place."""
-    if use_numba and kernels.HAVE_NUMBA:
-        kernels.tree_backward(moments, grad, plan.times_idx, plan.times_mult)
-        return
     mt = moments.T[:, None, :]  # (n_mom, 1, N)
     gt = grad.transpose(2, 0, 1)  # (n_mom, B, N) view
     for lay in reversed(plan.layers):
@@ -259,10 +256,9 @@ class MTPEvaluation:
 class _Forward:
     """Moments of one structure and everything the backward pass reuses."""
 
-    def __init__(self, pot: MTPPotential, pairs: PairList, types: np.ndarray, need_grad: bool,
-                 use_numba: bool = True) -> None:
+    def __init__(self, pot: MTPPotential, pairs: PairList, types: np.ndarray, need_grad: bool) -> None:
         plan = get_plan(pot.basis)
-        self.plan, self.pairs, self.use_numba = plan, pairs, use_numba
+        self.plan, self.pairs = plan, pairs
         n, s, n_mu = pairs.n_atoms, pot.n_species, plan.n_mu
         d = pairs.distances
         n_pairs = len(d)
@@ -301,7 +297,7 @@ class _Forward:
         mom[:, :, : plan.n_mono] = np.matmul(f_pad.transpose(0, 2, 1), mono)
         moments = np.zeros((n, plan.n_moments))
         moments[:, : plan.n_basic] = mom.reshape(n, -1)[:, plan.basic_flat]
-        _program_forward(plan, moments, use_numba)
+        _program_forward(plan, moments)
         self.moments = moments
 
     def backward(self, seed: np.ndarray) -> np.ndarray:
@@ -309,7 +305,7 @@ class _Forward:
         plan = self.plan
         grad = np.zeros((seed.shape[0], seed.shape[1], plan.n_moments))
         grad[:, :, plan.mapping] = seed
-        _program_backward(plan, self.moments, grad, self.use_numba)
+        _program_backward(plan, self.moments, grad)
         return grad
 
     def pair_gradient(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,12 +363,12 @@ def evaluate_pairs(
     keep : bool
         Keep ``dV_i/df_mu`` per pair and ``Q_beta`` (for parameter derivatives).
     use_numba : bool
-        Run the contraction program with numba (when installed) rather than numpy.
+        Use the fused numba kernel (when numba is installed) rather than numpy.
     """
     pot._require_trained()
     if use_numba and kernels.HAVE_NUMBA:
         return _evaluate_fused(pot, pairs, types, forces, keep)
-    fw = _Forward(pot, pairs, types, need_grad=forces, use_numba=use_numba)
+    fw = _Forward(pot, pairs, types, need_grad=forces)
     plan = fw.plan
     b = fw.moments[:, plan.mapping]
     energies = pot.species_coeffs[types] + b @ pot.moment_coeffs
@@ -465,7 +461,7 @@ def linear_design(
     pot._require_trained()
     if use_numba and kernels.HAVE_NUMBA:
         return _linear_design_fused(pot, pairs, types)
-    fw = _Forward(pot, pairs, types, need_grad=True, use_numba=use_numba)
+    fw = _Forward(pot, pairs, types, need_grad=True)
     plan = fw.plan
     n, s = pairs.n_atoms, pot.n_species
     m = len(plan.mapping)

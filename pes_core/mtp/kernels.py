@@ -1,9 +1,12 @@
-"""Compiled kernels of the contraction program (numba; a numpy fallback lives in ``engine``).
+"""Compiled (numba) kernels: one pass per atom over its neighbours and the contraction program.
 
-The program is MLIP's sequence ``moment[k] += mult * moment[i] * moment[j]``;
-the forward pass runs it per atom, the backward pass runs its adjoint in
-reverse order.  Moments are stored atom-major ``(N, n_moments)`` so one atom's
-moments stay in cache.
+``site_energies_and_gradients`` gives site energies, forces and the virial;
+``basis_jacobian`` gives the basis values and their force/virial derivatives
+(the linear least-squares design).  The contraction program (MLIP's
+``moment[k] += mult * moment[i] * moment[j]``) is passed in sparse form,
+grouped by target for the forward pass and by factor for the pull-style
+adjoint, so each moment is written once.  A numpy implementation of the same
+maths lives in :mod:`pes_core.mtp.engine` (used without numba, and in tests).
 """
 
 from __future__ import annotations
@@ -17,35 +20,9 @@ try:  # numba is optional: engine falls back to a layered numpy implementation
 except ImportError:  # pragma: no cover - exercised only without numba
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "basis_jacobian", "site_energies_and_gradients", "tree_backward", "tree_forward"]
+__all__ = ["HAVE_NUMBA", "basis_jacobian", "site_energies_and_gradients"]
 
 if HAVE_NUMBA:
-
-    @njit(cache=True, nogil=True)
-    def tree_forward(moments: np.ndarray, idx: np.ndarray, mult: np.ndarray) -> None:  # pragma: no cover
-        """In place: ``moments[a, k] += mult * moments[a, i] * moments[a, j]`` for every row ``(i, j, k)``."""
-        n_atoms = moments.shape[0]
-        n_t = idx.shape[0]
-        for a in range(n_atoms):
-            for t in range(n_t):
-                moments[a, idx[t, 2]] += mult[t] * moments[a, idx[t, 0]] * moments[a, idx[t, 1]]
-
-    @njit(cache=True, nogil=True)
-    def tree_backward(moments: np.ndarray, grad: np.ndarray, idx: np.ndarray, mult: np.ndarray) -> None:  # pragma: no cover
-        """In place adjoint: ``grad`` ``(B, N, n_moments)`` seeded on the basis functions."""
-        n_b = grad.shape[0]
-        n_atoms = moments.shape[0]
-        n_t = idx.shape[0]
-        for b in range(n_b):
-            for a in range(n_atoms):
-                for t in range(n_t - 1, -1, -1):
-                    g = grad[b, a, idx[t, 2]]
-                    if g != 0.0:
-                        g *= mult[t]
-                        i = idx[t, 0]
-                        j = idx[t, 1]
-                        grad[b, a, i] += g * moments[a, j]
-                        grad[b, a, j] += g * moments[a, i]
 
     @njit(cache=True, nogil=True, fastmath=True)
     def site_energies_and_gradients(  # pragma: no cover - compiled
@@ -338,7 +315,5 @@ if HAVE_NUMBA:
                             w_rows[ay, ax, q] += vec[p, ay] * g
 
 else:  # pragma: no cover
-    tree_forward = None
-    tree_backward = None
     site_energies_and_gradients = None
     basis_jacobian = None

@@ -8,7 +8,7 @@ relaxers; :class:`OracleRelaxer` relaxes directly on an oracle), ``engine``
 (the generation step and the loop), ``report`` (flags, tables, CIFs, plots).
 
 >>> from pes_core.oracles import get_oracle
->>> from pes_core.search import SearchSettings, OracleRelaxer, run_search, candidate_table
+>>> from pes_core.search import SearchSettings, OracleRelaxer, run_search, candidate_table, format_table
 >>> settings = SearchSettings(composition={"Si": 1}, n_atoms=(8, 8), seed=3)  # doctest: +SKIP
 >>> state = run_search(settings, OracleRelaxer(get_oracle("tersoff")))  # doctest: +SKIP
 >>> print(format_table(candidate_table(state, within=0.05)))  # doctest: +SKIP

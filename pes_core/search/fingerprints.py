@@ -19,9 +19,9 @@ than ``energy_tol`` *and* their cosine distance is below ``cos_max``.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections import OrderedDict
+from typing import Any
 
-import numpy as np
 from ase import Atoms
 
 from pes_core.search.individual import Individual
@@ -37,6 +37,9 @@ except ImportError:  # pragma: no cover - older ase still ships ase.ga
         ) from err
 
 __all__ = ["FingerprintComparator", "OFPComparator", "mark_duplicates"]
+
+_CACHE: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
+_CACHE_SIZE = 5000
 
 
 class FingerprintComparator:
@@ -70,7 +73,7 @@ class FingerprintComparator:
                                  recalculate=True)
         self.cos_max = float(cos_max)
         self.energy_tol = float(energy_tol)
-        self._cache: dict[str, tuple[dict, dict]] = {}
+        self._params = (float(rcut), float(binwidth), float(sigma))
 
     @classmethod
     def from_settings(cls, settings: Any) -> FingerprintComparator:
@@ -81,13 +84,21 @@ class FingerprintComparator:
     def fingerprint(self, item: Atoms | Individual) -> tuple[dict, dict]:
         """(fingerprints by element pair, atom indices by element) of a structure.
 
-        Individuals are cached by id and structure hash; ``Atoms`` are not cached.
+        Individuals are cached (per process, least recently used dropped
+        first) by fingerprint parameters, id and structure hash; ``Atoms`` are
+        not cached.
         """
         if isinstance(item, Individual):
-            key = f"{item.id}:{item.hash}"
-            if key not in self._cache:
-                self._cache[key] = self._compute(item.atoms)
-            return self._cache[key]
+            key = (*self._params, item.id, item.hash)
+            fp = _CACHE.get(key)
+            if fp is None:
+                fp = self._compute(item.atoms)
+                _CACHE[key] = fp
+                if len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
+            else:
+                _CACHE.move_to_end(key)
+            return fp
         return self._compute(item)
 
     def _compute(self, atoms: Atoms) -> tuple[dict, dict]:
@@ -117,11 +128,6 @@ class FingerprintComparator:
         if ha is not None and hb is not None and abs(ha - hb) >= self.energy_tol:
             return False
         return self.distance(a, b) < self.cos_max
-
-    def forget(self, keep_ids: Iterable[str]) -> None:
-        """Drop cached fingerprints of individuals not in ``keep_ids``."""
-        keep = set(keep_ids)
-        self._cache = {k: v for k, v in self._cache.items() if k.split(":")[0] in keep}
 
 
 def mark_duplicates(individuals: list[Individual], comparator: FingerprintComparator,

@@ -11,6 +11,7 @@ ranked candidate tables, CIF files and the history plot.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import os
@@ -107,7 +108,8 @@ def candidate_table(individuals: Iterable[Individual] | SearchState, within: flo
     Parameters
     ----------
     individuals : iterable of Individual or SearchState
-        Candidates; for a state, its archive and current population.
+        Candidates (their duplicate flags are trusted); for a state, the union
+        of its archive and current population, niched again.
     within : float
         Window above the lowest enthalpy, in eV/atom.
     symprec : float
@@ -121,11 +123,17 @@ def candidate_table(individuals: Iterable[Individual] | SearchState, within: flo
         generation, flags (comma-separated), individual (the object).
     """
     if hasattr(individuals, "archive"):
+        # archive and population were niched separately: niche their union again
+        from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
+
         state = individuals
         seen: dict[str, Individual] = {}
         for ind in list(state.archive) + list(state.population.members):
-            seen.setdefault(ind.id, ind)
+            if ind.id not in seen:
+                seen[ind.id] = Individual.from_dict(copy.deepcopy(ind.to_dict()))
+                seen[ind.id].flags["duplicate_of"] = None
         individuals = list(seen.values())
+        mark_duplicates(individuals, FingerprintComparator.from_settings(state.settings))
     cands = sorted((i for i in individuals if i.usable and not i.is_duplicate),
                    key=lambda i: (i.enthalpy_per_atom, i.id))
     if not cands:
@@ -206,6 +214,9 @@ def plot_history(state: SearchState, path: str) -> str:
             gens.append(g)
             best.append(h["best_enthalpy"])
     ax.plot(gens, best, "o-", color="C3", zorder=2, label="best")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel(f"enthalpy at {state.settings.pressure_gpa:g} GPa (eV/atom)")
     if best:
@@ -213,7 +224,9 @@ def plot_history(state: SearchState, path: str) -> str:
         ax.set_ylim(lo - 0.05, lo + max(0.5, 2 * (max(best) - lo)))
     ax.legend(loc="upper right")
     comp = "".join(f"{el}{n if n > 1 else ''}" for el, n in state.settings.composition.items())
-    ax.set_title(f"{comp}, {state.settings.n_atoms[0]}-{state.settings.n_atoms[1]} atoms")
+    lo_n, hi_n = state.settings.n_atoms
+    ax.set_title(f"{comp}, {lo_n if lo_n == hi_n else f'{lo_n}-{hi_n}'} atoms/cell, "
+                 f"best {best[-1]:.4f} eV/atom" if best else comp)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

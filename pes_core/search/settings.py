@@ -61,7 +61,11 @@ class SearchSettings:
         Share of the population carried unchanged into the next generation
         (USPEX keepBest; at least one survives).
     fractions : dict
-        Operator -> share of the offspring; operators that cannot act (e.g.
+        Operator -> share of the offspring. Operators: ``heredity`` (two-parent
+        slab crossover), ``random`` (new random symmetric structure),
+        ``coordinate`` (Gaussian displacement of all atoms; the "soft/coordinate
+        mutation" slot, no soft-mode analysis), ``lattice`` (symmetric strain),
+        ``permutation`` (swap unlike atoms). Operators that cannot act (e.g.
         ``permutation`` for one species) are dropped and the rest renormalized.
     adapt_fractions : bool
         Move the fractions towards the operators' recent success rates.
@@ -265,7 +269,7 @@ class SearchSettings:
         r = covalent_radii[atomic_numbers[el1]] + covalent_radii[atomic_numbers[el2]]
         return self.min_distance_factor * float(r)
 
-    def min_distance_matrix(self, numbers: np.ndarray | list[int] | None = None) -> dict[tuple[int, int], float]:
+    def min_distance_matrix(self) -> dict[tuple[int, int], float]:
         """(Z1, Z2) -> minimal distance in Å, both orders, for the composition's elements."""
         els = self.elements()
         out = {}

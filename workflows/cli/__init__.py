@@ -18,6 +18,7 @@ _SUBCOMMANDS = [
     ("workflows.cli.project", "COMMANDS"),
     ("workflows.cli.ops", "COMMANDS"),
     ("workflows.cli.mtp", "mtp"),
+    ("workflows.cli.mtp_active", "COMMANDS"),  # adds calc-grade/select-add/preselect to `pes mtp`
 ]
 
 

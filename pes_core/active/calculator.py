@@ -1,0 +1,156 @@
+"""An ASE calculator that reports the extrapolation grade with every evaluation.
+
+Above the break threshold it raises :class:`ExtrapolationError` (carrying the
+configuration); above the select threshold it records the configuration as a
+training candidate.
+
+>>> from ase.build import bulk
+>>> from pes_core.mtp import MTPPotential
+>>> from pes_core.active import ActiveSet
+>>> pot = MTPPotential.from_level(6, ["Si"])
+>>> images = [bulk("Si", "diamond", a=a) for a in (5.2, 5.4, 5.6, 5.8, 6.0, 6.2)]
+>>> calc = ActiveMTPCalculator(pot, ActiveSet.from_training(pot, images))
+>>> atoms = bulk("Si", "diamond", a=5.5)
+>>> atoms.calc = calc
+>>> _ = atoms.get_potential_energy()
+>>> calc.results["grade"] <= 1.0 + 1e-9, calc.n_evaluations
+(True, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.units import GPa
+
+from pes_core.active.active_set import ActiveSet
+from pes_core.active.thresholds import GradeThresholds
+from pes_core.mtp import MTPPotential, evaluate
+
+__all__ = ["ActiveMTPCalculator", "Candidate", "ExtrapolationError"]
+
+
+@dataclass
+class Candidate:
+    """A configuration whose grade passed the select threshold.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        The configuration (no calculator).
+    grade : float
+        Its extrapolation grade when it was met.
+    reason : str
+        ``"select"`` (above the select threshold) or ``"break"``.
+    info : dict
+        Context (relaxation step, ...).
+    """
+
+    atoms: Atoms
+    grade: float
+    reason: str = "select"
+    info: dict = field(default_factory=dict)
+
+
+class ExtrapolationError(RuntimeError):
+    """The grade of a configuration exceeded the break threshold.
+
+    Attributes
+    ----------
+    atoms : ase.Atoms
+        The configuration (a copy without calculator).
+    grade : float
+        Its extrapolation grade.
+    threshold : float
+        The break threshold it exceeded.
+    """
+
+    def __init__(self, atoms: Atoms, grade: float, threshold: float) -> None:
+        self.atoms = atoms
+        self.grade = float(grade)
+        self.threshold = float(threshold)
+        super().__init__(
+            f"extrapolation grade {grade:.3g} exceeds the break threshold {threshold:g} for "
+            f"{atoms.get_chemical_formula()}; learn this configuration (oracle + retrain) before going on"
+        )
+
+
+class ActiveMTPCalculator(Calculator):
+    """MTP energies, forces and stress plus the extrapolation grade (``results['grade']``).
+
+    Parameters
+    ----------
+    potential : MTPPotential
+        Trained (or initial) potential.
+    active_set : ActiveSet
+        Active set of ``potential``.
+    thresholds : GradeThresholds, optional
+        ``select`` records candidates, ``break_`` raises (MLIP defaults 2 and 10).
+    max_candidates : int
+        Keep at most this many candidates (the highest graded).
+
+    Notes
+    -----
+    ``results`` also holds ``atom_grades`` (per atom in neighbourhood mode,
+    one value in configuration mode).  :attr:`n_evaluations` counts MTP
+    evaluations, :attr:`max_grade` the largest grade met, :attr:`candidates`
+    the recorded configurations.
+    """
+
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
+
+    def __init__(self, potential: MTPPotential, active_set: ActiveSet,
+                 thresholds: GradeThresholds | None = None, max_candidates: int = 200, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.potential = potential
+        self.active_set = active_set
+        self.thresholds = thresholds or GradeThresholds()
+        self.max_candidates = int(max_candidates)
+        self.candidates: list[Candidate] = []
+        self.grades: list[float] = []
+        self.n_evaluations = 0
+        self.max_grade = 0.0
+
+    def update_model(self, potential: MTPPotential, active_set: ActiveSet) -> None:
+        """Use a retrained potential and its active set from now on (forgets cached results)."""
+        self.potential = potential
+        self.active_set = active_set
+        self.reset()
+
+    def take_candidates(self) -> list[Candidate]:
+        """Return the recorded candidates and forget them."""
+        out, self.candidates = self.candidates, []
+        return out
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        """Fill ``self.results``; record or raise on extrapolation."""
+        super().calculate(atoms, properties, system_changes)
+        atom_grades = self.active_set.atom_grades(self.potential, self.atoms)
+        grade = float(atom_grades.max()) if atom_grades.size else 0.0
+        self.n_evaluations += 1
+        self.grades.append(grade)
+        self.max_grade = max(self.max_grade, grade)
+        th = self.thresholds
+        if grade > th.select:
+            snap = self.atoms.copy()
+            snap.calc = None
+            reason = "break" if grade > th.break_ else "select"
+            self._record(Candidate(snap, grade, reason, {"evaluation": self.n_evaluations}))
+            if reason == "break":
+                self.results = {}
+                raise ExtrapolationError(snap, grade, th.break_)
+        res = evaluate(self.potential, self.atoms, forces=True)
+        self.results = {"energy": res.energy, "free_energy": res.energy, "energies": res.energies,
+                        "forces": res.forces, "grade": grade, "atom_grades": atom_grades}
+        if res.stress is not None:
+            s = res.stress * GPa
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+    def _record(self, cand: Candidate) -> None:
+        self.candidates.append(cand)
+        if len(self.candidates) > self.max_candidates:
+            self.candidates.sort(key=lambda c: -c.grade)
+            del self.candidates[self.max_candidates:]

@@ -1,0 +1,155 @@
+"""Synchronous learning: oracle calls, refits and low-energy weights.
+
+:class:`OracleLearner` is the ``learn`` callback of
+:class:`~pes_core.active.relax.ActiveRelaxer` for pure-Python use: it computes
+the selected configurations with an oracle, adds them to its training set,
+refits the MTP (warm start from the current one) and recomputes the active set
+on the whole training set.
+
+Two-stage scheme (Podryabinkin et al. 2019): an accurate potential is trained
+with the weights ``W(x) = 1/(E(x)/N - E_min + delta)^2`` (eV/atom,
+``delta = 0.02``) on both sides of the fitting equations, i.e. record weight
+``W^2`` in the squared loss (:func:`low_energy_weights`), and selects only on
+low-energy configurations (:func:`screen_low_energy`).
+
+>>> from pes_core.oracles import get_oracle  # doctest: +SKIP
+>>> learner = OracleLearner(get_oracle("tersoff"), mode="configuration")  # doctest: +SKIP
+>>> pot, aset = learner.start(MTPPotential.from_level(10, ["Si"]), initial_images)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from pes_core.active.active_set import ActiveSet
+from pes_core.active.calculator import Candidate
+from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
+
+__all__ = ["OracleLearner", "low_energy_weights", "screen_low_energy"]
+
+log = logging.getLogger(__name__)
+
+
+def low_energy_weights(energies_per_atom: Sequence[float], delta: float = 0.02,
+                       both_sides: bool = True) -> np.ndarray:
+    """Weights favouring low energies, normalized to a largest weight of 1.
+
+    Parameters
+    ----------
+    energies_per_atom : sequence of float
+        Reference energies in eV/atom.
+    delta : float
+        Offset in eV/atom (0.02 in the paper): the lowest configuration gets
+        ``W = 1/delta^2``.
+    both_sides : bool
+        ``W`` multiplies both sides of each fitting equation, so the squared
+        loss weight is ``W^2`` (default); ``False`` returns ``W`` itself.
+    """
+    e = np.asarray(energies_per_atom, dtype=float)
+    if e.size == 0:
+        return e
+    if delta <= 0:
+        raise ValueError(f"delta must be positive (eV/atom), got {delta}")
+    w = 1.0 / (e - e.min() + delta) ** 2
+    if both_sides:
+        w = w**2
+    return w / w.max()
+
+
+def screen_low_energy(potential: MTPPotential, images: Sequence[Atoms], window: float) -> list[int]:
+    """Indices of the images whose energy per atom on ``potential`` is within ``window`` eV/atom of the lowest.
+
+    The "reliable" potential of the two-stage scheme discards high-energy
+    structures with this before the accurate one selects.
+    """
+    if not images:
+        return []
+    e = np.array([evaluate(potential, a, forces=False).energy / len(a) for a in images])
+    return [int(k) for k in np.flatnonzero(e <= e.min() + window)]
+
+
+@dataclass
+class OracleLearner:
+    """Learn configurations synchronously: oracle, refit, new active set.
+
+    Parameters
+    ----------
+    oracle : pes_core.oracles.Oracle
+        Reference calculator (``compute(atoms) -> OracleResult``).
+    records : list of TrainingRecord
+        Training set (grows with every learned configuration).
+    fit_settings : FitSettings, optional
+        Settings of every refit (default: 60 L-BFGS iterations, silent, no validation split).
+    mode : {"configuration", "neighbourhood"}
+        Active-set mode.
+    include_radial : bool
+        Rows over all parameters.
+    energy_weighting : float or None
+        ``delta`` of :func:`low_energy_weights` (two-stage scheme); ``None``: equal weights.
+    """
+
+    oracle: object
+    records: list[TrainingRecord] = field(default_factory=list)
+    fit_settings: FitSettings | None = None
+    mode: str = "configuration"
+    include_radial: bool = False
+    energy_weighting: float | None = None
+    n_oracle_calls: int = 0
+    n_fits: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.fit_settings is None:
+            self.fit_settings = FitSettings(max_iter=60, log=None, validation_fraction=0.0)
+
+    def compute(self, images: Sequence[Atoms]) -> list[TrainingRecord]:
+        """Oracle results of ``images`` as records (failed ones are skipped and remembered)."""
+        out = []
+        for atoms in images:
+            self.n_oracle_calls += 1
+            try:
+                res = self.oracle.compute(atoms)
+            except Exception as err:  # OracleError, NaN results: skip the configuration
+                self.failures.append(f"{type(err).__name__}: {err}")
+                log.warning("oracle failed on a selected configuration: %s", err)
+                continue
+            bare = atoms.copy()
+            bare.calc = None
+            out.append(TrainingRecord(bare, res.energy, res.forces, res.stress))
+        return out
+
+    def fit(self, potential: MTPPotential) -> MTPPotential:
+        """Refit ``potential`` (warm start) on all records."""
+        recs = self.records
+        if self.energy_weighting is not None:
+            w = low_energy_weights([r.energy / r.n_atoms for r in recs], self.energy_weighting)
+            recs = [replace(r, weight=float(wk)) for r, wk in zip(recs, w)]
+        pot, _report = fit_mtp(potential, recs, self.fit_settings, validation=[])
+        self.n_fits += 1
+        return pot
+
+    def active_set(self, potential: MTPPotential) -> ActiveSet:
+        """Active set of ``potential`` on the training set."""
+        return ActiveSet.from_training(potential, [r.atoms for r in self.records], self.mode, self.include_radial)
+
+    def start(self, potential: MTPPotential, images: Sequence[Atoms]) -> tuple[MTPPotential, ActiveSet]:
+        """Compute ``images``, fit ``potential`` on them and return it with its active set."""
+        self.records += self.compute(images)
+        if not self.records:
+            raise RuntimeError("the oracle failed on every initial configuration; nothing to fit")
+        pot = self.fit(potential)
+        return pot, self.active_set(pot)
+
+    def __call__(self, candidates: list[Candidate], potential: MTPPotential,
+                 active_set: ActiveSet) -> tuple[MTPPotential, ActiveSet]:
+        new = self.compute([c.atoms for c in candidates])
+        if not new:
+            return potential, active_set
+        self.records += new
+        pot = self.fit(potential)
+        return pot, self.active_set(pot)

@@ -1,0 +1,87 @@
+"""Neural-network PES models on CCD features, their baselines, training and model selection.
+
+Modules
+-------
+featurizers
+    Featurizers named by hyperparameters (cluster set, order), cached.
+data
+    :class:`PESData` (positions/cells/energies/forces in featurizer order),
+    :class:`FeatureData` (precomputed features).
+models
+    :class:`ClusterModel`, :class:`SiteModel` (tanh networks per orbit / site).
+linear
+    :class:`LinearModel`: ridge regression on the same basis (linear anharmonic CE).
+hiphive_baseline
+    :class:`HiphiveBaseline`: hiPhive force-constant potential fitted to forces.
+training
+    :func:`train_model` with the mini-batch schedule and early stopping.
+cv
+    Holdout split, k-fold CV, grids, best-point selection.
+io
+    Models to/from bytes (GridFS) and files.
+calculator
+    :class:`PESCalculator` (ASE): energy, forces, stress by autograd.
+paths
+    The four judging paths (interpolation, in-/anti-phase tilt, volumetric strain).
+
+Example
+-------
+>>> from pes_core.clusters import cubic_cspbbr3
+>>> from pes_core.ann import (ClusterModel, PESData, TrainSettings, compute_features,
+...                           get_featurizer, train_model)
+>>> feat = get_featurizer(cubic_cspbbr3(), "4pairs+oct", order=2)            # doctest: +SKIP
+>>> data = PESData.from_structures(feat, structures, energies, forces)        # doctest: +SKIP
+>>> model = ClusterModel(feat, hidden=(16,))                                  # doctest: +SKIP
+>>> train_model(model, compute_features(feat, data), TrainSettings(schedule=((10, 100),)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._torch import torch_threads
+from .calculator import PESCalculator
+from .cv import cross_validate, expand_grid, fit_point, holdout_split, kfold_indices, select_best
+from .data import FeatureData, PESData, compute_features, structure_order
+from .featurizers import FeaturizerSettings, cluster_set_specs, get_featurizer
+from .hiphive_baseline import HiphiveBaseline
+from .io import load_model, model_from_bytes, model_to_bytes, save_model
+from .linear import LinearModel, ridge_gcv
+from .models import ClusterModel, PESModel, SiteModel, build_model
+from .paths import PATH_LABELS, energy_paths, interpolate_structures
+from .training import PAPER_SCHEDULE, TrainReport, TrainSettings, rmse_mev_per_atom, train_model
+
+__all__ = [
+    "PAPER_SCHEDULE",
+    "PATH_LABELS",
+    "ClusterModel",
+    "FeatureData",
+    "FeaturizerSettings",
+    "HiphiveBaseline",
+    "LinearModel",
+    "PESCalculator",
+    "PESData",
+    "PESModel",
+    "SiteModel",
+    "TrainReport",
+    "TrainSettings",
+    "build_model",
+    "cluster_set_specs",
+    "compute_features",
+    "cross_validate",
+    "energy_paths",
+    "expand_grid",
+    "fit_point",
+    "get_featurizer",
+    "holdout_split",
+    "interpolate_structures",
+    "kfold_indices",
+    "load_model",
+    "model_from_bytes",
+    "model_to_bytes",
+    "ridge_gcv",
+    "rmse_mev_per_atom",
+    "save_model",
+    "select_best",
+    "structure_order",
+    "torch_threads",
+    "train_model",
+]

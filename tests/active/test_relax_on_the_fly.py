@@ -1,0 +1,94 @@
+"""Grade-reporting calculator and relaxation with learning on the fly (tersoff as the reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from pes_core.active import (
+    ActiveMTPCalculator,
+    ActiveRelaxer,
+    ActiveSet,
+    ExtrapolationError,
+    GradeThresholds,
+    OracleLearner,
+    low_energy_weights,
+)
+from pes_core.mtp import FitSettings, MTPPotential
+from pes_core.oracles import get_oracle
+from pes_core.search import OracleRelaxer
+
+
+def _start_images(n=6):
+    out = []
+    for k in range(n):
+        a = bulk("Si", "diamond", a=5.43, cubic=True)
+        a.rattle(0.05, seed=k)
+        a.set_cell(a.cell * (0.97 + 0.012 * k), scale_atoms=True)
+        out.append(a)
+    return out
+
+
+def _distorted():
+    x = bulk("Si", "diamond", a=5.7, cubic=True)
+    x.rattle(0.15, seed=42)
+    x.set_cell(x.cell @ np.array([[1, 0.05, 0], [0, 1, 0], [0, 0, 0.97]]), scale_atoms=True)
+    return x
+
+
+def test_calculator_reports_grade_records_and_breaks():
+    pot = MTPPotential.from_level(8, ["Si"])
+    aset = ActiveSet.from_training(pot, [bulk("Si", a=a) for a in np.linspace(5.2, 5.8, 12)])
+    calc = ActiveMTPCalculator(pot, aset, GradeThresholds(select=1.5, break_=10))
+    atoms = bulk("Si", a=5.5)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert calc.results["grade"] <= 1.001 and not calc.candidates
+    atoms.set_cell(bulk("Si", a=5.9).cell, scale_atoms=True)  # a bit outside (grade about 8)
+    atoms.get_forces()
+    g = calc.results["grade"]
+    assert 1.5 < g < 10 and calc.candidates[-1].reason == "select"
+    atoms.set_cell(bulk("Si", a=4.3).cell, scale_atoms=True)
+    with pytest.raises(ExtrapolationError) as info:
+        atoms.get_potential_energy()
+    assert info.value.grade > 10 and len(info.value.atoms) == 2
+    assert calc.candidates[-1].reason == "break" and calc.n_evaluations == 3
+
+
+def test_without_learning_the_relaxer_stops_at_break():
+    oracle = get_oracle("tersoff")
+    learner = OracleLearner(oracle, fit_settings=FitSettings(max_iter=0, fit_radial=False, log=None,
+                                                             validation_fraction=0.0))
+    pot, aset = learner.start(MTPPotential.from_level(8, ["Si"]), _start_images(4))
+    relax = ActiveRelaxer(pot, aset, learn=None)
+    res = relax(_distorted(), 0.0)
+    assert res.extra["break"] and res.failed and res.extra["n_oracle_calls"] == 0
+    assert relax.collected and relax.collected[-1].reason == "break"
+
+
+def test_learning_on_the_fly_reaches_the_reference_minimum():
+    oracle = get_oracle("tersoff")
+    learner = OracleLearner(oracle, fit_settings=FitSettings(max_iter=40, log=None, validation_fraction=0.0))
+    pot, aset = learner.start(MTPPotential.from_level(10, ["Si"]), _start_images())
+    n0 = learner.n_oracle_calls
+    relax = ActiveRelaxer(pot, aset, learn=learner, fmax=0.02, max_learning_events=15)
+    x = _distorted()
+    res = relax(x, 0.0)
+    ref = OracleRelaxer(oracle, fmax=0.02)(x, 0.0)
+    assert res.converged and not res.failed
+    n_learned = learner.n_oracle_calls - n0
+    assert 0 < n_learned <= 30 and res.extra["n_oracle_calls"] == n_learned
+    assert res.extra["n_mtp_evaluations"] > n_learned
+    assert res.extra["final_grade"] < 2.0
+    e_oracle = oracle.compute(res.atoms).energy / len(x)
+    assert abs(res.enthalpy_per_atom - ref.enthalpy_per_atom) < 0.005
+    assert abs(e_oracle - ref.enthalpy_per_atom) < 0.003
+    # the learned model is kept for the next relaxation
+    assert relax.potential is not pot and len(learner.records) == n0 + n_learned
+
+
+def test_low_energy_weights():
+    w = low_energy_weights([-4.6, -4.58, -4.0])
+    assert w[0] == 1.0 and w[0] > w[1] > w[2]
+    assert np.isclose(w[1], (0.02 / 0.04) ** 4)

@@ -1,0 +1,201 @@
+"""PES workflows: training-set generation (``pes_training_set``) and model fitting (``pes_fit``).
+
+``pes_training_set`` (optionally with a ``fit`` section that chains the fit)::
+
+    kind: pes_training_set
+    name: cspbbr3-demo
+    oracle: chgnet
+    batch_size: 50
+    relax: {fmax: 0.02, steps: 150}
+    systematic: {cubic_amplitudes: [0.3, 0.6, 0.9], tilt_amplitudes: [0.3, 0.6], tilt_max_blocks: 12,
+                 strain_amplitudes: [-0.03, -0.015, 0.015, 0.03], interpolation_points: 8}
+    stochastic: {count: 1000, displacement_radius: [0.2, 1.2], strain_radius: [0.0, 0.03], threshold: 0.98}
+    fit:
+      name: cspbbr3-demo-fit
+      folds: 10
+      grid: {model: [cluster, site, linear], clusters: ["4pairs+oct", "7pairs+triplet+oct"],
+             order: [2, 4], layers: [1], width: [16]}
+      training: {schedule: [[10, 30], [100, 200], [1000, 300]], patience: 30}
+
+``pes_fit`` (a fit of an existing training set)::
+
+    kind: pes_fit
+    name: cspbbr3-fit
+    training_set: cspbbr3-demo
+    oracle: chgnet
+    grid: {...}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fireworks import Firework, Workflow
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pes_core.oracles import available_oracles
+from pes_core.sampling import GLAZER_SYSTEMS
+from workflows.firetasks.pes import PESReferenceTask, fit_fireworks
+from workflows.specs import register_kind
+
+__all__ = ["PESFitSpec", "PESTrainingSetSpec", "pes_fit_workflow", "pes_training_workflow"]
+
+import workflows.pes_report  # noqa: E402,F401  (registers the reporters)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_oracle(v: str) -> str:
+    if v not in available_oracles():
+        raise ValueError(f"unknown oracle {v!r}; choose one of {', '.join(available_oracles())}")
+    return v
+
+
+class Systematic(_Strict):
+    cubic_amplitudes: list[float] = Field([0.2, 0.4, 0.6, 0.8], description="mode amplitudes about the cubic cell (Å, field norm)")
+    cubic_vectors: Literal["all", "first"] = "all"
+    tilt_amplitudes: list[float] = Field([0.3, 0.6], description="mode amplitudes about each tilted cell (Å)")
+    tilt_max_blocks: int | None = Field(12, ge=1, description="mode blocks per tilted cell (seeded subset)")
+    strain_amplitudes: list[float] = Field([-0.03, -0.015, 0.015, 0.03], description="strain norms (signed)")
+    interpolation_points: int = Field(8, ge=0, le=200)
+
+
+class Stochastic(_Strict):
+    count: int = Field(1000, ge=0, le=200000)
+    displacement_radius: float | list[float] = Field([0.2, 1.2], description="n-sphere radius (Å) or [low, high]")
+    strain_radius: float | list[float] = Field([0.0, 0.03], description="strain radius or [low, high]")
+    threshold: float = Field(0.98, gt=0, le=1.0, description="max feature correlation with known configurations")
+    parents: list[str] | None = None
+
+
+class Relax(_Strict):
+    fmax: float = Field(0.02, gt=0, description="eV/Å")
+    fmax_cubic: float = Field(0.002, gt=0)
+    steps: int = Field(150, ge=1, le=5000)
+
+
+class PESFitSpec(_Strict):
+    kind: Literal["pes_fit"] = "pes_fit"
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    training_set: str = Field("", description="Configuration.workflow of the training set")
+    oracle: str = "chgnet"
+    oracle_settings: dict[str, Any] = Field(default_factory=dict)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    folds: int = Field(10, ge=2, le=100)
+    seed: int = 0
+    grid: dict[str, list] = Field(default_factory=lambda: {
+        "model": ["cluster", "site", "linear"], "clusters": ["4pairs+oct", "7pairs+triplet+oct"],
+        "order": [2, 4], "layers": [1, 2], "width": [16]})
+    training: dict[str, Any] = Field(default_factory=dict, description="TrainSettings fields")
+    hiphive: dict[str, Any] | None = Field(default_factory=lambda: {"cutoffs": [5.8, 4.2, 3.0]})
+    paths: dict[str, Any] = Field(default_factory=lambda: {"n_points": 13})
+
+    @field_validator("oracle")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_oracle(v)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict) -> dict:
+        from pes_core.ann import cluster_set_specs, expand_grid
+
+        expand_grid(v)
+        for m in v.get("model", []):
+            if m not in ("cluster", "site", "linear"):
+                raise ValueError(f"grid model {m!r} unknown; choose cluster, site or linear")
+        for c in v.get("clusters", []):
+            cluster_set_specs(c)
+        return v
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, v: dict) -> dict:
+        from pes_core.ann import TrainSettings
+
+        TrainSettings.from_dict(v)
+        return v
+
+
+class FitSection(PESFitSpec):
+    kind: Literal["pes_fit"] = "pes_fit"
+
+
+class PESTrainingSetSpec(_Strict):
+    kind: Literal["pes_training_set"]
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    oracle: str = "chgnet"
+    oracle_settings: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int | None = Field(50, ge=1, le=10000)
+    tags: list[str] = Field(default_factory=list)
+    seed: int = 0
+    a0: float = Field(5.87, gt=2, lt=20, description="starting cubic lattice parameter (Å)")
+    tilt_angle_deg: float = Field(8.0, ge=0, le=30)
+    tilt_systems: list[str] | None = None
+    relax: Relax = Field(default_factory=Relax)
+    systematic: Systematic = Field(default_factory=Systematic)
+    stochastic: Stochastic = Field(default_factory=Stochastic)
+    featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
+    fit: FitSection | None = None
+
+    @field_validator("oracle")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_oracle(v)
+
+    @field_validator("tilt_systems")
+    @classmethod
+    def _systems(cls, v):
+        if v is not None:
+            bad = [s for s in v if s not in GLAZER_SYSTEMS]
+            if bad:
+                raise ValueError(f"unknown tilt systems {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _fit_defaults(self):
+        if self.fit is not None:
+            if not self.fit.training_set:
+                self.fit.training_set = self.name
+            if self.fit.training_set != self.name:
+                raise ValueError("fit.training_set must be this training set's name (or left out)")
+        return self
+
+
+def _config(spec: PESTrainingSetSpec) -> dict:
+    cfg = spec.model_dump()
+    cfg.pop("kind")
+    if cfg.get("fit"):
+        cfg["fit"].pop("kind", None)
+        cfg["fit"].setdefault("oracle", spec.oracle)
+    return cfg
+
+
+def pes_training_workflow(spec: PESTrainingSetSpec | dict, base_dir=None) -> Workflow:
+    """The training-set workflow (reference relaxations first; the rest is added as it runs)."""
+    if isinstance(spec, dict):
+        spec = PESTrainingSetSpec.model_validate({"kind": "pes_training_set", **spec})
+    cfg = _config(spec)
+    fw = Firework([PESReferenceTask(config=cfg)], name=f"pes {spec.name} reference + tilt relaxations",
+                  spec={"_category": "ml", "pes_kind": "pes_reference"})
+    meta = {"pes_kind": "pes_training_set", "training_set": spec.name, "oracle": spec.oracle,
+            "fit": spec.fit.name if spec.fit else None}
+    return Workflow([fw], name=f"pes {spec.name}", metadata=meta)
+
+
+def pes_fit_workflow(spec: PESFitSpec | dict, base_dir=None) -> Workflow:
+    """The fit workflow of an existing training set (split -> CV fan-out -> select)."""
+    if isinstance(spec, dict):
+        spec = PESFitSpec.model_validate({"kind": "pes_fit", **spec})
+    if not spec.training_set:
+        raise ValueError("a pes_fit spec needs training_set (the training-set workflow name)")
+    fit = spec.model_dump()
+    fit.pop("kind")
+    meta = {"pes_kind": "pes_fit", "fit": spec.name, "training_set": spec.training_set}
+    return Workflow(fit_fireworks(fit), name=f"pes fit {spec.name}", metadata=meta)
+
+
+register_kind("pes_training_set", PESTrainingSetSpec, pes_training_workflow)
+register_kind("pes_fit", PESFitSpec, pes_fit_workflow)

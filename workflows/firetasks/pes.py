@@ -1,0 +1,438 @@
+"""Firetasks of the PES training-set and model-fitting workflows (thin: pes_core does the work).
+
+Training set (spec kind ``pes_training_set``)::
+
+    PESReferenceTask -> oracle fireworks (systematic set) -> PESStochasticTask
+        -> oracle fireworks (n-sphere samples) -> PESCollectTask -> PESFeaturizeTask [-> fit]
+
+Fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
+
+    PESSplitTask -> PESCVTask x grid points (category ml) -> PESSelectTask
+
+State lives in the domain database: relaxed cells and every oracle result are
+``Configuration`` documents of the training-set workflow; the holdout split,
+feature caches and the fit record are GridFS files (``pes_files``) named by
+the workflow; trained models are ``PotentialModel`` documents.  Reruns reuse
+what is stored (relaxations, oracle results, the split), so the workflows are
+idempotent and resumable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
+from pymatgen.core import Structure
+
+from workflows.runtime import ensure_domain_db, flush_store, worker_env
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PESCVTask",
+    "PESCollectTask",
+    "PESFeaturizeTask",
+    "PESReferenceTask",
+    "PESSelectTask",
+    "PESSplitTask",
+    "PESStochasticTask",
+    "fit_fireworks",
+    "get_blob",
+    "put_blob",
+]
+
+FILES = "pes_files"
+
+
+# --------------------------------------------------------------------------- GridFS helpers
+def _fs():
+    import gridfs
+    import mongoengine
+
+    return gridfs.GridFS(mongoengine.get_db(), collection=FILES)
+
+
+def put_blob(name: str, data: bytes, replace: bool = True) -> None:
+    """Store ``data`` in GridFS under ``name`` (replacing an older file unless ``replace=False``)."""
+    fs = _fs()
+    old = list(fs.find({"filename": name}))
+    if old and not replace:
+        return
+    fs.put(data, filename=name)
+    for f in old:
+        fs.delete(f._id)
+
+
+def get_blob(name: str) -> bytes | None:
+    """The newest GridFS file called ``name`` (``None`` if absent)."""
+    fs = _fs()
+    files = sorted(fs.find({"filename": name}), key=lambda f: f.upload_date)
+    return files[-1].read() if files else None
+
+
+def _report_dir(name: str) -> Path:
+    from workflows.runtime import LAUNCH_ROOT
+
+    out = ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports" / name).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _oracle(config: dict, fw_spec: dict):
+    from pes_core.oracles import get_oracle
+
+    return get_oracle(config["oracle"], config.get("oracle_settings") or {}, env=worker_env(fw_spec))
+
+
+def _store(result, config: dict, generator: str, fw_spec: dict):
+    from pes_core.db import store_result
+    from workflows.runtime import current_fw_id
+
+    doc, _ = store_result(result, oracle_settings=config.get("oracle_settings") or {},
+                          fw_id=current_fw_id(fw_spec), workflow=config["name"], generator=generator,
+                          tags=list(config.get("tags") or []) + ["pes-training"])
+    return doc
+
+
+def _oracle_fireworks(structures: list[tuple[Structure, str]], config: dict, stage: str) -> list[Firework]:
+    from workflows.builders.oracle import DEFAULT_BATCH_SIZE, oracle_firework
+    from pes_core.oracles import oracle_class
+
+    size = 1 if oracle_class(config["oracle"]).category == "dft" else int(config.get("batch_size") or DEFAULT_BATCH_SIZE)
+    n = (len(structures) + size - 1) // size
+    fws = []
+    for b in range(n):
+        chunk = structures[b * size:(b + 1) * size]
+        fws.append(oracle_firework(
+            [s for s, _ in chunk], config["oracle"], oracle_settings=config.get("oracle_settings"),
+            tags=list(config.get("tags") or []) + ["pes-training"], generator=[g for _, g in chunk],
+            workflow=config["name"], name=f"pes {config['name']} {stage} oracle [{b + 1}/{n}]",
+            metadata={"pes_stage": stage}))
+    return fws
+
+
+def relaxed_cells(name: str) -> dict[str, Structure]:
+    """Glazer symbol -> relaxed supercell stored by :class:`PESReferenceTask` for workflow ``name``."""
+    from pes_core.db import Configuration
+
+    out = {}
+    for c in Configuration.objects(workflow=name, generator__startswith="relaxed:").only("generator", "structure"):
+        out[c.generator.split(":", 1)[1]] = Structure.from_dict(c.structure)
+    return out
+
+
+def reference_energy(name: str) -> float:
+    """Energy per atom (eV) of the relaxed cubic supercell of training set ``name``."""
+    from pes_core.db import Configuration
+
+    doc = Configuration.objects(workflow=name, generator="relaxed:a0a0a0").first()
+    if doc is None:
+        raise ValueError(f"training set {name!r} has no relaxed cubic reference; run its reference firework first")
+    return float(doc.energy_per_atom)
+
+
+# --------------------------------------------------------------------------- training set
+@explicit_serialize
+class PESReferenceTask(FiretaskBase):
+    """Relax the cubic cell and the 15 tilt systems; add the systematic oracle fireworks.
+
+    Required parameters
+    -------------------
+    config : dict
+        The validated ``pes_training_set`` spec (see :mod:`workflows.builders.pes_training`).
+    """
+
+    required_params = ["config"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.oracles import to_structure
+        from pes_core.sampling import GLAZER_SYSTEMS, glazer_tilted, relax_cubic, relax_structure
+        from pes_core.sampling.pes_training import systematic_training_set
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        oracle = _oracle(cfg, fw_spec)
+        done = relaxed_cells(cfg["name"])
+        relax = cfg.get("relax") or {}
+        if "a0a0a0" in done:
+            a = float(done["a0a0a0"].lattice.a) / 2.0
+        else:
+            a, info = relax_cubic(oracle, float(cfg.get("a0", 5.87)), fmax=relax.get("fmax_cubic", 0.002))
+            cubic = glazer_tilted("a0a0a0", 0.0, a=a)
+            _store(oracle.compute(cubic), cfg, "relaxed:a0a0a0", fw_spec)
+            done["a0a0a0"] = cubic
+            flush_store()
+            print(f"  [{cfg['name']}] cubic a = {a:.4f} Å ({info['steps']} steps)", flush=True)
+        systems = cfg.get("tilt_systems") or [s for s in GLAZER_SYSTEMS if s != "a0a0a0"]
+        for sym in systems:
+            if sym in done:
+                continue
+            start = glazer_tilted(sym, float(cfg.get("tilt_angle_deg", 8.0)), a=a)
+            relaxed, info = relax_structure(start, oracle, fmax=relax.get("fmax", 0.02),
+                                            steps=relax.get("steps", 150), relax_cell=True)
+            result = oracle.compute(relaxed)
+            _store(result, cfg, f"relaxed:{sym}", fw_spec)
+            done[sym] = to_structure(relaxed) if not isinstance(relaxed, Structure) else relaxed
+            flush_store()
+            print(f"  [{cfg['name']}] relaxed {sym}: {result.energy / len(relaxed):.4f} eV/atom, "
+                  f"{info['steps']} steps", flush=True)
+        sys_cfg = dict(cfg.get("systematic") or {})
+        structures = systematic_training_set(done["a0a0a0"], {k: v for k, v in done.items() if k != "a0a0a0"},
+                                             seed=int(cfg.get("seed", 0)), **sys_cfg)
+        oracle_fws = _oracle_fireworks(structures, cfg, "systematic")
+        stochastic = Firework([PESStochasticTask(config=cfg)], name=f"pes {cfg['name']} stochastic samples",
+                              spec={"_category": "ml", "pes_kind": "pes_stochastic"}, parents=oracle_fws)
+        print(f"  [{cfg['name']}] systematic set: {len(structures)} structures in {len(oracle_fws)} fireworks",
+              flush=True)
+        return FWAction(stored_data={"a": a, "n_systematic": len(structures)},
+                        additions=[Workflow(oracle_fws + [stochastic], name=f"{cfg['name']} systematic")])
+
+
+@explicit_serialize
+class PESStochasticTask(FiretaskBase):
+    """Draw n-sphere samples, keep the novel ones, add their oracle fireworks, collector and featurizer."""
+
+    required_params = ["config"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.ann import get_featurizer
+        from pes_core.db import Configuration
+        from pes_core.sampling import NoveltyFilter
+        from pes_core.sampling.pes_training import stochastic_training_set
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        st = dict(cfg.get("stochastic") or {})
+        cells = relaxed_cells(cfg["name"])
+        existing = [Structure.from_dict(c.structure)
+                    for c in Configuration.objects(workflow=cfg["name"], n_atoms=40).only("structure")]
+        count = int(st.pop("count", 0))
+        threshold = float(st.pop("threshold", 0.98))
+        structures: list = []
+        n_rejected = 0
+        if count > 0:
+            from pes_core.clusters import cubic_cspbbr3
+
+            feat = get_featurizer(cubic_cspbbr3(float(cells["a0a0a0"].lattice.a) / 2.0),
+                                  cfg.get("novelty_clusters", "4pairs+oct"), order=2)
+            filt = NoveltyFilter(feat, existing, threshold=threshold)
+            parents = {k: cells[k] for k in (st.pop("parents", None) or list(cells))}
+            structures = stochastic_training_set(parents, count, seed=int(cfg.get("seed", 0)),
+                                                 accept=filt.accept, **st)
+            n_rejected = filt.n_rejected
+        print(f"  [{cfg['name']}] n-sphere samples: {len(structures)} kept, {n_rejected} rejected as too similar",
+              flush=True)
+        oracle_fws = _oracle_fireworks(structures, cfg, "stochastic") if structures else []
+        collect = Firework([PESCollectTask(config=cfg)], name=f"pes {cfg['name']} collect",
+                           spec={"_category": "ml", "pes_kind": "pes_collect"}, parents=oracle_fws or None)
+        featurize = Firework([PESFeaturizeTask(config=cfg)], name=f"pes {cfg['name']} featurize",
+                             spec={"_category": "ml", "pes_kind": "pes_featurize"}, parents=[collect])
+        fws = oracle_fws + [collect, featurize]
+        if cfg.get("fit"):
+            fws += fit_fireworks(cfg["fit"], parents=[featurize])
+        return FWAction(stored_data={"kept": len(structures), "rejected": n_rejected},
+                        additions=[Workflow(fws, name=f"{cfg['name']} stochastic")])
+
+
+@explicit_serialize
+class PESCollectTask(FiretaskBase):
+    """Check that every configuration is stored; write the energy histogram."""
+
+    required_params = ["config"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.db import Configuration, FailedCalculation
+        from workflows.pes_report import plot_energy_histogram
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        confs = list(Configuration.objects(workflow=cfg["name"], n_atoms=40).only("energy_per_atom", "generator"))
+        e_ref = reference_energy(cfg["name"])
+        rel = 1000.0 * (np.array([c.energy_per_atom for c in confs]) - e_ref)
+        out = _report_dir(cfg["name"])
+        png = plot_energy_histogram(rel, out / "energy_histogram.png", title=f"{cfg['name']}: {len(confs)} configurations")
+        n_failed = FailedCalculation.objects(workflow=cfg["name"]).count()
+        summary = {"n_configurations": len(confs), "n_failed": n_failed, "histogram": str(png),
+                   "min_mev_per_atom": float(rel.min()) if len(rel) else None,
+                   "max_mev_per_atom": float(rel.max()) if len(rel) else None}
+        print(f"  [{cfg['name']}] {len(confs)} configurations stored, {n_failed} failed; histogram {png}", flush=True)
+        return FWAction(stored_data=summary)
+
+
+def _feature_name(training_set: str, settings) -> str:
+    import hashlib
+
+    return f"features/{training_set}/{hashlib.sha1(settings.key().encode()).hexdigest()[:16]}"
+
+
+def load_features(training_set: str, featurizer, ids: list[str] | None = None):
+    """Features of the training set (GridFS cache, completed for new configurations); optionally a subset."""
+    import torch
+
+    from pes_core.ann import FeatureData, PESData, compute_features
+    from pes_core.db import Configuration
+
+    name = _feature_name(training_set, featurizer.settings)
+    blob = get_blob(name)
+    cached = None
+    if blob is not None:
+        d = torch.load(io.BytesIO(blob), weights_only=True)
+        cached = FeatureData(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]))
+    wanted = ids if ids is not None else [c.content_hash for c in
+                                          Configuration.objects(workflow=training_set, n_atoms=40).only("content_hash")]
+    have = set(cached.ids) if cached is not None else set()
+    missing = [k for k in wanted if k not in have]
+    if missing:
+        docs = list(Configuration.objects(content_hash__in=missing))
+        new = compute_features(featurizer, PESData.from_configurations(featurizer, docs, with_forces=False))
+        if cached is None:
+            cached = new
+        else:
+            cached = FeatureData({k: torch.cat([cached.clusters[k], new.clusters[k]]) for k in cached.clusters},
+                                 {k: torch.cat([cached.sites[k], new.sites[k]]) for k in cached.sites},
+                                 torch.cat([cached.energies, new.energies]), cached.n_atoms, cached.ids + new.ids)
+        buf = io.BytesIO()
+        torch.save({"clusters": cached.clusters, "sites": cached.sites, "energies": cached.energies,
+                    "n_atoms": cached.n_atoms, "ids": cached.ids}, buf)
+        put_blob(name, buf.getvalue())
+    return cached.select_ids(wanted)
+
+
+@explicit_serialize
+class PESFeaturizeTask(FiretaskBase):
+    """Compute and cache (GridFS) the CCD features of the training set for the featurizers in use."""
+
+    required_params = ["config"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.ann import get_featurizer
+        from pes_core.clusters import cubic_cspbbr3
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        a = float(relaxed_cells(cfg["name"])["a0a0a0"].lattice.a) / 2.0
+        combos = {(c, int(o)) for c in cfg.get("featurize", {}).get("clusters", ["7pairs+triplet+oct"])
+                  for o in cfg.get("featurize", {}).get("orders", [4])}
+        grid = (cfg.get("fit") or {}).get("grid") or {}
+        combos |= {(c, int(o)) for c in grid.get("clusters", []) for o in grid.get("order", [])}
+        t0 = time.perf_counter()
+        n = 0
+        for clusters, order in sorted(combos):
+            feat = get_featurizer(cubic_cspbbr3(a), clusters, order=order)
+            n = len(load_features(cfg["name"], feat))
+            flush_store()
+        return FWAction(stored_data={"featurizers": sorted(map(list, combos)), "n_configurations": n,
+                                     "seconds": time.perf_counter() - t0})
+
+
+# --------------------------------------------------------------------------- fit
+def fit_fireworks(fit: dict, parents=None) -> list[Firework]:
+    """The split firework of a fit (it adds the CV fan-out and the collector when it runs)."""
+    return [Firework([PESSplitTask(fit=fit)], name=f"pes {fit['name']} split",
+                     spec={"_category": "ml", "pes_kind": "pes_split"}, parents=parents)]
+
+
+def _split_name(fit_name: str) -> str:
+    return f"split/{fit_name}.json"
+
+
+def load_split(fit_name: str) -> dict:
+    blob = get_blob(_split_name(fit_name))
+    if blob is None:
+        raise ValueError(f"fit {fit_name!r} has no stored split; run its split firework first")
+    return json.loads(blob)
+
+
+@explicit_serialize
+class PESSplitTask(FiretaskBase):
+    """Freeze the 80/20 holdout split (GridFS, written once) and fan out one CV firework per grid point."""
+
+    required_params = ["fit"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.ann import expand_grid, holdout_split
+        from pes_core.db import Configuration
+
+        ensure_domain_db(fw_spec)
+        fit = self["fit"]
+        blob = get_blob(_split_name(fit["name"]))
+        if blob is None:
+            ids = [c.content_hash for c in Configuration.objects(workflow=fit["training_set"], n_atoms=40)
+                   .only("content_hash")]
+            if len(ids) < 10:
+                raise ValueError(f"training set {fit['training_set']!r} has only {len(ids)} configurations")
+            train, holdout = holdout_split(ids, float(fit.get("test_fraction", 0.2)), int(fit.get("seed", 0)))
+            cells = relaxed_cells(fit["training_set"])
+            split = {"train": train, "holdout": holdout, "training_set": fit["training_set"],
+                     "a": float(cells["a0a0a0"].lattice.a) / 2.0}
+            put_blob(_split_name(fit["name"]), json.dumps(split).encode())
+            flush_store()
+        else:
+            split = json.loads(blob)
+        points = expand_grid(fit["grid"])
+        cv_fws = [Firework([PESCVTask(fit=fit, point=p, index=i)],
+                           name=f"pes {fit['name']} cv {i}: " + " ".join(f"{k}={v}" for k, v in p.items()),
+                           spec={"_category": "ml", "pes_kind": "pes_cv", "grid_index": i})
+                  for i, p in enumerate(points)]
+        select = Firework([PESSelectTask(fit=fit)], name=f"pes {fit['name']} select+retrain",
+                          spec={"_category": "ml", "pes_kind": "pes_select"}, parents=cv_fws)
+        return FWAction(stored_data={"n_train": len(split["train"]), "n_holdout": len(split["holdout"]),
+                                     "n_grid": len(points)},
+                        additions=[Workflow(cv_fws + [select], name=f"{fit['name']} cv")])
+
+
+def _featurizer(a: float, point: dict):
+    from pes_core.ann import get_featurizer
+    from pes_core.clusters import cubic_cspbbr3
+
+    return get_featurizer(cubic_cspbbr3(a), point.get("clusters", "7pairs+triplet+oct"), order=int(point.get("order", 4)))
+
+
+@explicit_serialize
+class PESCVTask(FiretaskBase):
+    """k-fold cross-validation of one grid point on the training part of the split."""
+
+    required_params = ["fit", "point", "index"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.ann import TrainSettings, cross_validate, torch_threads
+
+        ensure_domain_db(fw_spec)
+        fit = self["fit"]
+        split = load_split(fit["name"])
+        feat = _featurizer(split["a"], self["point"])
+        features = load_features(split["training_set"], feat, split["train"])
+        settings = TrainSettings.from_dict(fit.get("training"))
+        with torch_threads(settings.threads):
+            res = cross_validate(self["point"], feat, features, k=int(fit.get("folds", 10)), settings=settings,
+                                 seed=int(fit.get("seed", 0)))
+        res["index"] = int(self["index"])
+        print(f"  [{fit['name']}] cv {self['index']} {self['point']}: val {res['val_rmse_mean']:.3f} "
+              f"+- {res['val_rmse_std']:.3f} meV/atom ({res['wall_time_s']:.0f} s)", flush=True)
+        return FWAction(stored_data=res, mod_spec=[{"_push": {"cv_results": res}}])
+
+
+@explicit_serialize
+class PESSelectTask(FiretaskBase):
+    """Pick the best grid point per model kind, retrain on the whole 80 %, test on the holdout, store."""
+
+    required_params = ["fit"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from workflows.pes_fit import finish_fit
+
+        ensure_domain_db(fw_spec)
+        fit = self["fit"]
+        results = sorted(fw_spec.get("cv_results") or [], key=lambda r: r["index"])
+        if not results:
+            raise ValueError(f"fit {fit['name']}: no cross-validation results reached the collector")
+        # a rerun CV firework pushes twice: keep one result per grid point
+        uniq = {r["index"]: r for r in results}
+        record = finish_fit(fit, [uniq[i] for i in sorted(uniq)], fw_spec)
+        flush_store()
+        return FWAction(stored_data={k: record[k] for k in ("best", "holdout_rmse") if k in record})
