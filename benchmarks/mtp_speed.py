@@ -7,9 +7,11 @@ Run::
 
 Single thread (OMP/MKL/NUMBA/torch threads = 1).  Each call sees new positions
 (0.01 Å jitter around a rattled diamond Si cell, a = 5.43 Å, cutoff 5 Å), so
-neither code can return cached results; motep keeps its skin neighbour list
-between calls (its normal behaviour), ours rebuilds the list every call.
-The same random potential (written to an .mtp file) is used by both codes.
+neither code can return cached results; both keep a Verlet-skin neighbour list
+between calls (0.3 Å skin, their default ASE-calculator behaviour).  The same
+random potential (written to an .mtp file) is used by both codes; the table
+is the median time of one energy+forces call divided by the number of atoms.
+Timings on a shared machine are noisy: compare columns of one run.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ class HiphiveBaseline:
         self.fcp = None
         self._calc = None
         self.fit_time_s = 0.0
+        self.n_skipped = 0
 
     def _displaced(self, structure) -> tuple:
         """Atoms of the reference supercell displaced like ``structure``, and the atom order."""
@@ -87,6 +88,7 @@ class HiphiveBaseline:
         from trainstation import Optimizer
 
         t0 = time.perf_counter()
+        self.n_skipped = 0
         cs = ClusterSpace(self.prim, self.cutoffs)
         sc = StructureContainer(cs)
         for st, f in zip(structures, forces):
@@ -94,7 +96,10 @@ class HiphiveBaseline:
             a = self.supercell.copy()
             a.new_array("displacements", u)
             a.new_array("forces", np.asarray(f, dtype=float)[order])
-            sc.add_structure(a)
+            try:
+                sc.add_structure(a)
+            except ValueError:  # same displacements as an earlier one (e.g. pure strains): skip
+                self.n_skipped += 1
         opt = Optimizer(sc.get_fit_data(), fit_method=self.fit_method, train_size=1.0)
         opt.train()
         self.fcp = ForceConstantPotential(cs, opt.parameters)

@@ -11,7 +11,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.units import GPa
 
 from pes_core.mtp.engine import evaluate_pairs
-from pes_core.mtp.neighbours import build_pairs
+from pes_core.mtp.neighbours import NeighbourCache, build_pairs
 from pes_core.mtp.potential import MTPPotential
 
 __all__ = ["MTPCalculator", "MTPResult", "evaluate"]
@@ -42,7 +42,9 @@ class MTPResult:
     virial: np.ndarray | None
 
 
-def evaluate(pot: MTPPotential, atoms: Atoms, forces: bool = True, n_threads: int = 1) -> MTPResult:
+def evaluate(
+    pot: MTPPotential, atoms: Atoms, forces: bool = True, n_threads: int = 1, neighbours: NeighbourCache | None = None
+) -> MTPResult:
     """Energy, per-atom energies, forces and stress of ``atoms``.
 
     Parameters
@@ -55,6 +57,8 @@ def evaluate(pot: MTPPotential, atoms: Atoms, forces: bool = True, n_threads: in
         Also compute forces and stress.
     n_threads : int
         Threads of the neighbour search.
+    neighbours : NeighbourCache, optional
+        Reuse a skin neighbour list between calls (molecular dynamics, relaxations).
 
     Examples
     --------
@@ -64,7 +68,8 @@ def evaluate(pot: MTPPotential, atoms: Atoms, forces: bool = True, n_threads: in
     0.0
     """
     types = pot.types_of(atoms.numbers)
-    res = evaluate_pairs(pot, build_pairs(atoms, pot.max_dist, n_threads=n_threads), types, forces=forces)
+    pairs = neighbours.pairs(atoms) if neighbours is not None else build_pairs(atoms, pot.max_dist, n_threads=n_threads)
+    res = evaluate_pairs(pot, pairs, types, forces=forces)
     stress = None
     if forces and np.all(atoms.pbc):
         stress = res.virial / atoms.get_volume() / GPa
@@ -80,6 +85,8 @@ class MTPCalculator(Calculator):
         A potential, or an ``.mtp`` file (then ``species`` names its types).
     species : list of int or str, optional
         Species of the file's types (only with a file path).
+    skin : float
+        Verlet skin in Å of the neighbour list kept between calls (0: rebuild every call).
 
     Examples
     --------
@@ -92,7 +99,9 @@ class MTPCalculator(Calculator):
 
     implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
 
-    def __init__(self, potential: MTPPotential | str | os.PathLike, species: list | None = None, **kwargs) -> None:
+    def __init__(
+        self, potential: MTPPotential | str | os.PathLike, species: list | None = None, skin: float = 0.3, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(potential, MTPPotential):
             from pes_core.mtp.io_mtp import read_mtp
@@ -100,11 +109,12 @@ class MTPCalculator(Calculator):
             potential = read_mtp(potential, species=species)
         potential._require_trained()
         self.potential = potential
+        self.neighbours = NeighbourCache(potential.max_dist, skin=skin)
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results`` (energy eV, forces eV/Å, stress eV/Å^3 Voigt as ASE expects)."""
         super().calculate(atoms, properties, system_changes)
-        res = evaluate(self.potential, self.atoms, forces=True)
+        res = evaluate(self.potential, self.atoms, forces=True, neighbours=self.neighbours)
         self.results = {
             "energy": res.energy,
             "free_energy": res.energy,

@@ -68,6 +68,7 @@ class ContractionPlan:
     basic_flat: np.ndarray  # (K,) mu * (n_mono + 1) + mono column
     basic_mu: np.ndarray  # (K,)
     basic_mono: np.ndarray  # (K,) mono column
+    mu_ncols: np.ndarray  # (N_mu,) monomial columns radial function mu needs (degree <= its max)
     hi: np.ndarray  # (3, n_mono) column of n + e_x (n_mono: a zero column)
     hi_coef: np.ndarray  # (3, n_mono) a_x(n) + 1 (0 where n + e_x is beyond the table)
     lo: np.ndarray  # (3, n_mono) column of n - e_x (0 where a_x(n) = 0)
@@ -167,6 +168,10 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
                 q[ax] -= 1
                 lo[ax, n] = index[tuple(q)]
                 lo_coef[ax, n] = p[ax]
+    mu_ncols = np.zeros(basis.radial_funcs_count, dtype=np.int64)
+    for r in basic:
+        deg = int(sum(r[1:]))
+        mu_ncols[r[0]] = max(mu_ncols[r[0]], int((degree <= deg).sum()))
     basic_flat = np.array([r[0] * (n_mono + 1) + index[tuple(r[1:])] for r in basic], dtype=np.int64)
 
     times = basis.alpha_index_times
@@ -188,7 +193,7 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
     csr = _sparse_program(times, layer_of, n_mom)
     return ContractionPlan(
         k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, parent.tolist(), axis.tolist(), degree, degree_cols, basic_flat,
-        basic[:, 0].copy(), np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64),
+        basic[:, 0].copy(), np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64), mu_ncols,
         hi, hi_coef, lo, lo_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
         *csr, basis.alpha_moment_mapping.copy(), layers,
     )
@@ -422,7 +427,7 @@ def _evaluate_fused(pot: MTPPotential, pairs: PairList, types: np.ndarray, force
     kernels.site_energies_and_gradients(
         starts, pairs.j, np.ascontiguousarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
         float(pot.min_dist), float(pot.max_dist), np.ascontiguousarray(pot.scaling * pot.radial_coeffs),
-        plan.basic_mu, plan.basic_mono, plan.mono_parent, plan.mono_axis, plan.hi, plan.hi_coef,
+        plan.basic_mu, plan.basic_mono, plan.mu_ncols, plan.mono_parent, plan.mono_axis, plan.hi, plan.hi_coef,
         plan.mono_degree, plan.f_target, plan.f_ptr, plan.f_i, plan.f_j, plan.f_mult,
         plan.b_moment, plan.b_ptr, plan.b_k, plan.b_other, plan.b_mult, plan.mapping,
         np.ascontiguousarray(pot.moment_coeffs, dtype=float), plan.n_moments, forces,

@@ -26,7 +26,7 @@ if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True, fastmath=True)
     def site_energies_and_gradients(  # pragma: no cover - compiled
-        starts, nbr, types, vec, dist, r_min, r_cut, coeffs, basic_mu, basic_mono, parent, axis,
+        starts, nbr, types, vec, dist, r_min, r_cut, coeffs, basic_mu, basic_mono, mu_ncols, parent, axis,
         hi, hi_coef, degree, f_target, f_ptr, f_i, f_j, f_mult, b_moment, b_ptr, b_k, b_other, b_mult,
         mapping, moment_coeffs, n_moments, need_grad, site, basis_out, forces, virial, de_df,
     ):
@@ -36,7 +36,8 @@ if HAVE_NUMBA:
         indices, ``types`` (N), ``vec`` (P, 3) pair vectors in Å, ``dist`` (P),
         the Chebyshev interval ``r_min``/``r_cut``, ``coeffs`` (S, S, N_mu, N_Q)
         radial coefficients times scaling, the program tables and
-        ``moment_coeffs``.  The program comes in two sparse forms: ``f_*`` lists
+        ``moment_coeffs``; ``mu_ncols[mu]`` monomial columns are used with radial
+        function ``mu`` (monomials are ordered by degree).  The program comes in two sparse forms: ``f_*`` lists
         the products of each derived moment (in evaluation order), ``b_*`` the
         uses of each moment (in reverse order) for the pull-style adjoint.
         Outputs (filled in place): ``site`` (N) site energies
@@ -105,7 +106,7 @@ if HAVE_NUMBA:
                     mono[s, c] = mono[s, parent[c]] * uvec[axis[c]]
                 for mu in range(n_mu):
                     fm = fv[s, mu]
-                    for c in range(n_mono):
+                    for c in range(mu_ncols[mu]):
                         mom[mu, c] += fm * mono[s, c]
             for k in range(n_basic):
                 moments[k] = mom[basic_mu[k], basic_mono[k]]
@@ -136,7 +137,7 @@ if HAVE_NUMBA:
             for k in range(n_basic):
                 w[0, basic_mu[k], basic_mono[k]] += grad[k]
             for mu in range(n_mu):
-                for c in range(n_mono):
+                for c in range(mu_ncols[mu]):
                     w[1, mu, c] = w[0, mu, hi[0, c]] * hi_coef[0, c]
                     w[2, mu, c] = w[0, mu, hi[1, c]] * hi_coef[1, c]
                     w[3, mu, c] = w[0, mu, hi[2, c]] * hi_coef[2, c]
@@ -154,7 +155,7 @@ if HAVE_NUMBA:
                     a2 = 0.0
                     a3 = 0.0
                     a4 = 0.0
-                    for c in range(n_mono):
+                    for c in range(mu_ncols[mu]):
                         mc = mono[s, c]
                         a0 += w[0, mu, c] * mc
                         a1 += w[1, mu, c] * mc

@@ -162,3 +162,20 @@ def test_linear_design_numba_and_numpy_agree() -> None:
     plain = linear_design(pot, pairs, types, use_numba=False)
     for a, b in zip(fused, plain):
         assert np.allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+def test_skin_neighbour_cache_matches_fresh_lists() -> None:
+    from pes_core.mtp.neighbours import NeighbourCache
+
+    pot = random_potential(10, 2, seed=13)
+    atoms = random_crystal(2, seed=13)
+    cache = NeighbourCache(pot.max_dist, skin=0.4)
+    rng = np.random.default_rng(0)
+    base = atoms.positions.copy()
+    for step in range(6):
+        atoms.positions = base + rng.normal(scale=0.05 * step, size=base.shape)  # small, then beyond the skin
+        a = evaluate(pot, atoms, neighbours=cache)
+        b = evaluate(pot, atoms)
+        assert abs(a.energy - b.energy) < 1e-10
+        assert np.allclose(a.forces, b.forces, atol=1e-10)
+        assert np.allclose(a.stress, b.stress, atol=1e-10)

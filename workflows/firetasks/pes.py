@@ -211,7 +211,10 @@ class PESStochasticTask(FiretaskBase):
         cells = relaxed_cells(cfg["name"])
         existing = [Structure.from_dict(c.structure)
                     for c in Configuration.objects(workflow=cfg["name"], n_atoms=40).only("structure")]
-        count = int(st.pop("count", 0))
+        # idempotent reruns: only the samples still missing are drawn (the same seed redraws the
+        # stored ones first, which the novelty filter then rejects as identical)
+        n_done = Configuration.objects(workflow=cfg["name"], generator__endswith=":nsphere").count()
+        count = max(0, int(st.pop("count", 0)) - n_done)
         threshold = float(st.pop("threshold", 0.98))
         structures: list = []
         n_rejected = 0

@@ -1,0 +1,73 @@
+"""The CSP workflow in ``mode: mtp`` (pre-exploration, learning on the fly) with the Tersoff oracle."""
+
+from __future__ import annotations
+
+from pes_core.db import ActiveLearningEvent, Configuration, GenerationRecord, PotentialModel, SearchRun
+from workflows.backend import open_backend
+from workflows.builders.csp import csp_workflow
+from workflows.runner import run_local
+
+DIAMOND_TERSOFF = -4.6296  # eV/atom, tersoff minimum of diamond Si (direct mode)
+
+SEARCH = {"composition": {"Si": 1}, "n_atoms": [4, 4], "population_size": 6, "max_generations": 3,
+          "stop_after": 5, "seed": 7}
+RELAX = {"fmax": 0.05, "steps": 200}
+MTP = {"level": 10, "max_iter": 30}
+ACTIVE = {"pool_size": 10, "mode": "configuration", "max_rounds_per_generation": 3,
+          "max_configurations_per_round": 6}
+
+
+def test_mtp_mode_search_runs_to_completion(project):
+    with open_backend(project) as b:
+        b.lp.add_wf(csp_workflow("si4-mtp", SEARCH, oracle="tersoff", mode="mtp", relax=RELAX, mtp=MTP,
+                                 active=ACTIVE, verify={"within_mev": 50}))
+        summary = run_local(b, progress=False)
+        assert summary.fizzled == 0
+        assert {d["state"] for d in b.lp.fireworks.find({})} == {"COMPLETED"}
+        run = SearchRun.objects.get(name="si4-mtp")
+        assert run.status == "capped"
+        assert [g.index for g in GenerationRecord.objects(search="si4-mtp").order_by("index")] == [0, 1, 2]
+
+        # one model per training round: the initial fit plus one per learning round
+        models = list(PotentialModel.objects(workflow="si4-mtp").order_by("version"))
+        trainings = b.lp.fireworks.count_documents({"spec.pes_kind": "mtp_train"})
+        assert len(models) == trainings >= 1
+        assert [m.version for m in models] == list(range(len(models)))
+        assert run.model_id == str(models[-1].id)
+        assert all(m.parent == str(p.id) for p, m in zip(models, models[1:]))
+        assert all(m.active_set is not None and m.metrics["active_set_filled"] > 0 for m in models)
+
+        # no duplicate configurations; each selected one has the event with its grade
+        confs = list(Configuration.objects(tags="csp:si4-mtp"))
+        hashes = [c.content_hash for c in confs]
+        assert len(hashes) == len(set(hashes))
+        active = [c for c in confs if "csp-active" in c.tags]
+        events = list(ActiveLearningEvent.objects(context__search="si4-mtp"))
+        assert len({e.configuration_hash for e in events}) == len(events)
+        assert {e.configuration_hash for e in events} >= {c.content_hash for c in active}
+        assert all(e.grade > 2.0 and e.processed for e in events)
+        assert all(c.extra["grade"] > 2.0 for c in active)
+
+        # far fewer oracle calls than MTP evaluations
+        gens = list(GenerationRecord.objects(search="si4-mtp"))
+        n_model = sum(g.n_model_evaluations for g in gens)
+        n_oracle = Configuration.objects(tags="csp:si4-mtp", oracle="tersoff").count()
+        assert n_model > 5 * n_oracle, (n_model, n_oracle)
+
+        # the verified candidates: where the oracle says diamond, the MTP enthalpy agrees within a few meV/atom
+        ver = [v for v in run.state["verification"] if not v["failed"]]
+        assert ver
+        best_row = min(ver, key=lambda v: v["oracle_enthalpy_per_atom"])
+        best = best_row["oracle_enthalpy_per_atom"]
+        assert best >= DIAMOND_TERSOFF - 0.002  # nothing below the oracle's ground state
+        if abs(best - DIAMOND_TERSOFF) < 0.005:
+            assert abs(best_row["search_enthalpy_per_atom"] - best) < 0.01
+        print(f"mtp mode: {len(models)} models, {n_oracle} oracle calls, {n_model} MTP evaluations, "
+              f"best {best:.4f} eV/atom (MTP {best_row['search_enthalpy_per_atom']:.4f})")
+
+        # rerunning a training firework reuses its model instead of storing a second one
+        fw = b.lp.fireworks.find_one({"spec.pes_kind": "mtp_train"})
+        b.lp.rerun_fw(fw["fw_id"])
+        run_local(b, progress=False)
+        assert PotentialModel.objects(workflow="si4-mtp").count() == len(models)
+        assert Configuration.objects(tags="csp:si4-mtp").count() == len(confs)

@@ -1,0 +1,264 @@
+"""Firetasks of MTP active learning in the CSP loop.
+
+``CSPPreselectTask``  pre-exploration: pool of random structures, maxvol on an
+                      untrained MTP, oracle fireworks for the chosen ones
+                      (a detour before the training firework); no oracle call.
+``MTPTrainTask``      fit the search's MTP on every ``Configuration`` tagged
+                      ``csp:<search>`` (warm start from the current model),
+                      store a ``PotentialModel`` with its active set and point
+                      ``SearchRun.model_id`` at it.  Idempotent: a model with
+                      the same training ids is reused.
+
+Models are stored as the ``.mtp`` text (``PotentialModel.parameters``) and the
+:class:`pes_core.active.ActiveSet` bytes (``PotentialModel.active_set``) in GridFS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
+
+from pes_core.db import ActiveLearningEvent, Configuration, PotentialModel, SearchRun, jsonable
+from workflows.runtime import current_fw_id, ensure_domain_db, flush_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ActiveSettings", "CSPPreselectTask", "MTPTrainTask", "load_model", "oracle_fireworks",
+           "train_firework"]
+
+
+@dataclass
+class ActiveSettings:
+    """MTP and active-learning settings of a CSP search (spec keys ``mtp`` and ``active``).
+
+    Parameters
+    ----------
+    level : int
+        MTP level (``mtp.level``).
+    max_dist : float
+        Cutoff radius in Å (``mtp.max_dist``).
+    max_iter : int
+        L-BFGS iterations of each (re)fit (``mtp.max_iter``; 0: linear fit only).
+    seed : int
+        Seed of the initial radial coefficients (``mtp.seed``).
+    mode : str
+        ``configuration`` or ``neighbourhood`` (``active.mode``).
+    include_radial : bool
+        Rows over all parameters (``active.include_radial``).
+    select, break_ : float
+        Grade thresholds (``active.select``, ``active.break``).
+    pool_size : int
+        Random structures of the pre-exploration (each also compressed/expanded).
+    volume_factors : list of float
+        Volume multiples of each pool structure.
+    max_initial : int or None
+        Cap on the pre-selected configurations (default: as many as maxvol keeps).
+    max_rounds_per_generation : int
+        Learning rounds per generation before relaxations go on without breaking.
+    max_configurations_per_round : int
+        Configurations sent to the oracle per round.
+    energy_weighting : float or None
+        ``delta`` (eV/atom) of the low-energy weights; ``None``: equal weights.
+    """
+
+    level: int = 10
+    max_dist: float = 5.0
+    max_iter: int = 60
+    seed: int = 0
+    mode: str = "configuration"
+    include_radial: bool = False
+    select: float = 2.0
+    break_: float = 10.0
+    pool_size: int = 30
+    volume_factors: list[float] = field(default_factory=lambda: [0.85, 1.0, 1.2])
+    max_initial: int | None = None
+    max_rounds_per_generation: int = 5
+    max_configurations_per_round: int = 8
+    energy_weighting: float | None = None
+
+    @classmethod
+    def from_config(cls, config: dict) -> ActiveSettings:
+        """From a search config (``config['mtp']`` and ``config['active']``); unknown keys are errors."""
+        mtp, active = dict(config.get("mtp") or {}), dict(config.get("active") or {})
+        if "break" in active:
+            active["break_"] = active.pop("break")
+        kw = {**mtp, **active}
+        known = set(cls.__dataclass_fields__)
+        unknown = set(kw) - known
+        if unknown:
+            raise ValueError(f"unknown mtp/active settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**kw)
+
+    def thresholds(self):
+        from pes_core.active import GradeThresholds
+
+        return GradeThresholds(select=self.select, break_=self.break_)
+
+
+def _species(config: dict) -> list[str]:
+    from pes_core.search import SearchSettings
+
+    return SearchSettings.from_dict(config["search"]).elements()
+
+
+def load_model(model_id: str):
+    """``(MTPPotential, ActiveSet, PotentialModel)`` of a stored model."""
+    from pes_core.active import ActiveSet
+    from pes_core.active.mlip_state import potential_from_text
+
+    doc = PotentialModel.objects(id=model_id).first()
+    if doc is None:
+        raise ValueError(f"potential model {model_id!r} is not in the database; was the training firework run?")
+    pot = potential_from_text(doc.parameters.read().decode())
+    doc.parameters.seek(0)
+    aset = ActiveSet.from_bytes(doc.active_set.read())
+    return pot, aset, doc
+
+
+def _initial_potential(config: dict, st: ActiveSettings):
+    from pes_core.mtp import MTPPotential
+
+    return MTPPotential.from_level(st.level, _species(config), max_dist=st.max_dist, seed=st.seed)
+
+
+def oracle_fireworks(name: str, config: dict, structures: list, *, generator: str,
+                     extra: list[dict] | None = None, parents=None) -> list[Firework]:
+    """Oracle fireworks (one per structure for ``dft`` oracles, one batch otherwise), tag ``csp:<name>``."""
+    from pes_core.oracles import oracle_class
+    from workflows.builders.oracle import oracle_firework
+
+    oracle = config["oracle"]
+    size = 1 if oracle_class(oracle).category == "dft" else max(1, len(structures))
+    extra = extra or [{} for _ in structures]
+    fws = []
+    for k in range(0, len(structures), size):
+        fws.append(oracle_firework(
+            structures[k:k + size], oracle, oracle_settings=config.get("oracle_settings") or {},
+            tags=[f"csp:{name}", generator.split(":")[0]], generator=generator, workflow=name,
+            extra=extra[k:k + size], name=f"csp {name} {generator} oracle [{k // size + 1}]", parents=parents,
+            allow_failures=True,
+        ))
+    return fws
+
+
+def train_firework(name: str, parents=None, label: str = "") -> Firework:
+    """The retraining firework (category ``ml``)."""
+    return Firework([MTPTrainTask(search=name)], name=f"csp {name} mtp training{(' ' + label) if label else ''}",
+                    spec={"_category": "ml", "pes_kind": "mtp_train", "search": name}, parents=parents)
+
+
+@explicit_serialize
+class CSPPreselectTask(FiretaskBase):
+    """Pre-exploration of search ``search``: choose the initial training set by the grade alone."""
+
+    required_params = ["search"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.active import preselect, random_pool
+        from pes_core.oracles import to_structure
+        from pes_core.search import SearchSettings
+        from workflows.builders.csp import start_search
+
+        ensure_domain_db(fw_spec)
+        name = self["search"]
+        run = SearchRun.objects(name=name).first()
+        if run is None:
+            if not fw_spec.get("pes_csp_config"):
+                raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
+            run = start_search(name, fw_spec["pes_csp_config"])
+        config = run.settings
+        st = ActiveSettings.from_config(config)
+        settings = SearchSettings.from_dict(config["search"])
+        pool = random_pool(settings, st.pool_size, seed=settings.seed, volume_factors=st.volume_factors)
+        pot = _initial_potential(config, st)
+        res = preselect(pot, pool, mode=st.mode, include_radial=st.include_radial, max_configurations=st.max_initial)
+        chosen = [pool[k] for k in res.indices]
+        grades = [float(res.grades[k]) for k in res.indices]
+        run.state = {**run.state, "active": {**(run.state.get("active") or {}),
+                                             "preselect": {"pool": len(pool), "selected": len(chosen)}}}
+        run.save()
+        flush_store()
+        print(f"  [{name}] pre-exploration: {len(chosen)} of {len(pool)} random structures selected "
+              f"(maxvol on an untrained level-{st.level} MTP, no oracle calls)", flush=True)
+        fws = oracle_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
+                               extra=[{"grade": g, "reason": "preselect"} for g in grades])
+        return FWAction(detours=[Workflow(fws, name=f"csp {name} pre-exploration oracle")],
+                        stored_data={"pool": len(pool), "selected": len(chosen)})
+
+
+@explicit_serialize
+class MTPTrainTask(FiretaskBase):
+    """Fit the MTP of search ``search`` on all its configurations and make it current."""
+
+    required_params = ["search"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.active import ActiveSet, low_energy_weights
+        from pes_core.active.mlip_state import potential_to_text
+        from pes_core.mtp import FitSettings, TrainingRecord, fit_mtp
+        from pymatgen.core import Structure
+
+        ensure_domain_db(fw_spec)
+        name = self["search"]
+        run = SearchRun.objects.get(name=name)
+        config = run.settings
+        st = ActiveSettings.from_config(config)
+        docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]),
+                      key=lambda d: d.content_hash)
+        docs = [d for d in docs if "csp-verify" not in (d.tags or [])]
+        if not docs:
+            raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
+                               "did every oracle firework fail?")
+        ids = [d.content_hash for d in docs]
+        key = hashlib.sha256(",".join(ids).encode()).hexdigest()
+        existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
+        if existing is not None:
+            self._make_current(run, existing, ids)
+            return FWAction(stored_data={"model_id": str(existing.id), "reused": True})
+        records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
+        if st.energy_weighting is not None:
+            w = low_energy_weights([r.energy / r.n_atoms for r in records], st.energy_weighting)
+            for r, wk in zip(records, w):
+                r.weight = float(wk)
+        parent = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
+        if parent is not None:
+            pot, _, _ = load_model(str(parent.id))
+        else:
+            pot = _initial_potential(config, st)
+        fit = FitSettings(max_iter=st.max_iter, fit_radial=st.max_iter > 0, log=None, validation_fraction=0.0,
+                          seed=st.seed)
+        pot, report = fit_mtp(pot, records, fit, validation=[])
+        aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=ids)
+        tr = report.train
+        model = PotentialModel(
+            name=f"{name}-mtp", kind="mtp", version=(parent.version + 1) if parent is not None else 0,
+            settings=jsonable({"level": st.level, "max_dist": st.max_dist, "mode": st.mode,
+                               "include_radial": st.include_radial, "max_iter": st.max_iter,
+                               "energy_weighting": st.energy_weighting, "training_key": key,
+                               "species": pot.species}),
+            metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse, "force_rmse": tr.force_rmse,
+                              "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,
+                              "min_dist": report.min_dist, "iterations": report.iterations,
+                              "active_set_filled": aset.n_filled, "active_set_size": aset.size}),
+            training_ids=ids, workflow=name, parent=str(parent.id) if parent is not None else None,
+            fw_id=current_fw_id(fw_spec),
+        )
+        model.parameters.put(potential_to_text(pot).encode(), content_type="text/plain", filename=f"{name}.mtp")
+        model.active_set.put(aset.to_bytes(), content_type="application/octet-stream",
+                             filename=f"{name}.active_set.npz")
+        model.save()
+        self._make_current(run, model, ids)
+        print(f"  [{name}] MTP v{model.version} fitted on {len(ids)} configurations: "
+              f"E {1e3 * tr.energy_rmse:.1f} meV/atom, F {tr.force_rmse:.3f} eV/A", flush=True)
+        return FWAction(stored_data={"model_id": str(model.id), "version": model.version,
+                                     "n_train": len(ids), "metrics": model.metrics})
+
+    @staticmethod
+    def _make_current(run: SearchRun, model: PotentialModel, ids: list[str]) -> None:
+        run.model_id = str(model.id)
+        run.save()
+        ActiveLearningEvent.objects(configuration_hash__in=ids, processed=False).update(set__processed=True)
+        flush_store()
+
