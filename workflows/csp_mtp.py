@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from fireworks import Firework, FWAction, Workflow
 
 from pes_core.db import ActiveLearningEvent, Configuration, SearchRun, jsonable
@@ -108,7 +110,7 @@ class LearningRelaxer:
         self.inner.collected = []
         broken = [ind.id for ind in relaxed if (ind.relax_info or {}).get("break")]
         if self.capped or not cands:
-            return None
+            return self._check_best(run, gen, relaxed, fw_spec)
         st = self.settings
         chosen = choose_candidates(cands, self.pot, self.aset, max_configurations=len(cands))
         # maxvol over all candidates of the generation, highest grades first, capped per round
@@ -127,7 +129,7 @@ class LearningRelaxer:
         if not new:
             logger.info("search %s gen %d: no new configuration to learn; %d broken relaxations stay failed",
                         name, gen, len(broken))
-            return None
+            return self._check_best(run, gen, relaxed, fw_spec)
         for cand, _, h in new:
             if ActiveLearningEvent.objects(configuration_hash=h, model_id=self.model_id).first() is None:
                 ActiveLearningEvent(configuration_hash=h, model_id=self.model_id, grade=float(cand.grade),
@@ -159,6 +161,123 @@ class LearningRelaxer:
         wf = Workflow(ofws + [train, again], name=f"csp {name} active learning gen {gen} round {self.round + 1}")
         return FWAction(detours=[wf], stored_data={"active_round": self.round + 1, "selected": len(new),
                                                    "redo": broken})
+
+    # ------------------------------------------------------------------ oracle check of the best
+    def _check_best(self, run: SearchRun, gen: int, relaxed: list, fw_spec: dict) -> FWAction | None:
+        """Oracle single points of the generation's best candidates; rank them by the oracle.
+
+        A low extrapolation grade says that an MTP *interpolates*, not that it
+        is accurate: a fit that is poor at low energies can put a spurious
+        minimum far below the true ground state with every grade below the
+        select threshold, and that minimum then takes over the ranking and the
+        breeding.  So, as USPEX+MLIP practice does, the ``check_top`` lowest
+        distinct offspring that could become the new best (MTP enthalpy below
+        the best so far + ``check_window``) get an oracle single point:
+
+        1. those not computed yet go to the oracle (fireworks tagged
+           ``csp-check``), then this generation runs again (every relaxation
+           is cached, so the rerun only ranks);
+        2. each checked individual is then ranked by its oracle enthalpy
+           ``(E + pV)/N`` at the MTP-relaxed geometry -- an upper bound of the
+           oracle's local minimum, so an MTP artefact can never look better
+           than it is -- and keeps the MTP value in
+           ``relax_info['mtp_enthalpy_per_atom']``;
+        3. where ``|H_MTP - H_oracle| > check_tolerance`` the configuration is
+           learned (added to the training set of the next fit, a detour
+           ``training -> this generation again``), once per configuration.
+
+        Returns the detour, or ``None`` when the generation may be ranked.
+        """
+        from pes_core.db import calculation_hash
+        from pes_core.oracles import to_structure
+        from pes_core.search.relax import enthalpy_per_atom
+
+        st = self.settings
+        if st.check_top <= 0:
+            return None
+        name = run.name
+        pressure = float(run.state["search"]["settings"].get("pressure_gpa", 0.0))
+        best_so_far = run.state["search"].get("best_reference")
+        usable = [ind for ind in relaxed
+                  if not ind.flags.get("failed") and ind.enthalpy_per_atom is not None
+                  and np.isfinite(ind.enthalpy_per_atom) and not ind.flags.get("clash")]
+        usable.sort(key=lambda i: (float(i.relax_info.get("mtp_enthalpy_per_atom", i.enthalpy_per_atom)), i.id))
+        picked, seen_keys = [], set()
+        for ind in usable:
+            h_mtp = float(ind.relax_info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom))
+            if best_so_far is not None and h_mtp > float(best_so_far) + st.check_window:
+                break
+            key = (round(h_mtp / 0.002), ind.spacegroup)  # same enthalpy and space group: one check
+            if key in seen_keys:
+                continue
+            seen_keys.add(key)
+            picked.append(ind)
+            if len(picked) >= st.check_top:
+                break
+        if not picked:
+            return None
+        oracle, osettings = run.settings["oracle"], run.settings.get("oracle_settings") or {}
+        active = dict(run.state.get("active") or {})
+        requested = set(active.get("check_requested") or [])
+        learned = set(active.get("check_learned") or [])
+        missing, to_learn, lines = [], [], []
+        for ind in picked:
+            structure = to_structure(ind.atoms)
+            h = calculation_hash(structure, oracle, osettings)
+            doc = Configuration.objects(content_hash=h).first()
+            if doc is None or doc.energy is None:
+                if h not in requested:  # a check that failed once is not asked again
+                    missing.append((ind, structure, h))
+                continue
+            h_mtp = float(ind.relax_info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom))
+            h_oracle = float(enthalpy_per_atom(float(doc.energy), float(ind.atoms.get_volume()), len(ind.atoms),
+                                               pressure))
+            err = float(h_mtp - h_oracle)
+            ind.relax_info["mtp_enthalpy_per_atom"] = h_mtp
+            ind.relax_info["oracle_check"] = {"configuration": h, "oracle_enthalpy_per_atom": h_oracle,
+                                              "error": err, "learned": bool(abs(err) > st.check_tolerance)}
+            ind.enthalpy_per_atom = float(h_oracle)
+            ind.energy = float(doc.energy)
+            lines.append(f"{ind.id} MTP {h_mtp:.4f} oracle {h_oracle:.4f} ({1e3 * err:+.1f} meV/atom)")
+            if abs(err) > st.check_tolerance and h not in learned:
+                to_learn.append(h)
+        if missing:
+            requested |= {h for _, _, h in missing}
+            active["check_requested"] = sorted(requested)
+            run.state = {**run.state, "active": active}
+            run.save()
+            flush_store()
+            print(f"  [{name} gen {gen}] oracle check of {len(missing)} best candidate(s) "
+                  f"({', '.join(f'{i.enthalpy_per_atom:.4f}' for i, _, _ in missing)} eV/atom on the MTP)",
+                  flush=True)
+            ofws = oracle_fireworks(name, run.settings, [s for _, s, _ in missing], generator="csp-check",
+                                    extra=[{"reason": "check", "generation": gen, "individual": i.id,
+                                            "mtp_enthalpy_per_atom": float(i.enthalpy_per_atom)}
+                                           for i, _, _ in missing])
+            again = self._again(name, gen, fw_spec, ofws, "check")
+            return FWAction(detours=[Workflow(ofws + [again], name=f"csp {name} oracle check gen {gen}")],
+                            stored_data={"checked": len(missing)})
+        if lines:
+            print(f"  [{name} gen {gen}] oracle check: " + "; ".join(lines), flush=True)
+        if not to_learn:
+            return None
+        active["check_learned"] = sorted(learned | set(to_learn))
+        active["n_check_learned"] = len(active["check_learned"])
+        run.state = {**run.state, "active": active}
+        run.save()
+        flush_store()
+        print(f"  [{name} gen {gen}] learning {len(to_learn)} checked configuration(s) whose MTP error exceeds "
+              f"{1e3 * st.check_tolerance:.0f} meV/atom", flush=True)
+        train = train_firework(name, label=f"gen {gen} check")
+        again = self._again(name, gen, fw_spec, [train], "check learned")
+        return FWAction(detours=[Workflow([train, again], name=f"csp {name} check learning gen {gen}")],
+                        stored_data={"check_learned": len(to_learn)})
+
+    @staticmethod
+    def _again(name: str, gen: int, fw_spec: dict, parents: list, label: str):
+        again = generation_firework(name, gen, formula=fw_spec.get("formula", ""), parents=parents)
+        again.name = f"{again.name} ({label})"
+        return again
 
 
 def learning_relaxer(run: SearchRun, fw_spec: dict) -> LearningRelaxer:

@@ -63,6 +63,9 @@ def write_report(backend, workflow: str | int | None, out_dir: str | Path) -> Pa
 
     Returns the path of ``index.html``.
     """
+    from workflows.specs import load_plugin_kinds
+
+    load_plugin_kinds()  # builder modules register their reporters on import
     lp = backend.lp
     if workflow is None:
         wfs = list(lp.workflows.find({}))

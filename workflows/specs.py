@@ -193,7 +193,7 @@ def load_spec(path: str | Path) -> tuple[BaseModel, Path]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec must be a mapping with a 'kind' key, got {type(data).__name__}")
     kind = data.get("kind")
-    _load_plugin_kinds()
+    load_plugin_kinds()
     if kind not in _KINDS:
         raise SpecError(f"{path}: unknown or missing kind {kind!r}; choose one of {', '.join(sorted(_KINDS))}")
     model, _ = _KINDS[kind]
@@ -218,7 +218,7 @@ def build_from_spec(path: str | Path):
 _PLUGINS = ("workflows.builders.csp", "workflows.builders.pes_training")
 
 
-def _load_plugin_kinds() -> None:
+def load_plugin_kinds() -> None:
     """Import builder modules that register further kinds (if present)."""
     import importlib
 

@@ -61,6 +61,16 @@ class ActiveSettings:
         Configurations sent to the oracle per round.
     energy_weighting : float or None
         ``delta`` (eV/atom) of the low-energy weights; ``None``: equal weights.
+    check_top : int
+        Oracle single points per generation for its best distinct offspring
+        (``active.check_top``; 0 disables the check, see
+        :meth:`workflows.csp_mtp.LearningRelaxer._check_best`).
+    check_window : float
+        Only offspring whose MTP enthalpy is below the best so far plus this
+        (eV/atom) are checked.
+    check_tolerance : float
+        A checked configuration whose MTP error exceeds this (eV/atom) is
+        learned.
     """
 
     level: int = 10
@@ -77,6 +87,9 @@ class ActiveSettings:
     max_rounds_per_generation: int = 5
     max_configurations_per_round: int = 8
     energy_weighting: float | None = None
+    check_top: int = 3
+    check_window: float = 0.05
+    check_tolerance: float = 0.01
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:
@@ -207,7 +220,11 @@ class MTPTrainTask(FiretaskBase):
         st = ActiveSettings.from_config(config)
         docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]),
                       key=lambda d: d.content_hash)
-        docs = [d for d in docs if "csp-verify" not in (d.tags or [])]
+        # verification relaxations are not training data; oracle checks of the best candidates are, once
+        # their MTP error exceeded the tolerance (LearningRelaxer._check_best lists them)
+        learned_checks = set((run.state.get("active") or {}).get("check_learned") or [])
+        docs = [d for d in docs if "csp-verify" not in (d.tags or [])
+                and ("csp-check" not in (d.tags or []) or d.content_hash in learned_checks)]
         if not docs:
             raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
                                "did every oracle firework fail?")
