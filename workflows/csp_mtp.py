@@ -202,18 +202,23 @@ class LearningRelaxer:
                   if not ind.flags.get("failed") and ind.enthalpy_per_atom is not None
                   and np.isfinite(ind.enthalpy_per_atom) and not ind.flags.get("clash")]
         usable.sort(key=lambda i: (float(i.relax_info.get("mtp_enthalpy_per_atom", i.enthalpy_per_atom)), i.id))
-        picked, seen_keys = [], set()
+        # reference: the best oracle-checked enthalpy so far (the search's best is oracle-checked after
+        # generation 0), lowered by this generation's checked individuals
+        checked = [float(i.relax_info["oracle_check"]["oracle_enthalpy_per_atom"])
+                   for i in usable if "oracle_check" in i.relax_info]
+        refs = checked + ([float(best_so_far)] if best_so_far is not None else [])
+        reference = min(refs) if refs else None
+        picked, groups = [], {}
         for ind in usable:
             h_mtp = float(ind.relax_info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom))
-            if best_so_far is not None and h_mtp > float(best_so_far) + st.check_window:
+            if reference is not None and h_mtp > reference + st.check_window:
                 break
-            key = (round(h_mtp / 0.002), ind.spacegroup)  # same enthalpy and space group: one check
-            if key in seen_keys:
+            key = (round(h_mtp / 0.002), ind.spacegroup)  # same enthalpy and space group: one structure
+            if key in groups:
+                groups[key].append(ind)  # its duplicates take the oracle value of the checked one
                 continue
-            seen_keys.add(key)
-            picked.append(ind)
-            if len(picked) >= st.check_top:
-                break
+            groups[key] = [ind]
+            picked.append((ind, groups[key]))
         if not picked:
             return None
         oracle, osettings = run.settings["oracle"], run.settings.get("oracle_settings") or {}
@@ -221,27 +226,39 @@ class LearningRelaxer:
         requested = set(active.get("check_requested") or [])
         learned = set(active.get("check_learned") or [])
         missing, to_learn, lines = [], [], []
-        for ind in picked:
+        for ind, group in picked:
             structure = to_structure(ind.atoms)
             h = calculation_hash(structure, oracle, osettings)
             doc = Configuration.objects(content_hash=h).first()
             if doc is None or doc.energy is None:
-                if h not in requested:  # a check that failed once is not asked again
+                # a check that failed once is not asked again; at most check_top per round
+                if h not in requested and len(missing) < st.check_top:
                     missing.append((ind, structure, h))
                 continue
             h_mtp = float(ind.relax_info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom))
             h_oracle = float(enthalpy_per_atom(float(doc.energy), float(ind.atoms.get_volume()), len(ind.atoms),
                                                pressure))
             err = float(h_mtp - h_oracle)
-            ind.relax_info["mtp_enthalpy_per_atom"] = h_mtp
-            ind.relax_info["oracle_check"] = {"configuration": h, "oracle_enthalpy_per_atom": h_oracle,
-                                              "error": err, "learned": bool(abs(err) > st.check_tolerance)}
-            ind.enthalpy_per_atom = float(h_oracle)
-            ind.energy = float(doc.energy)
+            for member in group:
+                member.relax_info["mtp_enthalpy_per_atom"] = float(
+                    member.relax_info.get("mtp_enthalpy_per_atom", member.enthalpy_per_atom))
+                member.relax_info["oracle_check"] = {
+                    "configuration": h, "oracle_enthalpy_per_atom": h_oracle, "error": err,
+                    "learned": bool(abs(err) > st.check_tolerance), "checked_as": ind.id}
+                member.enthalpy_per_atom = float(h_oracle)
+                member.energy = float(doc.energy) * len(member.atoms) / len(ind.atoms)
             lines.append(f"{ind.id} MTP {h_mtp:.4f} oracle {h_oracle:.4f} ({1e3 * err:+.1f} meV/atom)")
             if abs(err) > st.check_tolerance and h not in learned:
                 to_learn.append(h)
+        rounds = dict(active.get("check_rounds") or {})
+        n_round = int(rounds.get(str(gen), 0))
+        if missing and n_round >= st.max_check_rounds:
+            print(f"  [{name} gen {gen}] oracle check capped after {n_round} rounds; "
+                  f"{len(missing)} candidate(s) keep their MTP enthalpy", flush=True)
+            missing = []
         if missing:
+            rounds[str(gen)] = n_round + 1
+            active["check_rounds"] = rounds
             requested |= {h for _, _, h in missing}
             active["check_requested"] = sorted(requested)
             run.state = {**run.state, "active": active}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pes_core.active.active_set import ActiveSet, SelectionResult, active_rows
 from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError
-from pes_core.active.learning import OracleLearner, low_energy_weights, screen_low_energy
+from pes_core.active.learning import OracleLearner, low_energy_weights, screen_low_energy, screen_training
 from pes_core.active.maxvol import INIT_VALUE, SWAP_TOLERANCE, MaxvolReport, MaxvolState, row_grades
 from pes_core.active.preselect import PreselectResult, preselect, random_pool
 from pes_core.active.relax import ActiveRelaxer, choose_candidates
@@ -53,4 +53,5 @@ __all__ = [
     "random_pool",
     "row_grades",
     "screen_low_energy",
+    "screen_training",
 ]

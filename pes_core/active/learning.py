@@ -30,7 +30,7 @@ from pes_core.active.active_set import ActiveSet
 from pes_core.active.calculator import Candidate
 from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
 
-__all__ = ["OracleLearner", "low_energy_weights", "screen_low_energy"]
+__all__ = ["OracleLearner", "low_energy_weights", "screen_low_energy", "screen_training"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,35 @@ def low_energy_weights(energies_per_atom: Sequence[float], delta: float = 0.02,
     if both_sides:
         w = w**2
     return w / w.max()
+
+
+def screen_training(records: Sequence[TrainingRecord], window: float | None,
+                    min_records: int = 12) -> list[TrainingRecord]:
+    """Records whose energy per atom is within ``window`` eV/atom of the lowest (at least ``min_records``).
+
+    Crystal structure prediction needs the potential where structures relax
+    to, i.e. within a few hundred meV/atom of the ground state.  Random
+    pre-exploration structures (short contacts, absurd densities) reach 10 eV/atom
+    above it; fitted with equal weights they dominate the least squares and
+    the low-energy error grows to hundreds of meV/atom (measured on Si4/Si8
+    with Tersoff).  Screening them out of the *fit* (they may stay in the
+    active set) is the energy cut of the two-stage scheme in its simplest
+    form.  The ``min_records`` lowest are kept whatever their energy, so an
+    early fit is never underdetermined.  ``window=None`` keeps everything.
+
+    >>> from ase.build import bulk
+    >>> recs = [TrainingRecord(bulk("Si"), e) for e in (-9.0, -8.0, 10.0)]
+    >>> len(screen_training(recs, 2.0, min_records=1))
+    2
+    """
+    recs = [r for r in records if r.energy is not None]
+    if window is None or not recs:
+        return list(records)
+    e = np.array([r.energy / r.n_atoms for r in recs])
+    order = np.argsort(e, kind="stable")
+    keep = set(int(k) for k in np.flatnonzero(e <= e.min() + float(window)))
+    keep |= set(int(k) for k in order[:max(0, int(min_records))])
+    return [recs[k] for k in sorted(keep)]
 
 
 def screen_low_energy(potential: MTPPotential, images: Sequence[Atoms], window: float) -> list[int]:

@@ -14,12 +14,13 @@ from ase.units import GPa
 from pes_core.mtp.io_cfg import read_cfg, write_cfg
 from pes_core.mtp.records import TrainingRecord
 
-__all__ = ["load_records", "records_from_atoms", "save_records"]
+__all__ = ["file_format", "infer_species", "load_records", "records_from_atoms", "save_records"]
 
 _ASE_SUFFIXES = {".xyz", ".extxyz", ".traj", ".db"}
 
 
-def _format(path: str | os.PathLike, fmt: str | None) -> str:
+def file_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The record file format (``cfg``, ``extxyz``, ``ase``, ``json``): ``fmt`` or from the suffix."""
     if fmt:
         return fmt
     suffix = Path(path).suffix.lower()
@@ -33,6 +34,11 @@ def _format(path: str | os.PathLike, fmt: str | None) -> str:
         f"cannot tell the format of {str(path)!r} from its suffix; use .cfg, .xyz/.extxyz, .traj or .json "
         "(a pymatgen list), or pass the format explicitly"
     )
+
+
+def infer_species(records: list[TrainingRecord]) -> list[int]:
+    """Atomic numbers present in ``records``, sorted: the MLIP type order used when none is given."""
+    return sorted({int(z) for rec in records for z in rec.atoms.numbers})
 
 
 def records_from_atoms(images: list[Atoms]) -> list[TrainingRecord]:
@@ -68,7 +74,7 @@ def load_records(path: str | os.PathLike, fmt: str | None = None, species: list 
     species : list, optional
         Species of the ``.cfg`` types (see :func:`pes_core.mtp.io_cfg.read_cfg`).
     """
-    fmt = _format(path, fmt)
+    fmt = file_format(path, fmt)
     if not Path(path).is_file():
         raise FileNotFoundError(f"training data file {str(path)!r} not found")
     if fmt == "cfg":
@@ -94,7 +100,7 @@ def load_records(path: str | os.PathLike, fmt: str | None = None, species: list 
 def save_records(path: str | os.PathLike, records: list[TrainingRecord], fmt: str | None = None,
                  species: list | None = None) -> None:
     """Write records as ``.cfg``, extxyz or pymatgen JSON (format from the suffix or ``fmt``)."""
-    fmt = _format(path, fmt)
+    fmt = file_format(path, fmt)
     if fmt == "cfg":
         write_cfg(path, records, species=species)
     elif fmt in ("extxyz", "ase"):

@@ -86,7 +86,13 @@ def read_cfg(path: str | os.PathLike, species: list[int | str] | None = None) ->
                 end = next(e for e in range(k + 1, len(lines)) if lines[e].strip() == "END_CFG")
             except StopIteration:
                 raise CfgFileError(f"{path}:{k + 1}: BEGIN_CFG without END_CFG") from None
-            records.append(_parse_block(lines[start + 1 : end], zs, f"{path}:{start + 1}"))
+            where = f"{path}:{start + 1}"
+            try:
+                records.append(_parse_block(lines[start + 1 : end], zs, where))
+            except CfgFileError:
+                raise
+            except (ValueError, KeyError, IndexError) as err:  # e.g. a word where a number belongs
+                raise CfgFileError(f"{where}: malformed configuration ({type(err).__name__}: {err})") from None
             k = end + 1
         elif lines[k].strip() and not lines[k].strip().startswith("#"):
             raise CfgFileError(f"{path}:{k + 1}: unexpected line outside BEGIN_CFG/END_CFG: {lines[k].strip()!r}")

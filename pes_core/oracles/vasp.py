@@ -6,6 +6,16 @@ user's overrides, runs the job in a fresh directory under ``workdir`` with
 custodian (atomate2's default handlers and validators), and converts
 atomate2's task document to an :class:`~pes_core.oracles.base.OracleResult`.
 
+Example (``pes-vasp-emulator`` stands in for ``vasp_std`` where VASP is absent)::
+
+    from pes_core.oracles import get_oracle
+
+    oracle = get_oracle("vasp", {"incar_updates": {"ENCUT": 520}, "kpoints": [4, 4, 4]},
+                        env={"vasp_cmd": "srun vasp_std"})      # the worker's env
+    result = oracle.compute(structure, workdir="/scratch/fw_42")
+    result.energy, result.forces, result.stress                # eV, eV/Å, GPa (ASE sign)
+    result.provenance["custodian_corrections"]                 # handler, errors, actions
+
 Settings (all optional; recorded in provenance):
 
 ``relax`` (bool)

@@ -65,6 +65,10 @@ def test_convert_between_formats(data) -> None:
     back = read_cfg(tmp / "back.cfg", species=["Si", "C"])
     assert np.allclose(back[0].forces, records[0].forces, atol=1e-7)
     assert back[0].energy == pytest.approx(records[0].energy, abs=1e-7)
+    out = run("mtp", "convert", str(tmp / "train.xyz"), str(tmp / "auto.cfg"))
+    assert "MLIP types: 0=C, 1=Si" in out
+    auto = read_cfg(tmp / "auto.cfg", species=["C", "Si"])
+    assert np.array_equal(auto[0].atoms.numbers, records[0].atoms.numbers)
 
 
 def test_user_errors_are_one_line(tmp_path) -> None:

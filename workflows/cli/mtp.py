@@ -121,10 +121,16 @@ def calc_errors(potential, in_cfg, species) -> None:
 @species_option
 def convert(source, target, src_fmt, dst_fmt, species) -> None:
     """Convert configurations between MLIP .cfg, extxyz and pymatgen JSON (energies, forces, stresses kept)."""
+    from ase.data import chemical_symbols
+
     from pes_core.mtp import load_records, save_records
+    from pes_core.mtp.datasets import file_format, infer_species
 
     sp = _species(species)
     records = load_records(source, fmt=src_fmt, species=sp)
+    if sp is None and file_format(target, dst_fmt) == "cfg" and file_format(source, src_fmt) != "cfg":
+        sp = [chemical_symbols[z] for z in infer_species(records)]
+        click.echo("MLIP types: " + ", ".join(f"{t}={el}" for t, el in enumerate(sp)) + " (pass --species to choose)")
     save_records(target, records, fmt=dst_fmt, species=sp)
     click.echo(f"{len(records)} configurations written to {target}")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
 from pes_core.db import ActiveLearningEvent, Configuration, PotentialModel, SearchRun, jsonable
@@ -44,7 +44,11 @@ class ActiveSettings:
     seed : int
         Seed of the initial radial coefficients (``mtp.seed``).
     mode : str
-        ``configuration`` or ``neighbourhood`` (``active.mode``).
+        ``neighbourhood`` (default: one row per atom, MLIP's practice; a
+        configuration is graded by its worst atom, so one unphysical
+        neighbourhood in an otherwise ordinary cell is caught) or
+        ``configuration`` (rows averaged over the atoms: a bad site can hide
+        in the average) (``active.mode``).
     include_radial : bool
         Rows over all parameters (``active.include_radial``).
     select, break_ : float
@@ -71,13 +75,27 @@ class ActiveSettings:
     check_tolerance : float
         A checked configuration whose MTP error exceeds this (eV/atom) is
         learned.
+    train_window : float or None
+        Energy screen of the fit (eV/atom): configurations above the lowest
+        energy per atom plus this are left out of the fit (they stay in the
+        active set), keeping at least ``min_train`` of the lowest.  Random
+        pre-exploration structures span over 10 eV/atom, far above anything a
+        search at moderate pressure relaxes into; fitted with equal weights
+        they dominate the loss and leave 150-300 meV/atom errors where the
+        ranking is decided.  ``None``: fit everything.
+    min_train : int
+        Configurations the fit keeps whatever the screen says.
+    max_check_rounds : int
+        Oracle-check rounds per generation: each round checks up to
+        ``check_top`` unchecked offspring that still rank within
+        ``check_window`` of the best oracle-checked enthalpy.
     """
 
     level: int = 10
     max_dist: float = 5.0
     max_iter: int = 60
     seed: int = 0
-    mode: str = "configuration"
+    mode: str = "neighbourhood"
     include_radial: bool = False
     select: float = 2.0
     break_: float = 10.0
@@ -90,6 +108,9 @@ class ActiveSettings:
     check_top: int = 3
     check_window: float = 0.05
     check_tolerance: float = 0.01
+    max_check_rounds: int = 3
+    train_window: float | None = 2.0
+    min_train: int = 12
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:
@@ -208,7 +229,7 @@ class MTPTrainTask(FiretaskBase):
     required_params = ["search"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.active import ActiveSet, low_energy_weights
+        from pes_core.active import ActiveSet, low_energy_weights, screen_training
         from pes_core.active.mlip_state import potential_to_text
         from pes_core.mtp import FitSettings, TrainingRecord, fit_mtp
         from pymatgen.core import Structure
@@ -235,10 +256,10 @@ class MTPTrainTask(FiretaskBase):
             self._make_current(run, existing, ids)
             return FWAction(stored_data={"model_id": str(existing.id), "reused": True})
         records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
+        fit_records = screen_training(records, st.train_window, st.min_train)
         if st.energy_weighting is not None:
-            w = low_energy_weights([r.energy / r.n_atoms for r in records], st.energy_weighting)
-            for r, wk in zip(records, w):
-                r.weight = float(wk)
+            w = low_energy_weights([r.energy / r.n_atoms for r in fit_records], st.energy_weighting)
+            fit_records = [replace(r, weight=float(wk)) for r, wk in zip(fit_records, w)]
         parent = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
         if parent is not None:
             pot, _, _ = load_model(str(parent.id))
@@ -246,7 +267,7 @@ class MTPTrainTask(FiretaskBase):
             pot = _initial_potential(config, st)
         fit = FitSettings(max_iter=st.max_iter, fit_radial=st.max_iter > 0, log=None, validation_fraction=0.0,
                           seed=st.seed)
-        pot, report = fit_mtp(pot, records, fit, validation=[])
+        pot, report = fit_mtp(pot, fit_records, fit, validation=[])
         aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=ids)
         tr = report.train
         model = PotentialModel(
@@ -254,6 +275,7 @@ class MTPTrainTask(FiretaskBase):
             settings=jsonable({"level": st.level, "max_dist": st.max_dist, "mode": st.mode,
                                "include_radial": st.include_radial, "max_iter": st.max_iter,
                                "energy_weighting": st.energy_weighting, "training_key": key,
+                               "train_window": st.train_window, "n_fitted": len(fit_records),
                                "species": pot.species}),
             metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse, "force_rmse": tr.force_rmse,
                               "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,

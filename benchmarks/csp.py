@@ -1,0 +1,139 @@
+"""CSP on the actively learned MTP (``mode: mtp``) versus directly on the oracle (``mode: direct``).
+
+Every run is the real FireWorks workflow (:func:`workflows.builders.csp.csp_workflow`)
+in its own temporary embedded project, launched in-process
+(:func:`workflows.runner.run_local`).  Success: the best *oracle-verified*
+enthalpy (the verification firework relaxes the final candidates with the
+oracle) is within ``--tol-mev`` of the oracle's ground state (``--reference``,
+default: Tersoff diamond Si -4.6296 eV/atom; otherwise the lowest any run found).
+
+Per mode it prints the success rate, median and spread (min-max) of oracle
+calls (training/check single points + the verification relaxations), MTP
+evaluations, and wall time per search.
+
+    OMP_NUM_THREADS=1 python benchmarks/csp.py --atoms 8 --seeds 10
+    OMP_NUM_THREADS=1 python benchmarks/csp.py --atoms 4 --seeds 3 --generations 4   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIAMOND_SI_TERSOFF = -4.6296  # eV/atom
+
+
+def run_one(mode: str, seed: int, args) -> dict:
+    """One search in a fresh embedded project; returns its figures."""
+    from workflows.cli import main as pes
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"csp-bench-{mode}-{seed}-"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        pes(["init", str(tmp / "proj")])
+    from pes_core.db import Configuration, GenerationRecord, SearchRun
+    from workflows.backend import open_backend
+    from workflows.builders.csp import csp_workflow
+    from workflows.runner import run_local
+
+    n = args.atoms
+    search = {"composition": {args.element: 1}, "n_atoms": [n, n], "population_size": args.population,
+              "max_generations": args.generations, "stop_after": args.stop_after, "seed": seed}
+    kw = dict(oracle=args.oracle, mode=mode, relax={"fmax": 0.05, "steps": 200},
+              verify={"within_mev": args.verify_mev})
+    if mode == "mtp":
+        kw.update(mtp={"level": args.level, "max_iter": args.max_iter}, active=json.loads(args.active))
+    t0 = time.perf_counter()
+    log = io.StringIO()
+    with open_backend(tmp / "proj" / "my_launchpad.yaml") as b:
+        b.lp.add_wf(csp_workflow("bench", search, **kw))
+        with contextlib.redirect_stdout(log):
+            summary = run_local(b, progress=False)
+        run = SearchRun.objects.get(name="bench")
+        ver = [v for v in run.state.get("verification", []) if not v["failed"]]
+        gens = list(GenerationRecord.objects(search="bench"))
+        n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
+        if mode == "mtp":
+            n_single = Configuration.objects(tags="csp:bench").count() - Configuration.objects(
+                tags="csp-verify").count()
+        else:
+            n_single = sum(g.n_oracle_calls for g in gens)
+        out = {"mode": mode, "seed": seed, "best": min((v["oracle_enthalpy_per_atom"] for v in ver), default=None),
+               "search_oracle_calls": int(n_single), "verify_oracle_calls": int(n_verify),
+               "mtp_evaluations": int(sum(g.n_model_evaluations for g in gens)), "generations": len(gens),
+               "fizzled": summary.fizzled, "wall_s": time.perf_counter() - t0}
+    if args.verbose:
+        print(log.getvalue())
+    return out
+
+
+def _stat(x: list[float]) -> str:
+    if not x:
+        return "-"
+    return f"{np.median(x):8.0f} [{min(x):.0f}-{max(x):.0f}]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--element", default="Si")
+    p.add_argument("--atoms", type=int, default=8)
+    p.add_argument("--oracle", default="tersoff")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--modes", default="mtp,direct")
+    p.add_argument("--population", type=int, default=10)
+    p.add_argument("--generations", type=int, default=8)
+    p.add_argument("--stop-after", type=int, default=4)
+    p.add_argument("--level", type=int, default=10)
+    p.add_argument("--max-iter", type=int, default=30)
+    p.add_argument("--active", default='{"pool_size": 10, "max_rounds_per_generation": 3, '
+                                       '"max_configurations_per_round": 6}',
+                   help="JSON of the `active` settings of mode mtp")
+    p.add_argument("--verify-mev", type=float, default=50.0)
+    p.add_argument("--reference", type=float, default=None,
+                   help="oracle ground state, eV/atom (default: Tersoff diamond for Si, else the lowest found)")
+    p.add_argument("--tol-mev", type=float, default=1.0)
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+
+    rows = []
+    modes = args.modes.split(",")
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for mode in modes:
+            r = run_one(mode, seed, args)
+            rows.append(r)
+            print(f"{mode:6s} seed {seed:3d}: best {r['best'] if r['best'] is None else round(r['best'], 4)} "
+                  f"eV/atom, oracle {r['search_oracle_calls']}+{r['verify_oracle_calls']} (verify), "
+                  f"MTP evaluations {r['mtp_evaluations']}, {r['generations']} generations, "
+                  f"{r['wall_s']:.0f} s", flush=True)
+    ref = args.reference
+    if ref is None:
+        ref = DIAMOND_SI_TERSOFF if (args.element, args.oracle) == ("Si", "tersoff") else min(
+            r["best"] for r in rows if r["best"] is not None)
+    print(f"\n== CSP benchmark: {args.element}{args.atoms}, oracle {args.oracle}, {args.seeds} seeds "
+          f"(from {args.first_seed}), population {args.population}, <= {args.generations} generations ==")
+    print(f"success: oracle-verified best within {args.tol_mev:g} meV/atom of {ref:.4f} eV/atom")
+    print(f"{'mode':8s} {'success':>8s} {'oracle calls (search)':>24s} {'oracle (verify)':>20s} "
+          f"{'MTP evaluations':>22s} {'wall s':>16s}")
+    for mode in modes:
+        rs = [r for r in rows if r["mode"] == mode]
+        ok = [r for r in rs if r["best"] is not None and r["best"] <= ref + args.tol_mev / 1000]
+        print(f"{mode:8s} {len(ok):3d}/{len(rs):<4d} {_stat([r['search_oracle_calls'] for r in rs]):>24s} "
+              f"{_stat([r['verify_oracle_calls'] for r in rs]):>20s} {_stat([r['mtp_evaluations'] for r in rs]):>22s} "
+              f"{_stat([r['wall_s'] for r in rs]):>16s}")
+        if ok:
+            print(f"{'':8s} successful runs only: oracle (search+verify) "
+                  f"{_stat([r['search_oracle_calls'] + r['verify_oracle_calls'] for r in ok])}, "
+                  f"MTP evaluations {_stat([r['mtp_evaluations'] for r in ok])}")
+    print("figures are totals per search (the search runs to its stop criterion, not only to success); "
+          "median [min-max]")
+
+
+if __name__ == "__main__":
+    main()
