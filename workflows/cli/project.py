@@ -132,9 +132,26 @@ def status(launchpad: str | None, fizzled: bool) -> None:
         for m in PotentialModel.objects.order_by("-created_at").limit(5):
             metrics = ", ".join(f"{k}={v:.4g}" for k, v in (m.metrics or {}).items() if isinstance(v, (int, float)))
             click.echo(f"model {m.name} ({m.kind} v{m.version}, {len(m.training_ids)} training configs) {metrics}")
+        from pes_core.db import GenerationRecord
+
         for s in SearchRun.objects.order_by("-created_at").limit(5):
             best = f"{s.best_enthalpy_per_atom:.4f} eV/atom" if s.best_enthalpy_per_atom is not None else "-"
-            click.echo(f"search {s.name}: {s.status}, generation {s.current_generation}, best {best}")
+            gens = list(GenerationRecord.objects(search=s.name).only("n_oracle_calls", "n_model_evaluations"))
+            n_oracle = sum(g.n_oracle_calls for g in gens)
+            n_model = sum(g.n_model_evaluations for g in gens)
+            line = (f"search {s.name} ({s.settings.get('mode', 'direct')}): {s.status}, generation "
+                    f"{s.current_generation}, best {best}, oracle calls {n_oracle}")
+            if s.settings.get("mode") == "mtp":
+                n_train = Configuration.objects(tags=f"csp:{s.name}").count()
+                model = PotentialModel.objects(id=s.model_id).first() if s.model_id else None
+                line += f", MTP evaluations {n_model}, training set {n_train}"
+                if model is not None:
+                    line += f", model v{model.version}"
+            click.echo(line)
+        for wf in lp.workflows.find({"metadata.pes_kind": "pes_training_set"}, {"name": 1, "state": 1, "metadata": 1}):
+            ts = wf["metadata"].get("training_set", wf["name"])
+            n = Configuration.objects(workflow=ts).count()
+            click.echo(f"training set {ts}: {wf['state']}, {n} configurations")
         if fizzled:
             for fw in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "name": 1}):
                 launch = lp.launches.find_one({"fw_id": fw["fw_id"]}, sort=[("launch_id", -1)])

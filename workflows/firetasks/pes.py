@@ -186,7 +186,8 @@ class PESReferenceTask(FiretaskBase):
                                              seed=int(cfg.get("seed", 0)), **sys_cfg)
         oracle_fws = _oracle_fireworks(structures, cfg, "systematic")
         stochastic = Firework([PESStochasticTask(config=cfg)], name=f"pes {cfg['name']} stochastic samples",
-                              spec={"_category": "ml", "pes_kind": "pes_stochastic"}, parents=oracle_fws)
+                              spec={"_category": "ml", "pes_kind": "pes_stochastic",
+                                    "_allow_fizzled_parents": True}, parents=oracle_fws)
         print(f"  [{cfg['name']}] systematic set: {len(structures)} structures in {len(oracle_fws)} fireworks",
               flush=True)
         return FWAction(stored_data={"a": a, "n_systematic": len(structures)},
@@ -232,7 +233,9 @@ class PESStochasticTask(FiretaskBase):
               flush=True)
         oracle_fws = _oracle_fireworks(structures, cfg, "stochastic") if structures else []
         collect = Firework([PESCollectTask(config=cfg)], name=f"pes {cfg['name']} collect",
-                           spec={"_category": "ml", "pes_kind": "pes_collect"}, parents=oracle_fws or None)
+                           spec={"_category": "ml", "pes_kind": "pes_collect",
+                                 # a failed oracle batch is recorded; the training set goes on without it
+                                 "_allow_fizzled_parents": True}, parents=oracle_fws or None)
         featurize = Firework([PESFeaturizeTask(config=cfg)], name=f"pes {cfg['name']} featurize",
                              spec={"_category": "ml", "pes_kind": "pes_featurize"}, parents=[collect])
         fws = oracle_fws + [collect, featurize]
