@@ -56,8 +56,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import uuid
-from collections import deque
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -67,7 +65,7 @@ from ase.units import Bohr, Hartree
 from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
-from pes_core.oracles.vasp import _CWD_LOCK  # one lock for every chdir-based oracle run
+from pes_core.oracles.jobdir import run_in_jobdir, tail
 from pes_core.oracles.vasp import custodian_corrections
 
 __all__ = ["Cp2kOracle", "HARTREE_PER_BOHR_TO_EV_PER_A", "build_cp2k_maker", "kpoint_mesh",
@@ -169,16 +167,6 @@ def build_cp2k_maker(settings: dict[str, Any], cp2k_cmd: str, structure: Structu
                      stop_children_kwargs={"handle_unsuccessful": "error"})
 
 
-def _tail(path: Path, n: int = 10) -> str:
-    for candidate in (path, path.with_name(path.name + ".gz")):
-        if candidate.exists():
-            from monty.io import zopen
-
-            with zopen(candidate, "rt") as fh:
-                return "".join(deque(fh, maxlen=n)).strip()
-    return ""
-
-
 class Cp2kOracle(Oracle):
     """CP2K (Debian package) through atomate2.  See the module docstring for settings."""
 
@@ -189,8 +177,6 @@ class Cp2kOracle(Oracle):
         return f"CP2K via atomate2 {_pkg_version('atomate2')}, pymatgen {_pkg_version('pymatgen')}"
 
     def _compute(self, structure: Structure, workdir: str | None = None) -> OracleResult:
-        from jobflow import JobStore
-        from maggma.stores import MemoryStore
 
         data_dir = _configure_pymatgen(self.settings, self.env)
         cp2k_cmd = resolve_cp2k_cmd(self.settings, self.env)
@@ -205,28 +191,13 @@ class Cp2kOracle(Oracle):
             maker = build_cp2k_maker(self.settings, cp2k_cmd, structure)
         except (ValueError, TypeError) as err:
             raise OracleError(f"cp2k oracle: invalid settings: {err}") from err
-        base = Path(workdir or os.getcwd()).resolve()
-        jobdir = base / f"cp2k_{'relax' if self.settings.get('relax') else 'static'}_{uuid.uuid4().hex[:12]}"
-        jobdir.mkdir(parents=True, exist_ok=False)
-        job = maker.make(structure)
-        store = JobStore(MemoryStore())
-        store.connect()
-        with _CWD_LOCK:
-            old = os.getcwd()
-            os.chdir(jobdir)
-            try:
-                response = job.run(store=store)
-            except Exception as err:  # noqa: BLE001
-                out = _tail(jobdir / "cp2k.out")
-                raise OracleError(
-                    f"cp2k oracle: the CP2K run in {jobdir} failed ({type(err).__name__}: {err})."
-                    + (f"\nLast lines of cp2k.out:\n{out}" if out else "")
-                ) from err
-            finally:
-                os.chdir(old)
-        doc = response.output
-        if doc is None:
-            raise OracleError(f"cp2k oracle: atomate2 returned no task document ({jobdir})")
+        def failure(err: Exception, jobdir: Path) -> str:
+            out = tail(jobdir / "cp2k.out", 10)
+            return (f"cp2k oracle: the CP2K run in {jobdir} failed ({type(err).__name__}: {err})."
+                    + (f"\nLast lines of cp2k.out:\n{out}" if out else ""))
+
+        prefix = f"cp2k_{'relax' if self.settings.get('relax') else 'static'}"
+        doc, jobdir = run_in_jobdir(maker, structure, workdir, prefix, failure)
         return self._to_result(doc, structure, jobdir, data_dir, cp2k_cmd)
 
     def _to_result(self, doc, structure: Structure, jobdir: Path, data_dir: str,

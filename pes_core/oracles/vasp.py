@@ -56,9 +56,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import threading
-import uuid
-from collections import deque
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -67,12 +64,12 @@ import numpy as np
 from pymatgen.core import Structure
 
 from pes_core.oracles.base import Oracle, OracleError, OracleResult
+from pes_core.oracles.jobdir import run_in_jobdir, tail
 
 __all__ = ["VaspOracle", "build_vasp_maker", "custodian_corrections", "resolve_vasp_cmd",
            "site_order"]
 
 #: serializes the chdir-based atomate2/custodian runs (vasp and cp2k) within one process
-_CWD_LOCK = threading.Lock()
 
 _INCAR_TOLERANCE = 1e-8
 
@@ -186,16 +183,6 @@ def _generator_fields(generator) -> dict[str, Any]:
             if f.init and not f.name.startswith("_")}
 
 
-def _tail(path: Path, n: int = 8) -> str:
-    for candidate in (path, path.with_name(path.name + ".gz")):
-        if candidate.exists():
-            from monty.io import zopen
-
-            with zopen(candidate, "rt") as fh:
-                return "".join(deque(fh, maxlen=n)).strip()
-    return ""
-
-
 def _jsonable(obj: Any) -> Any:
     from monty.json import jsanitize
 
@@ -214,8 +201,6 @@ class VaspOracle(Oracle):
 
     # -- running ----------------------------------------------------------------
     def _compute(self, structure: Structure, workdir: str | None = None) -> OracleResult:
-        from jobflow import JobStore
-        from maggma.stores import MemoryStore
 
         vasp_cmd = resolve_vasp_cmd(self.settings, self.env)
         exe = shlex.split(os.path.expandvars(vasp_cmd))[0] if vasp_cmd.strip() else ""
@@ -229,24 +214,8 @@ class VaspOracle(Oracle):
             maker = build_vasp_maker(self.settings, vasp_cmd)
         except (ValueError, TypeError) as err:
             raise OracleError(f"vasp oracle: invalid settings: {err}") from err
-        base = Path(workdir or os.getcwd()).resolve()
-        jobdir = base / f"vasp_{'relax' if self.settings.get('relax') else 'static'}_{uuid.uuid4().hex[:12]}"
-        jobdir.mkdir(parents=True, exist_ok=False)
-        job = maker.make(structure)
-        store = JobStore(MemoryStore())
-        store.connect()
-        with _CWD_LOCK:
-            old = os.getcwd()
-            os.chdir(jobdir)
-            try:
-                response = job.run(store=store)
-            except Exception as err:  # noqa: BLE001 - any failure is an oracle failure
-                raise OracleError(self._failure_message(err, jobdir)) from err
-            finally:
-                os.chdir(old)
-        task_doc = response.output
-        if task_doc is None:
-            raise OracleError(f"vasp oracle: atomate2 returned no task document (directory {jobdir})")
+        prefix = f"vasp_{'relax' if self.settings.get('relax') else 'static'}"
+        task_doc, jobdir = run_in_jobdir(maker, structure, workdir, prefix, self._failure_message)
         return self._to_result(task_doc, structure, jobdir)
 
     def _failure_message(self, err: Exception, jobdir: Path) -> str:
@@ -263,10 +232,10 @@ class VaspOracle(Oracle):
         msg = [f"vasp oracle: the VASP run in {jobdir} failed ({kind}: {what})."]
         if kind in hints:
             msg.append(hints[kind] + ".")
-        out = _tail(jobdir / "vasp.out")
+        out = tail(jobdir / "vasp.out")
         if out:
             msg.append("Last lines of vasp.out:\n" + out)
-        errtxt = _tail(jobdir / "std_err.txt")
+        errtxt = tail(jobdir / "std_err.txt")
         if errtxt:
             msg.append("std_err.txt:\n" + errtxt)
         return "\n".join(msg)

@@ -11,21 +11,19 @@ skipped without calling the oracle.
 from __future__ import annotations
 
 import logging
-import threading
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 from pymatgen.core import Structure
 
 from pes_core.db import calculation_hash, get_configuration, record_failure, store_result
 from pes_core.oracles import OracleError, get_oracle, oracle_class
+from pes_core.oracles.jobdir import CWD_LOCK  # file-based codes change the cwd: one at a time
 from workflows.runtime import current_fw_id, ensure_domain_db, flush_store, task_workdir, worker_env
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OracleTask"]
 
-#: file-based codes (VASP, CP2K) change the working directory; one at a time per process
-CWD_LOCK = threading.RLock()
 
 
 @explicit_serialize
