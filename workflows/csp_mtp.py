@@ -200,7 +200,7 @@ class LearningRelaxer:
         best_so_far = run.state["search"].get("best_reference")
         usable = [ind for ind in relaxed
                   if not ind.flags.get("failed") and ind.enthalpy_per_atom is not None
-                  and np.isfinite(ind.enthalpy_per_atom) and not ind.flags.get("clash")]
+                  and np.isfinite(ind.enthalpy_per_atom)]  # clashes too: an MTP hole must not rank
         usable.sort(key=lambda i: (float(i.relax_info.get("mtp_enthalpy_per_atom", i.enthalpy_per_atom)), i.id))
         # reference: the best oracle-checked enthalpy so far (the search's best is oracle-checked after
         # generation 0), lowered by this generation's checked individuals
