@@ -8,6 +8,15 @@ Stages (each an example spec in ``examples/``):
 
 1. ``training_set_si.yaml`` -- rattled/strained diamond-Si cells labelled by
    the CHGNet stand-in oracle and stored as ``Configuration`` documents.
+2. ``csp_si8_tersoff_mtp.yaml`` -- evolutionary structure search of Si8 whose
+   relaxations run on an MTP that learns on the fly (Tersoff oracle, so it
+   finishes in minutes), oracle verification and a report.
+3. ``pes_cspbbr3_quick.yaml`` -- CsPbBr3 training set from the 15 relaxed tilt
+   systems, symmetry-adapted modes/strains and n-sphere samples (CHGNet), then
+   cross-validated cluster/site neural networks vs the linear cluster expansion
+   and hiPhive, with plots.
+
+Reports are written to ``<project>/reports`` (``pes report`` makes more).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 STAGES = [
     ("training set (CHGNet, Si)", "training_set_si.yaml"),
+    ("crystal structure prediction (Si8, MTP learning on the fly)", "csp_si8_tersoff_mtp.yaml"),
+    ("anharmonic PES of CsPbBr3 (quick size)", "pes_cspbbr3_quick.yaml"),
 ]
 
 
@@ -36,6 +47,7 @@ def run(project: Path, workers: int) -> None:
         _call(["run", "-l", str(lp), "--workers", str(workers)])
     print("\n=== status", flush=True)
     _call(["status", "-l", str(lp)])
+    _call(["report", "-l", str(lp), "-o", str(project / "reports" / "html")])
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; project folder: {project}")
 
 
