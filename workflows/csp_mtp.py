@@ -38,6 +38,8 @@ from workflows.firetasks.active import (
     load_model,
     oracle_fireworks,
     train_firework,
+    trajectory_fireworks,
+    trajectory_frames,
 )
 from workflows.firetasks.csp import generation_firework
 from workflows.runtime import flush_store
@@ -164,7 +166,7 @@ class LearningRelaxer:
 
     # ------------------------------------------------------------------ oracle check of the best
     def _check_best(self, run: SearchRun, gen: int, relaxed: list, fw_spec: dict) -> FWAction | None:
-        """Oracle single points of the generation's best candidates; rank them by the oracle.
+        """Oracle check (short relaxation or single point) of the generation's best candidates; rank by the oracle.
 
         A low extrapolation grade says that an MTP *interpolates*, not that it
         is accurate: a fit that is poor at low energies can put a spurious
@@ -175,22 +177,33 @@ class LearningRelaxer:
         the best so far + ``check_window``) get an oracle single point:
 
         1. those not computed yet go to the oracle (fireworks tagged
-           ``csp-check``), then this generation runs again (every relaxation
-           is cached, so the rerun only ranks);
-        2. each checked individual is then ranked by its oracle enthalpy
-           ``(E + pV)/N`` at the MTP-relaxed geometry -- an upper bound of the
+           ``csp-check``): with ``active.check_steps > 0`` a short oracle
+           relaxation from the MTP minimum (:class:`~workflows.firetasks.active.OracleTrajectoryTask`),
+           else a single point; then this generation runs again (every
+           relaxation is cached, so the rerun only ranks);
+        2. each checked individual is then ranked by its lowest oracle enthalpy
+           ``(E + pV)/N`` along that path -- still an upper bound of the
            oracle's local minimum, so an MTP artefact can never look better
-           than it is -- and keeps the MTP value in
-           ``relax_info['mtp_enthalpy_per_atom']``;
-        3. where ``|H_MTP - H_oracle| > check_tolerance`` the configuration is
-           learned (added to the training set of the next fit, a detour
-           ``training -> this generation again``), once per configuration.
+           than it is, but a tight one where the MTP minimum is only displaced
+           from the oracle's (an MTP fitted on few data typically gets the
+           right basin with a distorted bottom: a single point there reads
+           tens to hundreds of meV/atom too high and the true ground state
+           loses the ranking) -- takes the oracle-relaxed geometry (a
+           Lamarckian step: breeding goes on from the oracle's basin) and
+           keeps the MTP value in ``relax_info['mtp_enthalpy_per_atom']``;
+        3. where ``|H_MTP - H_oracle|`` at the MTP minimum exceeds
+           ``check_tolerance``, the configuration and the kept frames of its
+           oracle path (the region between the MTP's and the oracle's
+           minimum, which is exactly what the fit got wrong) are learned
+           (added to the training set of the next fit, a detour ``training ->
+           this generation again``), once per configuration.
 
         Returns the detour, or ``None`` when the generation may be ranked.
         """
         from pes_core.db import calculation_hash
-        from pes_core.oracles import to_structure
+        from pes_core.oracles import to_atoms, to_structure
         from pes_core.search.relax import enthalpy_per_atom
+        from pymatgen.core import Structure
 
         st = self.settings
         if st.check_top <= 0:
@@ -236,20 +249,47 @@ class LearningRelaxer:
                     missing.append((ind, structure, h))
                 continue
             h_mtp = float(ind.relax_info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom))
-            h_oracle = float(enthalpy_per_atom(float(doc.energy), float(ind.atoms.get_volume()), len(ind.atoms),
-                                               pressure))
-            err = float(h_mtp - h_oracle)
+            h_start = float(enthalpy_per_atom(float(doc.energy), float(ind.atoms.get_volume()), len(ind.atoms),
+                                              pressure))
+            err = float(h_mtp - h_start)  # the MTP error at its own minimum
+            h_oracle, frames, relaxed_atoms = h_start, [], None
+            e_oracle = float(doc.energy) / len(ind.atoms)  # eV/atom at the geometry that ranks
+            if st.check_steps > 0:
+                frames = [f for f in trajectory_frames(h) if f.energy is not None]
+                best_frame = None
+                for f in frames:
+                    fs = Structure.from_dict(f.structure)
+                    hf = float(enthalpy_per_atom(float(f.energy), float(fs.volume), len(fs), pressure))
+                    if hf < h_oracle - 1e-9:
+                        h_oracle, best_frame, e_oracle = hf, fs, float(f.energy) / len(fs)
+                if best_frame is not None:
+                    relaxed_atoms = to_atoms(best_frame)
             for member in group:
                 member.relax_info["mtp_enthalpy_per_atom"] = float(
                     member.relax_info.get("mtp_enthalpy_per_atom", member.enthalpy_per_atom))
                 member.relax_info["oracle_check"] = {
                     "configuration": h, "oracle_enthalpy_per_atom": h_oracle, "error": err,
                     "learned": bool(abs(err) > st.check_tolerance), "checked_as": ind.id}
+                member.relax_info["oracle_check"]["oracle_start_enthalpy_per_atom"] = h_start
+                member.relax_info["oracle_check"]["oracle_steps"] = max(0, len(frames) - 1)
                 member.enthalpy_per_atom = float(h_oracle)
-                member.energy = float(doc.energy) * len(member.atoms) / len(ind.atoms)
-            lines.append(f"{ind.id} MTP {h_mtp:.4f} oracle {h_oracle:.4f} ({1e3 * err:+.1f} meV/atom)")
-            if abs(err) > st.check_tolerance and h not in learned:
-                to_learn.append(h)
+                member.energy = e_oracle * len(member.atoms)
+            if relaxed_atoms is not None and len(relaxed_atoms) == len(ind.atoms):
+                # Lamarckian: the checked individual continues (ranking, breeding) from the oracle-relaxed
+                # geometry, so the search descends into the oracle's basin rather than the MTP's
+                from pes_core.search.individual import atoms_to_dict, canonical_atoms, structure_hash
+                from pes_core.search.report import spacegroup_label
+
+                relaxed_atoms = canonical_atoms(relaxed_atoms)
+                ind.structure = atoms_to_dict(relaxed_atoms)
+                ind.hash = structure_hash(relaxed_atoms)
+                ind.volume = float(relaxed_atoms.get_volume())
+                ind.spacegroup = spacegroup_label(relaxed_atoms)
+            lines.append(f"{ind.id} MTP {h_mtp:.4f} oracle {h_start:.4f} ({1e3 * err:+.1f} meV/atom)"
+                         + (f" -> {h_oracle:.4f} after {len(frames) - 1} oracle steps" if frames else ""))
+            if abs(err) > st.check_tolerance:
+                hashes = [h] + [f.content_hash for f in frames if (f.extra or {}).get("kept")]
+                to_learn += [x for x in dict.fromkeys(hashes) if x not in learned and x not in to_learn]
         rounds = dict(active.get("check_rounds") or {})
         n_round = int(rounds.get(str(gen), 0))
         if missing and n_round >= st.max_check_rounds:
@@ -267,10 +307,14 @@ class LearningRelaxer:
             print(f"  [{name} gen {gen}] oracle check of {len(missing)} best candidate(s) "
                   f"({', '.join(f'{i.enthalpy_per_atom:.4f}' for i, _, _ in missing)} eV/atom on the MTP)",
                   flush=True)
-            ofws = oracle_fireworks(name, run.settings, [s for _, s, _ in missing], generator="csp-check",
-                                    extra=[{"reason": "check", "generation": gen, "individual": i.id,
-                                            "mtp_enthalpy_per_atom": float(i.enthalpy_per_atom)}
-                                           for i, _, _ in missing])
+            extra = [{"reason": "check", "generation": gen, "individual": i.id,
+                      "mtp_enthalpy_per_atom": float(i.enthalpy_per_atom)} for i, _, _ in missing]
+            if st.check_steps > 0:
+                ofws = trajectory_fireworks(name, run.settings, [s for _, s, _ in missing], generator="csp-check",
+                                            steps=st.check_steps, every=st.prerelax_every, extra=extra)
+            else:
+                ofws = oracle_fireworks(name, run.settings, [s for _, s, _ in missing], generator="csp-check",
+                                        extra=extra)
             again = self._again(name, gen, fw_spec, ofws, "check")
             return FWAction(detours=[Workflow(ofws + [again], name=f"csp {name} oracle check gen {gen}")],
                             stored_data={"checked": len(missing)})

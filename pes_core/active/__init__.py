@@ -26,7 +26,14 @@ from __future__ import annotations
 
 from pes_core.active.active_set import ActiveSet, SelectionResult, active_rows
 from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError
-from pes_core.active.learning import OracleLearner, low_energy_weights, screen_low_energy, screen_training
+from pes_core.active.learning import (
+    OracleLearner,
+    OracleTrajectory,
+    low_energy_weights,
+    oracle_trajectory,
+    screen_low_energy,
+    screen_training,
+)
 from pes_core.active.maxvol import INIT_VALUE, SWAP_TOLERANCE, MaxvolReport, MaxvolState, row_grades
 from pes_core.active.preselect import PreselectResult, preselect, random_pool
 from pes_core.active.relax import ActiveRelaxer, choose_candidates
@@ -44,11 +51,13 @@ __all__ = [
     "MaxvolReport",
     "MaxvolState",
     "OracleLearner",
+    "OracleTrajectory",
     "PreselectResult",
     "SelectionResult",
     "active_rows",
     "choose_candidates",
     "low_energy_weights",
+    "oracle_trajectory",
     "preselect",
     "random_pool",
     "row_grades",

@@ -30,7 +30,8 @@ from pes_core.active.active_set import ActiveSet
 from pes_core.active.calculator import Candidate
 from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
 
-__all__ = ["OracleLearner", "low_energy_weights", "screen_low_energy", "screen_training"]
+__all__ = ["OracleLearner", "OracleTrajectory", "low_energy_weights", "oracle_trajectory", "screen_low_energy",
+           "screen_training"]
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +183,105 @@ class OracleLearner:
         self.records += new
         pot = self.fit(potential)
         return pot, self.active_set(pot)
+
+
+@dataclass
+class OracleTrajectory:
+    """Frames of a short oracle relaxation: every oracle result, and which ones to fit.
+
+    ``results[k]`` is the oracle result of optimizer step ``k`` (``k = 0`` is
+    the starting structure); ``kept`` lists the frames meant for the training
+    set (every ``every``-th and the last); ``failed`` holds the error text of
+    an aborted relaxation (the frames before it stay valid).
+    """
+
+    results: list = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)
+    failed: str | None = None
+
+    @property
+    def n_calls(self) -> int:
+        return len(self.results)
+
+
+def oracle_trajectory(oracle, atoms: Atoms, steps: int = 10, every: int = 3, pressure_gpa: float = 0.0,
+                      fmax: float = 0.05, max_volume_factor: float = 3.0) -> OracleTrajectory:
+    """A short oracle relaxation (positions and cell, BFGS) that keeps every oracle result.
+
+    Why: a training set of unrelaxed random structures lies 1-2 eV/atom (and up
+    to 10+ eV/atom) above the ground state, so the MTP fitted on it has never
+    seen the low-energy basins a search must rank: its relaxations stop in
+    spurious minima and never enter e.g. the diamond basin of Si (measured on
+    Si4/Si8 with Tersoff: best -4.31 to -4.38 eV/atom instead of -4.6296).  The
+    first steps of an oracle relaxation go down the steepest part of the true
+    energy surface -- each step costs one oracle call, like a single point --
+    and its frames sample bond lengths, angles and densities of condensed,
+    low-energy configurations.  Consecutive frames are strongly correlated, so
+    only every ``every``-th and the last are proposed for fitting (the rest are
+    still stored: an oracle result is never thrown away).
+
+    Parameters
+    ----------
+    oracle : pes_core.oracles.Oracle
+        Reference calculator.
+    atoms : ase.Atoms
+        Start (periodic).
+    steps : int
+        BFGS steps at most (``steps + 1`` oracle calls at most).
+    every : int
+        Stride of the frames kept for fitting (the last frame is always kept).
+    pressure_gpa : float
+        External pressure of the cell relaxation.
+    fmax : float
+        Force tolerance (eV/Å); the relaxation may stop earlier.
+    max_volume_factor : float
+        Abort when the volume leaves ``[v0 / f, v0 * f]`` (atoms flying apart).
+    """
+    import ase.optimize as opt
+    from ase.filters import FrechetCellFilter
+    from ase.units import GPa
+
+    from pes_core.oracles.calculator import OracleCalculator
+
+    traj = OracleTrajectory()
+
+    class _Recording(OracleCalculator):
+        def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+            from ase.calculators.calculator import all_changes
+
+            Calculator_calculate(self, atoms, properties, system_changes or all_changes)
+            result = self.oracle.compute(self.atoms)
+            self.n_calls += 1
+            traj.results.append(result)
+            self.results["energy"] = result.energy
+            self.results["free_energy"] = result.energy
+            self.results["forces"] = result.forces
+            if result.stress is not None:
+                s = np.asarray(result.stress) * GPa
+                self.results["stress"] = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+
+    from ase.calculators.calculator import Calculator
+
+    Calculator_calculate = Calculator.calculate
+    a = atoms.copy()
+    a.pbc = True
+    a.calc = _Recording(oracle)
+    v0 = a.get_volume()
+    filt = FrechetCellFilter(a, scalar_pressure=pressure_gpa * GPa)
+    optimizer = opt.BFGS(filt, logfile=None)
+    try:
+        for _ in optimizer.irun(fmax=fmax, steps=int(steps)):
+            v = a.get_volume()
+            if not (v0 / max_volume_factor < v < v0 * max_volume_factor):
+                traj.failed = f"volume went from {v0:.1f} to {v:.1f} A^3"
+                break
+    except Exception as err:  # an oracle failure ends the trajectory; earlier frames stay
+        traj.failed = f"{type(err).__name__}: {err}"
+    good = [k for k, r in enumerate(traj.results)
+            if r is not None and r.energy is not None and np.isfinite(r.energy)]
+    if good:
+        kept = [k for k in good if k % max(1, int(every)) == 0]
+        if good[-1] not in kept:
+            kept.append(good[-1])
+        traj.kept = kept
+    return traj

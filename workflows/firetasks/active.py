@@ -1,8 +1,10 @@
 """Firetasks of MTP active learning in the CSP loop.
 
 ``CSPPreselectTask``  pre-exploration: pool of random structures, maxvol on an
-                      untrained MTP, oracle fireworks for the chosen ones
-                      (a detour before the training firework); no oracle call.
+                      untrained MTP, short oracle relaxations of the chosen
+                      ones (``active.prerelax_steps``; single points with 0)
+                      as a detour before the training firework; no oracle call itself.
+``OracleTrajectoryTask`` short oracle relaxations; every frame stored (oracle category).
 ``MTPTrainTask``      fit the search's MTP on every ``Configuration`` tagged
                       ``csp:<search>`` (warm start from the current model),
                       store a ``PotentialModel`` with its active set and point
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+
+import numpy as np
 from dataclasses import dataclass, field, replace
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
@@ -25,8 +29,8 @@ from workflows.runtime import current_fw_id, ensure_domain_db, flush_store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ActiveSettings", "CSPPreselectTask", "MTPTrainTask", "load_model", "oracle_fireworks",
-           "train_firework"]
+__all__ = ["ActiveSettings", "CSPPreselectTask", "MTPTrainTask", "OracleTrajectoryTask", "load_model",
+           "oracle_fireworks", "train_firework", "trajectory_fireworks", "trajectory_frames"]
 
 
 @dataclass
@@ -89,6 +93,27 @@ class ActiveSettings:
         Oracle-check rounds per generation: each round checks up to
         ``check_top`` unchecked offspring that still rank within
         ``check_window`` of the best oracle-checked enthalpy.
+    prerelax_steps : int
+        Pre-exploration: each pre-selected random structure is relaxed for
+        this many BFGS steps *on the oracle* (:func:`pes_core.active.oracle_trajectory`)
+        instead of getting a single point; 0 restores single points.  Unrelaxed
+        random structures lie 1-2 eV/atom (up to 10+) above the ground state, so
+        an MTP fitted on them alone never sees the low-energy basins and its
+        relaxations end in spurious minima; the first oracle steps go down the
+        steep part of the true surface into condensed, low-energy
+        configurations, at one oracle call per step.
+    prerelax_every : int
+        Stride of the trajectory frames proposed for fitting (the last is always
+        kept): consecutive BFGS frames are strongly correlated.
+    check_steps : int
+        The oracle check of a generation's best candidate is a short oracle
+        relaxation of this many steps from the MTP minimum (0: a single
+        point).  The candidate then takes the oracle-relaxed geometry and
+        enthalpy (still an upper bound of the oracle's local minimum, but a
+        much tighter one where the MTP minimum is displaced), so the search
+        ranks and breeds from the oracle's basin; when the MTP error at the
+        start exceeds ``check_tolerance``, the kept frames of the path are
+        learned -- exactly the region between the MTP's and the oracle's minimum.
     """
 
     level: int = 10
@@ -111,6 +136,9 @@ class ActiveSettings:
     max_check_rounds: int = 3
     train_window: float | None = 2.0
     min_train: int = 12
+    prerelax_steps: int = 0
+    prerelax_every: int = 3
+    check_steps: int = 0
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:
@@ -177,6 +205,36 @@ def oracle_fireworks(name: str, config: dict, structures: list, *, generator: st
     return fws
 
 
+def trajectory_fireworks(name: str, config: dict, structures: list, *, generator: str, steps: int, every: int,
+                         extra: list[dict] | None = None, parents=None) -> list[Firework]:
+    """Short oracle relaxations (:class:`OracleTrajectoryTask`) in the oracle's category, tag ``csp:<name>``.
+
+    One firework per structure for ``dft`` oracles, one batch otherwise.
+    """
+    from pes_core.oracles import oracle_class
+
+    cls = oracle_class(config["oracle"])
+    size = 1 if cls.category == "dft" else max(1, len(structures))
+    extra = extra or [{} for _ in structures]
+    fws = []
+    for k in range(0, len(structures), size):
+        fws.append(Firework(
+            [OracleTrajectoryTask(search=name, structures=[s.as_dict() for s in structures[k:k + size]],
+                                  generator=generator, steps=int(steps), every=int(every),
+                                  extra=jsonable(extra[k:k + size]))],
+            name=f"csp {name} {generator} oracle relaxation [{k // size + 1}]",
+            spec={"_category": cls.category, "pes_kind": "oracle_trajectory", "search": name,
+                  "_allow_fizzled_parents": True},
+            parents=parents))
+    return fws
+
+
+def trajectory_frames(start_hash: str) -> list[Configuration]:
+    """Stored frames of the oracle trajectory that started at configuration ``start_hash``, in step order."""
+    docs = list(Configuration.objects(extra__trajectory=start_hash))
+    return sorted(docs, key=lambda d: int((d.extra or {}).get("step", 0)))
+
+
 def train_firework(name: str, parents=None, label: str = "") -> Firework:
     """The retraining firework (category ``ml``)."""
     return Firework([MTPTrainTask(search=name)], name=f"csp {name} mtp training{(' ' + label) if label else ''}",
@@ -216,10 +274,69 @@ class CSPPreselectTask(FiretaskBase):
         flush_store()
         print(f"  [{name}] pre-exploration: {len(chosen)} of {len(pool)} random structures selected "
               f"(maxvol on an untrained level-{st.level} MTP, no oracle calls)", flush=True)
-        fws = oracle_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
-                               extra=[{"grade": g, "reason": "preselect"} for g in grades])
+        extra = [{"grade": g, "reason": "preselect"} for g in grades]
+        if st.prerelax_steps > 0:
+            fws = trajectory_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
+                                       steps=st.prerelax_steps, every=st.prerelax_every, extra=extra)
+        else:
+            fws = oracle_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
+                                   extra=extra)
         return FWAction(detours=[Workflow(fws, name=f"csp {name} pre-exploration oracle")],
                         stored_data={"pool": len(pool), "selected": len(chosen)})
+
+
+@explicit_serialize
+class OracleTrajectoryTask(FiretaskBase):
+    """Short oracle relaxations of ``structures``; every frame is stored as a ``Configuration``.
+
+    Frames carry ``extra`` ``{"trajectory": <hash of frame 0>, "step": k,
+    "kept": bool}`` plus the given ``extra``; frames not kept for fitting get
+    the tag ``csp-trajectory`` (stored because every oracle call is data and
+    is counted, left out of the fit).  Idempotent: a structure whose frame 0
+    is stored already is not relaxed again.
+    """
+
+    required_params = ["search", "structures", "generator", "steps", "every"]
+    optional_params = ["extra"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.active import oracle_trajectory
+        from pes_core.db import calculation_hash, store_result
+        from pes_core.oracles import get_oracle, to_atoms
+        from pymatgen.core import Structure
+        from workflows.runtime import worker_env
+
+        ensure_domain_db(fw_spec)
+        name = self["search"]
+        run = SearchRun.objects.get(name=name)
+        config = run.settings
+        osettings = config.get("oracle_settings") or {}
+        oracle = get_oracle(config["oracle"], osettings, env=worker_env(fw_spec))
+        pressure = float(run.state["search"]["settings"].get("pressure_gpa", 0.0))
+        extras = self.get("extra") or [{} for _ in self["structures"]]
+        gen = self["generator"]
+        n_calls, n_stored, failed = 0, 0, []
+        for sd, ex in zip(self["structures"], extras):
+            structure = sd if isinstance(sd, Structure) else Structure.from_dict(sd)  # FireWorks may deserialize
+            h0 = calculation_hash(structure, config["oracle"], osettings)
+            if trajectory_frames(h0):
+                continue
+            traj = oracle_trajectory(oracle, to_atoms(structure), steps=int(self["steps"]),
+                                     every=int(self["every"]), pressure_gpa=pressure)
+            n_calls += traj.n_calls
+            if traj.failed:
+                failed.append(traj.failed)
+            for k, res in enumerate(traj.results):
+                if k not in traj.kept and (res.energy is None or not np.isfinite(res.energy)):
+                    continue
+                tags = [f"csp:{name}", gen.split(":")[0]] + ([] if k in traj.kept else ["csp-trajectory"])
+                store_result(res, oracle_settings=osettings, content_hash=h0 if k == 0 else None,
+                             fw_id=current_fw_id(fw_spec), workflow=name, generator=gen, tags=tags,
+                             extra=jsonable({**(ex or {}), "trajectory": h0, "step": k,
+                                             "kept": k in traj.kept}))
+                n_stored += 1
+        flush_store()
+        return FWAction(stored_data={"oracle_calls": n_calls, "stored": n_stored, "failed": failed})
 
 
 @explicit_serialize
@@ -244,7 +361,7 @@ class MTPTrainTask(FiretaskBase):
         # verification relaxations are not training data; oracle checks of the best candidates are, once
         # their MTP error exceeded the tolerance (LearningRelaxer._check_best lists them)
         learned_checks = set((run.state.get("active") or {}).get("check_learned") or [])
-        docs = [d for d in docs if "csp-verify" not in (d.tags or [])
+        docs = [d for d in docs if "csp-verify" not in (d.tags or []) and "csp-trajectory" not in (d.tags or [])
                 and ("csp-check" not in (d.tags or []) or d.content_hash in learned_checks)]
         if not docs:
             raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
