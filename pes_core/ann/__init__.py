@@ -47,9 +47,10 @@ from .io import load_model, model_from_bytes, model_to_bytes, save_model
 from .linear import LinearModel, ridge_gcv
 from .models import ClusterModel, PESModel, SiteModel, build_model
 from .paths import PATH_LABELS, energy_paths, interpolate_structures
-from .training import PAPER_SCHEDULE, TrainReport, TrainSettings, rmse_mev_per_atom, train_model
+from .training import DEFAULT_SCHEDULE, PAPER_SCHEDULE, TrainReport, TrainSettings, rmse_mev_per_atom, train_model
 
 __all__ = [
+    "DEFAULT_SCHEDULE",
     "PAPER_SCHEDULE",
     "PATH_LABELS",
     "ClusterModel",

@@ -154,8 +154,13 @@ class _PerGroupModel(PESModel):
         return [(source[name] - getattr(self, f"mu_{i}")) / getattr(self, f"sd_{i}")
                 for i, name in enumerate(self.group_names)]
 
-    def init_linear(self, data: FeatureData, alphas: Sequence[float] = tuple(10.0 ** np.arange(-10, 1.0))) -> float:
+    def init_linear(self, data: FeatureData, alphas: Sequence[float] = tuple(10.0 ** np.arange(-10, 1.0)),
+                    residual: bool = False) -> float:
         """Set the linear shortcuts (and ``E0``) to the ridge fit of ``data``; returns the penalty.
+
+        With ``residual=True`` the ridge fit targets the energies minus the
+        networks' current (nonlinear) output, so the shortcuts become the
+        optimal linear part given the networks.
 
         The shortcut sum over a group's members is ``w . sum_members x``, so
         the ridge regression of the energies on those sums (GCV penalty) is
@@ -166,8 +171,11 @@ class _PerGroupModel(PESModel):
         if not self.shortcut:
             return float("nan")
         with torch.no_grad():
-            d = torch.cat([x.sum(dim=1) for x in self._standardized(data.clusters, data.sites)], dim=-1).numpy()
+            xs = self._standardized(data.clusters, data.sites)
+            d = torch.cat([x.sum(dim=1) for x in xs], dim=-1).numpy()
             y = (data.energies.numpy() - float(self.e0)) / float(self.e_scale)
+            if residual:  # fit the shortcuts to what the networks leave (backfitting)
+                y = y - sum(net(x).squeeze(-1).sum(dim=-1) for x, net in zip(xs, self.nets)).numpy()
             mu, sd = d.mean(axis=0), d.std(axis=0)
             sd = np.where(sd > 1e-12, sd, 1.0)
             w, alpha = ridge_gcv((d - mu) / sd, y - y.mean(), alphas)

@@ -119,6 +119,24 @@ def test_training_is_deterministic_and_improves_on_the_mean(small_featurizer, tr
     assert rep.train_rmse_mev < 0.5 * baseline
 
 
+def test_networks_start_from_and_keep_the_linear_expansion(small_featurizer, trained):
+    """Zero epochs: the cluster model is the ridge fit; Adam leaves the shortcuts alone by default."""
+    _, data, feats = trained
+    train = feats.subset(range(50))
+    lin = LinearModel(small_featurizer).fit(train)
+    m = ClusterModel(small_featurizer, hidden=(4,))
+    train_model(m, train, TrainSettings(schedule=((10, 0),)))  # refit_linear: ridge on all 50
+    np.testing.assert_allclose(m.predict(feats).numpy(), lin.predict(feats).numpy(), rtol=0, atol=1e-7)
+    start = ClusterModel(small_featurizer, hidden=(4,))
+    train_model(start, train, TrainSettings(schedule=((10, 0),), val_fraction=0.0, refit_linear=False))
+    trained_m = ClusterModel(small_featurizer, hidden=(4,))
+    rep = train_model(trained_m, train, TrainSettings(schedule=((10, 5),), val_fraction=0.0, refit_linear=False))
+    assert rep.steps > 0
+    for a, b in zip(start.linear, trained_m.linear):
+        torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)
+    assert any(float(net[-1].weight.abs().max()) > 0 for net in trained_m.nets)
+
+
 def test_force_training_runs(small_featurizer, trained):
     _, data, feats = trained
     m = SiteModel(small_featurizer, hidden=(4,))
