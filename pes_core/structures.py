@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 __all__ = [
     "DEFAULT_MIN_DISTANCE",
@@ -132,8 +132,3 @@ def load_structures(path: str | Path, min_distance: float = DEFAULT_MIN_DISTANCE
         label = f"{path.name}" + (f" frame {k}" if len(structures) > 1 else "")
         validate_structure(s, min_distance=min_distance, label=label)
     return structures
-
-
-def cubic_cell(species: list[str], frac_coords: list[list[float]], a: float) -> Structure:
-    """A cubic cell of edge ``a`` (Å) with the given species and fractional coordinates."""
-    return Structure(Lattice.cubic(a), species, frac_coords)

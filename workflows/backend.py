@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -442,7 +441,3 @@ def open_backend(launchpad_file: str | os.PathLike | None = None, read_only: boo
         yield backend
     finally:
         backend.close()
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
