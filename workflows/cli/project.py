@@ -142,11 +142,13 @@ def status(launchpad: str | None, fizzled: bool) -> None:
             line = (f"search {s.name} ({s.settings.get('mode', 'direct')}): {s.status}, generation "
                     f"{s.current_generation}, best {best}, oracle calls {n_oracle}")
             if s.settings.get("mode") == "mtp":
-                n_train = Configuration.objects(tags=f"csp:{s.name}").count()
+                # every oracle call of an MTP search is stored as a Configuration tagged csp:<name>
+                n_oracle_all = Configuration.objects(tags=f"csp:{s.name}").count()
                 model = PotentialModel.objects(id=s.model_id).first() if s.model_id else None
-                line += f", MTP evaluations {n_model}, training set {n_train}"
+                line = line.replace(f"oracle calls {n_oracle}", f"oracle calls {n_oracle_all}")
+                line += f", MTP evaluations {n_model}"
                 if model is not None:
-                    line += f", model v{model.version}"
+                    line += f", model v{model.version} trained on {len(model.training_ids)}"
             click.echo(line)
         for wf in lp.workflows.find({"metadata.pes_kind": "pes_training_set"}, {"name": 1, "state": 1, "metadata": 1}):
             ts = wf["metadata"].get("training_set", wf["name"])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
-from pes_core.db import GenerationRecord, SearchRun, jsonable
+from pes_core.db import Configuration, GenerationRecord, SearchRun, jsonable
 from workflows.runtime import ensure_domain_db, flush_store
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,14 @@ def make_relaxer(run: SearchRun, fw_spec: dict):
     from workflows.csp_mtp import learning_relaxer
 
     return learning_relaxer(run, fw_spec)
+
+
+def _training_set_size(run: SearchRun) -> int | None:
+    """Configurations the search's current MTP was trained on (None in direct mode)."""
+    from pes_core.db import PotentialModel
+
+    model = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
+    return len(model.training_ids) if model is not None else None
 
 
 @explicit_serialize
@@ -131,14 +139,19 @@ class CSPGenerationTask(FiretaskBase):
                 return detour
         state = update(state, relaxed)
         n_calls = sum(int(i.relax_info.get("n_calls", 0)) for i in relaxed if i.relax_info)
-        n_oracle = sum(int(i.relax_info.get("n_oracle_calls", 0)) for i in relaxed if i.relax_info)
+        n_stored = Configuration.objects(tags=f"csp:{name}").count()
         if run.settings.get("mode", "direct") == "direct":
             n_oracle, n_model = n_calls, 0
         else:
+            # MTP mode: every oracle call of the search (pre-exploration, learning, checks) is a
+            # Configuration tagged csp:<name>; this generation's share is the growth since the last one
+            prev = GenerationRecord.objects(search=name, index=gen - 1).first()
+            n_oracle = n_stored - int(prev.stats.get("oracle_configurations", 0)) if prev else n_stored
             n_model = n_calls
         stats = {"state": jsonable(state.to_dict()), "n_offspring": len(relaxed),
                  "n_failed": sum(bool(i.flags.get("failed")) for i in relaxed),
-                 "calls_before": calls_before}
+                 "calls_before": calls_before, "oracle_configurations": n_stored,
+                 "training_set_size": _training_set_size(run)}
         try:
             GenerationRecord(search=name, index=gen, population=[jsonable(i.to_dict()) for i in relaxed],
                              best_enthalpy_per_atom=state.best_enthalpy, n_oracle_calls=n_oracle,
