@@ -28,28 +28,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymatgen.core import Structure
 
 from pes_core.oracles import available_oracles, oracle_class
 from pes_core.sampling import rattled_strained
 from pes_core.structures import DEFAULT_MIN_DISTANCE, StructureError, load_structures, validate_structure
 
-__all__ = ["SpecError", "build_from_spec", "load_spec", "register_kind"]
+__all__ = ["OracleName", "SpecError", "StrictModel", "build_from_spec", "load_spec", "register_kind"]
 
 
 class SpecError(ValueError):
     """A spec file is missing, unparsable or invalid."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown keys are errors (typos must not pass silently)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Perturb(_Strict):
+def _known_oracle(v: str) -> str:
+    if v not in available_oracles():
+        raise ValueError(f"unknown oracle {v!r}; choose one of {', '.join(available_oracles())}")
+    return v
+
+
+#: an oracle name that must be registered (for the ``oracle`` key of every spec kind)
+OracleName = Annotated[str, AfterValidator(_known_oracle)]
+
+
+class Perturb(StrictModel):
     count: int = Field(ge=1, le=100000, description="number of perturbed copies")
     rattle: float = Field(0.05, ge=0, le=1.0, description="displacement std (Å)")
     strain: float = Field(0.02, ge=0, le=0.5, description="max strain component")
@@ -57,7 +69,7 @@ class Perturb(_Strict):
     include_parent: bool = False
 
 
-class Prototype(_Strict):
+class Prototype(StrictModel):
     formula: str = Field(description="element symbol(s), e.g. Si or NaCl")
     structure: Literal["fcc", "bcc", "hcp", "diamond", "sc", "rocksalt", "zincblende",
                        "cesiumchloride", "fluorite", "wurtzite"]
@@ -66,7 +78,7 @@ class Prototype(_Strict):
     cubic: bool = False
 
 
-class StructureSource(_Strict):
+class StructureSource(StrictModel):
     file: str | None = None
     prototype: Prototype | None = None
     supercell: list[int] | None = None
@@ -81,22 +93,15 @@ class StructureSource(_Strict):
         return self
 
 
-class OracleBatchSpec(_Strict):
+class OracleBatchSpec(StrictModel):
     kind: Literal["oracle_batch"]
     name: str | None = None
-    oracle: str
+    oracle: OracleName
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(None, ge=1, le=10000)
     tags: list[str] = Field(default_factory=list)
     min_distance: float = Field(DEFAULT_MIN_DISTANCE, gt=0, lt=5)
     structures: list[StructureSource] = Field(min_length=1)
-
-    @field_validator("oracle")
-    @classmethod
-    def _known_oracle(cls, v: str) -> str:
-        if v not in available_oracles():
-            raise ValueError(f"unknown oracle {v!r}; choose one of {', '.join(available_oracles())}")
-        return v
 
 
 # ---------------------------------------------------------------------------

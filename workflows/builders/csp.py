@@ -13,23 +13,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fireworks import Workflow
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from pes_core.db import SearchRun, jsonable
-from pes_core.oracles import available_oracles
 from pes_core.search import SearchSettings
 from workflows.firetasks.csp import generation_firework
-from workflows.specs import register_kind
+from workflows.specs import OracleName, StrictModel, register_kind
 
 __all__ = ["CSPSpec", "csp_workflow", "start_search"]
 
 
-class CSPSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CSPSpec(StrictModel):
     kind: Literal["csp"]
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    oracle: str
+    oracle: OracleName
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     mode: Literal["direct", "mtp"] = "mtp"
     search: dict[str, Any] = Field(description="SearchSettings fields (composition, n_atoms, pressure_gpa, ...)")
@@ -37,13 +34,6 @@ class CSPSpec(BaseModel):
     mtp: dict[str, Any] = Field(default_factory=dict)
     active: dict[str, Any] = Field(default_factory=dict)
     verify: dict[str, Any] = Field(default_factory=lambda: {"within_mev": 100.0})
-
-    @field_validator("oracle")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in available_oracles():
-            raise ValueError(f"unknown oracle {v!r}; choose one of {', '.join(available_oracles())}")
-        return v
 
     @field_validator("search")
     @classmethod

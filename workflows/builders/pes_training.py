@@ -31,29 +31,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fireworks import Firework, Workflow
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from pes_core.oracles import available_oracles
 from pes_core.sampling import GLAZER_SYSTEMS
 from workflows.firetasks.pes import PESReferenceTask, fit_fireworks
-from workflows.specs import register_kind
+from workflows.specs import OracleName, StrictModel, register_kind
 
 __all__ = ["PESFitSpec", "PESTrainingSetSpec", "pes_fit_workflow", "pes_training_workflow"]
 
 import workflows.pes_report  # noqa: E402,F401  (registers the reporters)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _check_oracle(v: str) -> str:
-    if v not in available_oracles():
-        raise ValueError(f"unknown oracle {v!r}; choose one of {', '.join(available_oracles())}")
-    return v
-
-
-class Systematic(_Strict):
+class Systematic(StrictModel):
     cubic_amplitudes: list[float] = Field([0.2, 0.4, 0.6, 0.8], description="mode amplitudes about the cubic cell (Å, field norm)")
     cubic_vectors: Literal["all", "first"] = "all"
     tilt_amplitudes: list[float] = Field([0.3, 0.6], description="mode amplitudes about each tilted cell (Å)")
@@ -62,7 +51,7 @@ class Systematic(_Strict):
     interpolation_points: int = Field(8, ge=0, le=200)
 
 
-class Stochastic(_Strict):
+class Stochastic(StrictModel):
     count: int = Field(1000, ge=0, le=200000)
     displacement_radius: float | list[float] = Field([0.2, 1.2], description="n-sphere radius (Å) or [low, high]")
     strain_radius: float | list[float] = Field([0.0, 0.03], description="strain radius or [low, high]")
@@ -70,17 +59,17 @@ class Stochastic(_Strict):
     parents: list[str] | None = None
 
 
-class Relax(_Strict):
+class Relax(StrictModel):
     fmax: float = Field(0.02, gt=0, description="eV/Å")
     fmax_cubic: float = Field(0.002, gt=0)
     steps: int = Field(150, ge=1, le=5000)
 
 
-class PESFitSpec(_Strict):
+class PESFitSpec(StrictModel):
     kind: Literal["pes_fit"] = "pes_fit"
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     training_set: str = Field("", description="Configuration.workflow of the training set")
-    oracle: str = "chgnet"
+    oracle: OracleName = "chgnet"
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     folds: int = Field(10, ge=2, le=100)
@@ -91,11 +80,6 @@ class PESFitSpec(_Strict):
     training: dict[str, Any] = Field(default_factory=dict, description="TrainSettings fields")
     hiphive: dict[str, Any] | None = Field(default_factory=lambda: {"cutoffs": [5.8, 4.2, 3.0]})
     paths: dict[str, Any] = Field(default_factory=lambda: {"n_points": 13})
-
-    @field_validator("oracle")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_oracle(v)
 
     @field_validator("grid")
     @classmethod
@@ -123,10 +107,10 @@ class FitSection(PESFitSpec):
     kind: Literal["pes_fit"] = "pes_fit"
 
 
-class PESTrainingSetSpec(_Strict):
+class PESTrainingSetSpec(StrictModel):
     kind: Literal["pes_training_set"]
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    oracle: str = "chgnet"
+    oracle: OracleName = "chgnet"
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(50, ge=1, le=10000)
     tags: list[str] = Field(default_factory=list)
@@ -139,11 +123,6 @@ class PESTrainingSetSpec(_Strict):
     stochastic: Stochastic = Field(default_factory=Stochastic)
     featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
     fit: FitSection | None = None
-
-    @field_validator("oracle")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_oracle(v)
 
     @field_validator("tilt_systems")
     @classmethod
