@@ -12,6 +12,24 @@ between calls (0.3 Å skin, their default ASE-calculator behaviour).  The same
 random potential (written to an .mtp file) is used by both codes; the table
 is the median time of one energy+forces call divided by the number of atoms.
 Timings on a shared machine are noisy: compare columns of one run.
+
+Both codes are timed the same way, through their ASE calculators
+(:func:`time_calc`: ``atoms.positions = ...``, ``get_potential_energy()``,
+``get_forces()``), so each column includes its calculator's per-call work:
+motep's ``MTP`` is a plain ASE ``Calculator`` (ASE's generic
+``compare_atoms`` state check, ~120 us for 64 atoms, twice per
+energy+forces call, and an ``atoms.copy()`` per calculation; its skin list
+is ASE's ``PrimitiveNeighborList``); ours (:class:`~pes_core.mtp.MTPCalculator`)
+compares only positions, cell, numbers and pbc with the copies of its last
+calculation and keeps no full copy of the atoms.  Both compute energy, forces
+and stress in one evaluation.
+
+Where our time goes (same units, medians): ``engine`` is
+:func:`pes_core.mtp.engine.evaluate_pairs` alone on a ready pair list (the
+compiled MTP kernel and its Python wrapper), ``nlist`` the skin neighbour
+list update of each call (:class:`pes_core.mtp.neighbours.NeighbourCache`:
+pair vectors from the stored list in one compiled pass); the rest of ``ours``
+is the calculator and ASE's own per-call work.
 """
 
 from __future__ import annotations
@@ -66,6 +84,40 @@ def time_calc(atoms, calc, min_time: float, jitters: list[np.ndarray]) -> float:
     return float(np.median(per_call)) / len(atoms) * 1e6
 
 
+def time_fn(fn, min_time: float) -> float:
+    """Median seconds of ``fn()`` over calls for at least ``min_time`` s (at least 5 calls)."""
+    fn()
+    per_call = []
+    t_end = time.perf_counter() + min_time
+    while time.perf_counter() < t_end or len(per_call) < 5:
+        t0 = time.perf_counter()
+        fn()
+        per_call.append(time.perf_counter() - t0)
+    return float(np.median(per_call))
+
+
+def breakdown(pot: MTPPotential, atoms, min_time: float, jitters: list[np.ndarray]) -> tuple[float, float]:
+    """us/atom of the engine alone (fixed pair list) and of the skin neighbour-list update."""
+    from pes_core.mtp.engine import evaluate_pairs
+    from pes_core.mtp.neighbours import NeighbourCache, build_pairs
+
+    types = pot.types_of(atoms.numbers)
+    pairs = build_pairs(atoms, pot.max_dist)
+    engine = time_fn(lambda: evaluate_pairs(pot, pairs, types), min_time)
+    moved = atoms.copy()
+    base = moved.positions.copy()
+    cache = NeighbourCache(pot.max_dist)
+    k = [0]
+
+    def update():
+        moved.positions = base + jitters[k[0] % len(jitters)]
+        k[0] += 1
+        cache.pairs(moved)
+
+    nlist = time_fn(update, min_time)
+    return engine / len(atoms) * 1e6, nlist / len(atoms) * 1e6
+
+
 def speed_table(levels: list[int], repeats: list[int], min_time: float, engines: list[str]) -> None:
     from motep.calculator import MTP as MotepMTP
     from motep.io.mlip.mtp import read_mtp as motep_read
@@ -73,7 +125,7 @@ def speed_table(levels: list[int], repeats: list[int], min_time: float, engines:
     logging.getLogger("motep").setLevel(logging.ERROR)
     rng = np.random.default_rng(0)
     header = f"{'level':>5} {'atoms':>6} {'ours':>10}" + "".join(f" {'motep-' + e:>12}" for e in engines)
-    header += "".join(f" {'x vs ' + e:>10}" for e in engines)
+    header += "".join(f" {'x vs ' + e:>10}" for e in engines) + f" {'engine':>8} {'nlist':>7}"
     print("us per atom per energy+forces call (median), single thread")
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,6 +142,8 @@ def speed_table(levels: list[int], repeats: list[int], min_time: float, engines:
                 theirs = [time_calc(atoms, MotepMTP(data, engine=e), min_time, jitters) for e in engines]
                 row = f"{level:>5} {len(atoms):>6} {ours:>10.2f}" + "".join(f" {t:>12.2f}" for t in theirs)
                 row += "".join(f" {t / ours:>10.1f}" for t in theirs)
+                engine, nlist = breakdown(pot, atoms, min_time / 2, jitters)
+                row += f" {engine:>8.2f} {nlist:>7.2f}"
                 print(row, flush=True)
                 # same numbers from both codes (sanity)
                 a = atoms.copy()

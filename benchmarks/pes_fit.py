@@ -39,7 +39,7 @@ def _workflow_span(lp, name: str) -> tuple[float, int]:
     wf = lp.workflows.find_one({"name": name})
     fws = list(lp.fireworks.find({"fw_id": {"$in": wf["nodes"]}}, {"fw_id": 1, "spec.pes_kind": 1}))
     ids = [f["fw_id"] for f in fws if (f.get("spec") or {}).get("pes_kind") in
-           ("pes_reference", "oracle", "pes_stochastic", "pes_collect", "pes_featurize")]
+           ("pes_reference", "oracle", "pes_thermal", "pes_stochastic", "pes_collect", "pes_featurize")]
     launches = list(lp.launches.find({"fw_id": {"$in": ids}}, {"time_start": 1, "time_end": 1}))
 
     def t(x):
@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         point = {k: v for k, v in m["point"].items() if k != "model"}
         row += f"{m['train_time_s']:>9.1f}  {point}"
         print(row)
+    if "hiphive" in models:
+        from pes_core.ann.hiphive_baseline import STRAIN_NOTE
+
+        print(f"note: {STRAIN_NOTE} (its volumetric_strain path is flat)")
     nn = min(models[k]["holdout_rmse"] for k in ("cluster", "site") if k in models)
     base = min(models[k]["holdout_rmse"] for k in ("linear", "hiphive") if k in models)
     print(f"best neural {nn:.3f} vs best baseline {base:.3f} meV/atom: "

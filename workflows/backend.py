@@ -311,6 +311,12 @@ class Backend:
                 self.lp = fw_launchpad.LaunchPad.from_dict({**settings, "host": "embedded"})
             finally:
                 fw_launchpad.MongoClient = original
+            # Pings are how FireWorks tells a live launch from a dead one across processes. The embedded
+            # store has one process (the lock holder): every RUNNING launch found at start-up is lost, no ping
+            # needed (runner.recover_lost_runs). The rocket's ping thread, besides, reads the launches
+            # collection while worker threads replace documents in it, which mongomock does not make
+            # atomic ("No Launch exists with launch_id=..." tracebacks mid-run), so it is switched off here.
+            self.lp.ping_launch = lambda launch_id, ptime=None, checkpoint=None: None
         else:
             import pymongo
 

@@ -91,9 +91,11 @@ class LearningRelaxer:
         if self.capped:  # learning budget of this generation spent: relax without breaking
             th = GradeThresholds(th.select, float("inf"), th.swap_tolerance)
         relax = run.settings.get("relax", {})
+        e_min = (self.model.metrics or {}).get("min_energy_per_atom")
         self.inner = ActiveRelaxer(self.pot, self.aset, learn=None, thresholds=th,
                                    fmax=relax.get("fmax", 0.05), steps=relax.get("steps", 300),
-                                   optimizer=relax.get("optimizer", "BFGS"))
+                                   optimizer=relax.get("optimizer", "BFGS"),
+                                   energy_floor=None if e_min is None else float(e_min) - self.settings.floor_margin)
 
     def __call__(self, atoms, pressure_gpa: float = 0.0):
         res = self.inner(atoms, pressure_gpa)
@@ -110,6 +112,8 @@ class LearningRelaxer:
         name = run.name
         cands = list(self.inner.collected)
         self.inner.collected = []
+        # broken relaxations are redone after learning (their last configuration is a candidate); unphysical
+        # ones (collapsed atoms, energy hole: pes_core.active.UnphysicalError) stay failed
         broken = [ind.id for ind in relaxed if (ind.relax_info or {}).get("break")]
         if self.capped or not cands:
             return self._check_best(run, gen, relaxed, fw_spec)

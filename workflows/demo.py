@@ -8,7 +8,7 @@ Stages (each an example spec in ``examples/``):
 
 1. ``training_set_si.yaml`` -- rattled/strained diamond-Si cells labelled by
    the CHGNet stand-in oracle and stored as ``Configuration`` documents.
-2. ``csp_si8_tersoff_mtp.yaml`` -- evolutionary structure search of Si8 whose
+2. ``csp_si8_sw_mtp.yaml`` -- evolutionary structure search of Si8 whose
    relaxations run on an MTP that learns on the fly (Tersoff oracle, so it
    finishes in minutes), oracle verification and a report.
 3. ``pes_cspbbr3_quick.yaml`` -- CsPbBr3 training set from the 15 relaxed tilt
@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 STAGES = [
     ("training set (CHGNet, Si)", "training_set_si.yaml"),
-    ("crystal structure prediction (Si8, MTP learning on the fly)", "csp_si8_tersoff_mtp.yaml"),
+    ("crystal structure prediction (Si8, MTP learning on the fly)", "csp_si8_sw_mtp.yaml"),
     ("anharmonic PES of CsPbBr3 (quick size)", "pes_cspbbr3_quick.yaml"),
 ]
 

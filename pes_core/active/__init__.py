@@ -25,7 +25,7 @@ True
 from __future__ import annotations
 
 from pes_core.active.active_set import ActiveSet, SelectionResult, active_rows
-from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError
+from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError, UnphysicalError
 from pes_core.active.learning import (
     OracleLearner,
     OracleTrajectory,
@@ -47,6 +47,7 @@ __all__ = [
     "ActiveSet",
     "Candidate",
     "ExtrapolationError",
+    "UnphysicalError",
     "GradeThresholds",
     "MaxvolReport",
     "MaxvolState",

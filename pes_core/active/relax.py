@@ -38,7 +38,7 @@ from ase.filters import FrechetCellFilter
 from ase.units import GPa
 
 from pes_core.active.active_set import ActiveSet
-from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError
+from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError, UnphysicalError
 from pes_core.active.thresholds import GradeThresholds
 from pes_core.mtp import MTPPotential
 from pes_core.search.relax import RelaxResult, enthalpy_per_atom
@@ -111,6 +111,12 @@ class ActiveRelaxer:
         Learn the select candidates of a finished relaxation and continue it.
     max_volume_factor, min_volume_factor : float
         Abort (failed) when the volume leaves this range of multiples of the start.
+    min_distance_factor : float
+        Abort (failed) when two atoms come closer than this multiple of the
+        potential's ``min_dist`` (the shortest distance of its training set);
+        0 disables.  Below ``min_dist`` the MTP has no repulsive wall.
+    energy_floor : float or None
+        Abort (failed) when the MTP energy per atom drops below this (eV/atom).
     blas_threads : int or None
         BLAS threads while relaxing (1 is fastest on a busy machine).
     """
@@ -127,6 +133,8 @@ class ActiveRelaxer:
     learn_at_end: bool = True
     max_volume_factor: float = 5.0
     min_volume_factor: float = 0.2
+    min_distance_factor: float = 0.9
+    energy_floor: float | None = None
     blas_threads: int | None = 1
     n_evaluations: int = field(default=0, init=False)
     collected: list[Candidate] = field(default_factory=list, init=False, repr=False)
@@ -155,7 +163,9 @@ class ActiveRelaxer:
         atoms.pbc = True
         v0 = atoms.get_volume()
         learning = self.learn is not None
-        calc = ActiveMTPCalculator(self.potential, self.active_set, self.thresholds)
+        calc = ActiveMTPCalculator(self.potential, self.active_set, self.thresholds,
+                                   min_distance=self.min_distance_factor * self.potential.min_dist or None,
+                                   energy_floor=self.energy_floor)
         events: list[dict[str, Any]] = []
         extra: dict[str, Any] = {"optimizer": self.optimizer.upper(), "break": False}
         n_steps, converged, failed_reason = 0, False, None
@@ -173,11 +183,14 @@ class ActiveRelaxer:
                         break
             except ExtrapolationError as err:
                 broke, converged = err, False
-            except Exception as err:  # NaN forces, singular cells...: a failed result, not a crash
+            except Exception as err:  # NaN forces, singular cells, collapsed atoms...: a failed result, not a crash
                 failed_reason = f"{type(err).__name__}: {err}"
                 converged = False
+                extra["unphysical"] = isinstance(err, UnphysicalError)
             n_steps += opt.nsteps
             if failed_reason:
+                if not learning:  # the select candidates met on the way are still worth learning
+                    self.collected.extend(calc.take_candidates())
                 break
             pending = calc.take_candidates()
             if not learning:  # asynchronous learning: hand the candidates to the caller
@@ -201,6 +214,7 @@ class ActiveRelaxer:
             pot, aset = self.learn(chosen, calc.potential, calc.active_set)
             self.potential, self.active_set = pot, aset
             calc.update_model(pot, aset)
+            calc.min_distance = self.min_distance_factor * pot.min_dist or None
             events.append({"step": n_steps, "reason": "break" if broke is not None else "select",
                            "grades": [float(c.grade) for c in chosen], "n_configurations": len(chosen)})
             log.info("learning event %d at step %d: %d configurations, grades %s", len(events), n_steps,

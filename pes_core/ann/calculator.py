@@ -1,28 +1,154 @@
-"""ASE calculator for trained PES models: energy, forces and stress by autograd.
+"""ASE calculator for trained PES models: energy, forces and stress by autograd, with a training-domain guard.
 
 Stress: with the energy computed from positions ``r`` and cell ``h`` (rows),
 a homogeneous strain ``eps`` maps both by ``(I + eps)``, so
 ``dE/deps = r^T (dE/dr) + h^T (dE/dh)`` (symmetrized); the ASE stress is
 ``dE/deps / V`` in eV/Å^3 (positive = tensile, ASE sign convention).
 
+Training domain.  The models are polynomial (order-4 invariants, ridge
+shortcut) in the CCD features, fitted to a few hundred configurations: away
+from the training data they extrapolate and may be unbounded below (the
+fitted quartic form of the octahedron invariants is indefinite).  Molecular
+dynamics then runs "downhill" out of the data and explodes.  A
+:class:`TrainingDomain` records what the training configurations spanned --
+the range of every pair deformation ``f(d)`` and of every cluster feature
+(per orbit, over all clusters) and the range of the energy per atom -- and
+:class:`PESCalculator` measures, at every call, how far a configuration lies
+outside it (``results["extrapolation"]``: the largest excess in units of the
+training range width).  Beyond ``margin`` it raises :class:`ExtrapolationError`
+(``on_extrapolation="raise"``, default when a domain is given), warns once
+(``"warn"``) or only records it (``"ignore"``).
+
+Measured on the model of ``examples/pes_cspbbr3_quick.yaml`` (NVT, 300 K):
+the configurations stay inside the domain for ~100 fs, then the octahedron
+features leave it and the energy falls without bound -- with 1, 2 or 4 fs
+steps alike, and for the ridge, cluster and site models alike, so the cause
+is the extrapolating model, not the integrator.  A wall on the pair
+deformations (tried) keeps the energy finite but leaves the cluster
+features tens of range widths outside the data: bounded garbage.  Stopping
+with a clear message is the honest answer; the cure is training data that
+cover thermal configurations (e.g. MD snapshots).
+
 Example
 -------
 >>> from pes_core.ann import PESCalculator, load_model
 >>> atoms.calc = PESCalculator(load_model("cspbbr3_cluster.pt"))  # doctest: +SKIP
 >>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()  # doctest: +SKIP
+>>> dom = TrainingDomain.from_data(model.featurizer, train_data)  # doctest: +SKIP
+>>> atoms.calc = PESCalculator(model, domain=dom, margin=0.25)  # doctest: +SKIP
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ._torch import torch_threads
-from .data import structure_order
+from .data import PESData, structure_order
 from .models import PESModel
 
-__all__ = ["PESCalculator"]
+__all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain"]
+
+
+class ExtrapolationError(RuntimeError):
+    """A configuration lies outside the training domain of the model (by more than the margin)."""
+
+
+def _pair_blocks(featurizer, f: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Pair deformations ``(B, P)`` -> orbit name -> ``(B, n_clusters, n_pairs_per_cluster)``."""
+    out = {}
+    for name in featurizer.orbit_names:
+        a, b = featurizer.slices[name]
+        n_c = featurizer.n_clusters[name]
+        out[name] = f[:, a:b].reshape(f.shape[0], n_c, (b - a) // n_c)
+    return out
+
+
+@dataclass
+class TrainingDomain:
+    """Ranges spanned by the training configurations of a model.
+
+    Attributes
+    ----------
+    pair_lo, pair_hi : dict of str to numpy.ndarray
+        Orbit -> smallest / largest pair deformation ``f(d)`` at every pair
+        position of the cluster (over all clusters and configurations).
+    feature_lo, feature_hi : dict of str to numpy.ndarray
+        Orbit -> smallest / largest cluster feature (invariant polynomial).
+    energy_lo, energy_hi : float
+        Range of the energy per atom (eV/atom).
+    n_configurations : int
+        Training configurations the ranges come from.
+    """
+
+    pair_lo: dict[str, np.ndarray]
+    pair_hi: dict[str, np.ndarray]
+    feature_lo: dict[str, np.ndarray]
+    feature_hi: dict[str, np.ndarray]
+    energy_lo: float
+    energy_hi: float
+    n_configurations: int = 0
+    _widths: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_data(cls, featurizer, data: PESData, chunk: int = 128) -> TrainingDomain:
+        """Ranges of the configurations of ``data`` (in ``featurizer``'s atom order)."""
+        plo: dict = {}
+        phi: dict = {}
+        flo: dict = {}
+        fhi: dict = {}
+
+        def upd(lo, hi, name, x):
+            x = x.reshape(-1, x.shape[-1])
+            mn, mx = x.min(dim=0).values.numpy(), x.max(dim=0).values.numpy()
+            lo[name] = np.minimum(lo[name], mn) if name in lo else mn
+            hi[name] = np.maximum(hi[name], mx) if name in hi else mx
+
+        with torch.no_grad():
+            for a in range(0, len(data), chunk):
+                pos, cell = data.positions[a:a + chunk], data.cells[a:a + chunk]
+                for name, x in _pair_blocks(featurizer, featurizer.deformations(pos, cell)).items():
+                    upd(plo, phi, name, x)
+                for name, x in featurizer.cluster_features(pos, cell).items():
+                    upd(flo, fhi, name, x)
+        e = data.energies.numpy() / data.n_atoms
+        return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data))
+
+    @classmethod
+    def from_structures(cls, featurizer, structures, energies) -> TrainingDomain:
+        """Ranges of structures (pymatgen or ASE, any atom order) with total energies (eV)."""
+        return cls.from_data(featurizer, PESData.from_structures(featurizer, structures, energies))
+
+    def to_dict(self) -> dict:
+        """Plain lists and floats (for model metadata or JSON)."""
+        lists = {k: {n: np.asarray(v).tolist() for n, v in getattr(self, k).items()}
+                 for k in ("pair_lo", "pair_hi", "feature_lo", "feature_hi")}
+        return {**lists, "energy_lo": self.energy_lo, "energy_hi": self.energy_hi,
+                "n_configurations": self.n_configurations}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingDomain:
+        arr = {k: {n: np.asarray(v, dtype=float) for n, v in d[k].items()}
+               for k in ("pair_lo", "pair_hi", "feature_lo", "feature_hi")}
+        return cls(**arr, energy_lo=float(d["energy_lo"]), energy_hi=float(d["energy_hi"]),
+                   n_configurations=int(d.get("n_configurations", 0)))
+
+    def _width(self, kind: str, name: str) -> np.ndarray:
+        key = (kind, name)
+        if key not in self._widths:
+            lo, hi = getattr(self, f"{kind}_lo")[name], getattr(self, f"{kind}_hi")[name]
+            w = hi - lo
+            self._widths[key] = np.where(w > 1e-12, w, max(float(np.max(np.abs(w))), 1e-6))
+        return self._widths[key]
+
+    def excess(self, kind: str, name: str, x: np.ndarray) -> np.ndarray:
+        """Distance of values ``x (..., n)`` outside the range, in units of the range width (0 inside)."""
+        lo, hi = getattr(self, f"{kind}_lo")[name], getattr(self, f"{kind}_hi")[name]
+        return np.maximum(np.maximum(x - hi, lo - x), 0.0) / self._width(kind, name)
 
 
 class PESCalculator(Calculator):
@@ -35,14 +161,37 @@ class PESCalculator(Calculator):
         distorted copy of it, in any atom order).
     threads : int, optional
         torch threads during a call (default 1; ``None`` leaves torch alone).
+    domain : TrainingDomain or dict, optional
+        Training domain of the model; without one no check is made, unless
+        the model carries one in ``model.metadata["training_domain"]``
+        (``False``: no check in any case).
+    margin : float
+        Accepted excess beyond the training ranges, in units of the range
+        width (features and pair deformations) or of the energy range (energy
+        per atom below the training minimum).
+    on_extrapolation : str
+        ``"raise"`` (:class:`ExtrapolationError`), ``"warn"`` (once) or ``"ignore"``.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model: PESModel, threads: int | None = 1, **kwargs) -> None:
+    def __init__(self, model: PESModel, threads: int | None = 1, domain: TrainingDomain | dict | bool | None = None,
+                 margin: float = 0.25, on_extrapolation: str = "raise", **kwargs) -> None:
         super().__init__(**kwargs)
+        if on_extrapolation not in ("raise", "warn", "ignore"):
+            raise ValueError(f"on_extrapolation must be 'raise', 'warn' or 'ignore', got {on_extrapolation!r}")
         self.model = model.eval()
         self.threads = threads
+        if domain is None:
+            domain = (getattr(model, "metadata", None) or {}).get("training_domain")
+        elif domain is False:  # no check, even with a domain in the model's metadata
+            domain = None
+        self.domain = TrainingDomain.from_dict(domain) if isinstance(domain, dict) else domain
+        self.margin = float(margin)
+        self.on_extrapolation = on_extrapolation
+        self.n_outside = 0          # calls beyond the margin
+        self.n_calls = 0
+        self._warned = False
         self._order: np.ndarray | None = None
         self._numbers: np.ndarray | None = None
 
@@ -53,10 +202,27 @@ class PESCalculator(Calculator):
             self._numbers = numbers.copy()
         return self._order
 
+    def _check(self, pairs, clusters, e_atom: float) -> tuple[float, str]:
+        """Largest excess over the training ranges (in widths) and where it is."""
+        d = self.domain
+        worst, where = 0.0, ""
+        for kind, blocks in (("pair", pairs), ("feature", clusters)):
+            for name, x in blocks.items():
+                ex = d.excess(kind, name, x.detach()[0].numpy())
+                m = float(ex.max()) if ex.size else 0.0
+                if m > worst:
+                    worst, where = m, f"{'pair deformation' if kind == 'pair' else 'cluster feature'} of {name}"
+        e_width = max(d.energy_hi - d.energy_lo, 1e-6)
+        e_ex = max(d.energy_lo - e_atom, 0.0) / e_width
+        if e_ex > worst:
+            worst, where = e_ex, (f"energy {e_atom:.4f} eV/atom below the training minimum {d.energy_lo:.4f} eV/atom")
+        return worst, where
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        n = self.model.featurizer.n_atoms
+        feat = self.model.featurizer
+        n = feat.n_atoms
         if len(atoms) != n:
             raise ValueError(f"the model describes a {n}-atom supercell; got {len(atoms)} atoms")
         order = self._atom_order(atoms)
@@ -65,18 +231,40 @@ class PESCalculator(Calculator):
         with torch_threads(self.threads):
             pos = torch.as_tensor(pos_np, dtype=torch.float64).unsqueeze(0).requires_grad_(True)
             cell = torch.as_tensor(cell_np, dtype=torch.float64).unsqueeze(0).requires_grad_(True)
-            energy = self.model(pos, cell)
+            if self.domain is None:
+                energy = self.model(pos, cell)
+            else:
+                out = feat(pos, cell)
+                energy = self.model.energy_from_features(out.clusters, out.sites)
             g_pos, g_cell = torch.autograd.grad(energy.sum(), (pos, cell))
+        self.n_calls += 1
+        e_model = float(energy.detach()[0])
+        extrapolation = 0.0
+        if self.domain is not None:
+            with torch.no_grad():
+                pairs = _pair_blocks(feat, feat.deformations(pos, cell))
+            extrapolation, where = self._check(pairs, out.clusters, e_model / n)
+            if extrapolation > self.margin:
+                self.n_outside += 1
+                msg = (f"configuration outside the training domain of the {self.model.kind} model: {where} "
+                       f"lies {extrapolation:.2f} range widths beyond the {self.domain.n_configurations} training "
+                       f"configurations (margin {self.margin}); its energy and forces are an extrapolation")
+                if self.on_extrapolation == "raise":
+                    raise ExtrapolationError(msg)
+                if self.on_extrapolation == "warn" and not self._warned:
+                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                    self._warned = True
         g_pos = g_pos[0].numpy()
         forces = np.empty_like(g_pos)
         forces[order] = -g_pos
         virial = pos_np.T @ g_pos + cell_np.T @ g_cell[0].numpy()  # dE/deps
         virial = 0.5 * (virial + virial.T)
         stress = virial / atoms.get_volume()
-        e = float(energy.detach()[0])
+        e = e_model
         self.results = {
             "energy": e,
             "free_energy": e,
             "forces": forces,
             "stress": stress.flat[[0, 4, 8, 5, 2, 1]].copy(),
+            "extrapolation": extrapolation,
         }

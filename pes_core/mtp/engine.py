@@ -3,8 +3,10 @@
 The contraction program of a :class:`~pes_core.mtp.basis.MomentBasis` is turned
 once into a :class:`ContractionPlan` (cached on the basis).  Two backends use it:
 
-* the default: fused numba kernels (:mod:`pes_core.mtp.kernels`), one pass
-  per atom over its neighbours, no temporaries beyond a few per-atom arrays;
+* the default: fused numba kernels (:mod:`pes_core.mtp.kernels`); energies
+  and forces run the contraction program and its adjoint for blocks of atoms
+  at once (one SIMD lane per atom) and the per-pair work in SIMD chunks of
+  pairs, with scratch arrays of one block only;
 * a pure numpy path (no numba, and a cross-check in the tests) that works on
   whole arrays:
 
@@ -87,6 +89,35 @@ class ContractionPlan:
     b_mult: np.ndarray  # multiplicity (doubled for squares)
     mapping: np.ndarray
     layers: list[_Layer]
+    itab: np.ndarray | None = None  # int tables of the fused kernel, packed (_pack_tables)
+    ftab: np.ndarray | None = None  # float tables of the fused kernel, packed
+
+
+def _pack_tables(plan: ContractionPlan) -> tuple[np.ndarray, np.ndarray]:
+    """The tables of :func:`kernels.site_energies_and_gradients` in two flat arrays (few arguments to dispatch).
+
+    ``itab``: a 16-entry header ``(N_mu, n_mono, K, D, U, m, 0...)``, then
+    ``mu_ncols``, ``mu_nlow`` (the columns below the top degree of each radial
+    function: those with angular derivative terms), ``mono_parent``,
+    ``mono_axis``, ``hi`` (3, n_mono), ``basic_mu``, ``basic_mono``,
+    ``basic_of`` (N_mu, n_mono + 1; the basic moment of ``(mu, column)`` or
+    -1), ``f_target``, ``f_ptr``, ``f_i``, ``f_j``, ``b_moment``, ``b_ptr``,
+    ``b_k``, ``b_other``, ``mapping``.  ``ftab``: ``hi_coef`` (3, n_mono),
+    ``f_mult``, ``b_mult``.
+    """
+    basic_of = np.full((plan.n_mu, plan.n_mono + 1), -1, dtype=np.int64)
+    basic_of[plan.basic_mu, plan.basic_mono] = np.arange(plan.n_basic)
+    header = np.zeros(16, dtype=np.int64)
+    header[:6] = [plan.n_mu, plan.n_mono, plan.n_basic, len(plan.f_target), len(plan.b_moment), len(plan.mapping)]
+    # columns are ordered by degree; those of lower degree than a function's top degree
+    top = np.array([plan.mono_degree[n - 1] if n else 0 for n in plan.mu_ncols])
+    mu_nlow = np.array([int((plan.mono_degree < t).sum()) if n else 0 for n, t in zip(plan.mu_ncols, top)])
+    parts = [header, plan.mu_ncols, mu_nlow, plan.mono_parent, plan.mono_axis, plan.hi.ravel(), plan.basic_mu,
+             plan.basic_mono, basic_of.ravel(), plan.f_target, plan.f_ptr, plan.f_i, plan.f_j, plan.b_moment,
+             plan.b_ptr, plan.b_k, plan.b_other, plan.mapping]
+    itab = np.ascontiguousarray(np.concatenate([np.asarray(x, dtype=np.int64).ravel() for x in parts]))
+    ftab = np.ascontiguousarray(np.concatenate([plan.hi_coef.ravel(), plan.f_mult, plan.b_mult]).astype(float))
+    return itab, ftab
 
 
 def _check_sequential(basis: MomentBasis) -> None:
@@ -191,12 +222,14 @@ def _build_plan(basis: MomentBasis) -> ContractionPlan:
         layers.append(_Layer(t[:, 0].copy(), t[:, 1].copy(), t[:, 2].astype(float), t[:, 3].copy(),
                              k_unique, k_starts, b_order, b_unique, b_starts))
     csr = _sparse_program(times, layer_of, n_mom)
-    return ContractionPlan(
+    plan = ContractionPlan(
         k_basic, n_mom, basis.radial_funcs_count, n_mono, parent, axis, parent.tolist(), axis.tolist(), degree, degree_cols, basic_flat,
         basic[:, 0].copy(), np.array([index[tuple(r[1:])] for r in basic], dtype=np.int64), mu_ncols,
         hi, hi_coef, lo, lo_coef, np.ascontiguousarray(times[:, [0, 1, 3]]), times[:, 2].astype(float),
         *csr, basis.alpha_moment_mapping.copy(), layers,
     )
+    plan.itab, plan.ftab = _pack_tables(plan)
+    return plan
 
 
 def get_plan(basis: MomentBasis) -> ContractionPlan:
@@ -416,29 +449,24 @@ def radial_functions(
 
 def _evaluate_fused(pot: MTPPotential, pairs: PairList, types: np.ndarray, forces: bool, keep: bool) -> MTPEvaluation:
     plan = get_plan(pot.basis)
-    n, n_pairs = pairs.n_atoms, len(pairs.i)
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs.i, minlength=n), out=starts[1:])
+    n = pairs.n_atoms
     site = np.empty(n)
     basis_out = np.empty((n, len(plan.mapping)))
-    force = np.zeros((n, 3))
-    virial = np.zeros((3, 3))
-    de_df = np.empty((n_pairs, plan.n_mu))
+    force = np.empty((n, 3))
+    virial = np.empty((3, 3))
+    de_df = np.empty((len(pairs.i) if keep and forces else 0, plan.n_mu))
     kernels.site_energies_and_gradients(
-        starts, pairs.j, np.ascontiguousarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
+        pairs.i, pairs.j, np.asarray(types, dtype=np.int64), pairs.vectors, pairs.distances,
         float(pot.min_dist), float(pot.max_dist), np.ascontiguousarray(pot.scaling * pot.radial_coeffs),
-        plan.basic_mu, plan.basic_mono, plan.mu_ncols, plan.mono_parent, plan.mono_axis, plan.hi, plan.hi_coef,
-        plan.mono_degree, plan.f_target, plan.f_ptr, plan.f_i, plan.f_j, plan.f_mult,
-        plan.b_moment, plan.b_ptr, plan.b_k, plan.b_other, plan.b_mult, plan.mapping,
-        np.ascontiguousarray(pot.moment_coeffs, dtype=float), plan.n_moments, forces,
+        np.asarray(pot.species_coeffs, dtype=float), plan.itab, plan.ftab,
+        np.asarray(pot.moment_coeffs, dtype=float), plan.n_moments, bool(forces), bool(forces and keep),
         site, basis_out, force, virial, de_df,
     )
-    energies = site + pot.species_coeffs[types]
-    result = MTPEvaluation(float(energies.sum()), energies, None, None, basis_out)
+    # site holds V_i with the species offsets; F_i = -dE/dR_i (the kernel adds +dE/dr_p to the centre)
+    result = MTPEvaluation(float(site.sum()), site, None, None, basis_out)
     if forces:
-        # the kernel accumulates +dE/dr on the centre: F_i = -dE/dR_i = +sum_p g_p - ...
         result.forces = force
-        result.virial = 0.5 * (virial + virial.T)
+        result.virial = virial
         if keep:
             result.d_site_d_f = de_df
             result.radial_q = chebyshev_radial_basis(

@@ -6,7 +6,7 @@
 >>> round(result.energy, 4)
 -0.0067
 
-Names: ``emt``, ``lj``, ``tersoff`` (fast classical), ``chgnet``, ``sevenn``
+Names: ``emt``, ``lj``, ``tersoff``, ``sw`` (fast classical), ``chgnet``, ``sevenn``
 (universal ML potentials, the embedded default stand-in for DFT), and the
 first-principles ``vasp`` and ``cp2k`` where their modules are present.
 """
@@ -34,6 +34,7 @@ _REGISTRY: dict[str, str | type[Oracle]] = {
     "emt": "pes_core.oracles.ase_calc:EMTOracle",
     "lj": "pes_core.oracles.ase_calc:LennardJonesOracle",
     "tersoff": "pes_core.oracles.ase_calc:TersoffOracle",
+    "sw": "pes_core.oracles.ase_calc:StillingerWeberOracle",
     "chgnet": "pes_core.oracles.ase_calc:CHGNetOracle",
     "sevenn": "pes_core.oracles.ase_calc:SevenNetOracle",
     "vasp": "pes_core.oracles.vasp:VaspOracle",

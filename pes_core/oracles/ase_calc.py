@@ -188,3 +188,35 @@ class SevenNetOracle(_UniversalMLOracle):
     name = "sevenn"
     atomate2_name = "SevenNet"
     package = "sevenn"
+
+
+class StillingerWeberOracle(AseCalculatorOracle):
+    """Stillinger-Weber potential for Si (PRB 31, 5262 (1985)), matscipy's many-body calculator.
+
+    Its two- and three-body terms go to zero with all derivatives at
+    a*sigma = 3.77 Å (an exp(sigma/(r - a*sigma)) cutoff), so the surface is
+    smooth everywhere, like a DFT surface and unlike Tersoff's, whose switching
+    function changes the energy of a bond by its full value between 2.7 and
+    3.0 Å.  That makes it the fast stand-in oracle for learning-on-the-fly
+    tests: measured here, a level-16 MTP fitted to 88 relaxed Si8 minima
+    labelled by Tersoff misses the rest by 42 meV/atom, labelled by SW by far
+    less (see ``benchmarks/csp.py``).  Diamond Si: a = 5.431 Å, -4.3366 eV/atom.
+    """
+
+    name = "sw"
+    supported_elements = frozenset({"Si"})
+
+    def make_calculator(self) -> Calculator:
+        import warnings
+
+        from matscipy.calculators.manybody import Manybody
+        from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
+            StillingerWeber,
+            Stillinger_Weber_PRB_31_5262_Si,
+        )
+
+        warnings.filterwarnings("ignore", message="'where' used without 'out'")
+        return Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
+
+    def code_version(self) -> str:
+        return f"matscipy {_pkg_version('matscipy')} Stillinger-Weber PRB 31 5262 (1985)"

@@ -32,7 +32,11 @@ class OracleCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        result = self.oracle.compute(self.atoms)
+        atoms = self.atoms
+        if atoms.constraints:  # e.g. FixCom of an MD run: the oracle needs none (pymatgen would warn about it)
+            atoms = atoms.copy()
+            atoms.set_constraint()
+        result = self.oracle.compute(atoms)
         self.n_calls += 1
         self.results["energy"] = result.energy
         self.results["free_energy"] = result.energy

@@ -6,7 +6,8 @@
   Stokes 1998).
 * :mod:`pes_core.sampling.pes_training` -- symmetry-adapted displacement
   modes and strains, n-sphere samples with a feature-correlation novelty
-  filter, interpolations and oracle relaxations (PES training sets).
+  filter, interpolations, oracle relaxations and thermal (oracle MD)
+  snapshots (PES training sets).
 """
 
 from pes_core.sampling.perturb import rattled_strained
@@ -23,10 +24,13 @@ from pes_core.sampling.pes_training import (
     systematic_training_set,
     symmetry_adapted_modes,
     symmetry_adapted_strains,
+    thermal_snapshots,
+    thermal_training_set,
 )
 from pes_core.sampling.tilts import GLAZER_SYSTEMS, glazer_tilted, parse_glazer
 
 __all__ = ["GLAZER_SYSTEMS", "ModeBlock", "NoveltyFilter", "glazer_tilted", "interpolate_structures",
            "mode_enumeration", "nsphere_samples", "parse_glazer", "rattled_strained", "relax_cubic",
            "relax_structure", "stochastic_training_set", "strain_enumeration",
-           "systematic_training_set", "symmetry_adapted_modes", "symmetry_adapted_strains"]
+           "systematic_training_set", "symmetry_adapted_modes", "symmetry_adapted_strains",
+           "thermal_snapshots", "thermal_training_set"]

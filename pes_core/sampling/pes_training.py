@@ -13,6 +13,10 @@
   not too correlated with any already accepted (or stored) configuration.
 * :func:`interpolate_structures` -- linear interpolation of cells and positions.
 * :func:`relax_structure`, :func:`relax_cubic` -- oracle relaxations (ASE FIRE).
+* :func:`thermal_snapshots`, :func:`thermal_training_set` -- decorrelated
+  snapshots of short oracle-driven NVT (Langevin) runs: the thermal
+  configurations that static, symmetric distortions miss (molecular dynamics
+  on a model needs them in its training set).
 
 How the blocks are found: for the representation ``Gamma(g)`` of the
 displacements (a permutation of the atoms times the Cartesian rotation), a
@@ -58,6 +62,10 @@ __all__ = [
     "strain_representation",
     "symmetry_adapted_modes",
     "symmetry_adapted_strains",
+    "thermal_label",
+    "thermal_snapshot_steps",
+    "thermal_snapshots",
+    "thermal_training_set",
 ]
 
 
@@ -576,3 +584,117 @@ def stochastic_training_set(parents: dict[str, Structure], count: int, *,
                                   min_distance=min_distance)
         out += [(s, f"{name}:nsphere") for s in samples]
     return out
+
+
+# --------------------------------------------------------------------------- thermal configurations
+def thermal_snapshot_steps(steps: int, every: int, equilibration: int) -> list[int]:
+    """MD steps at which :func:`thermal_snapshots` takes a snapshot: ``equilibration + every * k <= steps``, k >= 1."""
+    if steps < 1 or every < 1 or equilibration < 0:
+        raise ValueError(f"need steps >= 1, every >= 1, equilibration >= 0 (got {steps}, {every}, {equilibration})")
+    return list(range(equilibration + every, steps + 1, every))
+
+
+def _md_seed(seed: int, parent: str, temperature: float) -> np.random.Generator:
+    """A generator fixed by (seed, parent name, temperature) -- independent of which other runs exist."""
+    import zlib
+
+    return np.random.default_rng([int(seed), zlib.crc32(parent.encode()), int(round(1000 * float(temperature)))])
+
+
+def thermal_snapshots(parent: Structure, oracle, temperature: float, *, steps: int = 400, every: int = 20,
+                      equilibration: int = 100, dt_fs: float = 2.0, friction_per_fs: float = 0.01,
+                      seed: int = 0, name: str = "parent",
+                      min_distance: float = DEFAULT_MIN_DISTANCE) -> list[tuple[Structure, int]]:
+    """Decorrelated snapshots of an oracle-driven NVT run (ASE Langevin) from ``parent``.
+
+    Velocities are drawn from the Maxwell-Boltzmann distribution at
+    ``temperature`` (centre of mass at rest, kept there by a ``FixCom``
+    constraint); the thermostat is Langevin with ``friction_per_fs``.  After
+    ``equilibration`` steps a snapshot is taken every ``every`` steps up to
+    ``steps`` (:func:`thermal_snapshot_steps`).  The cell is the parent's
+    (NVT).  All random numbers come from one generator seeded by ``(seed,
+    name, temperature)``, so a run is reproducible with a deterministic
+    oracle.
+
+    Parameters
+    ----------
+    parent : Structure
+        Start (e.g. the relaxed cubic or a relaxed tilted supercell).
+    oracle : pes_core.oracles.Oracle
+        Energy/force source of the dynamics (every step is one oracle call).
+    temperature : float
+        Thermostat temperature, K.
+    steps, every, equilibration : int
+        Length of the run, snapshot interval and steps before the first snapshot.
+    dt_fs, friction_per_fs : float
+        Time step (fs) and Langevin friction (1/fs).
+    seed : int
+        Seed (with ``name`` and ``temperature``) of the velocities and the thermostat noise.
+    name : str
+        Name of the parent in the seed (e.g. its Glazer symbol).
+    min_distance : float
+        Snapshots with atoms closer than this (Å) are left out.
+
+    Returns
+    -------
+    list of (Structure, int)
+        Snapshots (atom order of ``parent``, positions wrapped into the cell) and their MD step.
+    """
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from pes_core.oracles import to_atoms
+    from pes_core.oracles.calculator import OracleCalculator
+
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    wanted = set(thermal_snapshot_steps(steps, every, equilibration))
+    rng = _md_seed(seed, name, temperature)
+    atoms = to_atoms(parent)
+    atoms.calc = OracleCalculator(oracle)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=float(temperature), rng=rng)
+    Stationary(atoms)
+    atoms.set_constraint(FixCom())
+    dyn = Langevin(atoms, float(dt_fs) * units.fs, temperature_K=float(temperature),
+                   friction=float(friction_per_fs) / units.fs, fixcm=False, rng=rng)
+    out: list[tuple[Structure, int]] = []
+
+    def grab():
+        k = int(dyn.nsteps)
+        if k in wanted:
+            # plain cell + species + wrapped positions: no velocities or constraints in the stored structure
+            s = Structure(Lattice(atoms.cell[:]), parent.species, atoms.get_positions(wrap=True),
+                          coords_are_cartesian=True)
+            if _ok(s, min_distance):
+                out.append((s, k))
+
+    dyn.attach(grab, interval=1)
+    dyn.run(int(steps))
+    return out
+
+
+def thermal_training_set(parents: dict[str, Structure], oracle, temperatures: Sequence[float] = (300.0, 450.0),
+                         *, steps: int = 400, every: int = 20, equilibration: int = 100, dt_fs: float = 2.0,
+                         friction_per_fs: float = 0.01, seed: int = 0,
+                         min_distance: float = DEFAULT_MIN_DISTANCE) -> list[tuple[Structure, str]]:
+    """:func:`thermal_snapshots` of every parent at every temperature.
+
+    Labels are ``"<parent>:thermal:<T>K:<step>"`` (:func:`thermal_label`).
+    Each run is seeded by ``(seed, parent, T)`` alone, so a run gives the same
+    snapshots whichever other runs are done (and in whichever order).
+    """
+    out: list[tuple[Structure, str]] = []
+    for name, parent in parents.items():
+        for t in temperatures:
+            snaps = thermal_snapshots(parent, oracle, float(t), steps=steps, every=every, equilibration=equilibration,
+                                      dt_fs=dt_fs, friction_per_fs=friction_per_fs, seed=seed, name=name,
+                                      min_distance=min_distance)
+            out += [(s, thermal_label(name, t, k)) for s, k in snaps]
+    return out
+
+
+def thermal_label(parent: str, temperature: float, step: int) -> str:
+    """Generator label of a thermal snapshot: ``"<parent>:thermal:<T>K:<step>"``."""
+    return f"{parent}:thermal:{float(temperature):g}K:{int(step)}"

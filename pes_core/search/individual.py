@@ -7,6 +7,8 @@ same choices).
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +149,13 @@ class Individual:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Individual:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**d)
+        """Inverse of :meth:`to_dict` (a deep copy: the individual never shares ``d``'s nested dicts).
+
+        Sharing them let a later change of ``relax_info`` (the oracle check of
+        a generation's best) leak into the cached partial results of the
+        generation, which a rerun then restored half-updated.
+        """
+        return cls(**copy.deepcopy(d))
 
     def __repr__(self) -> str:
         h = "unrelaxed" if self.enthalpy_per_atom is None else f"{self.enthalpy_per_atom:.4f} eV/atom"

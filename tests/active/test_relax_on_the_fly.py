@@ -92,3 +92,31 @@ def test_low_energy_weights():
     w = low_energy_weights([-4.6, -4.58, -4.0])
     assert w[0] == 1.0 and w[0] > w[1] > w[2]
     assert np.isclose(w[1], (0.02 / 0.04) ** 4)
+
+
+def test_unphysical_configurations_fail_instead_of_ranking():
+    """Collapsed atoms (below the trained range) and energy holes abort a relaxation as failed."""
+    from pes_core.active import UnphysicalError
+
+    pot = MTPPotential.from_level(8, ["Si"])
+    pot.min_dist = 2.0
+    pot.initialize(np.random.default_rng(0))
+    aset = ActiveSet.from_training(pot, [bulk("Si", a=a) for a in np.linspace(5.2, 5.8, 12)])
+    no_break = GradeThresholds(select=1e30, break_=float("inf"))
+    atoms = bulk("Si", a=5.43)
+    atoms.positions[1] = atoms.positions[0] + [1.0, 0.6, 0.0]  # 1.17 Å apart: below 0.9 x 2.0 Å
+    atoms.calc = ActiveMTPCalculator(pot, aset, no_break, min_distance=1.8)
+    with pytest.raises(UnphysicalError, match=r"atoms 0 and 1 are 1\.166 Å apart"):
+        atoms.get_potential_energy()
+    e = ActiveMTPCalculator(pot, aset, no_break)
+    ok = bulk("Si", a=5.43)
+    ok.calc = e
+    e_atom = ok.get_potential_energy() / len(ok)
+    ok.calc = ActiveMTPCalculator(pot, aset, no_break, energy_floor=e_atom + 0.1)
+    with pytest.raises(UnphysicalError, match="below the floor"):
+        ok.get_potential_energy()
+    # the relaxer turns both into a failed result with the reason, not an exception or a ranked energy
+    relax = ActiveRelaxer(pot, aset, learn=None, thresholds=no_break, energy_floor=e_atom + 0.1)
+    res = relax(bulk("Si", a=5.43), 0.0)
+    assert res.failed and res.extra["unphysical"] and "below the floor" in res.extra["reason"]
+    assert not np.isfinite(res.energy)

@@ -35,20 +35,37 @@ def test_linear_fit_recovers_known_parameters(level: int, n_species: int) -> Non
 
 def test_full_fit_recovers_predictions_of_known_potential() -> None:
     """Radial functions are only defined up to rescalings absorbed by the linear part, so
-    compare predictions: from perturbed radial coefficients L-BFGS finds the reference again."""
+    compare predictions: from perturbed radial coefficients L-BFGS finds the reference again.
+
+    L-BFGS runs to convergence (it stops on its own after ~250-400 iterations, at
+    a loss ~1e-6 of the initial one or at round-off), not for a fixed number of
+    iterations: after 200 iterations it is still on its way and where it stands
+    changes with 1e-15 perturbations of the labels.  Converged, the fit reproduces
+    held-out configurations of the known potential to < 1e-3 eV/Å in the forces
+    (RMS force ~20 eV/Å; seen ~2e-4 eV/Å, or ~1e-8 when L-BFGS runs down to
+    round-off) and < 1e-4 eV/atom in the energies (seen ~1.5e-5), where the linear
+    fit with the perturbed radial functions is off by 0.2 eV/Å and 8 meV/atom; a
+    fit that stops early (200 iterations: ~1e-2 eV/Å) or does not move the radial
+    coefficients fails.
+    """
     true = random_potential(6, 1, seed=5)
     structures = [random_crystal(1, seed=s, rattle=0.2) for s in range(10)]
     records = _label(true, structures)
+    held_out = _label(true, [random_crystal(1, seed=s, rattle=0.2) for s in (99, 100, 101)])
     start = true.copy()
     start.radial_coeffs = true.radial_coeffs * (1 + 0.05 * np.random.default_rng(0).normal(size=true.radial_coeffs.shape))
-    settings = FitSettings(max_iter=200, auto_min_dist=False, regularization=0.0, radial_regularization=0.0, log=None)
-    before = error_metrics(_linear_only(start, records), records)
+    settings = FitSettings(max_iter=1000, auto_min_dist=False, regularization=0.0, radial_regularization=0.0, log=None)
+    linear = _linear_only(start, records)
+    before = error_metrics(linear, held_out)
+    assert before.force_rmse > 0.1 and before.energy_rmse > 1e-3  # the perturbation matters
     fitted, report = fit_mtp(start, records, settings, validation=[])
-    assert report.loss_history[-1] < 1e-3 * report.loss_history[0]
-    assert report.train.force_rmse < 0.05 * before.force_rmse
-    assert report.train.energy_rmse < 0.05 * before.energy_rmse
-    held_out = _label(true, [random_crystal(1, seed=99, rattle=0.2)])
-    assert error_metrics(fitted, held_out).force_rmse < 0.05 * before.force_rmse
+    assert report.iterations < settings.max_iter  # converged rather than stopped
+    assert report.loss_history[-1] < 1e-4 * report.loss_history[0]
+    assert report.train.force_rmse < 1e-3 and report.train.energy_rmse < 1e-4
+    after = error_metrics(fitted, held_out)
+    assert after.force_rmse < 1e-3, after.format("held out")
+    assert after.energy_rmse < 1e-4, after.format("held out")
+    assert not np.allclose(fitted.radial_coeffs, start.radial_coeffs)  # the radial part was fitted
 
 
 def _linear_only(pot, records):

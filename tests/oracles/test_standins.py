@@ -13,7 +13,7 @@ from pes_core.oracles.calculator import OracleCalculator
 
 
 def test_registry_and_unknown_name():
-    assert {"emt", "lj", "tersoff", "chgnet", "sevenn", "vasp", "cp2k"} <= set(available_oracles())
+    assert {"emt", "lj", "tersoff", "sw", "chgnet", "sevenn", "vasp", "cp2k"} <= set(available_oracles())
     with pytest.raises(ValueError, match="unknown oracle 'dft'; choose one of"):
         get_oracle("dft")
 
@@ -26,8 +26,18 @@ def test_tersoff_diamond_energies_match_the_1988_papers():
     assert np.abs(si.forces).max() < 1e-10
 
 
+def test_stillinger_weber_diamond_matches_the_1985_paper():
+    # SW 1985: diamond Si at a = 5.431 Å is the minimum, cohesive energy 2 epsilon = 4.3366 eV/atom
+    res = get_oracle("sw").compute(bulk("Si", "diamond", a=5.431))
+    assert res.energy_per_atom == pytest.approx(-4.3366, abs=1e-4)
+    assert np.abs(res.forces).max() < 1e-10 and np.abs(res.stress).max() < 0.05
+    with pytest.raises(ValueError, match="oracle 'sw' has no parameters for C; it supports Si"):
+        get_oracle("sw").compute(bulk("C", "diamond", a=3.566))
+
+
 @pytest.mark.parametrize("name,atoms", [
     ("tersoff", bulk("Si", "diamond", a=5.43, cubic=True)),
+    ("sw", bulk("Si", "diamond", a=5.43, cubic=True)),
     ("emt", bulk("Cu", "fcc", a=3.6, cubic=True)),
 ])
 def test_forces_and_stress_are_derivatives_of_the_energy(name, atoms):

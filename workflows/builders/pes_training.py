@@ -10,6 +10,7 @@
     systematic: {cubic_amplitudes: [0.3, 0.6, 0.9], tilt_amplitudes: [0.3, 0.6], tilt_max_blocks: 12,
                  strain_amplitudes: [-0.03, -0.015, 0.015, 0.03], interpolation_points: 8}
     stochastic: {count: 1000, displacement_radius: [0.2, 1.2], strain_radius: [0.0, 0.03], threshold: 0.98}
+    thermal: {temperatures: [300, 450], parents: [a0a0a0, a+b-b-], steps: 400, equilibration: 100, every: 20}
     fit:
       name: cspbbr3-demo-fit
       folds: 10
@@ -57,6 +58,42 @@ class Stochastic(StrictModel):
     strain_radius: float | list[float] = Field([0.0, 0.03], description="strain radius or [low, high]")
     threshold: float = Field(0.98, gt=0, le=1.0, description="max feature correlation with known configurations")
     parents: list[str] | None = None
+
+
+class Thermal(StrictModel):
+    """Snapshots of short oracle-driven NVT runs (ASE Langevin), one run per parent and temperature."""
+
+    temperatures: list[float] = Field([300.0, 450.0], min_length=1, description="thermostat temperatures (K)")
+    parents: list[str] = Field(["a0a0a0", "a+b-b-"], min_length=1,
+                               description="relaxed cells the runs start from (Glazer symbols)")
+    steps: int = Field(400, ge=1, le=100000, description="MD steps per run (equilibration included)")
+    equilibration: int = Field(100, ge=0, le=100000, description="steps before the first snapshot")
+    every: int = Field(20, ge=1, le=100000, description="steps between snapshots (decorrelation)")
+    dt_fs: float = Field(2.0, gt=0, le=5.0, description="time step (fs)")
+    friction: float = Field(0.01, gt=0, le=1.0, description="Langevin friction (1/fs)")
+    seed: int | None = Field(None, description="MD seed (default: the spec's seed)")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v):
+        if any(t <= 0 for t in v):
+            raise ValueError(f"temperatures must be positive (K), got {v}")
+        return v
+
+    @field_validator("parents")
+    @classmethod
+    def _parents(cls, v):
+        bad = [s for s in v if s not in GLAZER_SYSTEMS]
+        if bad:
+            raise ValueError(f"unknown thermal parents {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _snapshots(self):
+        if self.equilibration + self.every > self.steps:
+            raise ValueError(f"no snapshot: equilibration ({self.equilibration}) + every ({self.every}) "
+                             f"exceeds steps ({self.steps})")
+        return self
 
 
 class Relax(StrictModel):
@@ -121,6 +158,7 @@ class PESTrainingSetSpec(StrictModel):
     relax: Relax = Field(default_factory=Relax)
     systematic: Systematic = Field(default_factory=Systematic)
     stochastic: Stochastic = Field(default_factory=Stochastic)
+    thermal: Thermal | None = Field(None, description="oracle-MD snapshots (left out: none)")
     featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
     fit: FitSection | None = None
 
@@ -132,6 +170,14 @@ class PESTrainingSetSpec(StrictModel):
             if bad:
                 raise ValueError(f"unknown tilt systems {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
         return v
+
+    @model_validator(mode="after")
+    def _thermal_parents(self):
+        if self.thermal is not None and self.tilt_systems is not None:
+            missing = [p for p in self.thermal.parents if p != "a0a0a0" and p not in self.tilt_systems]
+            if missing:
+                raise ValueError(f"thermal parents {missing} are not relaxed: add them to tilt_systems")
+        return self
 
     @model_validator(mode="after")
     def _fit_defaults(self):

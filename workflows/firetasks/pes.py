@@ -2,8 +2,15 @@
 
 Training set (spec kind ``pes_training_set``)::
 
-    PESReferenceTask -> oracle fireworks (systematic set) -> PESStochasticTask
-        -> oracle fireworks (n-sphere samples) -> PESCollectTask -> PESFeaturizeTask [-> fit]
+    PESReferenceTask -> oracle fireworks (systematic set)      -> PESStochasticTask
+                     -> PESThermalTask x (parent, T) --detour--> oracle fireworks (snapshots) -^
+        PESStochasticTask -> oracle fireworks (n-sphere samples) -> PESCollectTask -> PESFeaturizeTask [-> fit]
+
+The thermal fireworks (spec key ``thermal``) run short oracle-driven MD
+(:func:`pes_core.sampling.pes_training.thermal_snapshots`; the category of
+the oracle, like any oracle work) and send their snapshots through ordinary
+oracle fireworks as a detour, so the n-sphere stage, the collector and the
+fit see them like any other configuration.
 
 Fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
 
@@ -41,6 +48,7 @@ __all__ = [
     "PESSelectTask",
     "PESSplitTask",
     "PESStochasticTask",
+    "PESThermalTask",
     "fit_fireworks",
     "get_blob",
     "put_blob",
@@ -99,7 +107,8 @@ def _store(result, config: dict, generator: str, fw_spec: dict):
     return doc
 
 
-def _oracle_fireworks(structures: list[tuple[Structure, str]], config: dict, stage: str) -> list[Firework]:
+def _oracle_fireworks(structures: list[tuple[Structure, str]], config: dict, stage: str,
+                      extra: list[dict] | None = None) -> list[Firework]:
     from workflows.builders.oracle import DEFAULT_BATCH_SIZE, oracle_firework
     from pes_core.oracles import oracle_class
 
@@ -112,6 +121,7 @@ def _oracle_fireworks(structures: list[tuple[Structure, str]], config: dict, sta
             [s for s, _ in chunk], config["oracle"], oracle_settings=config.get("oracle_settings"),
             tags=list(config.get("tags") or []) + ["pes-training"], generator=[g for _, g in chunk],
             workflow=config["name"], name=f"pes {config['name']} {stage} oracle [{b + 1}/{n}]",
+            extra=extra[b * size:(b + 1) * size] if extra is not None else None,
             metadata={"pes_stage": stage}))
     return fws
 
@@ -185,13 +195,89 @@ class PESReferenceTask(FiretaskBase):
         structures = systematic_training_set(done["a0a0a0"], {k: v for k, v in done.items() if k != "a0a0a0"},
                                              seed=int(cfg.get("seed", 0)), **sys_cfg)
         oracle_fws = _oracle_fireworks(structures, cfg, "systematic")
+        thermal_fws = thermal_fireworks(cfg, done)
         stochastic = Firework([PESStochasticTask(config=cfg)], name=f"pes {cfg['name']} stochastic samples",
                               spec={"_category": "ml", "pes_kind": "pes_stochastic",
-                                    "_allow_fizzled_parents": True}, parents=oracle_fws)
-        print(f"  [{cfg['name']}] systematic set: {len(structures)} structures in {len(oracle_fws)} fireworks",
-              flush=True)
-        return FWAction(stored_data={"a": a, "n_systematic": len(structures)},
-                        additions=[Workflow(oracle_fws + [stochastic], name=f"{cfg['name']} systematic")])
+                                    "_allow_fizzled_parents": True}, parents=oracle_fws + thermal_fws)
+        print(f"  [{cfg['name']}] systematic set: {len(structures)} structures in {len(oracle_fws)} fireworks"
+              + (f"; {len(thermal_fws)} thermal MD runs" if thermal_fws else ""), flush=True)
+        return FWAction(stored_data={"a": a, "n_systematic": len(structures), "n_thermal_runs": len(thermal_fws)},
+                        additions=[Workflow(oracle_fws + thermal_fws + [stochastic], name=f"{cfg['name']} systematic")])
+
+
+def thermal_fireworks(cfg: dict, cells: dict[str, Structure]) -> list[Firework]:
+    """One :class:`PESThermalTask` firework per (parent, temperature) of the spec's ``thermal`` section."""
+    from pes_core.oracles import oracle_class
+
+    th = cfg.get("thermal")
+    if not th:
+        return []
+    missing = [p for p in th["parents"] if p not in cells]
+    if missing:
+        raise ValueError(f"thermal parents {missing} have no relaxed cell in training set {cfg['name']!r}")
+    category = oracle_class(cfg["oracle"]).category
+    return [Firework([PESThermalTask(config=cfg, parent=p, temperature=float(t))],
+                     name=f"pes {cfg['name']} thermal MD {p} {float(t):g} K",
+                     # oracle work (every MD step is an oracle call); started early: it is the long pole
+                     spec={"_category": category, "pes_kind": "pes_thermal", "_priority": 2})
+            for p in th["parents"] for t in th["temperatures"]]
+
+
+@explicit_serialize
+class PESThermalTask(FiretaskBase):
+    """Oracle-driven NVT run from one relaxed cell; its snapshots go to oracle fireworks (a detour).
+
+    Idempotent: snapshots already stored (by their generator label
+    ``"<parent>:thermal:<T>K:<step>"``) are not sent again, and when all are
+    stored the MD is not rerun.  The run is seeded by (seed, parent, T), so
+    a rerun with a deterministic oracle draws the same trajectory.
+
+    Required parameters
+    -------------------
+    config : dict
+        The validated ``pes_training_set`` spec (its ``thermal`` section).
+    parent : str
+        Glazer symbol of the relaxed cell the run starts from.
+    temperature : float
+        Thermostat temperature, K.
+    """
+
+    required_params = ["config", "parent", "temperature"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.db import Configuration
+        from pes_core.sampling.pes_training import thermal_label, thermal_snapshot_steps, thermal_snapshots
+        from workflows.runtime import current_fw_id
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        th = dict(cfg["thermal"])
+        parent, t = self["parent"], float(self["temperature"])
+        seed = int(th["seed"] if th.get("seed") is not None else cfg.get("seed", 0))
+        steps, every, equil = int(th["steps"]), int(th["every"]), int(th["equilibration"])
+        labels = [thermal_label(parent, t, k) for k in thermal_snapshot_steps(steps, every, equil)]
+        stored = {c.generator for c in Configuration.objects(workflow=cfg["name"], generator__in=labels)
+                  .only("generator")}
+        if stored >= set(labels):
+            print(f"  [{cfg['name']}] thermal {parent} {t:g} K: all {len(labels)} snapshots stored", flush=True)
+            return FWAction(stored_data={"snapshots": len(labels), "new": 0})
+        cells = relaxed_cells(cfg["name"])
+        t0 = time.perf_counter()
+        snaps = thermal_snapshots(cells[parent], _oracle(cfg, fw_spec), t, steps=steps, every=every,
+                                  equilibration=equil, dt_fs=float(th["dt_fs"]),
+                                  friction_per_fs=float(th["friction"]), seed=seed, name=parent)
+        wall = time.perf_counter() - t0
+        todo = [(s, thermal_label(parent, t, k), k) for s, k in snaps if thermal_label(parent, t, k) not in stored]
+        md = {"parent": parent, "temperature_K": t, "dt_fs": float(th["dt_fs"]),
+              "friction_per_fs": float(th["friction"]), "seed": seed, "md_fw_id": current_fw_id(fw_spec)}
+        oracle_fws = _oracle_fireworks([(s, lab) for s, lab, _ in todo], cfg, f"thermal {parent} {t:g}K",
+                                       extra=[{"md": {**md, "step": k}} for _, _, k in todo])
+        print(f"  [{cfg['name']}] thermal {parent} {t:g} K: {steps} steps of {th['dt_fs']:g} fs in {wall:.0f} s, "
+              f"{len(todo)} snapshots to compute ({len(stored)} stored)", flush=True)
+        data = {"snapshots": len(snaps), "new": len(todo), "wall_s": wall}
+        if not oracle_fws:
+            return FWAction(stored_data=data)
+        return FWAction(stored_data=data, detours=[Workflow(oracle_fws, name=f"{cfg['name']} thermal {parent} {t:g}K")])
 
 
 @explicit_serialize
