@@ -5,13 +5,19 @@ in its own temporary embedded project, launched in-process
 (:func:`workflows.runner.run_local`).  Success: the best *oracle-verified*
 enthalpy (the verification firework relaxes the final candidates with the
 oracle) is within ``--tol-mev`` of the oracle's ground state (``--reference``,
-default: Tersoff diamond Si -4.6296 eV/atom; otherwise the lowest any run found).
+default: :data:`GROUND_STATES`, otherwise the lowest any run found).
 
 Per mode it prints the success rate, median and spread (min-max) of oracle
-calls (training/check single points + the verification relaxations), MTP
-evaluations, and wall time per search.
+calls (pre-exploration relaxations, learning and check single points, the
+verification relaxations), MTP evaluations, and wall time per search.  The MTP
+settings are the defaults of :class:`workflows.firetasks.active.ActiveSettings`
+plus ``--active``.
 
-    OMP_NUM_THREADS=1 python benchmarks/csp.py --atoms 8 --seeds 10
+    # the figures in the README (Si8, Stillinger-Weber oracle; run the modes side by side)
+    OMP_NUM_THREADS=1 python benchmarks/csp.py --oracle sw --atoms 8 --seeds 10 --modes mtp \
+        --population 12 --generations 12 --stop-after 8 --level 16 --max-dist 4.0
+    OMP_NUM_THREADS=1 python benchmarks/csp.py --oracle sw --atoms 8 --seeds 10 --modes direct \
+        --population 12 --generations 12 --stop-after 8
     OMP_NUM_THREADS=1 python benchmarks/csp.py --atoms 4 --seeds 3 --generations 4   # quick
 """
 

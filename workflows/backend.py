@@ -316,6 +316,7 @@ class Backend:
             # needed (runner.recover_lost_runs). The rocket's ping thread, besides, reads the launches
             # collection while worker threads replace documents in it, which mongomock does not make
             # atomic ("No Launch exists with launch_id=..." tracebacks mid-run), so it is switched off here.
+            # (FireWorks also stores task checkpoints through ping_launch; lost runs here restart from scratch.)
             self.lp.ping_launch = lambda launch_id, ptime=None, checkpoint=None: None
         else:
             import pymongo

@@ -145,6 +145,13 @@ class ActiveMTPCalculator(Calculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results``; record or raise on extrapolation."""
         super().calculate(atoms, properties, system_changes)
+        if self.min_distance:  # before grading: collapsed atoms are never learning candidates
+            pairs = build_pairs(self.atoms, float(self.min_distance))
+            if pairs.distances.size:
+                k = int(np.argmin(pairs.distances))
+                self._unphysical(f"atoms {pairs.i[k]} and {pairs.j[k]} are {pairs.distances[k]:.3f} Å apart, "
+                                 f"closer than {self.min_distance:.3f} Å (below the potential's R_min: "
+                                 "no repulsive wall there)")
         atom_grades = self.active_set.atom_grades(self.potential, self.atoms)
         grade = float(atom_grades.max()) if atom_grades.size else 0.0
         self.n_evaluations += 1
@@ -159,34 +166,30 @@ class ActiveMTPCalculator(Calculator):
             if reason == "break":
                 self.results = {}
                 raise ExtrapolationError(snap, grade, th.break_)
-        if self.min_distance:
-            pairs = build_pairs(self.atoms, float(self.min_distance))
-            if pairs.distances.size:
-                k = int(np.argmin(pairs.distances))
-                self._unphysical(grade, f"atoms {pairs.i[k]} and {pairs.j[k]} are {pairs.distances[k]:.3f} Å apart, "
-                                 f"closer than {self.min_distance:.3f} Å (below the potential's trained range: "
-                                 "no repulsive wall there)")
         res = evaluate(self.potential, self.atoms, forces=True)
         if self.energy_floor is not None and res.energy / len(self.atoms) < self.energy_floor:
-            self._unphysical(grade, f"MTP energy {res.energy / len(self.atoms):.4g} eV/atom below the floor "
-                             f"{self.energy_floor:.4f} eV/atom (far below every training energy: an extrapolation hole)")
+            self._unphysical(f"MTP energy {res.energy / len(self.atoms):.4g} eV/atom below the floor "
+                             f"{self.energy_floor:.4f} eV/atom (far below every training energy: an extrapolation "
+                             f"hole; grade {grade:.3g})")
         self.results = {"energy": res.energy, "free_energy": res.energy, "energies": res.energies,
                         "forces": res.forces, "grade": grade, "atom_grades": atom_grades}
         if res.stress is not None:
             s = res.stress * GPa
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
-    def _unphysical(self, grade: float, message: str) -> None:
+    def _unphysical(self, message: str) -> None:
         """Raise :class:`UnphysicalError`.
 
-        The configuration is not a learning candidate: its grade is often low
-        (the hole lies inside the span of the training set), and the oracle
-        energy of collapsed atoms lies far above any fitting window, so
-        learning it costs an oracle call and a refit without removing the hole
-        (measured: three learning rounds per generation spent on grades ~1 on Si8).
+        Collapsed atoms are caught before grading and never become learning
+        candidates: the oracle energy of atoms at half a bond length lies far
+        above any fitting window, so learning them costs an oracle call and a
+        refit without removing the hole (measured: three learning rounds per
+        generation spent that way on Si8).  An energy hole at ordinary
+        distances stays a candidate if its grade passed ``select`` (its oracle
+        energy is fittable, and learning it fills the hole).
         """
         self.results = {}
-        raise UnphysicalError(f"{message} (grade {grade:.3g})")
+        raise UnphysicalError(message)
 
     def _record(self, cand: Candidate) -> None:
         self.candidates.append(cand)

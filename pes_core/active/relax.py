@@ -113,8 +113,12 @@ class ActiveRelaxer:
         Abort (failed) when the volume leaves this range of multiples of the start.
     min_distance_factor : float
         Abort (failed) when two atoms come closer than this multiple of the
-        potential's ``min_dist`` (the shortest distance of its training set);
-        0 disables.  Below ``min_dist`` the MTP has no repulsive wall.
+        potential's ``min_dist`` (R_min, the inner edge of its radial basis:
+        :func:`~pes_core.mtp.fit_mtp` and MLIP set it from the shortest
+        distance of the training set); 0 disables.  Below R_min the radial
+        basis is an extrapolated polynomial and the MTP has no repulsive wall.
+        A potential whose R_min was not set from data (a template's 2.0 Å)
+        should use 0 or a smaller factor.
     energy_floor : float or None
         Abort (failed) when the MTP energy per atom drops below this (eV/atom).
     blas_threads : int or None

@@ -182,8 +182,12 @@ class PESCalculator(Calculator):
             raise ValueError(f"on_extrapolation must be 'raise', 'warn' or 'ignore', got {on_extrapolation!r}")
         self.model = model.eval()
         self.threads = threads
-        if domain is None:
-            domain = (getattr(model, "metadata", None) or {}).get("training_domain")
+        if domain is None or domain is True:  # the domain stored with the model (True: it must be there)
+            stored = (getattr(model, "metadata", None) or {}).get("training_domain")
+            if domain is True and stored is None:
+                raise ValueError("domain=True but the model has no training domain in its metadata; pass a "
+                                 "TrainingDomain (TrainingDomain.from_configurations) or domain=None")
+            domain = stored
         elif domain is False:  # no check, even with a domain in the model's metadata
             domain = None
         self.domain = TrainingDomain.from_dict(domain) if isinstance(domain, dict) else domain

@@ -115,6 +115,12 @@ def test_unphysical_configurations_fail_instead_of_ranking():
     ok.calc = ActiveMTPCalculator(pot, aset, no_break, energy_floor=e_atom + 0.1)
     with pytest.raises(UnphysicalError, match="below the floor"):
         ok.get_potential_energy()
+    # collapsed atoms are caught before grading: never a learning candidate, even above the select threshold
+    calc = ActiveMTPCalculator(pot, aset, GradeThresholds(select=1.0, break_=float("inf")), min_distance=1.8)
+    atoms.calc = calc
+    with pytest.raises(UnphysicalError):
+        atoms.get_potential_energy()
+    assert calc.candidates == [] and calc.n_evaluations == 0
     # the relaxer turns both into a failed result with the reason, not an exception or a ranked energy
     relax = ActiveRelaxer(pot, aset, learn=None, thresholds=no_break, energy_floor=e_atom + 0.1)
     res = relax(bulk("Si", a=5.43), 0.0)

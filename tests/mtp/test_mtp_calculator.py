@@ -210,11 +210,14 @@ def test_skin_cache_rejects_overlapping_atoms() -> None:
     atoms.positions[1] = atoms.positions[0] + 1e-10  # list rebuilt (atom 1 moved > skin / 2)
     with pytest.raises(ValueError, match="on top of each other"):
         cache.pairs(atoms)
+    # the reused-list path: atoms 0 and 1 start 0.2 Å apart (skin 0.5), then each moves 0.1 Å (< skin / 2)
     atoms = random_crystal(1, seed=9)
+    atoms.positions[1] = atoms.positions[0] + [0.2, 0.0, 0.0]
+    cache = NeighbourCache(pot.max_dist, skin=0.5)
     cache.pairs(atoms)
-    atoms.positions[1] += 1e-10  # cached list reused, then two atoms put on top of each other
-    atoms.positions[0] = atoms.positions[1]
-    atoms.positions[0, 2] += 1e-10
-    if np.linalg.norm(atoms.positions[0] - cache._ref_positions[0]) <= 0.5 * cache.skin:
-        with pytest.raises(ValueError, match="on top of each other"):
-            cache.pairs(atoms)
+    builds = cache.n_builds
+    atoms.positions[0] += [0.1, 0.0, 0.0]
+    atoms.positions[1] -= [0.1, 0.0, 0.0]
+    with pytest.raises(ValueError, match="on top of each other"):
+        cache.pairs(atoms)
+    assert cache.n_builds == builds  # caught without a rebuild

@@ -71,7 +71,7 @@ class Thermal(StrictModel):
     every: int = Field(20, ge=1, le=100000, description="steps between snapshots (decorrelation)")
     dt_fs: float = Field(2.0, gt=0, le=5.0, description="time step (fs)")
     friction: float = Field(0.01, gt=0, le=1.0, description="Langevin friction (1/fs)")
-    seed: int | None = Field(None, description="MD seed (default: the spec's seed)")
+    seed: int | None = Field(None, ge=0, description="MD seed (default: the spec's seed)")
 
     @field_validator("temperatures")
     @classmethod
@@ -110,7 +110,7 @@ class PESFitSpec(StrictModel):
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     folds: int = Field(10, ge=2, le=100)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     grid: dict[str, list] = Field(default_factory=lambda: {
         "model": ["cluster", "site", "linear"], "clusters": ["4pairs+oct", "7pairs+triplet+oct"],
         "order": [2, 4], "layers": [1, 2], "width": [16]})
@@ -151,7 +151,7 @@ class PESTrainingSetSpec(StrictModel):
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(50, ge=1, le=10000)
     tags: list[str] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     a0: float = Field(5.87, gt=2, lt=20, description="starting cubic lattice parameter (Å)")
     tilt_angle_deg: float = Field(8.0, ge=0, le=30)
     tilt_systems: list[str] | None = None

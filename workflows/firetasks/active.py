@@ -18,6 +18,7 @@ Models are stored as the ``.mtp`` text (``PotentialModel.parameters``) and the
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 
 import numpy as np
@@ -377,7 +378,11 @@ class MTPTrainTask(FiretaskBase):
             raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
                                "did every oracle firework fail?")
         ids = [d.content_hash for d in docs]
-        key = hashlib.sha256(",".join(ids).encode()).hexdigest()
+        # the same configurations fitted with the same settings give the same model: reuse it on a rerun
+        fit_key = json.dumps({"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
+                              "energy_weighting": st.energy_weighting, "train_window": st.train_window,
+                              "min_train": st.min_train}, sort_keys=True)
+        key = hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
         existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
         if existing is not None:
             self._make_current(run, existing, ids)
