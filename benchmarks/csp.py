@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import io
 import json
 import tempfile
@@ -38,14 +39,49 @@ import numpy as np
 GROUND_STATES = {("Si", "tersoff"): -4.6296, ("C", "tersoff"): -7.3955, ("Si", "sw"): -4.3366}
 
 
-def run_one(mode: str, seed: int, args) -> dict:
+def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -> dict:
+    """Figures of a finished (or interrupted) benchmark search in project folder ``proj``.
+
+    ``*_to_success``: oracle calls and MTP evaluations summed over the
+    generations up to the first whose best (oracle-checked in mode mtp)
+    enthalpy is at or below ``threshold`` (None where none is).
+    """
+    from pes_core.db import Configuration, GenerationRecord, SearchRun
+    from workflows.backend import open_backend
+
+    with open_backend(proj / "my_launchpad.yaml", read_only=True) as _:
+        run = SearchRun.objects.get(name="bench")
+        ver = [v for v in run.state.get("verification", []) if not v["failed"]]
+        gens = sorted(GenerationRecord.objects(search="bench"), key=lambda g: g.index)
+        n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
+        if mode == "mtp":
+            n_single = Configuration.objects(tags="csp:bench").count() - Configuration.objects(
+                tags="csp-verify").count()
+        else:
+            n_single = sum(g.n_oracle_calls for g in gens)
+        oracle_to, model_to, calls, evals = None, None, 0, 0
+        for g in gens:
+            calls += g.n_oracle_calls
+            evals += g.n_model_evaluations
+            if threshold is not None and g.best_enthalpy_per_atom is not None \
+                    and g.best_enthalpy_per_atom <= threshold:
+                oracle_to, model_to = calls, evals
+                break
+        return {"mode": mode, "seed": seed, "best": min((v["oracle_enthalpy_per_atom"] for v in ver), default=None),
+                "search_oracle_calls": int(n_single), "verify_oracle_calls": int(n_verify),
+                "mtp_evaluations": int(sum(g.n_model_evaluations for g in gens)), "generations": len(gens),
+                "oracle_to_success": oracle_to, "mtp_to_success": model_to,
+                "setup": (run.settings.get("oracle"), json.dumps(run.settings.get("search"), sort_keys=True),
+                          json.dumps(run.settings.get("mtp") or {}, sort_keys=True))}
+
+
+def run_one(mode: str, seed: int, args, threshold: float | None) -> dict:
     """One search in a fresh embedded project; returns its figures."""
     from workflows.cli import main as pes
 
     tmp = Path(tempfile.mkdtemp(prefix=f"csp-bench-{mode}-{seed}-"))
     with contextlib.redirect_stdout(io.StringIO()):
         pes(["init", str(tmp / "proj")])
-    from pes_core.db import Configuration, GenerationRecord, SearchRun
     from workflows.backend import open_backend
     from workflows.builders.csp import csp_workflow
     from workflows.runner import run_local
@@ -56,26 +92,16 @@ def run_one(mode: str, seed: int, args) -> dict:
     kw = dict(oracle=args.oracle, mode=mode, relax={"fmax": 0.05, "steps": 200},
               verify={"within_mev": args.verify_mev})
     if mode == "mtp":
-        kw.update(mtp={"level": args.level, "max_iter": args.max_iter, "max_dist": args.max_dist}, active=json.loads(args.active))
+        kw.update(mtp={"level": args.level, "max_iter": args.max_iter, "max_dist": args.max_dist},
+                  active=json.loads(args.active))
     t0 = time.perf_counter()
     log = io.StringIO()
     with open_backend(tmp / "proj" / "my_launchpad.yaml") as b:
         b.lp.add_wf(csp_workflow("bench", search, **kw))
         with contextlib.redirect_stdout(log):
             summary = run_local(b, progress=False)
-        run = SearchRun.objects.get(name="bench")
-        ver = [v for v in run.state.get("verification", []) if not v["failed"]]
-        gens = list(GenerationRecord.objects(search="bench"))
-        n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
-        if mode == "mtp":
-            n_single = Configuration.objects(tags="csp:bench").count() - Configuration.objects(
-                tags="csp-verify").count()
-        else:
-            n_single = sum(g.n_oracle_calls for g in gens)
-        out = {"mode": mode, "seed": seed, "best": min((v["oracle_enthalpy_per_atom"] for v in ver), default=None),
-               "search_oracle_calls": int(n_single), "verify_oracle_calls": int(n_verify),
-               "mtp_evaluations": int(sum(g.n_model_evaluations for g in gens)), "generations": len(gens),
-               "fizzled": summary.fizzled, "wall_s": time.perf_counter() - t0}
+    out = project_figures(tmp / "proj", mode, seed, threshold)
+    out.update(fizzled=summary.fizzled, wall_s=time.perf_counter() - t0, project=str(tmp / "proj"))
     if args.verbose:
         print(log.getvalue())
     return out
@@ -109,40 +135,59 @@ def main(argv: list[str] | None = None) -> None:
                    help="oracle ground state, eV/atom (default: GROUND_STATES, else the lowest any run found)")
     p.add_argument("--tol-mev", type=float, default=1.0)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--from-projects", default=None, metavar="GLOB",
+                   help="summarize kept searches instead of running new ones, e.g. '/tmp/csp-bench-*/proj'")
     args = p.parse_args(argv)
 
-    rows = []
     modes = args.modes.split(",")
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for mode in modes:
-            r = run_one(mode, seed, args)
-            rows.append(r)
-            print(f"{mode:6s} seed {seed:3d}: best {r['best'] if r['best'] is None else round(r['best'], 4)} "
-                  f"eV/atom, oracle {r['search_oracle_calls']}+{r['verify_oracle_calls']} (verify), "
-                  f"MTP evaluations {r['mtp_evaluations']}, {r['generations']} generations, "
-                  f"{r['wall_s']:.0f} s", flush=True)
-    ref = args.reference
-    if ref is None:
-        ref = GROUND_STATES.get((args.element, args.oracle))
+    ref = args.reference if args.reference is not None else GROUND_STATES.get((args.element, args.oracle))
+    threshold = None if ref is None else ref + args.tol_mev / 1000
+    rows = []
+    if args.from_projects:  # summarize searches run before (their project folders are kept)
+        for proj in sorted(Path(p) for p in glob.glob(args.from_projects)):
+            name = proj.parent.name  # csp-bench-<mode>-<seed>-XXXX
+            _, _, mode, seed = name.split("-")[:4]
+            if mode not in modes:
+                continue
+            r = project_figures(proj, mode, int(seed), threshold)
+            search = json.loads(r["setup"][1])
+            same = (r["setup"][0] == args.oracle and search.get("n_atoms") == [args.atoms, args.atoms]
+                    and search.get("population_size") == args.population
+                    and search.get("max_generations") == args.generations
+                    and (mode == "direct" or json.loads(r["setup"][2]).get("level") == args.level))
+            if same:  # only the searches of this set-up
+                rows.append(r | {"wall_s": float("nan")})
+    else:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for mode in modes:
+                r = run_one(mode, seed, args, threshold)
+                rows.append(r)
+                print(f"{mode:6s} seed {seed:3d}: best {r['best'] if r['best'] is None else round(r['best'], 4)} "
+                      f"eV/atom, oracle {r['search_oracle_calls']}+{r['verify_oracle_calls']} (verify), "
+                      f"MTP evaluations {r['mtp_evaluations']}, {r['generations']} generations, "
+                      f"to success: oracle {r['oracle_to_success']}, MTP {r['mtp_to_success']}, "
+                      f"{r['wall_s']:.0f} s  [{r['project']}]", flush=True)
     if ref is None:
         ref = min(r["best"] for r in rows if r["best"] is not None)
-    print(f"\n== CSP benchmark: {args.element}{args.atoms}, oracle {args.oracle}, {args.seeds} seeds "
-          f"(from {args.first_seed}), population {args.population}, <= {args.generations} generations ==")
+        threshold = ref + args.tol_mev / 1000
+    print(f"\n== CSP benchmark: {args.element}{args.atoms}, oracle {args.oracle}, {len(rows)} searches, "
+          f"population {args.population}, <= {args.generations} generations, stop after {args.stop_after} ==")
     print(f"success: oracle-verified best within {args.tol_mev:g} meV/atom of {ref:.4f} eV/atom")
     print(f"{'mode':8s} {'success':>8s} {'oracle calls (search)':>24s} {'oracle (verify)':>20s} "
           f"{'MTP evaluations':>22s} {'wall s':>16s}")
     for mode in modes:
         rs = [r for r in rows if r["mode"] == mode]
-        ok = [r for r in rs if r["best"] is not None and r["best"] <= ref + args.tol_mev / 1000]
+        ok = [r for r in rs if r["best"] is not None and r["best"] <= threshold]
+        wall = [r["wall_s"] for r in rs if np.isfinite(r["wall_s"])]
         print(f"{mode:8s} {len(ok):3d}/{len(rs):<4d} {_stat([r['search_oracle_calls'] for r in rs]):>24s} "
               f"{_stat([r['verify_oracle_calls'] for r in rs]):>20s} {_stat([r['mtp_evaluations'] for r in rs]):>22s} "
-              f"{_stat([r['wall_s'] for r in rs]):>16s}")
-        if ok:
-            print(f"{'':8s} successful runs only: oracle (search+verify) "
-                  f"{_stat([r['search_oracle_calls'] + r['verify_oracle_calls'] for r in ok])}, "
-                  f"MTP evaluations {_stat([r['mtp_evaluations'] for r in ok])}")
-    print("figures are totals per search (the search runs to its stop criterion, not only to success); "
-          "median [min-max]")
+              f"{_stat(wall):>16s}")
+        reached = [r for r in ok if r["oracle_to_success"] is not None]
+        if reached:
+            print(f"{'':8s} to success (generations up to the first whose best is the ground state, "
+                  f"{len(reached)} runs): oracle calls {_stat([r['oracle_to_success'] for r in reached])}, "
+                  f"MTP evaluations {_stat([r['mtp_to_success'] for r in reached])}")
+    print("totals run to the stop criterion; median [min-max]")
 
 
 if __name__ == "__main__":
