@@ -72,8 +72,7 @@ class InputError(RuntimeError):
 def load(launchpad: str | None = None, model_name: str = "cspbbr3-quick-fit-cluster",
          model_file: str | None = None):
     """The model and its training domain (``None`` when the model file carries none)."""
-    from pes_core.ann import PESData, load_model, model_from_bytes
-    from pes_core.ann.calculator import TrainingDomain
+    from pes_core.ann.calculator import model_file_with_domain, stored_model_with_domain
 
     if launchpad is None:
         if not model_file:
@@ -81,28 +80,18 @@ def load(launchpad: str | None = None, model_name: str = "cspbbr3-quick-fit-clus
         if not Path(model_file).is_file():
             raise InputError(f"model file {model_file} does not exist")
         try:
-            model = load_model(model_file)
+            return model_file_with_domain(model_file)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
             raise InputError(f"cannot read model file {model_file}: {exc}") from exc
-        dom = (getattr(model, "metadata", None) or {}).get("training_domain")
-        return model, TrainingDomain.from_dict(dom) if dom else None
     if not Path(launchpad).is_file():
         raise InputError(f"launchpad file {launchpad} does not exist")
-    from pes_core.db import Configuration, PotentialModel
     from workflows.backend import open_backend
 
     with open_backend(launchpad, read_only=True):
-        doc = PotentialModel.objects(name=model_name).order_by("-version").first()
-        if doc is None:
-            names = sorted({m.name for m in PotentialModel.objects(kind__in=["ann", "linear"])})
-            raise InputError(f"no model {model_name!r} in the database; stored models: {', '.join(names) or '-'}")
-        if doc.kind not in ("ann", "linear"):
-            raise InputError(f"model {model_name!r} is a {doc.kind} model; give a cluster, site or linear model")
-        model = model_from_bytes(doc.parameters.read())
-        configs = list(Configuration.objects(content_hash__in=list(doc.training_ids or [])))
-        domain = (TrainingDomain.from_data(model.featurizer, PESData.from_configurations(
-            model.featurizer, configs, with_forces=False)) if configs else None)
-    return model, domain
+        try:
+            return stored_model_with_domain(model_name)
+        except (LookupError, ValueError) as exc:
+            raise InputError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- energy evaluation

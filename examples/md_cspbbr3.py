@@ -40,25 +40,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def load(args):
     """The model and its training domain (``None`` when unknown)."""
-    from pes_core.ann import PESData, load_model, model_from_bytes, save_model
-    from pes_core.ann.calculator import TrainingDomain
+    from pes_core.ann import save_model
+    from pes_core.ann.calculator import model_file_with_domain, stored_model_with_domain
 
     if args.model_file and not args.launchpad:
-        model = load_model(args.model_file)
-        dom = (getattr(model, "metadata", None) or {}).get("training_domain")
-        return model, TrainingDomain.from_dict(dom) if dom else None
-    from pes_core.db import Configuration, PotentialModel
+        return model_file_with_domain(args.model_file)
     from workflows.backend import open_backend
 
     with open_backend(args.launchpad, read_only=True):
-        doc = PotentialModel.objects(name=args.model).order_by("-version").first()
-        if doc is None:
-            names = sorted({m.name for m in PotentialModel.objects(kind__in=["ann", "linear"])})
-            raise SystemExit(f"no model {args.model!r} in the database; stored models: {', '.join(names) or '-'}")
-        model = model_from_bytes(doc.parameters.read())
-        configs = list(Configuration.objects(content_hash__in=list(doc.training_ids or [])))
-        domain = (TrainingDomain.from_data(model.featurizer, PESData.from_configurations(
-            model.featurizer, configs, with_forces=False)) if configs else None)
+        try:
+            model, domain = stored_model_with_domain(args.model)
+        except (LookupError, ValueError) as exc:
+            raise SystemExit(str(exc)) from exc
     if args.model_file:
         meta = dict(getattr(model, "metadata", {}) or {})
         if domain is not None:

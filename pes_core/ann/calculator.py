@@ -51,7 +51,7 @@ from ._torch import torch_threads
 from .data import PESData, structure_order
 from .models import PESModel
 
-__all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain"]
+__all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
 
 
 class ExtrapolationError(RuntimeError):
@@ -272,3 +272,37 @@ class PESCalculator(Calculator):
             "stress": stress.flat[[0, 4, 8, 5, 2, 1]].copy(),
             "extrapolation": extrapolation,
         }
+
+
+def model_file_with_domain(path) -> tuple:
+    """``(model, domain)`` of a model file; the domain is the one in its metadata, or ``None``."""
+    from .io import load_model
+
+    model = load_model(path)
+    dom = (getattr(model, "metadata", None) or {}).get("training_domain")
+    return model, TrainingDomain.from_dict(dom) if dom else None
+
+
+def stored_model_with_domain(name: str) -> tuple:
+    """``(model, domain)`` of the newest stored PES model ``name`` (the domain database must be connected).
+
+    The domain is computed from the model's training configurations (``None``
+    when they are not stored).  ``LookupError`` names the stored models when
+    ``name`` is unknown; ``ValueError`` when it is not a network or linear model.
+    """
+    from pes_core.db import Configuration, PotentialModel
+
+    from .data import PESData
+    from .io import model_from_bytes
+
+    doc = PotentialModel.objects(name=name).order_by("-version").first()
+    if doc is None:
+        names = sorted({m.name for m in PotentialModel.objects(kind__in=["ann", "linear"])})
+        raise LookupError(f"no model {name!r} in the database; stored models: {', '.join(names) or '-'}")
+    if doc.kind not in ("ann", "linear"):
+        raise ValueError(f"model {name!r} is a {doc.kind} model; give a cluster, site or linear model")
+    model = model_from_bytes(doc.parameters.read())
+    configs = list(Configuration.objects(content_hash__in=list(doc.training_ids or [])))
+    domain = (TrainingDomain.from_data(model.featurizer, PESData.from_configurations(
+        model.featurizer, configs, with_forces=False)) if configs else None)
+    return model, domain

@@ -43,6 +43,14 @@ __all__ = ["PESFitSpec", "PESTrainingSetSpec", "pes_fit_workflow", "pes_training
 import workflows.pes_report  # noqa: E402,F401  (registers the reporters)
 
 
+
+def _glazer_names(names: list[str], what: str) -> list[str]:
+    """``names`` if all are Glazer tilt systems, else a ValueError naming ``what`` and the known ones."""
+    bad = [n for n in names if n not in GLAZER_SYSTEMS]
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
+    return names
+
 class Systematic(StrictModel):
     cubic_amplitudes: list[float] = Field([0.2, 0.4, 0.6, 0.8], description="mode amplitudes about the cubic cell (Å, field norm)")
     cubic_vectors: Literal["all", "first"] = "all"
@@ -83,10 +91,7 @@ class Thermal(StrictModel):
     @field_validator("parents")
     @classmethod
     def _parents(cls, v):
-        bad = [s for s in v if s not in GLAZER_SYSTEMS]
-        if bad:
-            raise ValueError(f"unknown thermal parents {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
-        return v
+        return _glazer_names(v, "thermal parents")
 
     @model_validator(mode="after")
     def _snapshots(self):
@@ -165,11 +170,7 @@ class PESTrainingSetSpec(StrictModel):
     @field_validator("tilt_systems")
     @classmethod
     def _systems(cls, v):
-        if v is not None:
-            bad = [s for s in v if s not in GLAZER_SYSTEMS]
-            if bad:
-                raise ValueError(f"unknown tilt systems {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
-        return v
+        return v if v is None else _glazer_names(v, "tilt systems")
 
     @model_validator(mode="after")
     def _thermal_parents(self):
