@@ -34,12 +34,24 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _workflow_span(lp, name: str) -> tuple[float, int]:
-    """Wall time (s) from the first launch to the last completion among fireworks of a stage."""
+def _workflow_span(lp, name: str, refine: bool = True) -> tuple[float, int]:
+    """Wall time (s) from the first launch to the last completion among the training-set fireworks.
+
+    ``refine=False``: up to the configurations stored before the refinement
+    rounds (no refinement, collector or featurizer fireworks).
+    """
     wf = lp.workflows.find_one({"name": name})
-    fws = list(lp.fireworks.find({"fw_id": {"$in": wf["nodes"]}}, {"fw_id": 1, "spec.pes_kind": 1}))
-    ids = [f["fw_id"] for f in fws if (f.get("spec") or {}).get("pes_kind") in
-           ("pes_reference", "oracle", "pes_thermal", "pes_stochastic", "pes_collect", "pes_featurize")]
+    fws = list(lp.fireworks.find({"fw_id": {"$in": wf["nodes"]}},
+                                 {"fw_id": 1, "spec.pes_kind": 1, "spec.pes_stage": 1}))
+    generation = ("pes_reference", "oracle", "pes_thermal", "pes_stochastic")
+    after = ("pes_refine", "pes_collect", "pes_featurize")
+
+    def counted(spec: dict) -> bool:
+        if refine:
+            return spec.get("pes_kind") in generation + after
+        return spec.get("pes_kind") in generation and not str(spec.get("pes_stage", "")).startswith("refine")
+
+    ids = [f["fw_id"] for f in fws if counted(f.get("spec") or {})]
     launches = list(lp.launches.find({"fw_id": {"$in": ids}}, {"time_start": 1, "time_end": 1}))
 
     def t(x):
@@ -74,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         from workflows.cli import main as pes
 
         tmp = Path(tempfile.mkdtemp(prefix="pes_bench_"))
-        pes(["init", str(tmp / "proj")], standalone_mode=False)
+        pes(["init", str(tmp / "proj")])
         launchpad = tmp / "proj" / "my_launchpad.yaml"
         with open_backend(launchpad) as b:
             b.lp.add_wf(build_from_spec(args.spec))
@@ -87,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
     with open_backend(launchpad, read_only=True) as b:
         n = Configuration.objects(workflow=spec.name, n_atoms=40).count()
+        n_refine = Configuration.objects(workflow=spec.name, n_atoms=40, generator__startswith="refine:").count()
         span, n_fws = _workflow_span(b.lp, f"pes {spec.name}")
+        span0, _ = _workflow_span(b.lp, f"pes {spec.name}", refine=False)
         record = fit_record(spec.fit.name)
     print(f"training set {spec.name}: {n} configurations ({spec.oracle}) in {span / 60:.1f} min "
-          f"({n_fws} generator/oracle/collector fireworks)")
+          f"({n_fws} generator/oracle/refine/collector fireworks); before the refinement rounds: "
+          f"{n - n_refine} configurations in {span0 / 60:.1f} min")
     if record is None:
         print("no fit record found (did the fit run?)")
         return 1

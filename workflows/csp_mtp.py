@@ -103,14 +103,28 @@ class LearningRelaxer:
                          learning_round=self.round)
         return res
 
-    def end_of_generation(self, run: SearchRun, gen: int, relaxed: list, fw_spec: dict) -> FWAction | None:
-        """Queue oracle + retraining + this generation again when something was selected; else ``None``."""
+    def take_candidates(self) -> list[dict]:
+        """The break/select candidates met since the last call, as JSON (see :func:`candidates_from_json`)."""
+        from pes_core.search.individual import atoms_to_dict
+
+        out = [{"atoms": atoms_to_dict(c.atoms), "grade": float(c.grade), "reason": c.reason,
+                "info": jsonable(c.info)} for c in self.inner.collected]
+        self.inner.collected = []
+        return out
+
+    def end_of_generation(self, run: SearchRun, gen: int, relaxed: list, fw_spec: dict,
+                          candidates: list[dict] | None = None) -> FWAction | None:
+        """Queue oracle + retraining + this generation again when something was selected; else ``None``.
+
+        ``candidates``: what :meth:`take_candidates` gave for the generation's
+        relaxations (wherever they ran), besides any still held here.
+        """
         from pes_core.active import choose_candidates
         from pes_core.db import calculation_hash
         from pes_core.oracles import to_structure
 
         name = run.name
-        cands = list(self.inner.collected)
+        cands = candidates_from_json(candidates or []) + list(self.inner.collected)
         self.inner.collected = []
         # broken relaxations are redone after learning (their last configuration is a candidate); unphysical
         # ones (collapsed atoms, energy hole: pes_core.active.UnphysicalError) stay failed
@@ -142,10 +156,13 @@ class LearningRelaxer:
                                     reason=cand.reason,
                                     context=jsonable({"search": name, "generation": gen, "round": self.round,
                                                       "formula": cand.atoms.get_chemical_formula()})).save()
-        # forget the broken relaxations so that the rerun redoes them on the new model
+        # forget the broken relaxations so that the rerun redoes them on the new model; the candidates of the
+        # kept ones were considered in this round
         partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
         for ind_id in broken:
             partial.pop(ind_id, None)
+        for entry in partial.values():
+            (entry.get("relax_info") or {}).pop("candidates", None)
         active = dict(run.state.get("active") or {})
         rounds = dict(active.get("rounds") or {})
         rounds[str(gen)] = self.round + 1
@@ -343,6 +360,15 @@ class LearningRelaxer:
         again = generation_firework(name, gen, formula=fw_spec.get("formula", ""), parents=parents)
         again.name = f"{again.name} ({label})"
         return again
+
+
+def candidates_from_json(items: list[dict]) -> list:
+    """:class:`pes_core.active.Candidate` objects from :meth:`LearningRelaxer.take_candidates` output."""
+    from pes_core.active.calculator import Candidate
+    from pes_core.search.individual import atoms_from_dict
+
+    return [Candidate(atoms_from_dict(d["atoms"]), float(d["grade"]), d.get("reason", "select"), dict(d.get("info") or {}))
+            for d in items]
 
 
 def learning_relaxer(run: SearchRun, fw_spec: dict) -> LearningRelaxer:

@@ -8,11 +8,13 @@ Stages (each an example spec in ``examples/``):
 
 1. ``training_set_si.yaml`` -- rattled/strained diamond-Si cells labelled by
    the CHGNet stand-in oracle and stored as ``Configuration`` documents.
-2. ``csp_si8_sw_mtp.yaml`` -- evolutionary structure search of Si8 whose
-   relaxations run on an MTP that learns on the fly (Tersoff oracle, so it
-   finishes in minutes), oracle verification and a report.
+2. ``csp_c8_chgnet.yaml`` -- evolutionary structure search of C8 at 0 GPa whose
+   relaxations run on an MTP that learns on the fly from the CHGNet oracle
+   (graphite and diamond are its low-energy structures), oracle verification
+   and a report.
 3. ``pes_cspbbr3_quick.yaml`` -- CsPbBr3 training set from the 15 relaxed tilt
-   systems, symmetry-adapted modes/strains and n-sphere samples (CHGNet), then
+   systems, symmetry-adapted modes/strains, n-sphere samples and Monte Carlo
+   samples of the model itself (refinement rounds; CHGNet), then
    cross-validated cluster/site neural networks vs the linear cluster expansion
    and hiPhive, with plots.
 
@@ -31,7 +33,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 STAGES = [
     ("training set (CHGNet, Si)", "training_set_si.yaml"),
-    ("crystal structure prediction (Si8, MTP learning on the fly)", "csp_si8_sw_mtp.yaml"),
+    ("crystal structure prediction (C8, MTP learning on the fly from CHGNet)", "csp_c8_chgnet.yaml"),
     ("anharmonic PES of CsPbBr3 (quick size)", "pes_cspbbr3_quick.yaml"),
 ]
 

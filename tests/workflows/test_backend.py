@@ -114,6 +114,22 @@ def test_crash_loses_nothing_that_was_flushed(project):
         assert Configuration.objects.count() == 3
 
 
+def test_periodic_writes_take_a_bounded_share_of_the_time(project):
+    """A store whose last write took 1 s is written periodically at most every 10 s; an explicit flush always writes."""
+    from workflows.backend import open_backend
+
+    with open_backend(project) as b:
+        assert b.flush() is True
+        b._last_write_s = 1.0  # as if the store were large
+        assert b.flush(min_interval=0.01) is False
+        b._last_flush -= 9.0
+        assert b.flush(min_interval=0.01) is False
+        b._last_flush -= 1.5
+        assert b.flush(min_interval=0.01) is True
+        assert b._last_write_s < 1.0  # the real (small) store's write time
+        assert b.flush(min_interval=0.0) is True
+
+
 def test_bad_launchpad_files(tmp_path):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError, match="does not exist.*pes init"):

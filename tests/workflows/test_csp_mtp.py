@@ -120,3 +120,23 @@ def test_si8_example_spec_finds_the_ground_state(project):
         assert abs(best - DIAMOND_SW) < 1e-3, best
         n_oracle = Configuration.objects(tags="csp:si8-sw-mtp").count()
         assert n_oracle < 1000, n_oracle
+
+
+def test_mtp_mode_relaxation_fireworks_carry_their_learning_candidates(project):
+    """relax.parallel in mode mtp: candidates met in the relaxation fireworks reach the learning step."""
+    search = dict(SEARCH, max_generations=2)
+    with open_backend(project) as b:
+        b.lp.add_wf(csp_workflow("si4-mtp-par", search, oracle="sw", mode="mtp", relax=dict(RELAX, parallel=2),
+                                 mtp=MTP, active=ACTIVE, verify={"within_mev": 50}))
+        assert run_local(b, workers=2, progress=False).fizzled == 0
+        run = SearchRun.objects.get(name="si4-mtp-par")
+        assert run.status == "capped" and run.state["partial"] == {}
+        relax_fws = list(b.lp.fireworks.find({"spec.pes_kind": "csp_relax"}))
+        assert len(relax_fws) >= 4 and all(f["state"] == "COMPLETED" for f in relax_fws)
+        # learning happened inside generations, from candidates the relaxation fireworks stored
+        events = [e for e in ActiveLearningEvent.objects(context__search="si4-mtp-par") if "generation" in e.context]
+        assert events and all(e.grade > 2.0 for e in events)
+        hashes = [c.content_hash for c in Configuration.objects(tags="csp:si4-mtp-par")]
+        assert len(hashes) == len(set(hashes))
+        for rec in GenerationRecord.objects(search="si4-mtp-par"):  # no candidate lists left in the records
+            assert all("candidates" not in (i.get("relax_info") or {}) for i in rec.population)

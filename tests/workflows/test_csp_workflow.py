@@ -96,3 +96,45 @@ def test_sigkill_mid_generation_resumes_without_duplicates(project):
         states = {d["state"] for d in b.lp.fireworks.find({})}
         assert states == {"COMPLETED"}
     print(f"drill: {n_partial} relaxations cached before the kill; generations after recovery: 0, 1")
+
+
+def _records(name: str) -> list[tuple]:
+    return [(g.index, round(g.best_enthalpy_per_atom, 10), tuple(sorted(i["hash"] or "" for i in g.population)))
+            for g in GenerationRecord.objects(search=name).order_by("index")]
+
+
+def test_parallel_relaxation_fireworks_give_the_serial_search(project):
+    """relax.parallel fans each generation out into relaxation fireworks; the search is the same, step by step."""
+    with open_backend(project) as b:
+        b.lp.add_wf(csp_workflow("si4-serial", SEARCH, oracle="tersoff", mode="direct", relax=RELAX))
+        b.lp.add_wf(csp_workflow("si4-par", SEARCH, oracle="tersoff", mode="direct", relax=dict(RELAX, parallel=3)))
+        assert run_local(b, workers=2, progress=False).fizzled == 0
+        assert _records("si4-par") == _records("si4-serial") and len(_records("si4-par")) == 3
+        relax_fws = list(b.lp.fireworks.find({"spec.pes_kind": "csp_relax", "spec.search": "si4-par"}))
+        assert len(relax_fws) == 9 and all(f["state"] == "COMPLETED" for f in relax_fws)  # 3 a generation
+        assert not b.lp.fireworks.count_documents({"spec.pes_kind": "csp_relax", "spec.search": "si4-serial"})
+        # every offspring was relaxed exactly once, in the firework that held its id
+        relaxed = [la["action"]["stored_data"]["relaxed"] for f in relax_fws
+                   for la in b.lp.launches.find({"launch_id": {"$in": f["launches"]}})]
+        n_offspring = [g.stats["n_offspring"] for g in GenerationRecord.objects(search="si4-par").order_by("index")]
+        assert n_offspring[0] == 6  # then the elite survive unrelaxed
+        assert sum(relaxed) == sum(len(f["spec"]["_tasks"][0]["ids"]) for f in relax_fws) == sum(n_offspring)
+        assert SearchRun.objects.get(name="si4-par").state["partial"] == {}
+        # a relaxation firework run again after its generation finished does nothing
+        b.lp.rerun_fw(relax_fws[0]["fw_id"])
+        n = GenerationRecord.objects(search="si4-par").count()
+        assert run_local(b, progress=False).fizzled == 0
+        assert GenerationRecord.objects(search="si4-par").count() == n
+
+
+def test_relax_settings_are_validated():
+    import pytest
+    from pydantic import ValidationError
+
+    from workflows.builders.csp import CSPSpec
+
+    base = {"kind": "csp", "name": "x", "oracle": "tersoff", "search": {"composition": {"Si": 1}, "n_atoms": [4, 4]}}
+    assert CSPSpec.model_validate({**base, "relax": {"parallel": 4, "fmax": 0.05}}).relax["parallel"] == 4
+    for bad in ({"parallel": 0}, {"parallel": 1.5}, {"paralel": 2}):
+        with pytest.raises(ValidationError):
+            CSPSpec.model_validate({**base, "relax": bad})

@@ -41,6 +41,18 @@ class CSPSpec(StrictModel):
         SearchSettings.from_dict(v)  # raises with the field that is wrong
         return v
 
+    @field_validator("relax")
+    @classmethod
+    def _relax(cls, v: dict) -> dict:
+        known = {"fmax", "steps", "optimizer", "parallel"}
+        if set(v) - known:
+            raise ValueError(f"unknown relax keys {sorted(set(v) - known)}; known: {sorted(known)}")
+        par = v.get("parallel", 1)
+        if not isinstance(par, int) or isinstance(par, bool) or par < 1:
+            raise ValueError(f"relax.parallel must be a positive integer (relaxation fireworks a generation), "
+                             f"got {par!r}")
+        return v
+
 
 def csp_workflow(name: str, search: dict[str, Any], *, oracle: str, oracle_settings: dict | None = None,
                  mode: str = "direct", relax: dict | None = None, mtp: dict | None = None,

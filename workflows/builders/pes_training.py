@@ -11,6 +11,7 @@
                  strain_amplitudes: [-0.03, -0.015, 0.015, 0.03], interpolation_points: 8}
     stochastic: {count: 1000, displacement_radius: [0.2, 1.2], strain_radius: [0.0, 0.03], threshold: 0.98}
     thermal: {temperatures: [300, 450], parents: [a0a0a0, a+b-b-], steps: 400, equilibration: 100, every: 20}
+    refine: {temperatures: [300, 450], chains: 8, sweeps: 40, rounds: 8, tolerance_mev: 5}
     fit:
       name: cspbbr3-demo-fit
       folds: 10
@@ -101,6 +102,35 @@ class Thermal(StrictModel):
         return self
 
 
+class Refine(StrictModel):
+    """Model-driven sampling rounds: Monte Carlo on the current linear model, chain ends to the oracle."""
+
+    temperatures: list[float] = Field([300.0, 450.0], min_length=1, description="chain temperatures (K)")
+    chains: int = Field(8, ge=1, le=1000, description="chains a temperature and round")
+    sweeps: int = Field(40, ge=2, le=100000, description="production sweeps a chain (after sweeps/2 equilibration)")
+    rounds: int = Field(8, ge=1, le=100, description="at most this many sampling rounds")
+    tolerance_mev: float = Field(5.0, gt=0, description="stop when the RMS model error on the last samples is below")
+    clusters: str = Field("4pairs+oct", description="cluster set of the sampling model (linear, ridge)")
+    order: int = Field(4, ge=1, le=8)
+    margin: float = Field(0.25, ge=0, description="training-domain wall, in range widths beyond the data")
+    seed: int | None = Field(None, ge=0, description="chain seed (default: the spec's seed)")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v):
+        if any(t <= 0 for t in v):
+            raise ValueError(f"temperatures must be positive (K), got {v}")
+        return v
+
+    @field_validator("clusters")
+    @classmethod
+    def _clusters(cls, v):
+        from pes_core.ann import cluster_set_specs
+
+        cluster_set_specs(v)
+        return v
+
+
 class Relax(StrictModel):
     fmax: float = Field(0.02, gt=0, description="eV/Å")
     fmax_cubic: float = Field(0.002, gt=0)
@@ -164,6 +194,7 @@ class PESTrainingSetSpec(StrictModel):
     systematic: Systematic = Field(default_factory=Systematic)
     stochastic: Stochastic = Field(default_factory=Stochastic)
     thermal: Thermal | None = Field(None, description="oracle-MD snapshots (left out: none)")
+    refine: Refine | None = Field(None, description="model-driven Monte Carlo samples (left out: none)")
     featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
     fit: FitSection | None = None
 

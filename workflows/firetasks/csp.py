@@ -3,7 +3,10 @@
 ``CSPGenerationTask`` runs one generation: it proposes offspring (a pure
 function of the seed and the generation index), relaxes them, ranks them and
 stores the generation; then it adds the next generation firework, or, once the
-search has converged, the verification fireworks and the report.
+search has converged, the verification fireworks and the report.  With
+``relax.parallel`` > 1 it first fans the relaxations out into
+``CSPRelaxTask`` fireworks (any workers may run them side by side) and runs
+again after them to rank, learn and breed.
 
 Everything the loop needs lives in the domain database, never in the spec:
 ``SearchRun.state`` is the serialized search state, ``GenerationRecord`` holds
@@ -28,7 +31,7 @@ from workflows.runtime import ensure_domain_db, flush_store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSPGenerationTask", "CSPReportTask", "CSPVerifyTask", "generation_firework"]
+__all__ = ["CSPGenerationTask", "CSPRelaxTask", "CSPReportTask", "CSPVerifyTask", "generation_firework"]
 
 #: hard cap on generation fireworks of one search, whatever the settings say
 MAX_GENERATIONS_HARD = 500
@@ -83,7 +86,7 @@ class CSPGenerationTask(FiretaskBase):
     optional_params = []
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.search import SearchState, evaluate, propose_offspring, update
+        from pes_core.search import SearchState, propose_offspring, update
 
         ensure_domain_db(fw_spec)
         name = self["search"]
@@ -113,28 +116,34 @@ class CSPGenerationTask(FiretaskBase):
 
         if gen >= MAX_GENERATIONS_HARD:
             raise RuntimeError(f"search {name} reached the hard cap of {MAX_GENERATIONS_HARD} generations")
-        relaxer = make_relaxer(run, fw_spec)
         offspring = propose_offspring(state)  # deterministic in (seed, generation)
         partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
+        todo = [ind for ind in offspring if ind.id not in partial]
+        n_par = int((run.settings.get("relax") or {}).get("parallel", 1))
+        attempt = int(fw_spec.get("pes_relax_attempt", 0))
+        if n_par > 1 and len(todo) > 1 and attempt < 2:  # relaxation fireworks; this generation again collects
+            return self._fan_out(run, gen, todo, n_par, attempt, fw_spec)
+        relaxer = make_relaxer(run, fw_spec)
         relaxed = []
         calls_before = state.n_calls
         for k, ind in enumerate(offspring):
             if ind.id in partial:
                 relaxed.append(type(ind).from_dict(partial[ind.id]))
                 continue
-            out = evaluate(ind, relaxer, state.settings)
-            relaxed.append(out)
-            partial[ind.id] = jsonable(out.to_dict())
+            out = relax_one(ind, relaxer, state.settings)
+            relaxed.append(type(ind).from_dict(out))
+            partial[ind.id] = out
             run.state = {**run.state, "partial": {str(gen): partial}}
             run.updated_at = _now()
             run.save()
             flush_store(min_interval=0.5)
-            h = "failed" if out.flags.get("failed") else f"{out.enthalpy_per_atom:.4f} eV/atom"
-            print(f"  [{name} gen {gen}] {k + 1}/{len(offspring)} {ind.origin:<11} -> {h} "
-                  f"({out.spacegroup or '-'})", flush=True)
+            _progress(name, gen, k, len(offspring), relaxed[-1])
+        # learning candidates met by the relaxations (kept with each relaxation, so that a resumed or fanned-out
+        # generation has them all); taken out of the individuals before anything else sees them
+        candidates = [c for ind in relaxed for c in (ind.relax_info or {}).pop("candidates", None) or []]
         hook = getattr(relaxer, "end_of_generation", None)
         if hook is not None:
-            detour = hook(run, gen, relaxed, fw_spec)
+            detour = hook(run, gen, relaxed, fw_spec, candidates=candidates)
             if detour is not None:  # the model learned: redo this generation's unfinished part later
                 return detour
         state = update(state, relaxed)
@@ -169,6 +178,28 @@ class CSPGenerationTask(FiretaskBase):
         return self._next(run, state, fw_spec)
 
     @staticmethod
+    def _fan_out(run: SearchRun, gen: int, todo: list, n_par: int, attempt: int, fw_spec: dict) -> FWAction:
+        """One :class:`CSPRelaxTask` firework per group of offspring, then this generation again (the collector)."""
+        from pes_core.oracles import oracle_class
+
+        name = run.name
+        groups = [todo[k::n_par] for k in range(min(n_par, len(todo)))]
+        category = ("ml" if run.settings.get("mode", "direct") == "mtp"
+                    else oracle_class(run.settings["oracle"]).category)
+        fws = [Firework([CSPRelaxTask(search=name, generation=gen, ids=[i.id for i in g])],
+                        name=f"csp {name} generation {gen} relaxations [{k + 1}/{len(groups)}]",
+                        spec={"_category": category, "pes_kind": "csp_relax", "search": name, "generation": gen})
+               for k, g in enumerate(groups)]
+        again = generation_firework(name, gen, formula=fw_spec.get("formula", ""), parents=fws)
+        # a relaxation firework that fizzled leaves its offspring to the next attempt (the third runs them here)
+        again.spec.update(_allow_fizzled_parents=True, pes_relax_attempt=attempt + 1)
+        if "pes_active_round" in fw_spec:
+            again.spec["pes_active_round"] = fw_spec["pes_active_round"]
+        print(f"  [{name} gen {gen}] {len(todo)} relaxations in {len(fws)} fireworks", flush=True)
+        return FWAction(detours=[Workflow(fws + [again], name=f"csp {name} generation {gen} relaxations")],
+                        stored_data={"relax_fireworks": len(fws), "to_relax": len(todo)})
+
+    @staticmethod
     def _save_run(run: SearchRun, state, partial: dict) -> None:
         run.state = {**run.state, "search": jsonable(state.to_dict()), "partial": partial}
         run.current_generation = state.generation
@@ -193,6 +224,68 @@ class CSPGenerationTask(FiretaskBase):
                                 "_allow_fizzled_parents": True}, parents=[verify])
         # one Workflow keeps the verify -> report link (separate additions would lose it)
         return FWAction(additions=[Workflow([verify, report], name=f"csp {name} verification")])
+
+
+def relax_one(ind, relaxer, settings) -> dict:
+    """Relax one individual (:func:`pes_core.search.evaluate`); its JSON with the learning candidates it met."""
+    from pes_core.search import evaluate
+
+    out = jsonable(evaluate(ind, relaxer, settings).to_dict())
+    take = getattr(relaxer, "take_candidates", None)
+    if take is not None:
+        out.setdefault("relax_info", {})["candidates"] = take()
+    return out
+
+
+def _progress(name: str, gen: int, k: int, n: int, ind) -> None:
+    h = "failed" if ind.flags.get("failed") else f"{ind.enthalpy_per_atom:.4f} eV/atom"
+    print(f"  [{name} gen {gen}] {k + 1}/{n} {ind.origin:<11} -> {h} ({ind.spacegroup or '-'})", flush=True)
+
+
+@explicit_serialize
+class CSPRelaxTask(FiretaskBase):
+    """Relax some offspring of a generation (``relax.parallel`` > 1: the generation fans out).
+
+    Each result goes into ``SearchRun.state['partial']`` by an atomic update of
+    its own key, so relaxation fireworks running side by side (on any
+    workers) never overwrite each other; the generation firework that follows
+    them finds every result there.  Offspring already there are skipped, so a
+    rerun repeats nothing.
+
+    Required parameters
+    -------------------
+    search : str
+    generation : int
+    ids : list of str
+        Individual ids of this firework's share of the offspring.
+    """
+
+    required_params = ["search", "generation", "ids"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.search import SearchState, propose_offspring
+
+        ensure_domain_db(fw_spec)
+        name, gen = self["search"], int(self["generation"])
+        run = SearchRun.objects(name=name).first()
+        if run is None:
+            raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
+        state = SearchState.from_dict(run.state["search"])
+        if state.generation + 1 != gen:  # that generation finished (a rerun after the fact): nothing to do
+            return FWAction(stored_data={"stale": True})
+        done = set((run.state.get("partial") or {}).get(str(gen), {}))
+        wanted = set(self["ids"]) - done
+        offspring = [ind for ind in propose_offspring(state) if ind.id in wanted]
+        if not offspring:
+            return FWAction(stored_data={"relaxed": 0})
+        relaxer = make_relaxer(run, fw_spec)
+        coll = SearchRun._get_collection()
+        for k, ind in enumerate(offspring):
+            out = relax_one(ind, relaxer, state.settings)
+            coll.update_one({"name": name}, {"$set": {f"state.partial.{gen}.{ind.id}": out}})
+            flush_store(min_interval=0.5)
+            _progress(name, gen, k, len(offspring), type(ind).from_dict(out))
+        return FWAction(stored_data={"relaxed": len(offspring)})
 
 
 @explicit_serialize

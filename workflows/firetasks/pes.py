@@ -322,17 +322,126 @@ class PESStochasticTask(FiretaskBase):
         print(f"  [{cfg['name']}] n-sphere samples: {len(structures)} kept, {n_rejected} rejected as too similar",
               flush=True)
         oracle_fws = _oracle_fireworks(structures, cfg, "stochastic") if structures else []
+        # model-driven sampling (refine) runs on everything stored so far; the collector waits for its last round
+        refine = [refine_firework(cfg, 0, parents=oracle_fws or None)] if cfg.get("refine") else []
         collect = Firework([PESCollectTask(config=cfg)], name=f"pes {cfg['name']} collect",
                            spec={"_category": "ml", "pes_kind": "pes_collect",
                                  # a failed oracle batch is recorded; the training set goes on without it
-                                 "_allow_fizzled_parents": True}, parents=oracle_fws or None)
+                                 "_allow_fizzled_parents": True}, parents=(refine or oracle_fws) or None)
         featurize = Firework([PESFeaturizeTask(config=cfg)], name=f"pes {cfg['name']} featurize",
                              spec={"_category": "ml", "pes_kind": "pes_featurize"}, parents=[collect])
-        fws = oracle_fws + [collect, featurize]
+        fws = oracle_fws + refine + [collect, featurize]
         if cfg.get("fit"):
             fws += fit_fireworks(cfg["fit"], parents=[featurize])
         return FWAction(stored_data={"kept": len(structures), "rejected": n_rejected},
                         additions=[Workflow(fws, name=f"{cfg['name']} stochastic")])
+
+
+def refine_label(rnd: int, temperature: float, chain: int) -> str:
+    """Generator label of a refinement sample: ``"refine:r<round>:<T>K:<chain>"``."""
+    return f"refine:r{int(rnd)}:{float(temperature):g}K:{int(chain)}"
+
+
+def refine_firework(cfg: dict, rnd: int, parents=None) -> Firework:
+    """The firework of refinement round ``rnd`` (see :class:`PESRefineTask`)."""
+    return Firework([PESRefineTask(config=cfg, round=int(rnd))], name=f"pes {cfg['name']} refine round {rnd}",
+                    spec={"_category": "ml", "pes_kind": "pes_refine", "_allow_fizzled_parents": True},
+                    parents=parents)
+
+
+def refine_errors(name: str, rnd: int) -> np.ndarray:
+    """Model minus oracle energy (meV/atom) of the stored samples of refinement round ``rnd``."""
+    from pes_core.db import Configuration
+
+    docs = Configuration.objects(workflow=name, generator__startswith=f"refine:r{int(rnd)}:").only(
+        "energy_per_atom", "extra")
+    return np.array([1000.0 * (float(d.extra["refine"]["model_energy_per_atom"]) - d.energy_per_atom)
+                     for d in docs if (d.extra or {}).get("refine")])
+
+
+@explicit_serialize
+class PESRefineTask(FiretaskBase):
+    """One round of model-driven sampling: fit, sample with Monte Carlo, send the chain ends to the oracle.
+
+    Static distortions and oracle MD do not pin a polynomial model in the
+    regions the model itself would visit: a model fitted to them can have
+    spurious low-energy regions (measured on the full CsPbBr3 set: Monte
+    Carlo at 300 K on its linear model ends 160 meV/atom below the oracle).
+    Each round fits the linear model (ridge on the ``refine.clusters`` basis,
+    the shortcut of the neural models) to every configuration stored so far,
+    runs ``chains`` short Metropolis chains per temperature from the cubic
+    cell inside the training-domain wall (:func:`pes_core.ann.montecarlo.chain_ends`)
+    and sends their final configurations to the oracle, with the model
+    energy kept in ``Configuration.extra["refine"]``; the next round is a
+    child of those oracle fireworks (a detour the collector waits for).  A
+    round first measures the previous round's samples: it stops when the RMS
+    model error on them is below ``tolerance_mev`` or after ``rounds`` rounds.
+    (Concurrent learning as in DP-GEN, with the model's own Boltzmann
+    distribution as the explorer.)
+
+    Idempotent: a rerun of a round whose samples are stored samples nothing.
+    """
+
+    required_params = ["config", "round"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.ann import PESData, build_model, get_featurizer, torch_threads
+        from pes_core.ann.calculator import TrainingDomain
+        from pes_core.ann.montecarlo import chain_ends
+        from pes_core.clusters import cubic_cspbbr3
+        from pes_core.db import Configuration
+
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        rf = dict(cfg["refine"])
+        rnd = int(self["round"])
+        name = cfg["name"]
+        data = {"round": rnd}
+        if rnd > 0:
+            err = refine_errors(name, rnd - 1)
+            rms = float(np.sqrt(np.mean(err ** 2))) if len(err) else float("nan")
+            data.update(previous_rms_mev=rms, previous_mean_mev=float(err.mean()) if len(err) else float("nan"),
+                        previous_samples=len(err))
+            print(f"  [{name}] refine round {rnd - 1}: model - oracle on its {len(err)} chain ends: RMS {rms:.1f}, "
+                  f"mean {data['previous_mean_mev']:+.1f} meV/atom (tolerance {rf['tolerance_mev']:g})", flush=True)
+            if len(err) and rms < float(rf["tolerance_mev"]):
+                return FWAction(stored_data={**data, "converged": True})
+        if rnd >= int(rf["rounds"]):
+            print(f"  [{name}] refine: {rnd} rounds done, not converged to {rf['tolerance_mev']:g} meV/atom", flush=True)
+            return FWAction(stored_data={**data, "converged": False})
+        if Configuration.objects(workflow=name, generator__startswith=f"refine:r{rnd}:").first() is not None:
+            return FWAction(stored_data={**data, "rerun": True})  # sampled before: its oracle work is queued
+        t0 = time.perf_counter()
+        cells = relaxed_cells(name)
+        feat = get_featurizer(cubic_cspbbr3(float(cells["a0a0a0"].lattice.a) / 2.0), rf["clusters"],
+                              order=int(rf["order"]))
+        docs = list(Configuration.objects(workflow=name, n_atoms=40).only("content_hash", "structure", "energy"))
+        with torch_threads(1):
+            features = load_features(name, feat, [d.content_hash for d in docs])
+            model = build_model("linear", feat).fit(features)
+            domain = TrainingDomain.from_data(feat, PESData.from_configurations(feat, docs, with_forces=False))
+            ends = chain_ends(model, rf["temperatures"], int(rf["chains"]), int(rf["sweeps"]),
+                              seed=int(rf["seed"] if rf.get("seed") is not None else cfg.get("seed", 0)),
+                              domain=domain, margin=float(rf["margin"]), tag=rnd)
+        flush_store()  # the features cache
+        ref = feat.reference_structure()
+        n = len(ref)
+        todo, extra = [], []
+        for c in ends:
+            st = Structure(ref.lattice, ref.species, c["positions"], coords_are_cartesian=True)
+            todo.append((st, refine_label(rnd, c["T"], c["chain"])))
+            extra.append({"refine": {"round": rnd, "temperature_K": c["T"], "chain": c["chain"],
+                                     "model_energy_per_atom": c["energy"] / n, "sweeps": int(rf["sweeps"]),
+                                     "training_configurations": len(docs)}})
+        means = {t: np.mean([c["e_mean"] for c in ends if c["T"] == float(t)]) for t in rf["temperatures"]}
+        print(f"  [{name}] refine round {rnd}: linear model on {len(docs)} configurations, {len(ends)} chains "
+              f"({', '.join(f'{float(t):g} K <E> {m:.1f}' for t, m in means.items())} meV/atom) in "
+              f"{time.perf_counter() - t0:.0f} s; chain ends to the oracle", flush=True)
+        ofws = _oracle_fireworks(todo, cfg, f"refine r{rnd}", extra=extra)
+        nxt = refine_firework(cfg, rnd + 1, parents=ofws)
+        data.update(samples=len(todo), training_configurations=len(docs),
+                    mc_mean_mev={f"{float(t):g}": float(m) for t, m in means.items()})
+        return FWAction(stored_data=data, detours=[Workflow(ofws + [nxt], name=f"{name} refine round {rnd}")])
 
 
 @explicit_serialize
