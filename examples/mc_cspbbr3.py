@@ -27,7 +27,10 @@ guard) is rejected.  The models are quartic polynomials of the CCD features
 and unbounded below away from their data (MD on them runs away after
 ~100-250 fs), so without the wall the chain would fall into an unphysical
 hole; with it the chain samples the Boltzmann distribution of the model
-*truncated to the training domain*.  The fraction of trial moves rejected by
+*truncated to the training domain*.  (The ``refine`` rounds of the training-set
+spec run this sampler on the model being trained and send the chain ends to
+the oracle, so the holes the chains find are learned; see README.md.)  The
+fraction of trial moves rejected by
 the wall is printed for every block and in the summary: when it is not small
 compared with the Boltzmann rejections, the wall -- i.e. the extent of the
 training data, not the model energy -- shapes the distribution, and the

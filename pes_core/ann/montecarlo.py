@@ -247,7 +247,8 @@ def _blocks(x: np.ndarray, block: int) -> np.ndarray:
 # --------------------------------------------------------------------------- the Monte Carlo driver
 def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 300, block: int = 100,
            seed: int = 0, domain=None, margin: float = 0.25, step: float = 0.05,
-           target_acceptance: float = 0.4, local: bool | None = None, report: bool = True) -> dict:
+           target_acceptance: float = 0.4, local: bool | None = None, report: bool = True,
+           start: np.ndarray | None = None) -> dict:
     """Metropolis NVT chain at the model's cubic reference cell; see the module docstring.
 
     Parameters
@@ -272,6 +273,10 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
     local : bool, optional
         Local energy updates; default: when a check against a full evaluation
         passes (cluster and linear models).
+    start : (n_atoms, 3) array, optional
+        Starting positions (featurizer order, Å, in the reference cell);
+        default: the cubic reference positions.  Energies stay relative to
+        the cubic cell.
 
     Returns
     -------
@@ -305,29 +310,32 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
     additive = getattr(model, "kind", "") in ("cluster", "linear")
     if local is None:
         local = additive
+    first = ref if start is None else np.asarray(start, dtype=float).reshape(n, 3)
     with torch.inference_mode():
-        ev = _Evaluator(model, ref, domain=domain, margin=margin, local=local)
-        e_cubic = ev.energy
+        ev = _Evaluator(model, first, domain=domain, margin=margin, local=local)
+        e_start = ev.energy
+        e_cubic = e_start if start is None else float(ev._full(torch.as_tensor(ref, dtype=torch.float64))[2])
         if domain is not None:
             x0 = ev.excess(ev.f, ev.phi)
-            if x0 > margin or e_cubic / n < ev.e_floor:
-                raise ValueError(f"the cubic reference cell lies outside the training domain of the model "
+            if x0 > margin or e_start / n < ev.e_floor:
+                where = "the cubic reference cell" if start is None else "the starting configuration"
+                raise ValueError(f"{where} lies outside the training domain of the model "
                                  f"({x0:.2f} range widths, margin {margin}): no chain can start there")
         if local:  # check the local update against a full evaluation on a few random moves
             chk = np.random.default_rng(12345)
             for k in chk.integers(n, size=3):
-                new = ref[k] + chk.normal(scale=0.02, size=3)
+                new = first[k] + chk.normal(scale=0.02, size=3)
                 status, de = ev.trial(int(k), new)
                 if status == "wall":
                     continue
                 pos = ev.pos.clone()
                 pos[int(k)] = torch.as_tensor(new)
-                de_full = ev._full(pos)[2] - e_cubic
+                de_full = ev._full(pos)[2] - e_start
                 if abs(de - de_full) > 1e-7 * max(1.0, abs(de_full)):
                     if report:
                         print(f"  local energy updates do not reproduce the {model.kind} model "
                               f"({de:.3e} vs {de_full:.3e} eV): full evaluation at every trial")
-                    ev = _Evaluator(model, ref, domain=domain, margin=margin, local=False)
+                    ev = _Evaluator(model, first, domain=domain, margin=margin, local=False)
                     local = False
                     break
             ev._cand = None
@@ -445,10 +453,12 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
 
 
 def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, domain=None,
-               margin: float = 0.25, tag: int = 0) -> list[dict]:
+               margin: float = 0.25, tag: int = 0, starts: dict | None = None) -> list[dict]:
     """Final configurations of short independent chains: the model-driven samples of a refinement round.
 
-    Every chain starts at the cubic reference cell, equilibrates for
+    Every chain starts at the cubic reference cell, or at ``starts[(T,
+    chain)]`` (featurizer-order positions: the previous round's end, so that
+    chains continue across rounds as the model is refitted), equilibrates for
     ``sweeps // 2`` sweeps (step widths adapted) and runs ``sweeps`` more; its
     final configuration is where the model's Boltzmann distribution (inside
     the wall of ``domain``) has carried it.  Where the model has a spurious
@@ -469,8 +479,15 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
     for t in temperatures:
         for c in range(int(chains)):
             s = int(np.random.SeedSequence([int(seed), int(tag), c]).generate_state(1)[0])
-            r = run_mc(model, float(t), sweeps=int(sweeps), equilibration=max(int(sweeps) // 2, 1),
-                       block=max(int(sweeps) // 2, 1), seed=s, domain=domain, margin=margin, report=False)
+            kw = dict(sweeps=int(sweeps), equilibration=max(int(sweeps) // 2, 1), block=max(int(sweeps) // 2, 1),
+                      seed=s, domain=domain, margin=margin, report=False)
+            start = (starts or {}).get((float(t), c))
+            try:
+                r = run_mc(model, float(t), start=start, **kw)
+            except ValueError:  # the start lies beyond the wall of this model: begin at the cubic cell
+                if start is None:
+                    raise
+                r = run_mc(model, float(t), **kw)
             with torch.inference_mode():
                 pos = torch.as_tensor(r["positions"], dtype=torch.float64)
                 cell = torch.as_tensor(np.asarray(model.featurizer.supercell.cell, dtype=float), dtype=torch.float64)

@@ -47,6 +47,21 @@ def test_chain_ends_are_seeded_and_inside_the_wall(small_featurizer, lj_data):
     np.testing.assert_array_equal(a[0]["positions"], b[0]["positions"])
     assert np.abs(a[0]["positions"] - a[1]["positions"]).max() > 1e-3  # chains differ
     assert np.abs(a[0]["positions"] - c[0]["positions"]).max() > 1e-3  # so do rounds
+    # persistent chains: a chain given a start goes on from there; the others start at the cubic cell again
+    d = chain_ends(model, [300.0], 2, 4, seed=1, domain=domain, tag=0, starts={(300.0, 0): a[0]["positions"]})
+    np.testing.assert_array_equal(d[1]["positions"], a[1]["positions"])
+    assert np.abs(d[0]["positions"] - a[0]["positions"]).max() > 1e-3
+    # starting at the cubic positions explicitly is the same chain, energies still relative to the cubic cell
+    from pes_core.ann.montecarlo import run_mc
+
+    ref = np.asarray(small_featurizer.supercell.positions, dtype=float)
+    r0 = run_mc(model, 300.0, sweeps=4, equilibration=2, block=2, seed=3, domain=domain, report=False)
+    r1 = run_mc(model, 300.0, sweeps=4, equilibration=2, block=2, seed=3, domain=domain, report=False, start=ref)
+    np.testing.assert_array_equal(r0["positions"], r1["positions"])
+    assert r0["e_cubic"] == r1["e_cubic"] and np.allclose(r0["trace"], r1["trace"])
+    r2 = run_mc(model, 300.0, sweeps=4, equilibration=2, block=2, seed=3, domain=domain, report=False,
+                start=a[0]["positions"])
+    assert r2["e_cubic"] == pytest.approx(r0["e_cubic"], abs=1e-12)
     cell = torch.as_tensor(np.asarray(small_featurizer.supercell.cell, dtype=float))
     for x in a:  # the model energy of the end, and the end lies inside the wall (margin 0.25 range widths)
         pos = torch.as_tensor(x["positions"])
@@ -123,9 +138,19 @@ def test_refine_spec_validation():
 
     base = {"kind": "pes_training_set", "name": "x", "oracle": "lj"}
     spec = PESTrainingSetSpec.model_validate({**base, "refine": {}})
-    assert spec.refine.temperatures == [300.0, 450.0] and spec.refine.clusters == "4pairs+oct"
+    assert spec.refine.temperatures == [300.0, 450.0] and spec.refine.clusters is None
     assert PESTrainingSetSpec.model_validate(base).refine is None
-    for bad in ({"temperatures": [0]}, {"clusters": "9pairs+nothing"}, {"chains": 0}, {"tolerance_mev": -1},
-                {"sweep": 3}):
+    from workflows.builders.pes_training import _config
+    from workflows.firetasks.pes import refine_cluster_sets
+
+    assert refine_cluster_sets(_config(spec)) == ["4pairs+oct"]
+    fit = {"name": "x-fit", "grid": {"model": ["linear"], "clusters": ["4pairs+oct", "7pairs+triplet+oct"],
+                                     "order": [4]}}
+    with_fit = PESTrainingSetSpec.model_validate({**base, "refine": {}, "fit": fit})
+    assert refine_cluster_sets(_config(with_fit)) == ["4pairs+oct", "7pairs+triplet+oct"]  # the fit's sets
+    chosen = PESTrainingSetSpec.model_validate({**base, "refine": {"clusters": "2pairs+oct"}, "fit": fit})
+    assert refine_cluster_sets(_config(chosen)) == ["2pairs+oct"]
+    for bad in ({"temperatures": [0]}, {"clusters": "9pairs+nothing"}, {"clusters": ["2pairs+oct", "x"]},
+                {"chains": 0}, {"tolerance_mev": -1}, {"sweep": 3}):
         with pytest.raises(ValidationError):
             PESTrainingSetSpec.model_validate({**base, "refine": bad})

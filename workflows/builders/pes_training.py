@@ -110,7 +110,8 @@ class Refine(StrictModel):
     sweeps: int = Field(40, ge=2, le=100000, description="production sweeps a chain (after sweeps/2 equilibration)")
     rounds: int = Field(8, ge=1, le=100, description="at most this many sampling rounds")
     tolerance_mev: float = Field(5.0, gt=0, description="stop when the RMS model error on the last samples is below")
-    clusters: str = Field("4pairs+oct", description="cluster set of the sampling model (linear, ridge)")
+    clusters: str | list[str] | None = Field(None, description="cluster set(s) of the sampling models (linear, "
+                                             "ridge); default: those of the fit grid, else 4pairs+oct")
     order: int = Field(4, ge=1, le=8)
     margin: float = Field(0.25, ge=0, description="training-domain wall, in range widths beyond the data")
     seed: int | None = Field(None, ge=0, description="chain seed (default: the spec's seed)")
@@ -127,7 +128,8 @@ class Refine(StrictModel):
     def _clusters(cls, v):
         from pes_core.ann import cluster_set_specs
 
-        cluster_set_specs(v)
+        for c in [v] if isinstance(v, str) else v or []:
+            cluster_set_specs(c)
         return v
 
 

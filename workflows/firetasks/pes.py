@@ -349,6 +349,15 @@ def refine_firework(cfg: dict, rnd: int, parents=None) -> Firework:
                     parents=parents)
 
 
+def refine_cluster_sets(cfg: dict) -> list[str]:
+    """Cluster sets of the refinement's sampling models: ``refine.clusters``, else those of the fit grid."""
+    rf = cfg["refine"]
+    if rf.get("clusters"):
+        return [rf["clusters"]] if isinstance(rf["clusters"], str) else list(rf["clusters"])
+    grid = (cfg.get("fit") or {}).get("grid") or {}
+    return list(grid.get("clusters") or ["4pairs+oct"])
+
+
 def refine_errors(name: str, rnd: int) -> np.ndarray:
     """Model minus oracle energy (meV/atom) of the stored samples of refinement round ``rnd``."""
     from pes_core.db import Configuration
@@ -369,9 +378,10 @@ class PESRefineTask(FiretaskBase):
     Carlo at 300 K on its linear model ends 160 meV/atom below the oracle).
     Each round fits the linear model (ridge on the ``refine.clusters`` basis,
     the shortcut of the neural models) to every configuration stored so far,
-    runs ``chains`` short Metropolis chains per temperature from the cubic
-    cell inside the training-domain wall (:func:`pes_core.ann.montecarlo.chain_ends`)
-    and sends their final configurations to the oracle, with the model
+    runs ``chains`` short Metropolis chains per temperature inside the
+    training-domain wall (:func:`pes_core.ann.montecarlo.chain_ends`; from the
+    cubic cell in round 0, then each from where it ended in the previous
+    round) and sends their final configurations to the oracle, with the model
     energy kept in ``Configuration.extra["refine"]``; the next round is a
     child of those oracle fireworks (a detour the collector waits for).  A
     round first measures the previous round's samples: it stops when the RMS
@@ -413,28 +423,42 @@ class PESRefineTask(FiretaskBase):
             return FWAction(stored_data={**data, "rerun": True})  # sampled before: its oracle work is queued
         t0 = time.perf_counter()
         cells = relaxed_cells(name)
-        feat = get_featurizer(cubic_cspbbr3(float(cells["a0a0a0"].lattice.a) / 2.0), rf["clusters"],
-                              order=int(rf["order"]))
         docs = list(Configuration.objects(workflow=name, n_atoms=40).only("content_hash", "structure", "energy"))
-        with torch_threads(1):
-            features = load_features(name, feat, [d.content_hash for d in docs])
-            model = build_model("linear", feat).fit(features)
-            domain = TrainingDomain.from_data(feat, PESData.from_configurations(feat, docs, with_forces=False))
-            ends = chain_ends(model, rf["temperatures"], int(rf["chains"]), int(rf["sweeps"]),
-                              seed=int(rf["seed"] if rf.get("seed") is not None else cfg.get("seed", 0)),
-                              domain=domain, margin=float(rf["margin"]), tag=rnd)
+        # the chains go on from the previous round's ends (persistent chains: a hole that takes longer than one
+        # round's sweeps to reach is still found)
+        prev = [d for d in Configuration.objects(workflow=name, generator__startswith=f"refine:r{rnd - 1}:")
+                if (d.extra or {}).get("refine")]
+        sets = refine_cluster_sets(cfg)
+        chains = int(rf["chains"])
+        todo, extra, ends = [], [], []
+        for k, clusters in enumerate(sets):  # one sampling model per cluster set of the fit
+            feat = get_featurizer(cubic_cspbbr3(float(cells["a0a0a0"].lattice.a) / 2.0), clusters,
+                                  order=int(rf["order"]))
+            with torch_threads(1):
+                model = build_model("linear", feat).fit(load_features(name, feat, [d.content_hash for d in docs]))
+                domain = TrainingDomain.from_data(feat, PESData.from_configurations(feat, docs, with_forces=False))
+                starts = {}
+                mine = [d for d in prev if k * chains <= int(d.extra["refine"]["chain"]) < (k + 1) * chains]
+                if mine:
+                    pos = PESData.from_configurations(feat, mine, with_forces=False).positions.numpy()
+                    starts = {(float(d.extra["refine"]["temperature_K"]), int(d.extra["refine"]["chain"]) - k * chains): p
+                              for d, p in zip(mine, pos)}
+                got = chain_ends(model, rf["temperatures"], chains, int(rf["sweeps"]),
+                                 seed=int(rf["seed"] if rf.get("seed") is not None else cfg.get("seed", 0)),
+                                 domain=domain, margin=float(rf["margin"]), tag=1000 * rnd + k, starts=starts)
+            ref = feat.reference_structure()
+            for c in got:
+                chain = k * chains + c["chain"]
+                st = Structure(ref.lattice, ref.species, c["positions"], coords_are_cartesian=True)
+                todo.append((st, refine_label(rnd, c["T"], chain)))
+                extra.append({"refine": {"round": rnd, "temperature_K": c["T"], "chain": chain, "clusters": clusters,
+                                         "model_energy_per_atom": c["energy"] / len(ref),
+                                         "sweeps": int(rf["sweeps"]), "training_configurations": len(docs)}})
+            ends += got
         flush_store()  # the features cache
-        ref = feat.reference_structure()
-        n = len(ref)
-        todo, extra = [], []
-        for c in ends:
-            st = Structure(ref.lattice, ref.species, c["positions"], coords_are_cartesian=True)
-            todo.append((st, refine_label(rnd, c["T"], c["chain"])))
-            extra.append({"refine": {"round": rnd, "temperature_K": c["T"], "chain": c["chain"],
-                                     "model_energy_per_atom": c["energy"] / n, "sweeps": int(rf["sweeps"]),
-                                     "training_configurations": len(docs)}})
         means = {t: np.mean([c["e_mean"] for c in ends if c["T"] == float(t)]) for t in rf["temperatures"]}
-        print(f"  [{name}] refine round {rnd}: linear model on {len(docs)} configurations, {len(ends)} chains "
+        print(f"  [{name}] refine round {rnd}: linear model{'s' if len(sets) > 1 else ''} ({', '.join(sets)}) on "
+              f"{len(docs)} configurations, {len(ends)} chains "
               f"({', '.join(f'{float(t):g} K <E> {m:.1f}' for t, m in means.items())} meV/atom) in "
               f"{time.perf_counter() - t0:.0f} s; chain ends to the oracle", flush=True)
         ofws = _oracle_fireworks(todo, cfg, f"refine r{rnd}", extra=extra)
