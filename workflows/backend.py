@@ -281,6 +281,7 @@ class Backend:
         self._flush_lock = threading.Lock()
         self._last_flush = 0.0
         self._last_write_s = 0.0  # seconds the last write took (serialization holds the GIL)
+        self.pending = False  # a periodic write was skipped since the last one (see flush)
         self._closed = False
         self._snapshot_dir: str | None = None
         settings = dict(config.settings)
@@ -386,6 +387,7 @@ class Backend:
             if min_interval > 0:
                 min_interval = max(min_interval, self._last_write_s / self.MAX_WRITE_SHARE)
             if now - self._last_flush < min_interval:
+                self.pending = True
                 return False
             store = self.client._store
             for attempt in range(5):
@@ -399,6 +401,7 @@ class Backend:
             _atomic_write_text(self.config.embedded_store, text)
             self._last_flush = time.monotonic()
             self._last_write_s = self._last_flush - now
+            self.pending = False
             return True
 
     def close(self) -> None:

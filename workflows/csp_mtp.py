@@ -117,15 +117,14 @@ class LearningRelaxer:
         """Queue oracle + retraining + this generation again when something was selected; else ``None``.
 
         ``candidates``: what :meth:`take_candidates` gave for the generation's
-        relaxations (wherever they ran), besides any still held here.
+        relaxations (wherever they ran).
         """
         from pes_core.active import choose_candidates
         from pes_core.db import calculation_hash
         from pes_core.oracles import to_structure
 
         name = run.name
-        cands = candidates_from_json(candidates or []) + list(self.inner.collected)
-        self.inner.collected = []
+        cands = candidates_from_json(candidates or [])
         # broken relaxations are redone after learning (their last configuration is a candidate); unphysical
         # ones (collapsed atoms, energy hole: pes_core.active.UnphysicalError) stay failed
         broken = [ind.id for ind in relaxed if (ind.relax_info or {}).get("break")]
@@ -156,13 +155,10 @@ class LearningRelaxer:
                                     reason=cand.reason,
                                     context=jsonable({"search": name, "generation": gen, "round": self.round,
                                                       "formula": cand.atoms.get_chemical_formula()})).save()
-        # forget the broken relaxations so that the rerun redoes them on the new model; the candidates of the
-        # kept ones were considered in this round
+        # forget the broken relaxations so that the rerun redoes them on the new model
         partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
         for ind_id in broken:
             partial.pop(ind_id, None)
-        for entry in partial.values():
-            (entry.get("relax_info") or {}).pop("candidates", None)
         active = dict(run.state.get("active") or {})
         rounds = dict(active.get("rounds") or {})
         rounds[str(gen)] = self.round + 1

@@ -168,6 +168,8 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
         for t in threads:
             while t.is_alive():
                 t.join(0.5)
+                if backend.pending:  # a write skipped after a firework is made up for while the next ones run
+                    backend.flush(min_interval=0.1)
     except KeyboardInterrupt:
         stop.set()
         raise

@@ -28,9 +28,13 @@ import time
 
 import numpy as np
 
-__all__ = ["KB", "chain_ends", "pb_br_pb_deviation", "run_mc"]
+__all__ = ["KB", "OutsideDomainError", "chain_ends", "pb_br_pb_deviation", "run_mc"]
 
 KB = 8.617333262e-5  # eV/K
+
+
+class OutsideDomainError(ValueError):
+    """The configuration a chain should start from lies beyond the training-domain wall."""
 
 # --------------------------------------------------------------------------- energy evaluation
 class _Evaluator:
@@ -319,8 +323,10 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
             x0 = ev.excess(ev.f, ev.phi)
             if x0 > margin or e_start / n < ev.e_floor:
                 where = "the cubic reference cell" if start is None else "the starting configuration"
-                raise ValueError(f"{where} lies outside the training domain of the model "
-                                 f"({x0:.2f} range widths, margin {margin}): no chain can start there")
+                why = (f"{x0:.2f} range widths beyond the features, margin {margin}" if x0 > margin else
+                       f"energy {1000 * (e_start / n - ev.e_floor):.1f} meV/atom below the floor")
+                raise OutsideDomainError(f"{where} lies outside the training domain of the model ({why}): "
+                                         "no chain can start there")
         if local:  # check the local update against a full evaluation on a few random moves
             chk = np.random.default_rng(12345)
             for k in chk.integers(n, size=3):
@@ -471,7 +477,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
     list of dict
         ``T``, ``chain``, ``positions`` (featurizer order, Å), ``energy`` (model,
         eV, total), ``e_mean`` (meV/atom relative to the cubic cell, production
-        mean of the chain), ``wall_fraction``.
+        mean of the chain), ``wall_fraction``, ``restarted`` (its start lay
+        beyond this model's wall, so it began at the cubic cell).
     """
     import torch
 
@@ -482,16 +489,17 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
             kw = dict(sweeps=int(sweeps), equilibration=max(int(sweeps) // 2, 1), block=max(int(sweeps) // 2, 1),
                       seed=s, domain=domain, margin=margin, report=False)
             start = (starts or {}).get((float(t), c))
+            restarted = False
             try:
                 r = run_mc(model, float(t), start=start, **kw)
-            except ValueError:  # the start lies beyond the wall of this model: begin at the cubic cell
+            except OutsideDomainError:  # the start lies beyond the wall of this model: begin at the cubic cell
                 if start is None:
                     raise
-                r = run_mc(model, float(t), **kw)
+                r, restarted = run_mc(model, float(t), **kw), True
             with torch.inference_mode():
                 pos = torch.as_tensor(r["positions"], dtype=torch.float64)
                 cell = torch.as_tensor(np.asarray(model.featurizer.supercell.cell, dtype=float), dtype=torch.float64)
                 e = float(model(pos[None], cell[None])[0])
             out.append({"T": float(t), "chain": c, "positions": r["positions"], "energy": e,
-                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"]})
+                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"], "restarted": restarted})
     return out

@@ -83,17 +83,21 @@ def test_refine_rounds_in_the_training_set_workflow(project):
     from workflows.firetasks.pes import refine_errors
     from workflows.runner import run_local
 
+    sets = ["2pairs+oct", "1pairs+oct"]  # one sampling model each, chains 0-1 and 2-3
     with open_backend(project) as b:
         # tolerance 0: every round samples, up to the cap of 2 rounds
-        b.lp.add_wf(pes_training_workflow(_spec(rounds=2, tolerance_mev=1e-9)))
+        b.lp.add_wf(pes_training_workflow(_spec(rounds=2, tolerance_mev=1e-9, clusters=sets)))
         assert run_local(b, workers=2, progress=False).fizzled == 0
         refined = list(Configuration.objects(workflow="pes-refine", generator__startswith="refine:"))
         assert sorted(c.generator for c in refined) == sorted(
-            f"refine:r{r}:{t}K:{k}" for r in (0, 1) for t in (300, 450) for k in (0, 1))
+            f"refine:r{r}:{t}K:{k}" for r in (0, 1) for t in (300, 450) for k in range(4))
+        assert {(c.extra["refine"]["chain"] // 2, c.extra["refine"]["clusters"]) for c in refined} == \
+            {(0, sets[0]), (1, sets[1])}
+        assert len({c.content_hash for c in refined}) == 16  # no two chains alike
         by_round = {r: [c for c in refined if c.extra["refine"]["round"] == r] for r in (0, 1)}
         n0 = {c.extra["refine"]["training_configurations"] for c in by_round[0]}
         n1 = {c.extra["refine"]["training_configurations"] for c in by_round[1]}
-        assert len(n0) == len(n1) == 1 and n1.pop() == n0.pop() + 4  # round 1 learned round 0's chain ends
+        assert len(n0) == len(n1) == 1 and n1.pop() == n0.pop() + 8  # round 1 learned round 0's chain ends
         for c in refined:
             assert c.n_atoms == 40 and c.fw_id is not None and np.isfinite(c.extra["refine"]["model_energy_per_atom"])
         rounds = _launch(b, "pes_refine")
@@ -101,19 +105,26 @@ def test_refine_rounds_in_the_training_set_workflow(project):
         assert rounds[2]["data"]["converged"] is False and "samples" not in rounds[2]["data"]
         # the stop decision uses the model errors of the previous round's chain ends
         err = refine_errors("pes-refine", 1)
+        assert len(err) == 8 and np.all(np.isfinite(err)) and np.abs(err).max() > 0
         assert rounds[2]["data"]["previous_rms_mev"] == pytest.approx(float(np.sqrt(np.mean(err ** 2))))
-        assert rounds[2]["data"]["previous_samples"] == 4
+        assert rounds[2]["data"]["previous_samples"] == 8
         # the collector ran after the last round, so the featurized set holds every chain end
         collect = _launch(b, "pes_collect")[0]["launch"]
         assert collect["time_start"] >= rounds[2]["launch"]["time_end"]
         assert _launch(b, "pes_collect")[0]["data"]["n_configurations"] == \
             Configuration.objects(workflow="pes-refine", n_atoms=40).count()
         n_all = Configuration.objects(workflow="pes-refine", n_atoms=40).count()
-        # a resubmission samples nothing new (round 0 is stored) and stores nothing new
-        b.lp.add_wf(pes_training_workflow(_spec(rounds=2, tolerance_mev=1e-9)))
+        # a resubmission walks through the stored rounds without sampling and stores nothing new ...
+        b.lp.add_wf(pes_training_workflow(_spec(rounds=2, tolerance_mev=1e-9, clusters=sets)))
         assert run_local(b, workers=1, progress=False).fizzled == 0
         assert Configuration.objects(workflow="pes-refine", n_atoms=40).count() == n_all
-        assert _launch(b, "pes_refine")[-1]["data"].get("rerun") is True
+        again = _launch(b, "pes_refine")[3:]
+        assert [(r["data"]["round"], r["data"].get("rerun")) for r in again] == [(0, True), (1, True), (2, None)]
+        # ... and one with more rounds goes on from where the stored ones end (chains continued from round 1's ends)
+        b.lp.add_wf(pes_training_workflow(_spec(rounds=3, tolerance_mev=1e-9, clusters=sets)))
+        assert run_local(b, workers=2, progress=False).fizzled == 0
+        r2 = Configuration.objects(workflow="pes-refine", generator__startswith="refine:r2:")
+        assert r2.count() == 8 and not any(c.extra["refine"]["restarted"] for c in r2)
 
 
 def test_refine_stops_when_the_model_predicts_its_samples(project):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 from pathlib import Path
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
@@ -141,6 +142,12 @@ class CSPGenerationTask(FiretaskBase):
         # learning candidates met by the relaxations (kept with each relaxation, so that a resumed or fanned-out
         # generation has them all); taken out of the individuals before anything else sees them
         candidates = [c for ind in relaxed for c in (ind.relax_info or {}).pop("candidates", None) or []]
+        if candidates:  # considered now, whatever the hook decides: a rerun must not learn them again
+            kept = {k: v for k, v in partial.items()}
+            for entry in kept.values():
+                (entry.get("relax_info") or {}).pop("candidates", None)
+            run.state = {**run.state, "partial": {str(gen): kept}}
+            run.save()
         hook = getattr(relaxer, "end_of_generation", None)
         if hook is not None:
             detour = hook(run, gen, relaxed, fw_spec, candidates=candidates)
@@ -282,7 +289,14 @@ class CSPRelaxTask(FiretaskBase):
         coll = SearchRun._get_collection()
         for k, ind in enumerate(offspring):
             out = relax_one(ind, relaxer, state.settings)
-            coll.update_one({"name": name}, {"$set": {f"state.partial.{gen}.{ind.id}": out}})
+            for attempt in range(5):  # the embedded store's copy of the document can race another thread
+                try:
+                    coll.update_one({"name": name}, {"$set": {f"state.partial.{gen}.{ind.id}": out}})
+                    break
+                except RuntimeError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
             flush_store(min_interval=0.5)
             _progress(name, gen, k, len(offspring), type(ind).from_dict(out))
         return FWAction(stored_data={"relaxed": len(offspring)})

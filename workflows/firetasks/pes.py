@@ -409,25 +409,31 @@ class PESRefineTask(FiretaskBase):
         data = {"round": rnd}
         if rnd > 0:
             err = refine_errors(name, rnd - 1)
-            rms = float(np.sqrt(np.mean(err ** 2))) if len(err) else float("nan")
-            data.update(previous_rms_mev=rms, previous_mean_mev=float(err.mean()) if len(err) else float("nan"),
-                        previous_samples=len(err))
-            print(f"  [{name}] refine round {rnd - 1}: model - oracle on its {len(err)} chain ends: RMS {rms:.1f}, "
-                  f"mean {data['previous_mean_mev']:+.1f} meV/atom (tolerance {rf['tolerance_mev']:g})", flush=True)
-            if len(err) and rms < float(rf["tolerance_mev"]):
-                return FWAction(stored_data={**data, "converged": True})
+            data["previous_samples"] = len(err)
+            if not len(err):
+                print(f"  [{name}] refine round {rnd - 1}: no chain end stored (oracle failures?); sampling again",
+                      flush=True)
+            else:
+                rms = float(np.sqrt(np.mean(err ** 2)))
+                data.update(previous_rms_mev=rms, previous_mean_mev=float(err.mean()))
+                print(f"  [{name}] refine round {rnd - 1}: model - oracle on its {len(err)} chain ends: RMS {rms:.1f}, "
+                      f"mean {data['previous_mean_mev']:+.1f} meV/atom (tolerance {rf['tolerance_mev']:g})", flush=True)
+                if rms < float(rf["tolerance_mev"]):
+                    return FWAction(stored_data={**data, "converged": True})
         if rnd >= int(rf["rounds"]):
             print(f"  [{name}] refine: {rnd} rounds done, not converged to {rf['tolerance_mev']:g} meV/atom", flush=True)
             return FWAction(stored_data={**data, "converged": False})
         if Configuration.objects(workflow=name, generator__startswith=f"refine:r{rnd}:").first() is not None:
-            return FWAction(stored_data={**data, "rerun": True})  # sampled before: its oracle work is queued
+            # sampled before (a resubmission or rerun): go on to the next round, which measures this one
+            return FWAction(stored_data={**data, "rerun": True},
+                            detours=[Workflow([refine_firework(cfg, rnd + 1)], name=f"{name} refine round {rnd}")])
         t0 = time.perf_counter()
         cells = relaxed_cells(name)
         docs = list(Configuration.objects(workflow=name, n_atoms=40).only("content_hash", "structure", "energy"))
         # the chains go on from the previous round's ends (persistent chains: a hole that takes longer than one
         # round's sweeps to reach is still found)
         prev = [d for d in Configuration.objects(workflow=name, generator__startswith=f"refine:r{rnd - 1}:")
-                if (d.extra or {}).get("refine")]
+                if (d.extra or {}).get("refine")] if rnd > 0 else []
         sets = refine_cluster_sets(cfg)
         chains = int(rf["chains"])
         todo, extra, ends = [], [], []
@@ -453,7 +459,9 @@ class PESRefineTask(FiretaskBase):
                 todo.append((st, refine_label(rnd, c["T"], chain)))
                 extra.append({"refine": {"round": rnd, "temperature_K": c["T"], "chain": chain, "clusters": clusters,
                                          "model_energy_per_atom": c["energy"] / len(ref),
-                                         "sweeps": int(rf["sweeps"]), "training_configurations": len(docs)}})
+                                         "sweeps": int(rf["sweeps"]), "training_configurations": len(docs),
+                                         "wall_fraction": float(c["wall_fraction"]),
+                                         "restarted": bool(c["restarted"])}})
             ends += got
         flush_store()  # the features cache
         means = {t: np.mean([c["e_mean"] for c in ends if c["T"] == float(t)]) for t in rf["temperatures"]}
