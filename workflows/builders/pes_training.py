@@ -30,10 +30,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fireworks import Firework, Workflow
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from pes_core.sampling import GLAZER_SYSTEMS
 from workflows.firetasks.pes import PESReferenceTask, fit_fireworks
@@ -69,10 +69,20 @@ class Stochastic(StrictModel):
     parents: list[str] | None = None
 
 
+def _positive_temperatures(v: list[float]) -> list[float]:
+    if any(t <= 0 for t in v):
+        raise ValueError(f"temperatures must be positive (K), got {v}")
+    return v
+
+
+#: thermostat or chain temperatures of a spec section (K)
+Temperatures = Annotated[list[float], AfterValidator(_positive_temperatures)]
+
+
 class Thermal(StrictModel):
     """Snapshots of short oracle-driven NVT runs (ASE Langevin), one run per parent and temperature."""
 
-    temperatures: list[float] = Field([300.0, 450.0], min_length=1, description="thermostat temperatures (K)")
+    temperatures: Temperatures = Field([300.0, 450.0], min_length=1, description="thermostat temperatures (K)")
     parents: list[str] = Field(["a0a0a0", "a+b-b-"], min_length=1,
                                description="relaxed cells the runs start from (Glazer symbols)")
     steps: int = Field(400, ge=1, le=100000, description="MD steps per run (equilibration included)")
@@ -81,13 +91,6 @@ class Thermal(StrictModel):
     dt_fs: float = Field(2.0, gt=0, le=5.0, description="time step (fs)")
     friction: float = Field(0.01, gt=0, le=1.0, description="Langevin friction (1/fs)")
     seed: int | None = Field(None, ge=0, description="MD seed (default: the spec's seed)")
-
-    @field_validator("temperatures")
-    @classmethod
-    def _temps(cls, v):
-        if any(t <= 0 for t in v):
-            raise ValueError(f"temperatures must be positive (K), got {v}")
-        return v
 
     @field_validator("parents")
     @classmethod
@@ -105,7 +108,7 @@ class Thermal(StrictModel):
 class Refine(StrictModel):
     """Model-driven sampling rounds: Monte Carlo on the current linear model, chain ends to the oracle."""
 
-    temperatures: list[float] = Field([300.0, 450.0], min_length=1, description="chain temperatures (K)")
+    temperatures: Temperatures = Field([300.0, 450.0], min_length=1, description="chain temperatures (K)")
     chains: int = Field(8, ge=1, le=1000, description="chains a temperature and round")
     sweeps: int = Field(40, ge=2, le=100000, description="production sweeps a chain (after sweeps/2 equilibration)")
     rounds: int = Field(8, ge=1, le=100, description="at most this many sampling rounds")
@@ -115,13 +118,6 @@ class Refine(StrictModel):
     order: int = Field(4, ge=1, le=8)
     margin: float = Field(0.25, ge=0, description="training-domain wall, in range widths beyond the data")
     seed: int | None = Field(None, ge=0, description="chain seed (default: the spec's seed)")
-
-    @field_validator("temperatures")
-    @classmethod
-    def _temps(cls, v):
-        if any(t <= 0 for t in v):
-            raise ValueError(f"temperatures must be positive (K), got {v}")
-        return v
 
     @field_validator("clusters")
     @classmethod

@@ -143,10 +143,9 @@ class CSPGenerationTask(FiretaskBase):
         # generation has them all); taken out of the individuals before anything else sees them
         candidates = [c for ind in relaxed for c in (ind.relax_info or {}).pop("candidates", None) or []]
         if candidates:  # considered now, whatever the hook decides: a rerun must not learn them again
-            kept = {k: v for k, v in partial.items()}
-            for entry in kept.values():
+            for entry in partial.values():
                 (entry.get("relax_info") or {}).pop("candidates", None)
-            run.state = {**run.state, "partial": {str(gen): kept}}
+            run.state = {**run.state, "partial": {str(gen): partial}}
             run.save()
         hook = getattr(relaxer, "end_of_generation", None)
         if hook is not None:

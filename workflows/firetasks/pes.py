@@ -253,7 +253,7 @@ class PESThermalTask(FiretaskBase):
         cfg = self["config"]
         th = dict(cfg["thermal"])
         parent, t = self["parent"], float(self["temperature"])
-        seed = int(th["seed"] if th.get("seed") is not None else cfg.get("seed", 0))
+        seed = section_seed(cfg, "thermal")
         steps, every, equil = int(th["steps"]), int(th["every"]), int(th["equilibration"])
         labels = [thermal_label(parent, t, k) for k in thermal_snapshot_steps(steps, every, equil)]
         stored = {c.generator for c in Configuration.objects(workflow=cfg["name"], generator__in=labels)
@@ -337,6 +337,12 @@ class PESStochasticTask(FiretaskBase):
                         additions=[Workflow(fws, name=f"{cfg['name']} stochastic")])
 
 
+def section_seed(cfg: dict, section: str) -> int:
+    """The ``seed`` of a spec section (``thermal``, ``refine``), else the spec's own seed."""
+    own = (cfg.get(section) or {}).get("seed")
+    return int(own if own is not None else cfg.get("seed", 0))
+
+
 def refine_label(rnd: int, temperature: float, chain: int) -> str:
     """Generator label of a refinement sample: ``"refine:r<round>:<T>K:<chain>"``."""
     return f"refine:r{int(rnd)}:{float(temperature):g}K:{int(chain)}"
@@ -389,7 +395,8 @@ class PESRefineTask(FiretaskBase):
     (Concurrent learning as in DP-GEN, with the model's own Boltzmann
     distribution as the explorer.)
 
-    Idempotent: a rerun of a round whose samples are stored samples nothing.
+    Idempotent: a rerun or resubmission of a round whose samples are stored
+    samples nothing and goes on to the next round (which measures it).
     """
 
     required_params = ["config", "round"]
@@ -450,7 +457,7 @@ class PESRefineTask(FiretaskBase):
                     starts = {(float(d.extra["refine"]["temperature_K"]), int(d.extra["refine"]["chain"]) - k * chains): p
                               for d, p in zip(mine, pos)}
                 got = chain_ends(model, rf["temperatures"], chains, int(rf["sweeps"]),
-                                 seed=int(rf["seed"] if rf.get("seed") is not None else cfg.get("seed", 0)),
+                                 seed=section_seed(cfg, "refine"),
                                  domain=domain, margin=float(rf["margin"]), tag=1000 * rnd + k, starts=starts)
             ref = feat.reference_structure()
             for c in got:
