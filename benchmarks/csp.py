@@ -19,9 +19,12 @@ plus ``--active``.
     OMP_NUM_THREADS=1 python benchmarks/csp.py --oracle sw --atoms 8 --seeds 10 --modes direct \
         --population 12 --generations 12 --stop-after 8
     # C8 with CHGNet (graphite -9.1807 eV/atom); a generation "found" it when its oracle-checked best
-    # (a 10-step oracle relaxation) is within 10 meV/atom, the verified best within 1 meV/atom
+    # (a 10-step oracle relaxation) is within 10 meV/atom, the verified best within 1 meV/atom; each
+    # search stops there (--stop-at-found: the cost to success) or after 8 generations without a new best
     OMP_NUM_THREADS=1 python benchmarks/csp.py --element C --oracle chgnet --atoms 8 --seeds 10 --modes mtp \
-        --population 12 --generations 8 --stop-after 3 --level 16 --max-dist 5.0 --found-mev 10
+        --population 12 --generations 20 --stop-after 8 --level 16 --max-dist 5.0 --found-mev 10 --stop-at-found
+    OMP_NUM_THREADS=1 python benchmarks/csp.py --element C --oracle chgnet --atoms 8 --seeds 10 --modes direct \
+        --population 12 --generations 20 --stop-after 8 --found-mev 10 --stop-at-found
     OMP_NUM_THREADS=1 python benchmarks/csp.py --atoms 4 --seeds 3 --generations 4   # quick
 """
 
@@ -54,7 +57,7 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
     generations up to the first whose best (oracle-checked in mode mtp)
     enthalpy is at or below ``threshold`` (None where none is).
     """
-    from pes_core.db import Configuration, GenerationRecord, SearchRun
+    from pes_core.db import GenerationRecord, SearchRun
     from workflows.backend import open_backend
 
     with open_backend(proj / "my_launchpad.yaml", read_only=True) as _:
@@ -62,11 +65,9 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
         ver = [v for v in run.state.get("verification", []) if not v["failed"]]
         gens = sorted(GenerationRecord.objects(search="bench"), key=lambda g: g.index)
         n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
-        if mode == "mtp":
-            n_single = Configuration.objects(tags="csp:bench").count() - Configuration.objects(
-                tags="csp-verify").count()
-        else:
-            n_single = sum(g.n_oracle_calls for g in gens)
+        # per generation: oracle relaxation calls (direct), or the oracle results stored since the previous
+        # generation (mtp: pre-exploration in generation 0, learning, checks)
+        n_single = sum(g.n_oracle_calls for g in gens)
         oracle_to, model_to, calls, evals = None, None, 0, 0
         for g in gens:
             calls += g.n_oracle_calls
@@ -80,11 +81,17 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
                 "mtp_evaluations": int(sum(g.n_model_evaluations for g in gens)), "generations": len(gens),
                 "oracle_to_success": oracle_to, "mtp_to_success": model_to,
                 "setup": (run.settings.get("oracle"), json.dumps(run.settings.get("search"), sort_keys=True),
-                          json.dumps(run.settings.get("mtp") or {}, sort_keys=True))}
+                          json.dumps(run.settings.get("mtp") or {}, sort_keys=True),
+                          json.dumps(run.settings.get("verify") or {}, sort_keys=True))}
 
 
 def run_one(mode: str, seed: int, args, threshold: float | None) -> dict:
-    """One search in a fresh embedded project; returns its figures."""
+    """One search in a fresh embedded project; returns its figures.
+
+    ``threshold``: the enthalpy (eV/atom) at which a generation counts as
+    having found the ground state; with ``--stop-at-found`` it is also the
+    search's ``stop_enthalpy`` (USPEX's ``stopFitness``), so the search ends there.
+    """
     from workflows.cli import main as pes
 
     tmp = Path(tempfile.mkdtemp(prefix=f"csp-bench-{mode}-{seed}-"))
@@ -97,8 +104,10 @@ def run_one(mode: str, seed: int, args, threshold: float | None) -> dict:
     n = args.atoms
     search = {"composition": {args.element: 1}, "n_atoms": [n, n], "population_size": args.population,
               "max_generations": args.generations, "stop_after": args.stop_after, "seed": seed}
+    if args.stop_at_found and threshold is not None:
+        search["stop_enthalpy"] = threshold
     kw = dict(oracle=args.oracle, mode=mode, relax={"fmax": 0.05, "steps": 200},
-              verify={"within_mev": args.verify_mev})
+              verify={"within_mev": args.verify_mev, **({"fmax": args.verify_fmax} if args.verify_fmax else {})})
     if mode == "mtp":
         kw.update(mtp={"level": args.level, "max_iter": args.max_iter, "max_dist": args.max_dist},
                   active=json.loads(args.active))
@@ -139,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
                                        '"max_configurations_per_round": 6}',
                    help="JSON of the `active` settings of mode mtp")
     p.add_argument("--verify-mev", type=float, default=50.0)
+    p.add_argument("--verify-fmax", type=float, default=None,
+                   help="force tolerance (eV/Å) of the verification relaxations (default: the search's 0.05)")
     p.add_argument("--reference", type=float, default=None,
                    help="oracle ground state, eV/atom (default: GROUND_STATES, else the lowest any run found)")
     p.add_argument("--tol-mev", type=float, default=1.0)
@@ -146,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="a generation found the ground state when its best (oracle-checked after a few oracle "
                         "steps in mode mtp) is within this of it (default: --tol-mev); counts only for searches "
                         "whose verified best succeeded")
+    p.add_argument("--stop-at-found", action="store_true",
+                   help="end each search at the first generation that found the ground state (--found-mev): "
+                        "measures the cost to success without running the search out")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--from-projects", default=None, metavar="GLOB",
                    help="summarize kept searches instead of running new ones, e.g. '/tmp/csp-bench-*/proj'")
@@ -168,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
             same = (r["setup"][0] == args.oracle and search.get("n_atoms") == [args.atoms, args.atoms]
                     and search.get("population_size") == args.population
                     and search.get("max_generations") == args.generations
+                    and search.get("stop_after") == args.stop_after
+                    and (search.get("stop_enthalpy") is not None) == args.stop_at_found
+                    and json.loads(r["setup"][3]).get("fmax") == args.verify_fmax
                     and (mode == "direct" or json.loads(r["setup"][2]).get("level") == args.level))
             if same:  # only the searches of this set-up
                 rows.append(r | {"wall_s": float("nan"), "project": str(proj)})

@@ -14,9 +14,10 @@ selected it) and returns a detour::
     oracle fireworks (the oracle's category) --> MTP training (ml) --> generation g again
 
 The rerun of generation ``g`` keeps the relaxations that finished below the
-break threshold (the task's cache) and redoes the broken ones on the
-retrained MTP.  After ``active.max_rounds_per_generation`` rounds the
-relaxations go on without breaking, so every generation ends.
+break threshold (the task's cache) and redoes the broken and unphysical ones
+(energy hole, atoms pushed together) on the retrained MTP.  After
+``active.max_rounds_per_generation`` rounds the relaxations go on without
+breaking, so every generation ends.
 
 >>> wf = csp_workflow("si8", {"composition": {"Si": 1}, "n_atoms": [8, 8]}, oracle="tersoff",
 ...                   mode="mtp")  # doctest: +SKIP
@@ -120,20 +121,25 @@ class LearningRelaxer:
         relaxations (wherever they ran).
         """
         from pes_core.active import choose_candidates
+        from pes_core.active.calculator import FORCED_REASONS
         from pes_core.db import calculation_hash
         from pes_core.oracles import to_structure
 
         name = run.name
         cands = candidates_from_json(candidates or [])
-        # broken relaxations are redone after learning (their last configuration is a candidate); unphysical
-        # ones (collapsed atoms, energy hole: pes_core.active.UnphysicalError) stay failed
-        broken = [ind.id for ind in relaxed if (ind.relax_info or {}).get("break")]
+        # after learning, broken relaxations (their last configuration is a candidate) and unphysical ones
+        # (an energy hole or atoms pushed together: pes_core.active.UnphysicalError, whose "floor"/"short"
+        # configuration is a candidate) are redone on the new model
+        redo = [ind.id for ind in relaxed
+                if (ind.relax_info or {}).get("break") or (ind.relax_info or {}).get("unphysical")]
         if self.capped or not cands:
             return self._check_best(run, gen, relaxed, fw_spec)
         st = self.settings
         chosen = choose_candidates(cands, self.pot, self.aset, max_configurations=len(cands))
-        # maxvol over all candidates of the generation, highest grades first, capped per round
-        chosen.sort(key=lambda c: -c.grade)
+        # maxvol over all candidates of the generation, capped per round: breaks, holes and short pairs first
+        # (see pes_core.active.calculator.FORCED_REASONS), then the highest grades
+        priority = {reason: k for k, reason in enumerate(FORCED_REASONS)}
+        chosen.sort(key=lambda c: (priority.get(c.reason, len(priority)), -c.grade))
         oracle, osettings = run.settings["oracle"], run.settings.get("oracle_settings") or {}
         new, seen = [], set()
         for cand in chosen:
@@ -146,8 +152,8 @@ class LearningRelaxer:
             if len(new) >= st.max_configurations_per_round:
                 break
         if not new:
-            logger.info("search %s gen %d: no new configuration to learn; %d broken relaxations stay failed",
-                        name, gen, len(broken))
+            logger.info("search %s gen %d: no new configuration to learn; %d failed relaxations stay failed",
+                        name, gen, len(redo))
             return self._check_best(run, gen, relaxed, fw_spec)
         for cand, _, h in new:
             if ActiveLearningEvent.objects(configuration_hash=h, model_id=self.model_id).first() is None:
@@ -155,9 +161,9 @@ class LearningRelaxer:
                                     reason=cand.reason,
                                     context=jsonable({"search": name, "generation": gen, "round": self.round,
                                                       "formula": cand.atoms.get_chemical_formula()})).save()
-        # forget the broken relaxations so that the rerun redoes them on the new model
+        # forget the failed relaxations so that the rerun redoes them on the new model
         partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
-        for ind_id in broken:
+        for ind_id in redo:
             partial.pop(ind_id, None)
         active = dict(run.state.get("active") or {})
         rounds = dict(active.get("rounds") or {})
@@ -168,8 +174,8 @@ class LearningRelaxer:
         run.save()
         flush_store()
         print(f"  [{name} gen {gen}] learning round {self.round + 1}: {len(new)} configurations to the oracle "
-              f"(grades {', '.join(f'{c.grade:.3g}' for c, _, _ in new)}); {len(broken)} relaxations will be redone",
-              flush=True)
+              f"({', '.join(f'{c.reason} {c.grade:.3g}' for c, _, _ in new)}); {len(redo)} relaxations "
+              "will be redone", flush=True)
         ofws = oracle_fireworks(name, run.settings, [s for _, s, _ in new], generator="csp-active",
                                 extra=[{"grade": float(c.grade), "reason": c.reason, "generation": gen,
                                         "round": self.round + 1} for c, _, _ in new])
@@ -179,7 +185,7 @@ class LearningRelaxer:
         again.spec["pes_active_round"] = self.round + 1
         wf = Workflow(ofws + [train, again], name=f"csp {name} active learning gen {gen} round {self.round + 1}")
         return FWAction(detours=[wf], stored_data={"active_round": self.round + 1, "selected": len(new),
-                                                   "redo": broken})
+                                                   "redo": redo})
 
     # ------------------------------------------------------------------ oracle check of the best
     def _check_best(self, run: SearchRun, gen: int, relaxed: list, fw_spec: dict) -> FWAction | None:

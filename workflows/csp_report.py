@@ -16,13 +16,21 @@ __all__ = ["search_summary", "write_csp_report"]
 
 
 def search_summary(name: str) -> dict:
-    """Per-generation figures of a search (oracle calls, model evaluations, best enthalpy)."""
+    """Per-generation figures of a search (oracle calls, model evaluations, best enthalpy).
+
+    ``stop_reason``: ``converged`` (best unchanged for ``stop_after``
+    generations), ``target`` (``stop_enthalpy`` reached), ``max_generations``,
+    or None while the search runs.
+    """
+    from pes_core.search import SearchState
+
     run = SearchRun.objects.get(name=name)
     gens = list(GenerationRecord.objects(search=name).order_by("index"))
+    stop = SearchState.from_dict(run.state["search"]).stop_reason() if run.state.get("search") else None
     rows = [{"generation": g.index, "best_enthalpy_per_atom": g.best_enthalpy_per_atom,
              "n_oracle_calls": g.n_oracle_calls, "n_model_evaluations": g.n_model_evaluations,
              "training_set_size": g.stats.get("training_set_size")} for g in gens]
-    return {"name": name, "status": run.status, "settings": run.settings, "generations": rows,
+    return {"name": name, "status": run.status, "stop_reason": stop, "settings": run.settings, "generations": rows,
             "oracle_calls": sum(r["n_oracle_calls"] for r in rows),
             "model_evaluations": sum(r["n_model_evaluations"] for r in rows),
             "verification": run.state.get("verification", [])}

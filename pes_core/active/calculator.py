@@ -31,7 +31,12 @@ from pes_core.active.thresholds import GradeThresholds
 from pes_core.mtp import MTPPotential, evaluate
 from pes_core.mtp.neighbours import build_pairs
 
-__all__ = ["ActiveMTPCalculator", "Candidate", "ExtrapolationError", "UnphysicalError"]
+__all__ = ["FORCED_REASONS", "ActiveMTPCalculator", "Candidate", "ExtrapolationError", "UnphysicalError"]
+
+#: candidates learned whatever maxvol says: the relaxation stopped there (break), the energy fell into a hole
+#: (floor), or atoms crossed the shortest training distance (short); a hole inside the active set's hull has
+#: grade <= 1, so maxvol would never pick it
+FORCED_REASONS = ("break", "floor", "short")
 
 
 @dataclass
@@ -45,7 +50,10 @@ class Candidate:
     grade : float
         Its extrapolation grade when it was met.
     reason : str
-        ``"select"`` (above the select threshold) or ``"break"``.
+        ``"select"`` (above the select threshold), ``"break"`` (above the
+        break threshold), ``"floor"`` (the energy fell below the floor: an
+        extrapolation hole, whatever the grade) or ``"short"`` (the first
+        configuration with a pair closer than the shortest training distance).
     info : dict
         Context (relaxation step, ...).
     """
@@ -104,7 +112,12 @@ class ActiveMTPCalculator(Calculator):
         trained level-10 MTP).  ``None``: no check.
     energy_floor : float or None
         Raise :class:`UnphysicalError` when the energy per atom drops below this
-        (eV/atom), e.g. well below the lowest energy of the training set.
+        (eV/atom), e.g. well below the lowest energy of the training set.  The
+        configuration is recorded as a ``"floor"`` candidate first.
+    short_distance : float or None
+        The first configuration with a pair closer than this (Å; the shortest
+        distance of the training set, the potential's R_min) but not closer
+        than ``min_distance`` is recorded as a ``"short"`` candidate.
 
     Notes
     -----
@@ -118,9 +131,12 @@ class ActiveMTPCalculator(Calculator):
 
     def __init__(self, potential: MTPPotential, active_set: ActiveSet,
                  thresholds: GradeThresholds | None = None, max_candidates: int = 200,
-                 min_distance: float | None = None, energy_floor: float | None = None, **kwargs) -> None:
+                 min_distance: float | None = None, energy_floor: float | None = None,
+                 short_distance: float | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.min_distance = min_distance
+        self.short_distance = short_distance
+        self.short_recorded = False
         self.energy_floor = energy_floor
         self.potential = potential
         self.active_set = active_set
@@ -145,22 +161,19 @@ class ActiveMTPCalculator(Calculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results``; record or raise on extrapolation."""
         super().calculate(atoms, properties, system_changes)
-        if self.min_distance:  # before grading: collapsed atoms are never learning candidates
-            pairs = build_pairs(self.atoms, float(self.min_distance))
-            if pairs.distances.size:
-                k = int(np.argmin(pairs.distances))
-                self._unphysical(f"atoms {pairs.i[k]} and {pairs.j[k]} are {pairs.distances[k]:.3f} Å apart, "
-                                 f"closer than {self.min_distance:.3f} Å (below the potential's R_min: "
-                                 "no repulsive wall there)")
+        closest = self._check_distances()
         atom_grades = self.active_set.atom_grades(self.potential, self.atoms)
         grade = float(atom_grades.max()) if atom_grades.size else 0.0
         self.n_evaluations += 1
         self.grades.append(grade)
         self.max_grade = max(self.max_grade, grade)
+        if closest is not None and not self.short_recorded and closest < (self.short_distance or 0.0):
+            self.short_recorded = True
+            self._record(Candidate(self._snapshot(), grade, "short",
+                                   {"evaluation": self.n_evaluations, "distance": closest}))
         th = self.thresholds
         if grade > th.select:
-            snap = self.atoms.copy()
-            snap.calc = None
+            snap = self._snapshot()
             reason = "break" if grade > th.break_ else "select"
             self._record(Candidate(snap, grade, reason, {"evaluation": self.n_evaluations}))
             if reason == "break":
@@ -168,6 +181,7 @@ class ActiveMTPCalculator(Calculator):
                 raise ExtrapolationError(snap, grade, th.break_)
         res = evaluate(self.potential, self.atoms, forces=True)
         if self.energy_floor is not None and res.energy / len(self.atoms) < self.energy_floor:
+            self._record(Candidate(self._snapshot(), grade, "floor", {"evaluation": self.n_evaluations}))
             self._unphysical(f"MTP energy {res.energy / len(self.atoms):.4g} eV/atom below the floor "
                              f"{self.energy_floor:.4f} eV/atom (far below every training energy: an extrapolation "
                              f"hole; grade {grade:.3g})")
@@ -177,22 +191,45 @@ class ActiveMTPCalculator(Calculator):
             s = res.stress * GPa
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
-    def _unphysical(self, message: str) -> None:
-        """Raise :class:`UnphysicalError`.
+    def _snapshot(self) -> Atoms:
+        snap = self.atoms.copy()
+        snap.calc = None
+        return snap
 
-        Collapsed atoms are caught before grading and never become learning
-        candidates: the oracle energy of atoms at half a bond length lies far
-        above any fitting window, so learning them costs an oracle call and a
-        refit without removing the hole (measured: three learning rounds per
-        generation spent that way on Si8).  An energy hole at ordinary
-        distances stays a candidate if its grade passed ``select`` (its oracle
-        energy is fittable, and learning it fills the hole).
+    def _check_distances(self) -> float | None:
+        """The closest distance when it is below the short distance (else None); raise on collapsed atoms.
+
+        Collapsed atoms (closer than ``min_distance``) are caught before
+        grading and never become learning candidates: the oracle energy of
+        atoms at half a bond length lies far above any fitting window, so
+        learning them costs an oracle call and a refit without removing the
+        hole (measured: three learning rounds per generation spent that way
+        on Si8).  The configuration where a relaxation first crosses the
+        shortest training distance is still close to the data: its oracle
+        energy is fittable, and learning it teaches the potential the
+        repulsion it lacks.  On C8 with CHGNet, 5-60 % of a search's MTP
+        relaxations collapsed this way and none was ever learned.
         """
+        reach = max(self.min_distance or 0.0, 0.0 if self.short_recorded else (self.short_distance or 0.0))
+        if not reach:
+            return None
+        pairs = build_pairs(self.atoms, float(reach))
+        if not pairs.distances.size:
+            return None
+        k = int(np.argmin(pairs.distances))
+        d = float(pairs.distances[k])
+        if self.min_distance and d < self.min_distance:
+            self._unphysical(f"atoms {pairs.i[k]} and {pairs.j[k]} are {d:.3f} Å apart, closer than "
+                             f"{self.min_distance:.3f} Å (below the potential's R_min: no repulsive wall there)")
+        return d
+
+    def _unphysical(self, message: str) -> None:
+        """Raise :class:`UnphysicalError` (see :meth:`_check_distances` for what is learned)."""
         self.results = {}
         raise UnphysicalError(message)
 
     def _record(self, cand: Candidate) -> None:
         self.candidates.append(cand)
         if len(self.candidates) > self.max_candidates:
-            self.candidates.sort(key=lambda c: -c.grade)
+            self.candidates.sort(key=lambda c: (c.reason not in FORCED_REASONS, -c.grade))
             del self.candidates[self.max_candidates:]

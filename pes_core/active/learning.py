@@ -63,7 +63,7 @@ def low_energy_weights(energies_per_atom: Sequence[float], delta: float = 0.02,
 
 
 def screen_training(records: Sequence[TrainingRecord], window: float | None,
-                    min_records: int = 12) -> list[TrainingRecord]:
+                    min_records: int = 12, keep: Sequence[bool] | None = None) -> list[TrainingRecord]:
     """Records whose energy per atom is within ``window`` eV/atom of the lowest (at least ``min_records``).
 
     Crystal structure prediction needs the potential where structures relax
@@ -76,19 +76,30 @@ def screen_training(records: Sequence[TrainingRecord], window: float | None,
     form.  The ``min_records`` lowest are kept whatever their energy, so an
     early fit is never underdetermined.  ``window=None`` keeps everything.
 
+    ``keep`` (one flag per record) marks records fitted whatever their
+    energy: configurations that active learning chose *because* the potential
+    was wrong there (an extrapolation break, an energy hole, a pair below
+    R_min).  Those lie 2-5 eV/atom above the minimum (C8/CHGNet); screened
+    out, they were never fitted and the holes stayed: 41 hole configurations
+    learned in one C8 search, and the relaxations kept falling into holes.
+
     >>> from ase.build import bulk
     >>> recs = [TrainingRecord(bulk("Si"), e) for e in (-9.0, -8.0, 10.0)]
-    >>> len(screen_training(recs, 2.0, min_records=1))
-    2
+    >>> len(screen_training(recs, 2.0, min_records=1)), len(screen_training(recs, 2.0, 1, [0, 0, 1]))
+    (2, 3)
     """
-    recs = [r for r in records if r.energy is not None]
-    if window is None or not recs:
+    flags = [False] * len(records) if keep is None else [bool(k) for k in keep]
+    if len(flags) != len(records):
+        raise ValueError(f"keep has {len(flags)} flags for {len(records)} records")
+    pairs = [(r, f) for r, f in zip(records, flags) if r.energy is not None]
+    if window is None or not pairs:
         return list(records)
-    e = np.array([r.energy / r.n_atoms for r in recs])
+    e = np.array([r.energy / r.n_atoms for r, _ in pairs])
     order = np.argsort(e, kind="stable")
-    keep = set(int(k) for k in np.flatnonzero(e <= e.min() + float(window)))
-    keep |= set(int(k) for k in order[:max(0, int(min_records))])
-    return [recs[k] for k in sorted(keep)]
+    chosen = set(int(k) for k in np.flatnonzero(e <= e.min() + float(window)))
+    chosen |= set(int(k) for k in order[:max(0, int(min_records))])
+    chosen |= {k for k, (_, forced) in enumerate(pairs) if forced}
+    return [pairs[k][0] for k in sorted(chosen)]
 
 
 def screen_low_energy(potential: MTPPotential, images: Sequence[Atoms], window: float) -> list[int]:

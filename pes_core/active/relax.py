@@ -38,7 +38,13 @@ from ase.filters import FrechetCellFilter
 from ase.units import GPa
 
 from pes_core.active.active_set import ActiveSet
-from pes_core.active.calculator import ActiveMTPCalculator, Candidate, ExtrapolationError, UnphysicalError
+from pes_core.active.calculator import (
+    FORCED_REASONS,
+    ActiveMTPCalculator,
+    Candidate,
+    ExtrapolationError,
+    UnphysicalError,
+)
 from pes_core.active.thresholds import GradeThresholds
 from pes_core.mtp import MTPPotential
 from pes_core.search.relax import RelaxResult, enthalpy_per_atom
@@ -61,13 +67,20 @@ def choose_candidates(candidates: list[Candidate], potential: MTPPotential, acti
                       max_configurations: int, tolerance: float | None = None) -> list[Candidate]:
     """The candidates maxvol would add to ``active_set`` (at most ``max_configurations``).
 
-    ``break`` candidates are always kept (the relaxation cannot go on without
-    them); the rest are chosen by maxvol among themselves against the set.
+    The last ``break`` candidate is always kept (the relaxation cannot go on
+    without it), and so are ``floor`` and ``short`` ones (holes and
+    too-short pairs that the grade does not flag; see
+    :data:`~pes_core.active.calculator.FORCED_REASONS`), up to
+    ``max_configurations``; the rest are chosen by maxvol among themselves
+    against the set.
     """
     if not candidates:
         return []
     forced = [c for c in candidates if c.reason == "break"][-1:]
-    rest = [c for c in candidates if c not in forced]
+    forced += [c for c in candidates if c.reason in FORCED_REASONS and c.reason != "break"]
+    forced = forced[:max(1, max_configurations)]
+    taken = {id(c) for c in forced}
+    rest = [c for c in candidates if id(c) not in taken and c.reason in ("break", "select")]
     trial = active_set.copy()
     kw = {} if tolerance is None else {"tolerance": tolerance}
     if forced:
@@ -169,7 +182,8 @@ class ActiveRelaxer:
         learning = self.learn is not None
         calc = ActiveMTPCalculator(self.potential, self.active_set, self.thresholds,
                                    min_distance=self.min_distance_factor * self.potential.min_dist or None,
-                                   energy_floor=self.energy_floor)
+                                   energy_floor=self.energy_floor,
+                                   short_distance=self.potential.min_dist if self.min_distance_factor else None)
         events: list[dict[str, Any]] = []
         extra: dict[str, Any] = {"optimizer": self.optimizer.upper(), "break": False}
         n_steps, converged, failed_reason = 0, False, None
@@ -219,6 +233,7 @@ class ActiveRelaxer:
             self.potential, self.active_set = pot, aset
             calc.update_model(pot, aset)
             calc.min_distance = self.min_distance_factor * pot.min_dist or None
+            calc.short_distance = pot.min_dist if self.min_distance_factor else None
             events.append({"step": n_steps, "reason": "break" if broke is not None else "select",
                            "grades": [float(c.grade) for c in chosen], "n_configurations": len(chosen)})
             log.info("learning event %d at step %d: %d configurations, grades %s", len(events), n_steps,

@@ -150,7 +150,7 @@ class ActiveLearningEvent(Document):
     configuration_hash = StringField(required=True)
     model_id = StringField(null=True)
     grade = FloatField(required=True)
-    reason = StringField(default="select")  # 'select' or 'break'
+    reason = StringField(default="select")  # 'select', 'break', 'floor' or 'short'
     context = DictField()  # search name, generation, relaxation step ...
     processed = BooleanField(default=False)
     created_at = DateTimeField(default=_now)

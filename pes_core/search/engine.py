@@ -126,9 +126,12 @@ class SearchState:
         return None if b is None else b.enthalpy_per_atom
 
     def stop_reason(self) -> str | None:
-        """``"converged"`` / ``"max_generations"`` once the search should stop, else None."""
+        """``"converged"`` / ``"target"`` / ``"max_generations"`` once the search should stop, else None."""
         if self.generation >= 0 and self.stalled >= self.settings.resolved_stop_after():
             return "converged"
+        target, best = self.settings.stop_enthalpy, self.best_enthalpy
+        if target is not None and best is not None and best <= target:
+            return "target"
         if self.generation + 1 >= self.settings.max_generations:
             return "max_generations"
         return None

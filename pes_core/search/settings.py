@@ -91,6 +91,10 @@ class SearchSettings:
         ``None`` = max atoms per cell (USPEX default).
     max_generations : int
         Hard cap on the number of generations (generation 0 included).
+    stop_enthalpy : float or None
+        Stop as soon as the best enthalpy per atom is at or below this
+        (eV/atom; USPEX's ``stopFitness``), e.g. a known ground state in a
+        benchmark that measures the cost of finding it.  ``None``: no target.
     seed : int
         Seed of every random choice; the same seed gives the same search.
     min_distance_factor : float
@@ -141,6 +145,7 @@ class SearchSettings:
     converge_tol: float = 0.001
     stop_after: int | None = None
     max_generations: int = 30
+    stop_enthalpy: float | None = None
     seed: int = 0
     min_distance_factor: float = 0.75
     min_distances: dict[str, float] = field(default_factory=dict)
@@ -191,6 +196,11 @@ class SearchSettings:
             raise ValueError(f"heredity_cut must satisfy 0 < lo <= hi < 1, got {self.heredity_cut}")
         if self.max_generations < 1:
             raise ValueError("max_generations must be >= 1")
+        if self.stop_enthalpy is not None:
+            try:
+                self.stop_enthalpy = float(self.stop_enthalpy)
+            except (TypeError, ValueError):
+                raise ValueError(f"stop_enthalpy must be a number in eV/atom or null, got {self.stop_enthalpy!r}")
 
     # -- derived quantities -------------------------------------------------------
     def formula_unit_size(self) -> int:

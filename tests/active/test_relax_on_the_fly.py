@@ -94,14 +94,20 @@ def test_low_energy_weights():
     assert np.isclose(w[1], (0.02 / 0.04) ** 4)
 
 
-def test_unphysical_configurations_fail_instead_of_ranking():
-    """Collapsed atoms (below the trained range) and energy holes abort a relaxation as failed."""
-    from pes_core.active import UnphysicalError
-
+@pytest.fixture
+def untrained_si():
+    """A random level-8 MTP with R_min = 2.0 Å and its active set on strained Si diamond."""
     pot = MTPPotential.from_level(8, ["Si"])
     pot.min_dist = 2.0
     pot.initialize(np.random.default_rng(0))
-    aset = ActiveSet.from_training(pot, [bulk("Si", a=a) for a in np.linspace(5.2, 5.8, 12)])
+    return pot, ActiveSet.from_training(pot, [bulk("Si", a=a) for a in np.linspace(5.2, 5.8, 12)])
+
+
+def test_unphysical_configurations_fail_instead_of_ranking(untrained_si):
+    """Collapsed atoms (below the trained range) and energy holes abort a relaxation as failed."""
+    from pes_core.active import UnphysicalError
+
+    pot, aset = untrained_si
     no_break = GradeThresholds(select=1e30, break_=float("inf"))
     atoms = bulk("Si", a=5.43)
     atoms.positions[1] = atoms.positions[0] + [1.0, 0.6, 0.0]  # 1.17 Å apart: below 0.9 x 2.0 Å
@@ -126,3 +132,39 @@ def test_unphysical_configurations_fail_instead_of_ranking():
     res = relax(bulk("Si", a=5.43), 0.0)
     assert res.failed and res.extra["unphysical"] and "below the floor" in res.extra["reason"]
     assert not np.isfinite(res.energy)
+
+
+def test_energy_holes_and_short_pairs_are_forced_learning_candidates(untrained_si):
+    """A hole (energy below the floor) and the first pair below R_min are candidates whatever the grade."""
+    from pes_core.active import UnphysicalError, choose_candidates
+
+    pot, aset = untrained_si
+    no_select = GradeThresholds(select=1e30, break_=float("inf"))
+    ok = bulk("Si", a=5.43)
+    ok.calc = ActiveMTPCalculator(pot, aset, no_select)
+    e_atom = ok.get_potential_energy() / len(ok)
+    calc = ActiveMTPCalculator(pot, aset, no_select, energy_floor=e_atom + 0.1)
+    ok.calc = calc
+    with pytest.raises(UnphysicalError, match="below the floor"):
+        ok.get_potential_energy()
+    [hole] = calc.take_candidates()
+    assert hole.reason == "floor" and np.allclose(hole.atoms.positions, ok.positions) and hole.atoms.calc is None
+
+    # a pair at 1.9 Å (between 0.9 R_min and R_min): recorded once, with its distance; 1.7 Å aborts
+    calc = ActiveMTPCalculator(pot, aset, no_select, min_distance=1.8, short_distance=2.0)
+    atoms = bulk("Si", a=5.43)
+    atoms.calc = calc
+    for d in (1.95, 1.9):
+        atoms.positions[1] = atoms.positions[0] + [d, 0.0, 0.0]
+        atoms.get_potential_energy()
+    [short] = calc.candidates
+    assert short.reason == "short" and short.info["distance"] == pytest.approx(1.95)
+    atoms.positions[1] = atoms.positions[0] + [1.7, 0.0, 0.0]
+    with pytest.raises(UnphysicalError, match="1.700 Å apart"):
+        atoms.get_potential_energy()
+    assert len(calc.candidates) == 1
+
+    # both are taken whatever maxvol says, up to the cap
+    cands = [hole, short]
+    assert choose_candidates(cands, pot, aset, max_configurations=5) == cands
+    assert choose_candidates(cands, pot, aset, max_configurations=1) == [hole]

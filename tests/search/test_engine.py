@@ -48,6 +48,15 @@ def test_stops_at_the_generation_cap():
     assert all(h["stalled"] == 0 for h in state.history)
 
 
+def test_stops_at_the_target_enthalpy():
+    state = run_search(_settings(max_generations=10, stop_after=10, stop_enthalpy=-0.15), ImprovingRelaxer())
+    assert state.stop_reason() == "target"
+    bests = [h["best_enthalpy"] for h in state.history]
+    assert bests[-1] <= -0.15 < bests[-2]  # stops at the first generation that reaches it
+    with pytest.raises(ValueError, match="stop_enthalpy"):
+        _settings(stop_enthalpy="low")
+
+
 def test_offspring_respect_composition_and_distances():
     s = SearchSettings(composition={"Mg": 1, "O": 1}, n_atoms=(4, 8), population_size=10, seed=1)
     state = next_generation(new_search(s), DensityRelaxer())

@@ -110,7 +110,7 @@ def test_crash_loses_nothing_that_was_flushed(project):
     assert proc.returncode == -9
     from pes_core.db import Configuration
 
-    with open_backend(project) as b:  # lock released by the kernel when the holder died
+    with open_backend(project):  # lock released by the kernel when the holder died
         assert Configuration.objects.count() == 3
 
 

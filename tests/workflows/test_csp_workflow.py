@@ -36,7 +36,8 @@ def test_search_stops_at_the_cap_verifies_and_reports(project):
         assert abs(best - run.best_enthalpy_per_atom) < 0.02  # same potential: relaxing again changes little
         report = project.parent / "reports" / "si4"
         assert (report / "history.png").is_file() and (report / "candidates.txt").is_file()
-        assert json.loads((report / "summary.json").read_text())["oracle_calls"] > 0
+        summary_json = json.loads((report / "summary.json").read_text())
+        assert summary_json["oracle_calls"] > 0 and summary_json["stop_reason"] == "max_generations"
 
         # rerunning a finished generation firework adds nothing and duplicates nothing
         fw = b.lp.fireworks.find_one({"name": "csp si4 generation 1"})
@@ -138,3 +139,17 @@ def test_relax_settings_are_validated():
     for bad in ({"parallel": 0}, {"parallel": 1.5}, {"paralel": 2}):
         with pytest.raises(ValidationError):
             CSPSpec.model_validate({**base, "relax": bad})
+
+
+def test_search_stops_at_the_target_enthalpy(project):
+    """``stop_enthalpy`` (USPEX's stopFitness) ends the search at the first generation that reaches it."""
+    search = dict(SEARCH, stop_after=10, max_generations=12, seed=3, stop_enthalpy=-4.6296 + 0.002)
+    with open_backend(project) as b:
+        b.lp.add_wf(csp_workflow("si4-target", search, oracle="tersoff", mode="direct", relax=RELAX))
+        run_local(b, progress=False)
+        run = SearchRun.objects.get(name="si4-target")
+        bests = [h["best_enthalpy"] for h in run.state["search"]["history"]]
+        assert run.status == "converged" and bests[-1] <= -4.6276 and all(b > -4.6276 for b in bests[:-1])
+        assert run.current_generation < 11
+        report = project.parent / "reports" / "si4-target"
+        assert json.loads((report / "summary.json").read_text())["stop_reason"] == "target"

@@ -53,6 +53,19 @@ class CSPSpec(StrictModel):
                              f"got {par!r}")
         return v
 
+    @field_validator("verify")
+    @classmethod
+    def _verify(cls, v: dict) -> dict:
+        known = {"within_mev", "fmax", "steps"}
+        if set(v) - known:
+            raise ValueError(f"unknown verify keys {sorted(set(v) - known)}; known: {sorted(known)} "
+                             "(fmax and steps default to those of relax)")
+        for key in sorted(v):
+            x = v[key]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+                raise ValueError(f"verify.{key} must be a positive number, got {x!r}")
+        return v
+
 
 def csp_workflow(name: str, search: dict[str, Any], *, oracle: str, oracle_settings: dict | None = None,
                  mode: str = "direct", relax: dict | None = None, mtp: dict | None = None,

@@ -91,7 +91,9 @@ class ActiveSettings:
         pre-exploration structures span over 10 eV/atom, far above anything a
         search at moderate pressure relaxes into; fitted with equal weights
         they dominate the loss and leave 150-300 meV/atom errors where the
-        ranking is decided.  ``None``: fit everything.
+        ranking is decided.  Configurations chosen by active learning are
+        fitted whatever their energy (see :func:`pes_core.active.screen_training`).
+        ``None``: fit everything.
     min_train : int
         Configurations the fit keeps whatever the screen says.
     max_check_rounds : int
@@ -369,11 +371,17 @@ class MTPTrainTask(FiretaskBase):
         st = ActiveSettings.from_config(config)
         docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]),
                       key=lambda d: d.content_hash)
-        # verification relaxations are not training data; oracle checks of the best candidates are, once
-        # their MTP error exceeded the tolerance (LearningRelaxer._check_best lists them)
+        # training data: the kept pre-exploration frames, what active learning chose (csp-active), and oracle
+        # checks of the best candidates once their MTP error exceeded the tolerance (LearningRelaxer._check_best
+        # lists them); not verification relaxations nor the frames in between (a configuration that is both,
+        # e.g. a learned check frame that a verification relaxation reached again, stays training data)
         learned_checks = set((run.state.get("active") or {}).get("check_learned") or [])
-        docs = [d for d in docs if "csp-verify" not in (d.tags or []) and "csp-trajectory" not in (d.tags or [])
-                and ("csp-check" not in (d.tags or []) or d.content_hash in learned_checks)]
+
+        def _learned(d) -> bool:
+            return "csp-active" in (d.tags or []) or d.content_hash in learned_checks
+
+        docs = [d for d in docs if _learned(d)
+                or ("csp-preselect" in (d.tags or []) and "csp-trajectory" not in (d.tags or []))]
         if not docs:
             raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
                                "did every oracle firework fail?")
@@ -381,14 +389,16 @@ class MTPTrainTask(FiretaskBase):
         # the same configurations fitted with the same settings give the same model: reuse it on a rerun
         fit_key = json.dumps({"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
                               "energy_weighting": st.energy_weighting, "train_window": st.train_window,
-                              "min_train": st.min_train}, sort_keys=True)
+                              "min_train": st.min_train, "fit_learned": True}, sort_keys=True)
         key = hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
         existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
         if existing is not None:
             self._make_current(run, existing, ids)
             return FWAction(stored_data={"model_id": str(existing.id), "reused": True})
         records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
-        fit_records = screen_training(records, st.train_window, st.min_train)
+        # what active learning chose (csp-active) and the checks it learned are fitted whatever their energy;
+        # the window screens the pre-exploration
+        fit_records = screen_training(records, st.train_window, st.min_train, keep=[_learned(d) for d in docs])
         if st.energy_weighting is not None:
             w = low_energy_weights([r.energy / r.n_atoms for r in fit_records], st.energy_weighting)
             fit_records = [replace(r, weight=float(wk)) for r, wk in zip(fit_records, w)]

@@ -211,7 +211,8 @@ class CSPGenerationTask(FiretaskBase):
         run.current_generation = state.generation
         run.best_enthalpy_per_atom = state.best_enthalpy
         reason = state.stop_reason()
-        run.status = {"converged": "converged", "max_generations": "capped"}.get(reason, "running")
+        run.status = {"converged": "converged", "target": "converged",
+                      "max_generations": "capped"}.get(reason, "running")
         run.updated_at = _now()
         run.save()
         flush_store()
@@ -307,7 +308,11 @@ class CSPVerifyTask(FiretaskBase):
 
     Both energies are kept: the search's (MTP or oracle) enthalpy and the
     oracle's after its own relaxation; each oracle result is stored as a
-    ``Configuration`` (tag ``csp-verify``).
+    ``Configuration`` (tag ``csp-verify``).  ``verify.fmax`` and
+    ``verify.steps`` (default: those of ``relax``) set the convergence of
+    these final relaxations; a tighter ``fmax`` than the search's settles
+    soft modes such as graphite's interlayer spacing (CHGNet: 1-2 meV/atom
+    between fmax 0.05 and 0.01 eV/Å).
     """
 
     required_params = ["search"]
@@ -322,11 +327,12 @@ class CSPVerifyTask(FiretaskBase):
         run = SearchRun.objects.get(name=self["search"])
         state = SearchState.from_dict(run.state["search"])
         cfg = run.settings
-        within = cfg.get("verify", {}).get("within_mev", 100.0) / 1000.0
+        verify, relax = cfg.get("verify") or {}, cfg.get("relax") or {}
+        within = verify.get("within_mev", 100.0) / 1000.0
         done = {v["id"]: v for v in run.state.get("verification", [])}
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        relaxer = OracleRelaxer(oracle, fmax=cfg.get("relax", {}).get("fmax", 0.05),
-                                steps=cfg.get("relax", {}).get("steps", 300))
+        relaxer = OracleRelaxer(oracle, fmax=verify.get("fmax", relax.get("fmax", 0.05)),
+                                steps=int(verify.get("steps", relax.get("steps", 300))))
         rows = candidate_table(state, within=within)
         for row in rows:
             ind = row["individual"]
