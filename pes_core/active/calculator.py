@@ -207,7 +207,7 @@ class ActiveMTPCalculator(Calculator):
         on Si8).  The configuration where a relaxation first crosses the
         shortest training distance is still close to the data: its oracle
         energy is fittable, and learning it teaches the potential the
-        repulsion it lacks.  On C8 with CHGNet, 5-60 % of a search's MTP
+        repulsion it lacks.  On C8 with CHGNet, 6-60 % of a search's MTP
         relaxations collapsed this way and none was ever learned.
         """
         reach = max(self.min_distance or 0.0, 0.0 if self.short_recorded else (self.short_distance or 0.0))
