@@ -361,7 +361,7 @@ class MTPTrainTask(FiretaskBase):
     def run_task(self, fw_spec: dict) -> FWAction:
         from pes_core.active import ActiveSet, low_energy_weights, screen_training
         from pes_core.active.mlip_state import potential_to_text
-        from pes_core.mtp import FitSettings, TrainingRecord, fit_mtp
+        from pes_core.mtp import FitSettings, TrainingRecord, evaluate, fit_mtp
         from pymatgen.core import Structure
 
         ensure_domain_db(fw_spec)
@@ -412,6 +412,12 @@ class MTPTrainTask(FiretaskBase):
         pot, report = fit_mtp(pot, fit_records, fit, validation=[])
         aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=ids)
         tr = report.train
+        # the fit's RMSE covers the learned high-energy configurations too (weighted low in the loss); the
+        # accuracy that ranks structures is the one within the window of the lowest energy
+        e_low = min(r.energy / r.n_atoms for r in fit_records) + (st.train_window or float("inf"))
+        low = [r for r in fit_records if r.energy / r.n_atoms <= e_low]
+        errors = [(evaluate(pot, r.atoms, forces=False).energy - r.energy) / r.n_atoms for r in low]
+        rmse_low = float(np.sqrt(np.mean(np.square(errors))))
         model = PotentialModel(
             name=f"{name}-mtp", kind="mtp", version=(parent.version + 1) if parent is not None else 0,
             settings=jsonable({"level": st.level, "max_dist": st.max_dist, "mode": st.mode,
@@ -419,7 +425,8 @@ class MTPTrainTask(FiretaskBase):
                                "energy_weighting": st.energy_weighting, "training_key": key,
                                "train_window": st.train_window, "n_fitted": len(fit_records),
                                "species": pot.species}),
-            metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse, "force_rmse": tr.force_rmse,
+            metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse,
+                              "energy_rmse_window": rmse_low, "n_window": len(low), "force_rmse": tr.force_rmse,
                               "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,
                               "min_dist": report.min_dist, "iterations": report.iterations,
                               "min_energy_per_atom": min(r.energy / r.n_atoms for r in records),
@@ -433,7 +440,8 @@ class MTPTrainTask(FiretaskBase):
         model.save()
         self._make_current(run, model, ids)
         print(f"  [{name}] MTP v{model.version} fitted on {len(ids)} configurations: "
-              f"E {1e3 * tr.energy_rmse:.1f} meV/atom, F {tr.force_rmse:.3f} eV/A", flush=True)
+              f"E {1e3 * tr.energy_rmse:.1f} meV/atom ({1e3 * rmse_low:.1f} on the {len(low)} within "
+              f"{st.train_window} eV/atom of the lowest), F {tr.force_rmse:.3f} eV/A", flush=True)
         return FWAction(stored_data={"model_id": str(model.id), "version": model.version,
                                      "n_train": len(ids), "metrics": model.metrics})
 
