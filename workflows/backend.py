@@ -54,6 +54,7 @@ __all__ = [
     "current_backend",
     "find_launchpad_file",
     "open_backend",
+    "retry_store_race",
 ]
 
 DEFAULT_LAUNCHPAD_FILE = "my_launchpad.yaml"
@@ -150,6 +151,22 @@ def find_launchpad_file(explicit: str | os.PathLike | None = None) -> Path:
 # ---------------------------------------------------------------------------
 # the embedded store
 # ---------------------------------------------------------------------------
+def retry_store_race(fn, attempts: int = 5, pause: float = 0.01):
+    """``fn()``, tried again after ``pause * k`` s when it raises ``RuntimeError`` (the last try raises).
+
+    The embedded store (mongomock) is plain dicts shared by the worker threads:
+    copying or updating a collection while another thread mutates it raises
+    ``RuntimeError: dictionary changed size during iteration``.
+    """
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause * (attempt + 1))
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -390,14 +407,7 @@ class Backend:
                 self.pending = True
                 return False
             store = self.client._store
-            for attempt in range(5):
-                try:
-                    text = _dumps_store(store)
-                    break
-                except RuntimeError:  # a worker thread mutated a collection mid-copy
-                    time.sleep(0.01 * (attempt + 1))
-            else:
-                text = _dumps_store(store)
+            text = retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01)
             _atomic_write_text(self.config.embedded_store, text)
             self._last_flush = time.monotonic()
             self._last_write_s = self._last_flush - now

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import time
 from pathlib import Path
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
 from pes_core.db import Configuration, GenerationRecord, SearchRun, jsonable
+from workflows.backend import retry_store_race
 from workflows.runtime import ensure_domain_db, flush_store
 
 logger = logging.getLogger(__name__)
@@ -289,14 +289,8 @@ class CSPRelaxTask(FiretaskBase):
         coll = SearchRun._get_collection()
         for k, ind in enumerate(offspring):
             out = relax_one(ind, relaxer, state.settings)
-            for attempt in range(5):  # the embedded store's copy of the document can race another thread
-                try:
-                    coll.update_one({"name": name}, {"$set": {f"state.partial.{gen}.{ind.id}": out}})
-                    break
-                except RuntimeError:
-                    if attempt == 4:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
+            key = f"state.partial.{gen}.{ind.id}"  # its own key: relaxation fireworks never overwrite each other
+            retry_store_race(lambda: coll.update_one({"name": name}, {"$set": {key: out}}), attempts=5, pause=0.05)
             flush_store(min_interval=0.5)
             _progress(name, gen, k, len(offspring), type(ind).from_dict(out))
         return FWAction(stored_data={"relaxed": len(offspring)})
