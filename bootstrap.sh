@@ -44,7 +44,7 @@ case "${1:-}" in
   demo)
     setup
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-    exec "$VENV/bin/python" -m workflows.demo "${@:2}"
+    exec "$VENV/bin/python" -m workflows.cli.demo "${@:2}"
     ;;
   test)
     setup

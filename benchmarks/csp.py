@@ -1,8 +1,8 @@
 """CSP on the actively learned MTP (``mode: mtp``) versus directly on the oracle (``mode: direct``).
 
-Every run is the real FireWorks workflow (:func:`workflows.builders.csp.csp_workflow`)
+Every run is the real FireWorks workflow (:func:`workflows.csp.builders.csp_workflow`)
 in its own temporary embedded project, launched in-process
-(:func:`workflows.runner.run_local`).  Success: the best *oracle-verified*
+(:func:`workflows.core.runner.run_local`).  Success: the best *oracle-verified*
 enthalpy (the verification firework relaxes the final candidates with the
 oracle) is within ``--tol-mev`` of the oracle's ground state (``--reference``,
 default: :data:`GROUND_STATES`, otherwise the lowest any run found).
@@ -10,7 +10,7 @@ default: :data:`GROUND_STATES`, otherwise the lowest any run found).
 Per mode it prints the success rate, median and spread (min-max) of oracle
 calls (pre-exploration relaxations, learning and check single points, the
 verification relaxations), MTP evaluations, and wall time per search.  The MTP
-settings are the defaults of :class:`workflows.firetasks.active.ActiveSettings`
+settings are the defaults of :class:`pes_core.active.ActiveSettings`
 plus ``--active``.
 
     # the figures in the README (Si8, Stillinger-Weber oracle; run the modes side by side)
@@ -58,7 +58,7 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
     enthalpy is at or below ``threshold`` (None where none is).
     """
     from pes_core.db import GenerationRecord, SearchRun
-    from workflows.backend import open_backend
+    from workflows.core.backend import open_backend
 
     with open_backend(proj / "my_launchpad.yaml", read_only=True) as _:
         run = SearchRun.objects.get(name="bench")
@@ -97,9 +97,9 @@ def run_one(mode: str, seed: int, args, threshold: float | None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"csp-bench-{mode}-{seed}-"))
     with contextlib.redirect_stdout(io.StringIO()):
         pes(["init", str(tmp / "proj")])
-    from workflows.backend import open_backend
-    from workflows.builders.csp import csp_workflow
-    from workflows.runner import run_local
+    from workflows.core.backend import open_backend
+    from workflows.csp.builders import csp_workflow
+    from workflows.core.runner import run_local
 
     n = args.atoms
     search = {"composition": {args.element: 1}, "n_atoms": [n, n], "population_size": args.population,

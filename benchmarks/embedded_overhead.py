@@ -28,8 +28,8 @@ def main() -> None:
 
     from fireworks import Firework, PyTask, Workflow
 
-    from workflows.backend import LaunchpadConfig, open_backend
-    from workflows.runner import run_local
+    from workflows.core.backend import LaunchpadConfig, open_backend
+    from workflows.core.runner import run_local
 
     print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--refit needs --launchpad")
         return refit(args.launchpad, args.spec, args.kinds.split(","))
 
-    from workflows.backend import open_backend
-    from workflows.runner import run_local
-    from workflows.specs import build_from_spec, load_spec
+    from workflows.core.backend import open_backend
+    from workflows.core.runner import run_local
+    from workflows.jobs import build_from_spec, load_spec
 
     spec, _ = load_spec(args.spec)
     launchpad = args.launchpad
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"workflow wall time: {time.perf_counter() - t0:.0f} s")
 
     from pes_core.db import Configuration
-    from workflows.pes_fit import fit_record
+    from workflows.pes.fit import fit_record
 
     with open_backend(launchpad, read_only=True) as b:
         n = Configuration.objects(workflow=spec.name, n_atoms=40).count()
@@ -142,9 +142,10 @@ def _features(training_set: str, feat, ids: list[str]):
 
     from pes_core.ann import FeatureData, PESData, compute_features
     from pes_core.db import Configuration
-    from workflows.firetasks.pes import _feature_name, get_blob
+    from workflows.pes.store import feature_name
+    from workflows.core.blobs import get_blob
 
-    blob = get_blob(_feature_name(training_set, feat.settings))
+    blob = get_blob(feature_name(training_set, feat.settings))
     if blob is not None:
         d = torch.load(io.BytesIO(blob), weights_only=True)
         cached = FeatureData(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]))
@@ -159,10 +160,10 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
     from pes_core.ann import (TrainSettings, cross_validate, expand_grid, fit_point, holdout_split,
                               rmse_mev_per_atom, select_best, torch_threads)
     from pes_core.db import Configuration
-    from workflows.backend import open_backend
-    from workflows.firetasks.pes import _featurizer, load_split
-    from workflows.pes_fit import fit_record
-    from workflows.specs import load_spec
+    from workflows.core.backend import open_backend
+    from workflows.pes.store import featurizer_for, load_split
+    from workflows.pes.fit import fit_record
+    from workflows.jobs import load_spec
 
     spec, _ = load_spec(spec_path)
     fit = spec.fit
@@ -173,7 +174,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
         try:
             split = load_split(fit.name)
         except ValueError:  # the fit has not run yet: the same deterministic split as PESSplitTask
-            from workflows.firetasks.pes import relaxed_cells
+            from workflows.pes.store import relaxed_cells
 
             ids = [c.content_hash for c in Configuration.objects(workflow=fit.training_set, n_atoms=40)
                    .only("content_hash")]
@@ -186,7 +187,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
               f"{fit.folds}-fold CV, training {settings.to_dict()}", flush=True)
         results = []
         for p in points:
-            feat = _featurizer(split["a"], p)
+            feat = featurizer_for(split["a"], p)
             train = _features(split["training_set"], feat, split["train"])
             t0 = time.perf_counter()
             r = cross_validate(p, feat, train, k=fit.folds, settings=settings, seed=fit.seed)
@@ -198,7 +199,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
                 continue
             best = select_best(results, model=kind)
             p = results[best]["point"]
-            feat = _featurizer(split["a"], p)
+            feat = featurizer_for(split["a"], p)
             train = _features(split["training_set"], feat, split["train"])
             test = _features(split["training_set"], feat, split["holdout"])
             model, _, seconds = fit_point(p, feat, train, settings)

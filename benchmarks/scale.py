@@ -24,8 +24,8 @@ from _machine import machine_line  # noqa: E402
 def bench(lp_file: Path, n: int, n_launch: int, label: str) -> None:
     from fireworks import Firework, PyTask, Workflow
 
-    from workflows.backend import open_backend
-    from workflows.runner import run_local
+    from workflows.core.backend import open_backend
+    from workflows.core.runner import run_local
 
     with open_backend(lp_file) as backend:
         lp = backend.lp

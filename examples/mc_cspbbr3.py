@@ -87,7 +87,7 @@ def load(launchpad: str | None = None, model_name: str = "cspbbr3-quick-fit-clus
             raise InputError(f"cannot read model file {model_file}: {exc}") from exc
     if not Path(launchpad).is_file():
         raise InputError(f"launchpad file {launchpad} does not exist")
-    from workflows.backend import open_backend
+    from workflows.core.backend import open_backend
 
     with open_backend(launchpad, read_only=True):
         try:

@@ -44,7 +44,7 @@ def load(args):
 
     if args.model_file and not args.launchpad:
         return model_file_with_domain(args.model_file)
-    from workflows.backend import open_backend
+    from workflows.core.backend import open_backend
 
     with open_backend(args.launchpad, read_only=True):
         try:

@@ -10,6 +10,7 @@ Modules
 ``relax``        :class:`ActiveRelaxer`: relaxation with learning on the fly
 ``learning``     :class:`OracleLearner` (oracle + refit), low-energy weights of the two-stage scheme
 ``preselect``    pre-exploration: initial training set by the grade alone
+``settings``     :class:`ActiveSettings`: MTP and learning settings of a search
 
 Example
 -------
@@ -37,6 +38,7 @@ from pes_core.active.learning import (
 from pes_core.active.maxvol import INIT_VALUE, SWAP_TOLERANCE, MaxvolReport, MaxvolState, row_grades
 from pes_core.active.preselect import PreselectResult, preselect, random_pool
 from pes_core.active.relax import ActiveRelaxer, choose_candidates
+from pes_core.active.settings import ActiveSettings
 from pes_core.active.thresholds import GradeThresholds
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "ActiveMTPCalculator",
     "ActiveRelaxer",
     "ActiveSet",
+    "ActiveSettings",
     "Candidate",
     "ExtrapolationError",
     "UnphysicalError",

@@ -145,8 +145,8 @@ def preselect_cmd(composition, atoms, pool_size, min_distance, level, potential,
     click.echo(f"{len(chosen)} of {len(pool)} pool structures selected; written to {output}")
     if submit_oracle:
         from pes_core.oracles import to_structure
-        from workflows.backend import open_backend
-        from workflows.builders.oracle import oracle_workflow
+        from workflows.core.backend import open_backend
+        from workflows.oracle.builders import oracle_workflow
 
         wf = oracle_workflow([to_structure(a) for a in chosen], submit_oracle, tags=["preselect"],
                              generator="preselect", name=f"preselect {composition} x{len(chosen)}")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from workflows.backend import LaunchpadConfig, find_launchpad_file, open_backend
 from workflows.cli.common import launchpad_option
+from workflows.core.backend import LaunchpadConfig, find_launchpad_file, open_backend
 
 __all__ = ["COMMANDS"]
 
@@ -119,7 +119,7 @@ def webgui(launchpad: str | None, host: str, port: int, refresh: float) -> None:
               help="Folder for the PNG files and index.html.")
 def report(workflow: str | None, launchpad: str | None, out: str) -> None:
     """Write plots and an HTML page for WORKFLOW (name or fw_id; default: all)."""
-    from workflows.reports import write_report
+    from workflows.jobs import write_report
 
     with open_backend(launchpad, read_only=True) as backend:
         index = write_report(backend, workflow, out)

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import yaml
 
-from workflows.backend import find_launchpad_file, open_backend
 from workflows.cli.common import launchpad_option
+from workflows.core.backend import find_launchpad_file, open_backend
 
 __all__ = ["COMMANDS"]
 
@@ -58,7 +58,7 @@ def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, f
 @click.option("--if-new", is_flag=True, help="Skip if a workflow of the same name is already on the LaunchPad.")
 def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> None:
     """Validate SPEC (yaml) and add its workflow to the LaunchPad."""
-    from workflows.specs import build_from_spec
+    from workflows.jobs import build_from_spec
 
     wf = build_from_spec(spec)  # all validation happens before the database is touched
     click.echo(f"workflow '{wf.name}': {len(wf.fws)} firework(s)")
@@ -87,7 +87,7 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
     """Launch all READY fireworks in this process (threads for local parallelism)."""
     from fireworks import FWorker
 
-    from workflows.runner import run_local
+    from workflows.core.runner import run_local
 
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"

@@ -1,0 +1,150 @@
+"""Settings of a crystal structure search whose MTP learns on the fly (spec sections ``mtp`` and ``active``).
+
+One dataclass, one default per setting; the workflow layer mirrors it in its
+spec model and passes it through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pes_core.active.thresholds import GradeThresholds
+
+__all__ = ["ActiveSettings"]
+
+
+@dataclass
+class ActiveSettings:
+    """MTP and active-learning settings of a CSP search (spec keys ``mtp`` and ``active``).
+
+    Parameters
+    ----------
+    level : int
+        MTP level (``mtp.level``).
+    max_dist : float
+        Cutoff radius in Å (``mtp.max_dist``).
+    max_iter : int
+        L-BFGS iterations of each (re)fit (``mtp.max_iter``; 0: linear fit only).
+    seed : int
+        Seed of the initial radial coefficients (``mtp.seed``).
+    mode : str
+        ``neighbourhood`` (default: one row per atom, MLIP's practice; a
+        configuration is graded by its worst atom, so one unphysical
+        neighbourhood in an otherwise ordinary cell is caught) or
+        ``configuration`` (rows averaged over the atoms: a bad site can hide
+        in the average) (``active.mode``).
+    include_radial : bool
+        Rows over all parameters (``active.include_radial``).
+    select, break_ : float
+        Grade thresholds (``active.select``, ``active.break``).
+    pool_size : int
+        Random structures of the pre-exploration (each also compressed/expanded).
+    volume_factors : list of float
+        Volume multiples of each pool structure.
+    max_initial : int or None
+        Cap on the pre-selected configurations (default: as many as maxvol keeps).
+    max_rounds_per_generation : int
+        Learning rounds per generation before relaxations go on without breaking.
+    max_configurations_per_round : int
+        Configurations sent to the oracle per round.
+    energy_weighting : float or None
+        ``delta`` (eV/atom) of the low-energy weights ``W = 1/(E - E_min + delta)^2``
+        (squared in the loss); ``None``: equal weights.  Default 0.2: on the
+        training set of a Si8 Tersoff search (260 configurations), refitting with
+        it cut the error on the 17 relaxed minima within 0.3 eV/atom of diamond
+        from 83 to 14 meV/atom (level 10, equal weights vs delta 0.2).
+    check_top : int
+        Oracle single points per generation for its best distinct offspring
+        (``active.check_top``; 0 disables the check, see
+        :meth:`workflows.csp.learning.LearningRelaxer._check_best`).
+    check_window : float
+        Only offspring whose MTP enthalpy is below the best so far plus this
+        (eV/atom) are checked.
+    check_tolerance : float
+        A checked configuration whose MTP error exceeds this (eV/atom) is
+        learned.
+    train_window : float or None
+        Energy screen of the fit (eV/atom): configurations above the lowest
+        energy per atom plus this are left out of the fit (they stay in the
+        active set), keeping at least ``min_train`` of the lowest.  Random
+        pre-exploration structures span over 10 eV/atom, far above anything a
+        search at moderate pressure relaxes into; fitted with equal weights
+        they dominate the loss and leave 150-300 meV/atom errors where the
+        ranking is decided.  Configurations chosen by active learning are
+        fitted whatever their energy (see :func:`pes_core.active.screen_training`).
+        ``None``: fit everything.
+    min_train : int
+        Configurations the fit keeps whatever the screen says.
+    max_check_rounds : int
+        Oracle-check rounds per generation: each round checks up to
+        ``check_top`` unchecked offspring that still rank within
+        ``check_window`` of the best oracle-checked enthalpy.
+    prerelax_steps : int
+        Pre-exploration: each pre-selected random structure is relaxed for
+        this many BFGS steps *on the oracle* (:func:`pes_core.active.oracle_trajectory`)
+        instead of getting a single point; 0 restores single points.  Unrelaxed
+        random structures lie 1-2 eV/atom (up to 10+) above the ground state, so
+        an MTP fitted on them alone never sees the low-energy basins and its
+        relaxations end in spurious minima; the first oracle steps go down the
+        steep part of the true surface into condensed, low-energy
+        configurations, at one oracle call per step.
+    prerelax_every : int
+        Stride of the trajectory frames proposed for fitting (the last is always
+        kept): consecutive BFGS frames are strongly correlated.
+    check_steps : int
+        The oracle check of a generation's best candidate is a short oracle
+        relaxation of this many steps from the MTP minimum (0: a single
+        point).  The candidate then takes the oracle-relaxed geometry and
+        enthalpy (still an upper bound of the oracle's local minimum, but a
+        much tighter one where the MTP minimum is displaced), so the search
+        ranks and breeds from the oracle's basin; when the MTP error at the
+        start exceeds ``check_tolerance``, the kept frames of the path are
+        learned -- exactly the region between the MTP's and the oracle's minimum.
+    floor_margin : float
+        A relaxation whose MTP energy per atom drops this far (eV/atom) below
+        the lowest energy of the training set is aborted as failed (an
+        extrapolation hole, not a structure); see also the closest-pair guard of
+        :class:`pes_core.active.ActiveRelaxer`.
+    """
+
+    level: int = 10
+    max_dist: float = 5.0
+    max_iter: int = 60
+    seed: int = 0
+    mode: str = "neighbourhood"
+    include_radial: bool = False
+    select: float = 2.0
+    break_: float = 10.0
+    pool_size: int = 30
+    volume_factors: list[float] = field(default_factory=lambda: [0.85, 1.0, 1.2])
+    max_initial: int | None = None
+    max_rounds_per_generation: int = 5
+    max_configurations_per_round: int = 8
+    energy_weighting: float | None = 0.2
+    check_top: int = 3
+    check_window: float = 0.05
+    check_tolerance: float = 0.01
+    max_check_rounds: int = 3
+    train_window: float | None = 2.0
+    min_train: int = 12
+    prerelax_steps: int = 10
+    prerelax_every: int = 3
+    check_steps: int = 10
+    floor_margin: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: dict) -> ActiveSettings:
+        """From a search config (``config['mtp']`` and ``config['active']``); unknown keys are errors."""
+        mtp, active = dict(config.get("mtp") or {}), dict(config.get("active") or {})
+        if "break" in active:
+            active["break_"] = active.pop("break")
+        kw = {**mtp, **active}
+        known = set(cls.__dataclass_fields__)
+        unknown = set(kw) - known
+        if unknown:
+            raise ValueError(f"unknown mtp/active settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**kw)
+
+    def thresholds(self) -> GradeThresholds:
+        """The grade thresholds (select, break) of these settings."""
+        return GradeThresholds(select=self.select, break_=self.break_)

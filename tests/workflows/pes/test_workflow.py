@@ -1,0 +1,82 @@
+"""The PES training-set + fit workflow end to end on a tiny LJ-labelled set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+LJ = {"sigma": 2.6, "epsilon": 0.05}
+
+
+def _spec(fit=True) -> dict:
+    spec = {
+        "name": "pes-tiny", "oracle": "lj", "oracle_settings": LJ, "batch_size": 20,
+        "tilt_systems": ["a0a0c+", "a+b-b-"], "relax": {"steps": 5, "fmax": 0.5, "fmax_cubic": 0.5},
+        "systematic": {"cubic_amplitudes": [0.3], "cubic_vectors": "first", "tilt_amplitudes": [0.3],
+                       "tilt_max_blocks": 3, "strain_amplitudes": [0.01], "interpolation_points": 2},
+        "stochastic": {"count": 6, "displacement_radius": [0.2, 0.5], "strain_radius": 0.01, "threshold": 0.999},
+        "featurize": {"clusters": ["2pairs+oct"], "orders": [2]},
+    }
+    if fit:
+        spec["fit"] = {"name": "pes-tiny-fit", "folds": 3,
+                       "grid": {"model": ["cluster", "linear"], "clusters": ["2pairs+oct"], "order": [2, 4],
+                                "layers": [1], "width": [4]},
+                       "training": {"schedule": [[10, 2]], "patience": 2},
+                       "hiphive": {"cutoffs": [3.5]}, "paths": {"n_points": 3}}
+    return spec
+
+
+def test_spec_validation_errors_name_the_key(tmp_path):
+    from workflows.core.spec import SpecError
+    from workflows.jobs import load_spec
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("kind: pes_training_set\nname: x\noracle: lj\ntilt_systems: [a+b+z]\n")
+    with pytest.raises(SpecError, match="tilt_systems"):
+        load_spec(p)
+    p.write_text("kind: pes_fit\nname: f\ntraining_set: x\ngrid: {model: [forest]}\n")
+    with pytest.raises(SpecError, match="grid"):
+        load_spec(p)
+
+
+def test_training_set_and_fit_end_to_end(project):
+    from pes_core.ann import model_from_bytes
+    from pes_core.db import Configuration, PotentialModel
+    from workflows.core.backend import open_backend
+    from workflows.pes.builders import pes_training_workflow
+    from workflows.pes.fit import fit_record
+    from workflows.core.runner import run_local
+
+    with open_backend(project) as b:
+        b.lp.add_wf(pes_training_workflow(_spec()))
+        summary = run_local(b, workers=2, progress=False)
+        assert summary.fizzled == 0
+        n = Configuration.objects(workflow="pes-tiny", n_atoms=40).count()
+        assert n > 40
+        # one CV firework per grid point, and the collector picked the minimum
+        cv_fws = list(b.lp.fireworks.find({"spec.pes_kind": "pes_cv"}))
+        assert len(cv_fws) == 4
+        record = fit_record("pes-tiny-fit")
+        for kind in ("cluster", "linear"):
+            vals = [r["val_rmse_mean"] if r["point"]["model"] == kind else np.inf for r in record["cv"]]
+            assert record["models"][kind]["cv_index"] == int(np.argmin(vals))
+        assert set(record["models"]) == {"cluster", "linear", "hiphive"}
+        # holdout configurations never enter training (by id)
+        models = list(PotentialModel.objects(workflow="pes-tiny-fit"))
+        assert {m.name for m in models} == {"pes-tiny-fit-cluster", "pes-tiny-fit-linear", "pes-tiny-fit-hiphive"}
+        for m in models:
+            assert m.validation_ids and not set(m.training_ids) & set(m.validation_ids)
+        assert len(models[0].validation_ids) == round(0.2 * n)
+        ann = PotentialModel.objects.get(name="pes-tiny-fit-cluster")
+        model = model_from_bytes(ann.parameters.read())
+        assert np.isfinite(ann.metrics["holdout_rmse"]) and model.kind == "cluster"
+        # reruns are idempotent: the same workflow again stores nothing new
+        b.lp.add_wf(pes_training_workflow(_spec(fit=False)))
+        run_local(b, workers=1, progress=False)
+        assert Configuration.objects(workflow="pes-tiny", n_atoms=40).count() == n
+        from workflows.jobs import write_report
+
+        index = write_report(b, "pes pes-tiny", project.parent / "report")
+        html = index.read_text()
+        for png in ("energy_histogram.png", "cv_rmse.png", "parity.png", "error_distribution.png", "paths.png"):
+            assert png in html

@@ -1,0 +1,1 @@
+"""What every job shares: the LaunchPad backends, local launches, firework runtime, spec base, reports, blobs."""

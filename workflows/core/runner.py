@@ -1,0 +1,182 @@
+"""Run fireworks locally inside the process that holds the backend.
+
+The embedded store must be used by one process only, so local parallelism is
+threads: ``workers`` threads each call FireWorks' ``launch_rocket`` on the one
+LaunchPad.  Heavy work (torch, numpy, external codes) releases the GIL, so
+threads give real parallelism.  (FireWorks' ``launch_multiprocess`` serves the
+LaunchPad to child processes, but on the embedded backend every state change
+it made was lost -- measured, see DESIGN.md -- so it is not used.)  After every
+firework the store is written to disk (at most a tenth of the time goes to
+writing: see ``Backend.flush``), and always when the run ends.
+
+On the embedded backend any firework found RUNNING at start-up was orphaned by
+a crash (nobody else can hold the store), so it is rerun at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from fireworks import FWorker
+from fireworks.core.rocket_launcher import launch_rocket
+
+from workflows.core import runtime
+from workflows.core.backend import Backend
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RunSummary", "recover_lost_runs", "run_local"]
+
+
+@dataclass
+class RunSummary:
+    launched: int = 0
+    completed: int = 0
+    fizzled: int = 0
+    recovered: list[int] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def recover_lost_runs(backend: Backend, expiration_secs: int | None = None) -> list[int]:
+    """Rerun fireworks whose worker died (RUNNING but no longer pinging).
+
+    Embedded: every RUNNING firework is lost (this process holds the store).
+    MongoDB: FireWorks' ``detect_lostruns`` with ``expiration_secs`` (default 4 h).
+    """
+    lp = backend.lp
+    if backend.config.is_embedded:
+        expiration_secs = 0
+    elif expiration_secs is None:
+        expiration_secs = 4 * 3600
+    lost_launches, lost_fws, _ = lp.detect_lostruns(expiration_secs=expiration_secs, rerun=True)
+    if lost_fws:
+        logger.warning("reran %d lost firework(s): %s", len(lost_fws), lost_fws)
+        backend.flush()
+    return list(lost_fws)
+
+
+def run_local(backend: Backend, workers: int = 1, category: str | list[str] | None = None,
+              max_launches: int = 0, name: str = "pes-local", progress: bool = True,
+              poll_interval: float = 0.2, fworker: FWorker | None = None) -> RunSummary:
+    """Launch READY fireworks until none is left (or ``max_launches`` is reached).
+
+    Parameters
+    ----------
+    backend : Backend
+        The open (writable) backend.
+    workers : int
+        Worker threads.
+    category : str or list of str, optional
+        Only fireworks of these ``_category`` values (e.g. ``"ml"``).
+    max_launches : int
+        Stop after this many launches (0: no limit).
+    progress : bool
+        Print one line per finished firework.
+    fworker : FWorker, optional
+        Worker identity and ``env`` (e.g. from ``my_fworker.yaml``); its
+        category is replaced by ``category`` when that is given.
+    """
+    if backend.read_only:
+        raise RuntimeError("cannot launch fireworks from a read-only snapshot")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    lp = backend.lp
+    if fworker is None:
+        fworker = FWorker(name=name, category=category or "")
+    elif category:
+        fworker = FWorker(name=fworker.name, category=category, query=fworker._query, env=fworker.env)
+    # our one line per firework replaces FireWorks' chatty INFO lines
+    for logname in ("rocket.launcher", "launchpad"):
+        logging.getLogger(logname).setLevel(logging.WARNING)
+    summary = RunSummary(recovered=recover_lost_runs(backend))
+    t0 = time.monotonic()
+    lock = threading.Lock()
+    active = [0]
+    claimed: set[int] = set()
+    stop = threading.Event()
+
+    def ready_query() -> dict:
+        q = {"state": "READY"}
+        q.update(fworker.query)
+        return q
+
+    def report(fw_id: int) -> None:
+        fw = lp.fireworks.find_one({"fw_id": fw_id}, {"state": 1, "name": 1})
+        state = fw["state"] if fw else "?"
+        with lock:
+            summary.completed += state == "COMPLETED"
+            summary.fizzled += state == "FIZZLED"
+            done = summary.completed + summary.fizzled
+        if progress:
+            remaining = lp.fireworks.count_documents(ready_query())
+            print(f"[{done} done, {remaining} ready] fw {fw_id} {state}: {fw.get('name', '') if fw else ''}",
+                  flush=True)
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                if max_launches and summary.launched >= max_launches:
+                    return
+                query = ready_query()
+                if claimed:
+                    query["fw_id"] = {"$nin": sorted(claimed)}
+                fw_doc = lp.fireworks.find_one(query, {"fw_id": 1}, sort=[("spec._priority", -1)])
+                if fw_doc is None:
+                    if active[0] == 0:
+                        return  # nothing ready and nothing running that could release children
+                    fw_id = None
+                else:
+                    fw_id = fw_doc["fw_id"]
+                    claimed.add(fw_id)
+                    summary.launched += 1
+                    active[0] += 1
+            if fw_id is None:
+                time.sleep(poll_interval)
+                continue
+            try:
+                runtime.set_current_fw(fw_id)
+                launch_rocket(lp, fworker, fw_id=fw_id, strm_lvl="WARNING")
+            except Exception:  # a rocket failure is recorded in the firework; keep going
+                logger.exception("rocket for fw %s raised", fw_id)
+            finally:
+                runtime.set_current_fw(None)
+                with lock:
+                    active[0] -= 1
+                    claimed.discard(fw_id)  # a rerun may make it READY again later
+                backend.flush(min_interval=0.1)  # at most a tenth of the time on writes (Backend.flush)
+                report(fw_id)
+
+    # launches (and per-firework work dirs) go under the project's launches/ folder
+    root = backend.launch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    old_root, runtime.LAUNCH_ROOT = runtime.LAUNCH_ROOT, root
+    cwd = os.getcwd()
+    os.chdir(root)  # FireWorks records the cwd as launch dir; threads share it
+    from fireworks import fw_config
+    old_print, fw_config.PRINT_FW_JSON = fw_config.PRINT_FW_JSON, False
+    import fireworks.core.rocket as fw_rocket
+    fw_rocket.PRINT_FW_JSON = False
+    fw_rocket.ROCKET_STREAM_LOGLEVEL = "WARNING"  # errors still reach the terminal
+    threads = [threading.Thread(target=worker, name=f"{name}-{k}", daemon=True) for k in range(workers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+                if backend.pending:  # a write skipped after a firework is made up for while the next ones run
+                    backend.flush(min_interval=0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        os.chdir(cwd)
+        runtime.LAUNCH_ROOT = old_root
+        fw_rocket.PRINT_FW_JSON = fw_config.PRINT_FW_JSON = old_print
+        backend.flush()
+        summary.wall_time_s = time.monotonic() - t0
+    return summary

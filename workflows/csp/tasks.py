@@ -1,0 +1,368 @@
+"""Firetasks of the evolutionary crystal structure search.
+
+``CSPGenerationTask`` runs one generation: it proposes offspring (a pure
+function of the seed and the generation index), relaxes them, ranks them and
+stores the generation; then it adds the next generation firework, or, once the
+search has converged, the verification fireworks and the report.  With
+``relax.parallel`` > 1 it first fans the relaxations out into
+``CSPRelaxTask`` fireworks (any workers may run them side by side) and runs
+again after them to rank, learn and breed.
+
+Everything the loop needs lives in the domain database, never in the spec:
+``SearchRun.state`` is the serialized search state, ``GenerationRecord`` holds
+each finished generation (unique on (search, index)) together with the state
+after it, and ``SearchRun.state['partial']`` caches relaxations finished inside
+a generation that has not completed yet.  A rerun of a generation firework
+(crash, ``lpad rerun_fws``, lost-run detection) therefore resumes: finished
+generations are taken from their record, finished relaxations from the cache,
+and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+
+from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
+
+from pes_core.db import Configuration, GenerationRecord, SearchRun, jsonable
+from workflows.core.backend import retry_store_race
+from workflows.core.runtime import ensure_domain_db, flush_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CSPGenerationTask", "CSPRelaxTask", "CSPReportTask", "CSPVerifyTask", "generation_firework"]
+
+#: hard cap on generation fireworks of one search, whatever the settings say
+MAX_GENERATIONS_HARD = 500
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def generation_firework(search: str, generation: int, category: str = "ml", formula: str = "",
+                        parents=None) -> Firework:
+    """The firework that runs ``generation`` of ``search``."""
+    return Firework(
+        [CSPGenerationTask(search=search)],
+        name=f"csp {search} generation {generation}",
+        spec={"_category": category, "pes_kind": "csp_generation", "search": search,
+              "generation": generation, "formula": formula},
+        parents=parents,
+    )
+
+
+def make_relaxer(run: SearchRun, fw_spec: dict):
+    """The relaxer of a search: directly on the oracle, or on the actively learned MTP."""
+    from pes_core.oracles import get_oracle
+    from pes_core.search import OracleRelaxer
+    from workflows.core.runtime import worker_env
+
+    cfg = run.settings
+    relax = cfg.get("relax", {})
+    if cfg.get("mode", "direct") == "direct":
+        oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
+        return OracleRelaxer(oracle, fmax=relax.get("fmax", 0.05), steps=relax.get("steps", 300),
+                             optimizer=relax.get("optimizer", "FIRE"))
+    from workflows.csp.learning import learning_relaxer
+
+    return learning_relaxer(run, fw_spec)
+
+
+def _training_set_size(run: SearchRun) -> int | None:
+    """Configurations the search's current MTP was trained on (None in direct mode)."""
+    from pes_core.db import PotentialModel
+
+    model = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
+    return len(model.training_ids) if model is not None else None
+
+
+@explicit_serialize
+class CSPGenerationTask(FiretaskBase):
+    """Run the next generation of the search named ``search``."""
+
+    required_params = ["search"]
+    optional_params = []
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.search import SearchState, propose_offspring, update
+
+        ensure_domain_db(fw_spec)
+        name = self["search"]
+        run = SearchRun.objects(name=name).first()
+        if run is None and fw_spec.get("pes_csp_config"):
+            from workflows.csp.state import start_search
+
+            run = start_search(name, fw_spec["pes_csp_config"])
+        if run is None:
+            raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
+        state = SearchState.from_dict(run.state["search"])
+        gen = state.generation + 1
+        asked = fw_spec.get("generation")
+        if asked is not None and int(asked) < gen:
+            # a rerun of a generation that finished long ago: its successors exist already
+            if GenerationRecord.objects(search=name, index=int(asked)).first() is None:
+                raise RuntimeError(f"search {name}: generation {asked} is behind the state "
+                                   f"({state.generation}) but has no record; the database is inconsistent")
+            return FWAction(stored_data={"rerun_of_finished_generation": int(asked)})
+
+        record = GenerationRecord.objects(search=name, index=gen).first()
+        if record is not None:  # this generation finished before a crash/rerun: take its result
+            logger.info("generation %d of %s already stored; resuming from its record", gen, name)
+            state = SearchState.from_dict(record.stats["state"])
+            self._save_run(run, state, partial={})
+            return self._next(run, state, fw_spec)
+
+        if gen >= MAX_GENERATIONS_HARD:
+            raise RuntimeError(f"search {name} reached the hard cap of {MAX_GENERATIONS_HARD} generations")
+        offspring = propose_offspring(state)  # deterministic in (seed, generation)
+        partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
+        todo = [ind for ind in offspring if ind.id not in partial]
+        n_par = int((run.settings.get("relax") or {}).get("parallel", 1))
+        attempt = int(fw_spec.get("pes_relax_attempt", 0))
+        if n_par > 1 and len(todo) > 1 and attempt < 2:  # relaxation fireworks; this generation again collects
+            return self._fan_out(run, gen, todo, n_par, attempt, fw_spec)
+        relaxer = make_relaxer(run, fw_spec)
+        relaxed = []
+        calls_before = state.n_calls
+        for k, ind in enumerate(offspring):
+            if ind.id in partial:
+                relaxed.append(type(ind).from_dict(partial[ind.id]))
+                continue
+            out = relax_one(ind, relaxer, state.settings)
+            relaxed.append(type(ind).from_dict(out))
+            partial[ind.id] = out
+            run.state = {**run.state, "partial": {str(gen): partial}}
+            run.updated_at = _now()
+            run.save()
+            flush_store(min_interval=0.5)
+            _progress(name, gen, k, len(offspring), relaxed[-1])
+        # learning candidates met by the relaxations (kept with each relaxation, so that a resumed or fanned-out
+        # generation has them all); taken out of the individuals before anything else sees them
+        candidates = [c for ind in relaxed for c in (ind.relax_info or {}).pop("candidates", None) or []]
+        if candidates:  # considered now, whatever the hook decides: a rerun must not learn them again
+            for entry in partial.values():
+                (entry.get("relax_info") or {}).pop("candidates", None)
+            run.state = {**run.state, "partial": {str(gen): partial}}
+            run.save()
+        hook = getattr(relaxer, "end_of_generation", None)
+        if hook is not None:
+            detour = hook(run, gen, relaxed, fw_spec, candidates=candidates)
+            if detour is not None:  # the model learned: redo this generation's unfinished part later
+                return detour
+        state = update(state, relaxed)
+        n_calls = sum(int(i.relax_info.get("n_calls", 0)) for i in relaxed if i.relax_info)
+        n_stored = Configuration.objects(tags=f"csp:{name}").count()
+        if run.settings.get("mode", "direct") == "direct":
+            n_oracle, n_model = n_calls, 0
+        else:
+            # MTP mode: every oracle call of the search (pre-exploration, learning, checks) is a
+            # Configuration tagged csp:<name>; this generation's share is the growth since the last one
+            prev = GenerationRecord.objects(search=name, index=gen - 1).first()
+            n_oracle = n_stored - int(prev.stats.get("oracle_configurations", 0)) if prev else n_stored
+            n_model = n_calls
+        stats = {"state": jsonable(state.to_dict()), "n_offspring": len(relaxed),
+                 "n_failed": sum(bool(i.flags.get("failed")) for i in relaxed),
+                 "calls_before": calls_before, "oracle_configurations": n_stored,
+                 "training_set_size": _training_set_size(run)}
+        try:
+            GenerationRecord(search=name, index=gen, population=[jsonable(i.to_dict()) for i in relaxed],
+                             best_enthalpy_per_atom=state.best_enthalpy, n_oracle_calls=n_oracle,
+                             n_model_evaluations=n_model, stats=stats).save()
+        except Exception as err:  # a concurrent rerun stored it first: use that one
+            if "duplicate" not in str(err).lower() and "unique" not in str(err).lower():
+                raise
+            record = GenerationRecord.objects.get(search=name, index=gen)
+            state = SearchState.from_dict(record.stats["state"])
+        self._save_run(run, state, partial={})
+        best = state.best
+        print(f"gen {gen}: best {state.best_enthalpy:.4f} eV/atom ({best.spacegroup if best else '-'}), "
+              f"{len(relaxed)} offspring, stalled {state.stalled}, oracle calls {n_oracle}, "
+              f"model evaluations {n_model}", flush=True)
+        return self._next(run, state, fw_spec)
+
+    @staticmethod
+    def _fan_out(run: SearchRun, gen: int, todo: list, n_par: int, attempt: int, fw_spec: dict) -> FWAction:
+        """One :class:`CSPRelaxTask` firework per group of offspring, then this generation again (the collector)."""
+        from pes_core.oracles import oracle_class
+
+        name = run.name
+        groups = [todo[k::n_par] for k in range(min(n_par, len(todo)))]
+        category = ("ml" if run.settings.get("mode", "direct") == "mtp"
+                    else oracle_class(run.settings["oracle"]).category)
+        fws = [Firework([CSPRelaxTask(search=name, generation=gen, ids=[i.id for i in g])],
+                        name=f"csp {name} generation {gen} relaxations [{k + 1}/{len(groups)}]",
+                        spec={"_category": category, "pes_kind": "csp_relax", "search": name, "generation": gen})
+               for k, g in enumerate(groups)]
+        again = generation_firework(name, gen, formula=fw_spec.get("formula", ""), parents=fws)
+        # a relaxation firework that fizzled leaves its offspring to the next attempt (the third runs them here)
+        again.spec.update(_allow_fizzled_parents=True, pes_relax_attempt=attempt + 1)
+        if "pes_active_round" in fw_spec:
+            again.spec["pes_active_round"] = fw_spec["pes_active_round"]
+        print(f"  [{name} gen {gen}] {len(todo)} relaxations in {len(fws)} fireworks", flush=True)
+        return FWAction(detours=[Workflow(fws + [again], name=f"csp {name} generation {gen} relaxations")],
+                        stored_data={"relax_fireworks": len(fws), "to_relax": len(todo)})
+
+    @staticmethod
+    def _save_run(run: SearchRun, state, partial: dict) -> None:
+        run.state = {**run.state, "search": jsonable(state.to_dict()), "partial": partial}
+        run.current_generation = state.generation
+        run.best_enthalpy_per_atom = state.best_enthalpy
+        reason = state.stop_reason()
+        run.status = {"converged": "converged", "target": "converged",
+                      "max_generations": "capped"}.get(reason, "running")
+        run.updated_at = _now()
+        run.save()
+        flush_store()
+
+    def _next(self, run: SearchRun, state, fw_spec: dict) -> FWAction:
+        name = run.name
+        formula = fw_spec.get("formula", "")
+        if not state.done:
+            return FWAction(additions=[generation_firework(name, state.generation + 1, formula=formula)])
+        logger.info("search %s stops: %s", name, state.stop_reason())
+        verify = Firework([CSPVerifyTask(search=name)], name=f"csp {name} verification",
+                          spec={"_category": run.settings.get("verify_category", "ml"),
+                                "pes_kind": "csp_verify", "search": name, "formula": formula})
+        report = Firework([CSPReportTask(search=name)], name=f"csp {name} report",
+                          spec={"_category": "ml", "pes_kind": "csp_report", "search": name,
+                                "_allow_fizzled_parents": True}, parents=[verify])
+        # one Workflow keeps the verify -> report link (separate additions would lose it)
+        return FWAction(additions=[Workflow([verify, report], name=f"csp {name} verification")])
+
+
+def relax_one(ind, relaxer, settings) -> dict:
+    """Relax one individual (:func:`pes_core.search.evaluate`); its JSON with the learning candidates it met."""
+    from pes_core.search import evaluate
+
+    out = jsonable(evaluate(ind, relaxer, settings).to_dict())
+    take = getattr(relaxer, "take_candidates", None)
+    if take is not None:
+        out.setdefault("relax_info", {})["candidates"] = take()
+    return out
+
+
+def _progress(name: str, gen: int, k: int, n: int, ind) -> None:
+    h = "failed" if ind.flags.get("failed") else f"{ind.enthalpy_per_atom:.4f} eV/atom"
+    print(f"  [{name} gen {gen}] {k + 1}/{n} {ind.origin:<11} -> {h} ({ind.spacegroup or '-'})", flush=True)
+
+
+@explicit_serialize
+class CSPRelaxTask(FiretaskBase):
+    """Relax some offspring of a generation (``relax.parallel`` > 1: the generation fans out).
+
+    Each result goes into ``SearchRun.state['partial']`` by an atomic update of
+    its own key, so relaxation fireworks running side by side (on any
+    workers) never overwrite each other; the generation firework that follows
+    them finds every result there.  Offspring already there are skipped, so a
+    rerun repeats nothing.
+
+    Required parameters
+    -------------------
+    search : str
+    generation : int
+    ids : list of str
+        Individual ids of this firework's share of the offspring.
+    """
+
+    required_params = ["search", "generation", "ids"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.search import SearchState, propose_offspring
+
+        ensure_domain_db(fw_spec)
+        name, gen = self["search"], int(self["generation"])
+        run = SearchRun.objects(name=name).first()
+        if run is None:
+            raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
+        state = SearchState.from_dict(run.state["search"])
+        if state.generation + 1 != gen:  # that generation finished (a rerun after the fact): nothing to do
+            return FWAction(stored_data={"stale": True})
+        done = set((run.state.get("partial") or {}).get(str(gen), {}))
+        wanted = set(self["ids"]) - done
+        offspring = [ind for ind in propose_offspring(state) if ind.id in wanted]
+        if not offspring:
+            return FWAction(stored_data={"relaxed": 0})
+        relaxer = make_relaxer(run, fw_spec)
+        coll = SearchRun._get_collection()
+        for k, ind in enumerate(offspring):
+            out = relax_one(ind, relaxer, state.settings)
+            key = f"state.partial.{gen}.{ind.id}"  # its own key: relaxation fireworks never overwrite each other
+            retry_store_race(lambda: coll.update_one({"name": name}, {"$set": {key: out}}), attempts=5, pause=0.05)
+            flush_store(min_interval=0.5)
+            _progress(name, gen, k, len(offspring), type(ind).from_dict(out))
+        return FWAction(stored_data={"relaxed": len(offspring)})
+
+
+@explicit_serialize
+class CSPVerifyTask(FiretaskBase):
+    """Relax every distinct candidate within ``verify.within_mev`` of the best with the oracle.
+
+    Both energies are kept: the search's (MTP or oracle) enthalpy and the
+    oracle's after its own relaxation; each oracle result is stored as a
+    ``Configuration`` (tag ``csp-verify``).  ``verify.fmax`` and
+    ``verify.steps`` (default: those of ``relax``) set the convergence of
+    these final relaxations; a tighter ``fmax`` than the search's settles
+    soft modes such as graphite's interlayer spacing (CHGNet: 1-2 meV/atom
+    between fmax 0.05 and 0.01 eV/Å).
+    """
+
+    required_params = ["search"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from pes_core.db import store_result
+        from pes_core.oracles import get_oracle, to_structure
+        from pes_core.search import OracleRelaxer, SearchState, candidate_table
+        from workflows.core.runtime import worker_env
+
+        ensure_domain_db(fw_spec)
+        run = SearchRun.objects.get(name=self["search"])
+        state = SearchState.from_dict(run.state["search"])
+        cfg = run.settings
+        verify, relax = cfg.get("verify") or {}, cfg.get("relax") or {}
+        within = verify.get("within_mev", 100.0) / 1000.0
+        done = {v["id"]: v for v in run.state.get("verification", [])}
+        oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
+        relaxer = OracleRelaxer(oracle, fmax=verify.get("fmax", relax.get("fmax", 0.05)),
+                                steps=int(verify.get("steps", relax.get("steps", 300))))
+        rows = candidate_table(state, within=within)
+        for row in rows:
+            ind = row["individual"]
+            if ind.id in done:
+                continue
+            res = relaxer(ind.atoms, state.settings.pressure_gpa)
+            entry = {"id": ind.id, "search_enthalpy_per_atom": ind.enthalpy_per_atom,
+                     "oracle_enthalpy_per_atom": None if res.failed else res.enthalpy_per_atom,
+                     "oracle_calls": res.n_calls, "converged": res.converged, "failed": res.failed}
+            if not res.failed:
+                final = oracle.compute(res.atoms)
+                doc, _ = store_result(final, tags=[f"csp:{run.name}", "csp-verify"], workflow=run.name,
+                                      generator=f"csp-verify:{ind.origin}")
+                entry["configuration"] = doc.content_hash
+                entry["structure"] = to_structure(res.atoms).as_dict()
+            done[ind.id] = entry
+            run.state = {**run.state, "verification": jsonable(list(done.values()))}
+            run.save()
+            flush_store()
+        return FWAction(stored_data={"verified": len(done)})
+
+
+@explicit_serialize
+class CSPReportTask(FiretaskBase):
+    """Write the search report (history plot, ranked table, CIFs) next to the launch root."""
+
+    required_params = ["search"]
+    optional_params = ["out_dir"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        from workflows.core.runtime import LAUNCH_ROOT
+        from workflows.csp.report import write_csp_report
+
+        ensure_domain_db(fw_spec)
+        root = Path(self.get("out_dir") or ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports"))
+        out = write_csp_report(self["search"], root.resolve() / self["search"])
+        return FWAction(stored_data={"report": str(out)})
+
+

@@ -1,0 +1,152 @@
+"""Stored state of the PES jobs: relaxed cells, reference energy, features, splits, refinement rounds.
+
+Everything lives in the domain database (``Configuration`` documents of the
+training-set workflow) and the blob store (:mod:`workflows.core.blobs`),
+named by the workflow, so reruns reuse it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from workflows.core.blobs import get_blob, put_blob
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "feature_name",
+    "featurizer_for",
+    "load_features",
+    "load_split",
+    "reference_energy",
+    "refine_cluster_sets",
+    "refine_errors",
+    "refine_label",
+    "relaxed_cells",
+    "report_dir",
+    "section_seed",
+    "split_name",
+]
+
+def report_dir(name: str) -> Path:
+    from workflows.core.runtime import LAUNCH_ROOT
+
+    out = ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports" / name).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def relaxed_cells(name: str) -> dict[str, Structure]:
+    """Glazer symbol -> relaxed supercell stored by :class:`PESReferenceTask` for workflow ``name``."""
+    from pes_core.db import Configuration
+
+    out = {}
+    for c in Configuration.objects(workflow=name, generator__startswith="relaxed:").only("generator", "structure"):
+        out[c.generator.split(":", 1)[1]] = Structure.from_dict(c.structure)
+    return out
+
+
+def reference_energy(name: str) -> float:
+    """Energy per atom (eV) of the relaxed cubic supercell of training set ``name``."""
+    from pes_core.db import Configuration
+
+    doc = Configuration.objects(workflow=name, generator="relaxed:a0a0a0").first()
+    if doc is None:
+        raise ValueError(f"training set {name!r} has no relaxed cubic reference; run its reference firework first")
+    return float(doc.energy_per_atom)
+
+
+# --------------------------------------------------------------------------- training set
+def section_seed(cfg: dict, section: str) -> int:
+    """The ``seed`` of a spec section (``thermal``, ``refine``), else the spec's own seed."""
+    own = (cfg.get(section) or {}).get("seed")
+    return int(own if own is not None else cfg.get("seed", 0))
+
+
+def refine_label(rnd: int, temperature: float, chain: int) -> str:
+    """Generator label of a refinement sample: ``"refine:r<round>:<T>K:<chain>"``."""
+    return f"refine:r{int(rnd)}:{float(temperature):g}K:{int(chain)}"
+
+
+def refine_cluster_sets(cfg: dict) -> list[str]:
+    """Cluster sets of the refinement's sampling models: ``refine.clusters``, else those of the fit grid."""
+    rf = cfg["refine"]
+    if rf.get("clusters"):
+        return [rf["clusters"]] if isinstance(rf["clusters"], str) else list(rf["clusters"])
+    grid = (cfg.get("fit") or {}).get("grid") or {}
+    return list(grid.get("clusters") or ["4pairs+oct"])
+
+
+def refine_errors(name: str, rnd: int) -> np.ndarray:
+    """Model minus oracle energy (meV/atom) of the stored samples of refinement round ``rnd``."""
+    from pes_core.db import Configuration
+
+    docs = Configuration.objects(workflow=name, generator__startswith=f"refine:r{int(rnd)}:").only(
+        "energy_per_atom", "extra")
+    return np.array([1000.0 * (float(d.extra["refine"]["model_energy_per_atom"]) - d.energy_per_atom)
+                     for d in docs if (d.extra or {}).get("refine")])
+
+
+def feature_name(training_set: str, settings) -> str:
+    import hashlib
+
+    return f"features/{training_set}/{hashlib.sha1(settings.key().encode()).hexdigest()[:16]}"
+
+
+def load_features(training_set: str, featurizer, ids: list[str] | None = None):
+    """Features of the training set (GridFS cache, completed for new configurations); optionally a subset."""
+    import torch
+
+    from pes_core.ann import FeatureData, PESData, compute_features
+    from pes_core.db import Configuration
+
+    name = feature_name(training_set, featurizer.settings)
+    blob = get_blob(name)
+    cached = None
+    if blob is not None:
+        d = torch.load(io.BytesIO(blob), weights_only=True)
+        cached = FeatureData(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]))
+    wanted = ids if ids is not None else [c.content_hash for c in
+                                          Configuration.objects(workflow=training_set, n_atoms=40).only("content_hash")]
+    have = set(cached.ids) if cached is not None else set()
+    missing = [k for k in wanted if k not in have]
+    if missing:
+        docs = list(Configuration.objects(content_hash__in=missing))
+        new = compute_features(featurizer, PESData.from_configurations(featurizer, docs, with_forces=False))
+        if cached is None:
+            cached = new
+        else:
+            cached = FeatureData({k: torch.cat([cached.clusters[k], new.clusters[k]]) for k in cached.clusters},
+                                 {k: torch.cat([cached.sites[k], new.sites[k]]) for k in cached.sites},
+                                 torch.cat([cached.energies, new.energies]), cached.n_atoms, cached.ids + new.ids)
+        buf = io.BytesIO()
+        torch.save({"clusters": cached.clusters, "sites": cached.sites, "energies": cached.energies,
+                    "n_atoms": cached.n_atoms, "ids": cached.ids}, buf)
+        put_blob(name, buf.getvalue())
+    return cached.select_ids(wanted)
+
+
+def split_name(fit_name: str) -> str:
+    return f"split/{fit_name}.json"
+
+
+def load_split(fit_name: str) -> dict:
+    blob = get_blob(split_name(fit_name))
+    if blob is None:
+        raise ValueError(f"fit {fit_name!r} has no stored split; run its split firework first")
+    return json.loads(blob)
+
+
+def featurizer_for(a: float, point: dict):
+    from pes_core.clusters import cubic_cspbbr3
+
+    from pes_core.ann import get_featurizer
+    return get_featurizer(cubic_cspbbr3(a), point.get("clusters", "7pairs+triplet+oct"), order=int(point.get("order", 4)))
+
+
