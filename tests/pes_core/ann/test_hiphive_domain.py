@@ -141,7 +141,7 @@ def test_md_example_stops_cleanly_outside_domain(linear_and_domain, capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "md_cspbbr3.py"
+    path = Path(__file__).resolve().parents[3] / "examples" / "md_cspbbr3.py"
     spec = importlib.util.spec_from_file_location("md_cspbbr3", path)
     md = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(md)

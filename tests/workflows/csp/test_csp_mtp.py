@@ -110,7 +110,7 @@ def test_si8_example_spec_finds_the_ground_state(project):
 
     from workflows.cli import main as pes
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "csp_si8_sw_mtp.yaml"
+    example = Path(__file__).resolve().parents[3] / "examples" / "csp_si8_sw_mtp.yaml"
     pes(["submit", str(example), "-l", str(project)])
     with open_backend(project) as b:
         summary = run_local(b, progress=False)

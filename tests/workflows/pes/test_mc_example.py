@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mc_cspbbr3.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "mc_cspbbr3.py"
 T = 300.0
 
 
