@@ -17,6 +17,7 @@ import click
 _SUBCOMMANDS = [
     ("workflows.cli.project", "COMMANDS"),
     ("workflows.cli.ops", "COMMANDS"),
+    ("workflows.cli.manage", "COMMANDS"),  # rerun, defuse, reignite, delete, archive, lpad
     ("workflows.cli.mtp", "mtp"),
     ("workflows.cli.mtp_active", "COMMANDS"),  # adds calc-grade/select-add/preselect to `pes mtp`
 ]

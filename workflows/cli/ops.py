@@ -9,6 +9,7 @@ turns on the store.  With MongoDB, FireWorks' own ``qlaunch``/``rlaunch``/
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,59 @@ import click
 from workflows.cli.common import launchpad_option
 from workflows.core.backend import LaunchpadConfig, find_launchpad_file, open_backend
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "EXTERNAL_ASSETS", "make_offline"]
+
+#: vendored copies of what FireWorks' monitor templates load from the internet (see static/README.md)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_URL = "/pes-static"
+EXTERNAL_ASSETS = {
+    "//code.jquery.com/jquery.min.js": "jquery-1.11.1.min.js",  # frozen at 1.11.1 on code.jquery.com
+}
+# Google Fonts stylesheet imported by flat-ui.css: dropped (the browser's sans-serif is used)
+_FONT_IMPORT = re.compile(r"@import\s+url\(\s*[\"']?(?:https?:)?//fonts\.googleapis\.com/[^)]*\)\s*;?")
+
+
+def make_offline(app) -> None:
+    """Serve the monitor's external assets from :data:`STATIC_DIR` so its pages work without internet.
+
+    Adds the route ``/pes-static/<file>`` and an ``after_request`` hook that
+    points ``//code.jquery.com/...`` (plain or ``https:``) in the HTML pages at
+    it and drops the Google Fonts ``@import`` from the served stylesheets.
+    Calling it again on the same app does nothing.
+    """
+    from flask import send_from_directory
+
+    if getattr(app, "_pes_offline", False):
+        return
+    for name in EXTERNAL_ASSETS.values():
+        if not (STATIC_DIR / name).is_file():
+            raise FileNotFoundError(f"vendored asset {STATIC_DIR / name} is missing; reinstall the package "
+                                    "(pyproject.toml package-data must include workflows/cli/static)")
+
+    def pes_static(filename: str):
+        return send_from_directory(STATIC_DIR, filename, max_age=86400)
+
+    app.add_url_rule(f"{STATIC_URL}/<path:filename>", endpoint="pes_static", view_func=pes_static)
+
+    def rewrite(response):
+        if response.status_code != 200 or response.mimetype not in ("text/html", "text/css"):
+            return response
+        response.direct_passthrough = False  # static files are streamed; we need the text
+        text = response.get_data(as_text=True)
+        new = text
+        if response.mimetype == "text/html":
+            for url, name in EXTERNAL_ASSETS.items():
+                new = new.replace(f"https:{url}", url).replace(f"http:{url}", url)
+                new = new.replace(url, f"{STATIC_URL}/{name}")
+        else:
+            new = _FONT_IMPORT.sub("", new)
+        if new != text:
+            response.set_data(new)
+            response.headers.pop("ETag", None)  # the file's ETag no longer describes the body
+        return response
+
+    app.after_request(rewrite)
+    app._pes_offline = True
 
 
 @click.command()
@@ -81,8 +134,14 @@ def qlaunch(launchpad: str | None, qadapter_file: str, fworker_file: str | None,
 @click.option("--refresh", default=10.0, show_default=True,
               help="Embedded store: seconds between snapshot reloads.")
 def webgui(launchpad: str | None, host: str, port: int, refresh: float) -> None:
-    """Serve FireWorks' web monitor (read-only snapshots for the embedded store)."""
+    """Serve FireWorks' web monitor (read-only snapshots for the embedded store).
+
+    Works offline: the assets its pages load from CDNs (jQuery) are served
+    from a vendored copy under /pes-static/.
+    """
     from fireworks.flask_site.app import app
+
+    make_offline(app)
 
     config = LaunchpadConfig.from_file(find_launchpad_file(launchpad))
     ctx = open_backend(launchpad, read_only=config.is_embedded)
