@@ -59,7 +59,8 @@ case "${1:-}" in
     ;;
   docs)
     setup
-    # warnings (broken links, bad docstrings, pages missing from nav) are errors
+    # warnings (broken links and anchors, bad docstrings, pages missing from nav) are errors
+    export NO_MKDOCS_2_WARNING=1
     exec "$VENV/bin/python" -m mkdocs build --strict --site-dir "$ROOT/site" "${@:2}"
     ;;
   *)
