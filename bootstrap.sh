@@ -3,6 +3,7 @@
 #   ./bootstrap.sh demo   -> virtual env + package, then the main job on the embedded store
 #   ./bootstrap.sh test   -> virtual env + package, then the default test suite
 #   ./bootstrap.sh slow   -> the slow tests (real DFT with CP2K, long searches)
+#   ./bootstrap.sh docs   -> the documentation (mkdocs build --strict into ./site)
 #   ./bootstrap.sh setup  -> only the set-up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,7 +36,7 @@ setup() {
   "$py" -m pip install -q --upgrade pip
   # torch first and exactly this version: a looser spec pulls GBs of CUDA wheels
   "$py" -m pip install -q "torch==2.13.0"
-  "$py" -m pip install -q -e ".[test]"
+  "$py" -m pip install -q -e ".[test,docs]"
   echo "$want" > "$stamp"
 }
 
@@ -56,8 +57,14 @@ case "${1:-}" in
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MPLBACKEND=Agg
     exec "$VENV/bin/python" -m pytest -q -m slow "${@:2}"
     ;;
+  docs)
+    setup
+    # warnings (broken links and anchors, bad docstrings, pages missing from nav) are errors
+    export NO_MKDOCS_2_WARNING=1
+    exec "$VENV/bin/python" -m mkdocs build --strict --site-dir "$ROOT/site" "${@:2}"
+    ;;
   *)
-    echo "usage: ./bootstrap.sh {demo|test|slow|setup}" >&2
+    echo "usage: ./bootstrap.sh {demo|test|slow|docs|setup}" >&2
     exit 2
     ;;
 esac
