@@ -19,6 +19,7 @@ _SUBCOMMANDS = [
     ("workflows.cli.ops", "COMMANDS"),
     ("workflows.cli.mtp", "mtp"),
     ("workflows.cli.mtp_active", "COMMANDS"),  # adds calc-grade/select-add/preselect to `pes mtp`
+    ("workflows.cli.model", "model"),
 ]
 
 
