@@ -1,8 +1,10 @@
 """Metropolis Monte Carlo (NVT) on a trained PES model at its fixed reference cell.
 
-The engine behind ``examples/mc_cspbbr3.py`` (the command line, plots and
-summaries) and the model-driven sampling of the training-set workflow
-(``refine``: chain ends the model gets wrong go to the oracle).
+The engine behind ``pes model mc`` (:mod:`workflows.cli.model`: the command
+line) and the model-driven sampling of the training-set workflow (``refine``:
+chain ends the model gets wrong go to the oracle); the summaries and the plot
+of a run are here too (:func:`summary_lines`, :func:`comparison_line`,
+:func:`plot_mc`).
 
 A trial move displaces one atom (chosen at random) by a Gaussian step; the
 step width of each species is adapted during equilibration towards
@@ -16,6 +18,17 @@ the model energy inside the domain and +infinity outside it (a wall ``margin``
 range widths beyond the training ranges); the share of trials the wall
 rejects is reported.
 
+Printed per block: sweep (one sweep = one trial move per atom), T,
+acceptance (per species), wall rejections (fraction of trials), <E>
+(meV/atom relative to the reference cell) and, for a perovskite ABX3
+reference, the mean B-X-B angle deviation from 180 degrees (Pb-Br-Pb in
+CsPbBr3).  Summary per temperature: <E> with its standard error from block
+averages, the configurational heat capacity from the energy fluctuations,
+``c = var(E) / (k_B T^2 N)`` (k_B per atom; jackknife error over blocks),
+beside the harmonic values ``<E> = (3N - 3) k_B T / 2N`` and
+``c = (3N - 3) / 2N`` (the 3 translations are free), the mean B-X-B angle
+deviation and the cost of a trial.
+
 Example
 -------
 >>> r = run_mc(model, 300.0, sweeps=200, equilibration=50, block=50, domain=domain)  # doctest: +SKIP
@@ -25,10 +38,12 @@ Example
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KB", "OutsideDomainError", "chain_ends", "pb_br_pb_deviation", "run_mc"]
+__all__ = ["KB", "OutsideDomainError", "chain_ends", "comparison_line", "octahedral_bonds", "pb_br_pb_deviation",
+           "plot_mc", "run_mc", "summary_lines"]
 
 KB = 8.617333262e-5  # eV/K
 
@@ -208,32 +223,56 @@ class _Evaluator:
         return drift
 
 
-def _pb_br_pb(feat):
-    """Index triplets (Pb1, Br, Pb2) and Cartesian image shifts of the linear Pb-Br-Pb bonds of the reference."""
+def octahedral_bonds(feat) -> tuple:
+    """The linear B-X-B bonds of a perovskite ABX3 reference cell and their label (``"Pb-Br-Pb"``).
+
+    X is the species making up 3/5 of the atoms; B the other species closest
+    to an X.  Each X is bonded to its two nearest B (periodic images
+    included).
+
+    Returns
+    -------
+    (bonds, label)
+        ``bonds``: index arrays (B1, X, B2) and the Cartesian image shifts
+        (Å) of B1 and B2, or ``None`` when the reference is not an ABX3
+        perovskite (then ``label`` is ``""``).
+    """
     st = feat.reference_structure()
     species = np.array([str(s.specie) for s in st])
     cell = np.asarray(feat.supercell.cell, dtype=float)
     pos = np.asarray(feat.supercell.positions, dtype=float)
-    pb = np.flatnonzero(species == "Pb")
+    kinds, counts = np.unique(species, return_counts=True)
+    x_kinds = [k for k, c in zip(kinds, counts) if 5 * c == 3 * len(species)]
+    if len(kinds) != 3 or not x_kinds:
+        return None, ""
+    x_sp = x_kinds[0]
     images = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float) @ cell
+    x_idx = np.flatnonzero(species == x_sp)
+
+    def nearest_to_x(sp):
+        return min(np.linalg.norm(pos[p] + images - pos[x], axis=1).min()
+                   for p in np.flatnonzero(species == sp) for x in x_idx)
+
+    b_sp = min((k for k in kinds if k != x_sp), key=nearest_to_x)
+    b_idx = np.flatnonzero(species == b_sp)
     out = []
-    for br in np.flatnonzero(species == "Br"):
+    for x in x_idx:
         cand = []
-        for p in pb:
-            d = np.linalg.norm(pos[p] + images - pos[br], axis=1)
+        for p in b_idx:
+            d = np.linalg.norm(pos[p] + images - pos[x], axis=1)
             for m in np.flatnonzero(d < 0.6 * np.min(np.linalg.norm(cell, axis=1)) / 2 + 1.0):
                 cand.append((d[m], p, images[m]))
-        cand.sort(key=lambda x: x[0])
+        cand.sort(key=lambda c: c[0])
         if len(cand) >= 2:
-            out.append((cand[0][1], br, cand[1][1], cand[0][2], cand[1][2]))
+            out.append((cand[0][1], x, cand[1][1], cand[0][2], cand[1][2]))
     if not out:
-        return None
+        return None, ""
     a = np.array([o[0] for o in out]), np.array([o[1] for o in out]), np.array([o[2] for o in out])
-    return a + (np.array([o[3] for o in out]), np.array([o[4] for o in out]))
+    return a + (np.array([o[3] for o in out]), np.array([o[4] for o in out])), f"{b_sp}-{x_sp}-{b_sp}"
 
 
 def pb_br_pb_deviation(pos: np.ndarray, bonds) -> float:
-    """Mean deviation (degrees) of the Pb-Br-Pb angles from 180 degrees."""
+    """Mean deviation (degrees) of the B-X-B angles of ``bonds`` (:func:`octahedral_bonds`) from 180 degrees."""
     if bonds is None:
         return float("nan")
     p1, br, p2, s1, s2 = bonds
@@ -291,8 +330,9 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         ``cv``/``cv_err``/``cv_harmonic`` (k_B per atom, configurational),
         ``acceptance``, ``acceptance_species``, ``wall_fraction`` (of
         production trials), ``wall_share`` (of production rejections),
-        ``steps`` (Å per species), ``angle_dev``/``angle_err`` (degrees),
-        ``angles`` (per sweep), ``e_min`` (meV/atom), ``max_excess`` (range
+        ``steps`` (Å per species), ``angle_dev``/``angle_err`` (degrees; NaN
+        when the reference is not an ABX3 perovskite), ``angle_label``
+        (``"Pb-Br-Pb"``), ``angles`` (per sweep), ``e_min`` (meV/atom), ``max_excess`` (range
         widths, largest over the sampled states), ``ms_per_trial``,
         ``local``, ``drift`` (largest |running - recomputed| energy, eV),
         ``positions`` (final, featurizer order).
@@ -348,7 +388,8 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         steps = np.full(len(kinds), float(step))
         total = equilibration + sweeps
         trace, angles = np.empty(total), np.empty(total)
-        bonds = _pb_br_pb(feat)
+        bonds, label = octahedral_bonds(feat)
+        label = label or "B-X-B"
         tried = np.zeros(len(kinds), dtype=np.int64)  # per species, this block
         taken = np.zeros(len(kinds), dtype=np.int64)
         ad_tried = np.zeros(len(kinds), dtype=np.int64)  # per species, since the last step adaptation
@@ -414,7 +455,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
                     print(f"  {temperature:4.0f} K sweep {s + 1:5d} {tag}: acceptance {blk[1] / max(blk[0], 1):.2f} "
                           f"({acc_sp}), wall {100.0 * blk[2] / max(blk[0], 1):5.1f} % of trials "
                           f"(energy floor {100.0 * blk[4] / max(blk[0], 1):4.1f} %), "
-                          f"<E> = {trace[a:s + 1].mean():7.2f} meV/atom, <180-Pb-Br-Pb> = "
+                          f"<E> = {trace[a:s + 1].mean():7.2f} meV/atom, <180-{label}> = "
                           f"{angles[a:s + 1].mean():5.2f} deg, steps {step_sp} A", flush=True)
                 blk = [0, 0, 0, 0, 0]
                 tried[:] = 0
@@ -451,7 +492,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         "energy_floor": (1000.0 * (ev.e_floor - e_cubic / n)) if domain is not None else float("-inf"),
         "wall_fraction_all": walls / max(total * n, 1),
         "steps": {kd: float(steps[i]) for i, kd in enumerate(kinds)},
-        "angle_dev": float(ang.mean()), "angle_err": a_err,
+        "angle_dev": float(ang.mean()), "angle_err": a_err, "angle_label": label,
         "max_excess": float(max_excess), "ms_per_trial": 1000.0 * elapsed / max(total * n, 1),
         "local": bool(local), "drift": float(drift_max), "positions": ev.pos.numpy().copy(),
         "e_cubic": float(e_cubic),
@@ -486,8 +527,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
     for t in temperatures:
         for c in range(int(chains)):
             s = int(np.random.SeedSequence([int(seed), int(tag), c]).generate_state(1)[0])
-            kw = dict(sweeps=int(sweeps), equilibration=max(int(sweeps) // 2, 1), block=max(int(sweeps) // 2, 1),
-                      seed=s, domain=domain, margin=margin, report=False)
+            kw = {"sweeps": int(sweeps), "equilibration": max(int(sweeps) // 2, 1),
+                  "block": max(int(sweeps) // 2, 1), "seed": s, "domain": domain, "margin": margin, "report": False}
             start = (starts or {}).get((float(t), c))
             restarted = False
             try:
@@ -503,3 +544,82 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
             out.append({"T": float(t), "chain": c, "positions": r["positions"], "energy": e,
                         "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"], "restarted": restarted})
     return out
+
+
+# --------------------------------------------------------------------------- summaries and plot
+def summary_lines(r: dict) -> list[str]:
+    """Human-readable summary of one :func:`run_mc` result (energies meV/atom, c in k_B/atom, angles deg).
+
+    Ends with a warning line when the training-domain wall rejects more than
+    10 % of the rejected moves (the distribution is then shaped by the extent
+    of the training data rather than by the model energy).
+    """
+    acc_sp = ", ".join(f"{k} {v:.2f}" for k, v in r["acceptance_species"].items())
+    lines = [
+        (f"MC {r['T']:.0f} K, {r['sweeps']} sweeps after {r['equilibration']} ({r['ms_per_trial']:.2f} ms/trial, "
+         f"{'local' if r['local'] else 'full'} energy updates):"),
+        (f"  <E - E_cubic> = {r['e_mean']:.2f} +- {r['e_err']:.2f} meV/atom (blocks of {r['block']} sweeps; "
+         f"harmonic {r['e_harmonic']:.2f}), min {r['e_min']:.2f}"),
+        (f"  configurational heat capacity c = {r['cv']:.2f} +- {r['cv_err']:.2f} k_B/atom "
+         f"(harmonic {r['cv_harmonic']:.2f})"),
+        (f"  acceptance {r['acceptance']:.2f} ({acc_sp}); wall rejections {100 * r['wall_fraction']:.1f} % of trials "
+         f"= {100 * r['wall_share']:.1f} % of rejections ({100 * r['wall_energy_fraction']:.1f} % of trials at the "
+         f"energy floor {r['energy_floor']:.1f} meV/atom, the rest beyond the feature ranges)"),
+    ]
+    if np.isfinite(r["angle_dev"]):
+        lines.append(f"  <180 - {r.get('angle_label', 'B-X-B')}> = {r['angle_dev']:.2f} +- {r['angle_err']:.2f} deg")
+    if r["wall_share"] > 0.1:
+        lines.append("  WARNING: the training-domain wall, not the Boltzmann factor, rejects a large share of the "
+                     "moves: the distribution is shaped by the extent of the training data")
+    return lines
+
+
+def comparison_line(results: list[dict]) -> str | None:
+    """The hottest against the coldest run (B-X-B angle deviation and <E>); ``None`` for fewer than 2 runs."""
+    if len(results) < 2:
+        return None
+    lo, hi = min(results, key=lambda r: r["T"]), max(results, key=lambda r: r["T"])
+    angle = ""
+    if np.isfinite(hi["angle_dev"]) and np.isfinite(lo["angle_dev"]):
+        angle = (f"<180 - {hi.get('angle_label', 'B-X-B')}> {hi['angle_dev']:.2f} vs {lo['angle_dev']:.2f} deg, ")
+    return f"{hi['T']:.0f} K vs {lo['T']:.0f} K: {angle}<E> {hi['e_mean']:.2f} vs {lo['e_mean']:.2f} meV/atom"
+
+
+def plot_mc(results: list[dict], path: str | Path) -> Path:
+    """PNG of the energy traces (left) and production histograms (right) of :func:`run_mc` results.
+
+    Energies in meV/atom relative to the reference cell; dotted lines mark the
+    harmonic <E>, the dashed line the end of equilibration and a grey line the
+    energy floor of the wall (when a domain was used).  Returns the path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    for r, c in zip(results, ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange"] * 4):
+        x = np.arange(1, len(r["trace"]) + 1)
+        ax1.plot(x, r["trace"], color=c, lw=0.8, label=f"{r['T']:.0f} K")
+        ax1.axhline(r["e_harmonic"], color=c, ls=":", lw=0.8)
+        ax2.hist(r["energies"], bins=30, color=c, alpha=0.5, density=True,
+                 label=f"{r['T']:.0f} K: {r['e_mean']:.1f} meV/atom, wall {100 * r['wall_fraction']:.1f} %")
+    n_atoms = len(results[0]["positions"]) if results else 0
+    if results:
+        ax1.axvline(results[0]["equilibration"], color="k", lw=0.6, ls="--")
+        floor = results[0].get("energy_floor", float("-inf"))
+        if np.isfinite(floor):
+            ax1.axhline(floor, color="0.4", lw=1.2, label="wall: energy floor")
+            ax2.axvline(floor, color="0.4", lw=1.2)
+    ax1.set_xlabel(f"sweep ({n_atoms} trial moves); dashed: end of equilibration, dotted: harmonic <E>")
+    ax1.set_ylabel("E - E_cubic (meV/atom)")
+    ax1.legend()
+    ax2.set_xlabel("E - E_cubic (meV/atom), production")
+    ax2.set_ylabel("density")
+    ax2.legend(fontsize=8)
+    fig.suptitle("Metropolis NVT on the PES model (training-domain wall)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

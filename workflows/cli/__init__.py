@@ -20,6 +20,7 @@ _SUBCOMMANDS = [
     ("workflows.cli.manage", "COMMANDS"),  # rerun, defuse, reignite, delete, archive, lpad
     ("workflows.cli.mtp", "mtp"),
     ("workflows.cli.mtp_active", "COMMANDS"),  # adds calc-grade/select-add/preselect to `pes mtp`
+    ("workflows.cli.model", "model"),
 ]
 
 

@@ -137,14 +137,9 @@ def test_calculator_domain_guard(linear_and_domain):
         del model.metadata
 
 
-def test_md_example_stops_cleanly_outside_domain(linear_and_domain, capsys):
-    import importlib.util
-    from pathlib import Path
+def test_md_stops_cleanly_outside_domain(linear_and_domain, capsys):
+    from pes_core.ann import md
 
-    path = Path(__file__).resolve().parents[3] / "examples" / "md_cspbbr3.py"
-    spec = importlib.util.spec_from_file_location("md_cspbbr3", path)
-    md = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(md)
     model, dom, _ = linear_and_domain
     r = md.run_md(model, 300.0, 40, domain=dom, margin=0.25, report=10)
     assert r["steps"] <= 40 and np.isfinite(r["T"])

@@ -1,0 +1,123 @@
+"""Trained PES models of a project: list them, load one with its training domain, export it to a file.
+
+The models are the ``PotentialModel`` documents of kind ``ann`` (cluster and
+site networks) and ``linear`` stored by the ``pes_fit`` workflow; the
+training domain (:class:`pes_core.ann.calculator.TrainingDomain`) is computed
+from the stored training configurations of the model.  A model file written
+by :func:`export_model` carries the domain in its metadata, so that MC and MD
+runs from the file keep the training-domain wall.  Nothing here is specific
+to a material: species and the reference cell come from the model itself.
+
+Errors a user can fix raise :class:`ModelSourceError` with a one-line message.
+
+Example
+-------
+>>> model, domain, source = load_model(launchpad="proj/my_launchpad.yaml", name="x-fit-linear")  # doctest: +SKIP
+>>> export_model(model, domain, "x.pt")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ModelSourceError", "export_model", "list_models", "load_model"]
+
+PES_KINDS = ("ann", "linear")
+
+
+class ModelSourceError(ValueError):
+    """The model cannot be found or read (missing file, unknown name, no launchpad...)."""
+
+
+def _launchpad_path(launchpad: str | Path | None) -> Path:
+    from workflows.core.backend import find_launchpad_file
+
+    path = find_launchpad_file(launchpad)
+    if not path.is_file():
+        raise ModelSourceError(f"launchpad file {path} does not exist (give --launchpad/-l, set $PES_LAUNCHPAD, "
+                               "or run `pes init DIR` first)")
+    return path
+
+
+def list_models(launchpad: str | Path | None = None) -> list[dict]:
+    """The stored PES models (kinds ``ann`` and ``linear``), newest version of each name first by name.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``kind`` (stored kind), ``model`` (``cluster``, ``site``,
+        ``linear``), ``version``, ``workflow``, ``n_training``,
+        ``training_set``, ``created_at`` (ISO string) and ``metrics`` (the
+        fit's record: RMSEs in meV/atom, times in s).
+    """
+    from pes_core.db import PotentialModel
+    from workflows.core.backend import open_backend
+
+    with open_backend(_launchpad_path(launchpad), read_only=True):
+        docs = list(PotentialModel.objects(kind__in=list(PES_KINDS)).order_by("name", "-version"))
+        out = []
+        for d in docs:
+            settings = dict(d.settings or {})
+            out.append({"name": d.name, "kind": d.kind, "model": settings.get("model", d.kind),
+                        "version": int(d.version or 0), "workflow": d.workflow,
+                        "n_training": len(d.training_ids or []), "training_set": settings.get("training_set"),
+                        "created_at": d.created_at.isoformat(timespec="seconds") if d.created_at else None,
+                        "metrics": dict(d.metrics or {})})
+    return out
+
+
+def load_model(launchpad: str | Path | None = None, name: str | None = None,
+               model_file: str | Path | None = None) -> tuple:
+    """``(model, domain, source)`` of the stored model ``name`` or of ``model_file``.
+
+    With ``name`` the newest stored version of that model is read from the
+    project of ``launchpad`` (explicit path, ``$PES_LAUNCHPAD`` or
+    ``./my_launchpad.yaml``) and its training domain computed from its
+    training configurations (``None`` when they are not stored).  Without
+    ``name``, ``model_file`` is read and the domain taken from its metadata
+    (``None`` when it carries none).  ``source`` names where the model came
+    from (for progress lines).
+
+    Raises
+    ------
+    ModelSourceError
+        Neither given, a missing or unreadable file, no launchpad, an unknown
+        model name (the message lists the stored ones) or a model of another
+        kind (MTP, hiPhive).
+    """
+    from pes_core.ann.calculator import model_file_with_domain, stored_model_with_domain
+
+    if name:
+        path = _launchpad_path(launchpad)
+        from workflows.core.backend import open_backend
+
+        with open_backend(path, read_only=True):
+            try:
+                model, domain = stored_model_with_domain(name)
+            except (LookupError, ValueError) as exc:
+                raise ModelSourceError(str(exc)) from exc
+        return model, domain, f"model {name!r} of {path}"
+    if not model_file:
+        raise ModelSourceError("give --model NAME (a model stored in the project of --launchpad/-l) "
+                               "or --model-file FILE")
+    path = Path(model_file)
+    if not path.is_file():
+        raise ModelSourceError(f"model file {path} does not exist")
+    try:
+        model, domain = model_file_with_domain(path)
+    except Exception as exc:  # any unreadable file is bad input
+        raise ModelSourceError(f"cannot read model file {path}: {exc}") from exc
+    return model, domain, f"model file {path}"
+
+
+def export_model(model, domain, path: str | Path) -> Path:
+    """Write ``model`` to ``path`` with ``domain`` (``TrainingDomain`` or ``None``) in its metadata."""
+    from pes_core.ann import save_model
+
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise ModelSourceError(f"folder of {path} does not exist")
+    meta = dict(getattr(model, "metadata", {}) or {})
+    if domain is not None:
+        meta["training_domain"] = domain.to_dict()
+    return save_model(model, path, meta)
