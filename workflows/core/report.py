@@ -30,11 +30,10 @@ def register_reporter(kind: str, func: Callable[[dict, Path], list[ReportItem]])
 def write_report(backend, workflow: str | int | None, out_dir: str | Path) -> Path:
     """Write plots and ``index.html`` for one workflow (name or any fw_id), or all.
 
-    Returns the path of ``index.html``.
+    Returns the path of ``index.html``.  Reporters are those registered so
+    far: :func:`workflows.jobs.write_report` is this function with every job's
+    reporters registered.
     """
-    from workflows.core.spec import load_plugin_kinds
-
-    load_plugin_kinds()  # builder modules register their reporters on import
     lp = backend.lp
     if workflow is None:
         wfs = list(lp.workflows.find({}))
