@@ -750,6 +750,12 @@ def fit_mtp(
         if pot.min_dist >= pot.max_dist:
             raise ValueError(f"shortest training distance {dmin:.3f} A is not below the cutoff {pot.max_dist} A")
         log(f"R_min set from the training data: {pot.min_dist:.2f} A (shortest distance {dmin:.4f} A)")
+    elif resume is None:
+        dmin = min((float(p.distances.min()) for p in prep.pairs if len(p.distances)), default=np.inf)
+        if dmin < pot.min_dist:
+            log(f"warning: the shortest training distance {dmin:.3f} A is below R_min = {pot.min_dist:.3f} A "
+                "(kept from the potential): the radial basis is extrapolated there; reset R_min from the data "
+                "(auto_min_dist, --reset-min-dist) or lower it in the template")
     if pot.radial_coeffs is None:
         pot.initialize(np.random.default_rng(st.seed))
     if pot.species_coeffs is None or pot.moment_coeffs is None:
