@@ -146,7 +146,7 @@ class OracleLearner:
 
     def __post_init__(self) -> None:
         if self.fit_settings is None:
-            self.fit_settings = FitSettings(max_iter=60, log=None, validation_fraction=0.0)
+            self.fit_settings = FitSettings(max_iter=60, log=None, validation_fraction=0.0, weighting="per_atom")
 
     def compute(self, images: Sequence[Atoms]) -> list[TrainingRecord]:
         """Oracle results of ``images`` as records (failed ones are skipped and remembered)."""

@@ -48,28 +48,66 @@ def mtp() -> None:
 @click.argument("train_cfg", type=click.Path(exists=True, dir_okay=False))
 @click.option("--save-to", "save_to", required=True, type=click.Path(dir_okay=False), help="Output .mtp file.")
 @click.option("--max-iter", default=200, show_default=True, help="L-BFGS iterations of the nonlinear stage (0: linear only).")
-@click.option("--energy-weight", default=1.0, show_default=True, help="Weight of energies per atom.")
-@click.option("--force-weight", default=0.01, show_default=True, help="Weight of force components.")
-@click.option("--stress-weight", default=0.001, show_default=True, help="Weight of virial per atom.")
+@click.option("--energy-weight", default=1.0, show_default=True,
+              help="w_E; with --weighting vibrations w_E/N on the squared total energy error (eV^2).")
+@click.option("--force-weight", default=0.01, show_default=True, help="w_F on squared force components (eV/A)^2.")
+@click.option("--stress-weight", default=0.001, show_default=True,
+              help="w_S; with --weighting vibrations w_S/N on the squared virial error (eV^2).")
+@click.option("--weighting", type=click.Choice(["vibrations", "molecules", "structures", "per_atom"]),
+              default="vibrations", show_default=True,
+              help="Weighting of configurations of different sizes, as MLIP's mlp train --weighting "
+                   "(per_atom: w_E on the per-atom energy, this project's former default).")
 @click.option("--validation-fraction", default=0.0, show_default=True, help="Share of configurations held out for validation.")
 @click.option("--valid-cfg", default=None, type=click.Path(exists=True, dir_okay=False), help="Validation configurations.")
-@click.option("--keep-min-dist", is_flag=True, help="Keep the potential's min_dist instead of setting it from the data.")
+@click.option("--reset-min-dist", is_flag=True,
+              help="Set R_min from the shortest distance in the training data instead of keeping the template's.")
+@click.option("--keep-min-dist", is_flag=True, hidden=True, help="Keep the template's R_min (the default now).")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "scipy"]), default="lbfgs", show_default=True,
+              help="lbfgs: resumable L-BFGS (checkpoints); scipy: scipy's L-BFGS-B.")
+@click.option("--tol", default=0.0, show_default=True,
+              help="Stop when the loss changes by less than this (relative) over --tol-iterations iterations (0: off).")
+@click.option("--tol-iterations", default=10, show_default=True, help="Iterations of the --tol window.")
+@click.option("--gtol", default=0.0, show_default=True,
+              help="Stop when the gradient norm of loss / initial loss is below this (0: off).")
+@click.option("--threads", default=1, show_default=True, help="Threads of the nonlinear stage.")
+@click.option("--batch-atoms", default=4096, show_default=True,
+              help="Atoms per group of configurations evaluated at once (bounds memory; 0: all at once).")
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
+              help="Write the current potential here every --checkpoint-every iterations and on Ctrl-C.")
+@click.option("--checkpoint-every", default=10, show_default=True, help="Iterations between checkpoints.")
+@click.option("--resume", is_flag=True, help="Continue the fit saved in --checkpoint (same result as uninterrupted).")
+@click.option("--log-every", default=10, show_default=True, help="Iterations between progress lines.")
 @click.option("--seed", default=0, show_default=True, help="Seed of initialization and split.")
 @species_option
-def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, stress_weight,
-          validation_fraction, valid_cfg, keep_min_dist, seed, species) -> None:
-    """Fit POTENTIAL (.mtp template or trained potential) to TRAIN_CFG and write --save-to."""
+def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, stress_weight, weighting,
+          validation_fraction, valid_cfg, reset_min_dist, keep_min_dist, optimizer, tol, tol_iterations, gtol,
+          threads, batch_atoms, checkpoint, checkpoint_every, resume, log_every, seed, species) -> None:
+    """Fit POTENTIAL (.mtp template or trained potential) to TRAIN_CFG and write --save-to.
+
+    R_min stays the template's (MLIP's behaviour; set it with ``pes mtp template --min-dist``)
+    unless --reset-min-dist.
+    """
     from pes_core.mtp import FitSettings, fit_mtp, load_records, write_mtp
 
+    if reset_min_dist and keep_min_dist:
+        raise click.UsageError("--reset-min-dist and --keep-min-dist contradict each other; give one")
+    if resume and not checkpoint:
+        raise click.UsageError("--resume needs --checkpoint FILE (the file the interrupted fit wrote)")
+    if checkpoint and optimizer != "lbfgs":
+        raise click.UsageError("--checkpoint needs --optimizer lbfgs (scipy's optimizer state cannot be saved)")
     sp = _species(species)
     pot = _load_potential(potential, sp)
     records = load_records(train_cfg, species=sp or pot.species)
     valid = load_records(valid_cfg, species=sp or pot.species) if valid_cfg else None
     settings = FitSettings(
-        energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
-        max_iter=max_iter, validation_fraction=validation_fraction, auto_min_dist=not keep_min_dist,
-        seed=seed, log=click.echo,
+        energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight, weighting=weighting,
+        max_iter=max_iter, validation_fraction=validation_fraction, auto_min_dist=reset_min_dist,
+        seed=seed, log=click.echo, log_every=log_every, torch_threads=threads, optimizer=optimizer, tol=tol,
+        tol_iterations=tol_iterations, gtol=gtol, batch_atoms=batch_atoms or None, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, resume=resume,
     )
+    if not reset_min_dist:
+        click.echo(f"R_min kept from {potential}: {pot.min_dist:.3f} A (--reset-min-dist sets it from the data)")
     fitted, _ = fit_mtp(pot, records, settings, validation=valid)
     write_mtp(save_to, fitted)
     click.echo(f"trained potential written to {save_to}")

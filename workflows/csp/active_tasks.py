@@ -279,6 +279,7 @@ class MTPTrainTask(FiretaskBase):
         else:
             pot = _initial_potential(config, st)
         fit = FitSettings(max_iter=st.max_iter, fit_radial=st.max_iter > 0, log=None, validation_fraction=0.0,
+                          weighting="per_atom",
                           seed=st.seed)
         pot, report = fit_mtp(pot, fit_records, fit, validation=[])
         aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=ids)

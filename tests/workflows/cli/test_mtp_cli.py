@@ -77,3 +77,23 @@ def test_user_errors_are_one_line(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["mtp", "calc-errors", str(tmp_path / "bad.mtp"), str(tmp_path / "a.cfg")])
     assert result.exit_code != 0
     assert "first line must be 'MTP'" in str(result.exception)
+
+
+def test_train_keeps_template_min_dist_and_resumes(data) -> None:
+    tmp, true, _ = data
+    run("mtp", "template", "6", str(tmp / "06.mtp"), "--species-count", "2", "--min-dist", "1.2")
+    base = ["mtp", "train", str(tmp / "06.mtp"), str(tmp / "train.cfg"), "--log-every", "1"]
+    out = run(*base, "--save-to", str(tmp / "full.mtp"), "--max-iter", "6", "--weighting", "structures")
+    assert "R_min kept" in out and "weighting structures" in out and "|grad|" in out and "s/iteration" in out
+    assert "level None" not in out
+    full = read_mtp(tmp / "full.mtp")
+    assert full.min_dist == pytest.approx(1.2)
+    run(*base, "--save-to", str(tmp / "part.mtp"), "--max-iter", "3", "--weighting", "structures",
+        "--checkpoint", str(tmp / "ck.mtp"), "--checkpoint-every", "1")
+    out = run(*base, "--save-to", str(tmp / "resumed.mtp"), "--max-iter", "6", "--weighting", "structures",
+              "--checkpoint", str(tmp / "ck.mtp"), "--resume")
+    assert "resuming" in out
+    assert np.array_equal(read_mtp(tmp / "resumed.mtp").parameters, full.parameters)
+    out = run(*base, "--save-to", str(tmp / "reset.mtp"), "--max-iter", "0", "--reset-min-dist")
+    assert "R_min set from the training data" in out
+    assert read_mtp(tmp / "reset.mtp").min_dist > 1.2
