@@ -1,4 +1,4 @@
-"""``pes init``, ``pes submit``, ``pes run``, ``pes status``."""
+"""``pes init``, ``pes submit``, ``pes run``, ``pes status``, ``pes repair``."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, f
     fw_file.write_text("# written by `pes init`; add vasp_cmd / cp2k_cmd under env for DFT workers\n"
                        + yaml.safe_dump(fworker, sort_keys=False))
     # open once: creates and initializes the store / checks the server
-    with open_backend(lp_file) as backend:
+    with open_backend(lp_file, create=True) as backend:
         click.echo(f"initialized {backend.describe()}")
     click.echo(f"wrote {lp_file} and {fw_file}")
 
@@ -161,4 +161,27 @@ def status(launchpad: str | None, fizzled: bool) -> None:
                 click.echo(f"  FIZZLED fw {fw['fw_id']} {fw.get('name')}: {str(err.get('_stacktrace', ''))[-300:].strip()}")
 
 
-COMMANDS = [init, submit, run, status]
+@click.command()
+@launchpad_option
+@click.option("--wait-lock", default=0.0, type=click.FloatRange(0), show_default=True,
+              help="Store busy: wait up to this many seconds for the other process.")
+def repair(launchpad: str | None, wait_lock: float) -> None:
+    """Restore an unreadable or deleted embedded store from its newest readable copy.
+
+    Every write of the store keeps the file it replaces as store.json.bak.1
+    (bak.2, bak.3 older). This puts the newest readable copy in place, keeps the
+    damaged file as store.json.damaged-<time>, and reports what was lost: the
+    work stored after that copy, which the next `pes run` redoes (its fireworks
+    are READY or RUNNING again in the copy; stored results are never duplicated).
+    A readable store is left alone.
+    """
+    from workflows.core.backend import LaunchpadConfig, repair_store
+
+    config = LaunchpadConfig.from_file(find_launchpad_file(launchpad))
+    report = repair_store(config, wait_lock=wait_lock)
+    click.echo(report.summary())
+    if report.restored_from is not None:
+        click.echo("next: `pes status` to check, then `pes run` to redo the lost work")
+
+
+COMMANDS = [init, submit, run, status, repair]
