@@ -293,11 +293,31 @@ class _StoreLock:
         fh.flush()
         self._fh = fh
 
+    def probe(self) -> tuple[bool, str]:
+        """``(held, text)``: whether another process holds the lock now, and the holder it wrote."""
+        if not self.path.exists():
+            return False, ""
+        with open(self.path, "a+", encoding="utf-8") as fh:
+            fh.seek(0)
+            text = fh.read().strip()
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True, text
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False, text
+
     def release(self) -> None:
+        """Unlock; the file keeps the last holder with its end time (``pes status`` names it)."""
         if self._fh is not None:
             with contextlib.suppress(OSError):
                 self._fh.seek(0)
+                text = self._fh.read().strip()
+                self._fh.seek(0)
                 self._fh.truncate()
+                if text:
+                    self._fh.write(f"{text}, ended {time.strftime('%Y-%m-%d %H:%M:%S')}")
+                    self._fh.flush()
                 fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
@@ -541,6 +561,7 @@ class Backend:
         self._last_write_s = 0.0  # seconds the last write took (serialization holds the GIL)
         self.pending = False  # a periodic write was skipped since the last one (see flush)
         self._closed = False
+        self._frozen = False  # freeze(): the file on disk is final
         self._snapshot_dir: str | None = None
         settings = dict(config.settings)
         settings.setdefault("strm_lvl", "WARNING")  # our commands print their own progress
@@ -650,7 +671,7 @@ class Backend:
         bool
             Whether the store was written.
         """
-        if not self.config.is_embedded or self.read_only or self._closed:
+        if not self.config.is_embedded or self.read_only or self._closed or self._frozen:
             return False
         with self._flush_lock:
             now = time.monotonic()
@@ -667,6 +688,28 @@ class Backend:
             self._last_write_s = self._last_flush - now
             self.pending = False
             return True
+
+    def freeze(self) -> None:
+        """Write nothing more (the file on disk is final for this process); the lock is kept until close."""
+        if self.config.is_embedded and not self.read_only:
+            with self._flush_lock:
+                self._frozen = True
+                store = self.client._store
+                if getattr(store, "_finalizer", None) is not None:
+                    store._finalizer.detach()
+
+    def holder(self) -> tuple[bool, str]:
+        """Whether a process holds the embedded store for writing now, and what its lock file says.
+
+        ``(False, ...)`` for a read-only snapshot means the fireworks it shows as
+        RUNNING have no process left to finish them. MongoDB: ``(True, "")``
+        (FireWorks' pings tell live launches from lost ones there).
+        """
+        if not self.config.is_embedded:
+            return True, ""
+        if self._lock is not None and self._lock._fh is not None:
+            return True, f"pid {os.getpid()} (this process)"
+        return _StoreLock(self.config.embedded_store).probe()
 
     def close(self) -> None:
         """Flush, release the lock (embedded) and disconnect the domain database."""
