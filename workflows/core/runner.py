@@ -206,7 +206,7 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
                     if deadline is None:
                         deadline = time.monotonic() + grace
                         if running:
-                            logger.warning("stopping: no new launch; waiting up to %.0f s for fw %s",
+                            logger.info("stopping: no new launch; waiting up to %.0f s for fw %s",
                                            grace, sorted(running))
                     if abandon is not None and abandon.is_set():
                         deadline = time.monotonic()
