@@ -89,6 +89,7 @@ def store_result(result: Any, *, oracle_settings: dict | None = None,
         raise ValueError("oracle result carries no provenance['oracle']; use Oracle.compute()")
     settings = oracle_settings if oracle_settings is not None else prov.get("settings", {})
     chash = content_hash or calculation_hash(structure, oracle, settings)
+    _check_before_storing(result, oracle, settings, chash, fw_id=fw_id, workflow=workflow, tags=tags)
     n = len(structure)
     doc = {
         "content_hash": chash,
@@ -124,6 +125,34 @@ def store_result(result: Any, *, oracle_settings: dict | None = None,
     )
     created = res.upserted_id is not None
     return Configuration.objects.get(content_hash=chash), created
+
+
+def _check_before_storing(result: Any, oracle: str, settings: dict, chash: str, **where: Any) -> None:
+    """Non-finite or implausible results become a :class:`FailedCalculation`, never a configuration.
+
+    :meth:`pes_core.oracles.Oracle.compute` checks already; this is the last line
+    for results made otherwise. The bounds are the oracle's own
+    (:class:`pes_core.oracles.base.ResultBounds`, ``PES_RESULT_BOUNDS``).
+
+    Raises
+    ------
+    pes_core.oracles.base.OracleError
+        With the reason, after recording the failure.
+    """
+    from pes_core.oracles.base import OracleError, ResultBounds
+
+    try:
+        from pes_core.oracles import oracle_class
+
+        cls = oracle_class(oracle)
+        bounds, check_energy = ResultBounds.from_env(cls.result_bounds), cls.category != "dft"
+    except ValueError:  # not a registered oracle (imported data): the defaults
+        bounds, check_energy = ResultBounds.from_env(), True
+    try:
+        result.check_plausible(bounds, energy=check_energy)
+    except OracleError as err:
+        record_failure(result.structure, oracle, settings, f"OracleError: {err}", **where)
+        raise
 
 
 def record_failure(structure: Structure, oracle: str, settings: dict | None, reason: str,

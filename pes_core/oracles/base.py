@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import abc
 import datetime as _dt
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "Oracle",
     "OracleError",
     "OracleResult",
+    "ResultBounds",
     "ase_stress_to_gpa",
     "to_atoms",
     "to_structure",
@@ -39,6 +41,97 @@ __all__ = [
 
 class OracleError(RuntimeError):
     """An oracle could not produce a trustworthy result (crash, NaN, timeout)."""
+
+
+@dataclass(frozen=True)
+class ResultBounds:
+    """Plausibility bounds of oracle results: what no real material reaches.
+
+    A result outside them is a failed calculation (overlapping atoms, a
+    potential outside its range, a broken code), never a training
+    configuration. ``None`` switches a check off.
+
+    Parameters
+    ----------
+    energy_per_atom : float or None
+        Bound on ``|E| / n_atoms`` in eV/atom (default 100). Cohesive energies
+        of solids stay below 10 eV/atom (W: 8.9), and the energies of the
+        stand-in oracles (classical potentials, universal ML potentials) are
+        referenced to separated atoms, so 100 eV/atom is reached only by
+        collapsed cells: LJ on a one-atom cell of 0.6 Å gives -443 eV/atom.
+        Not applied to first-principles oracles (category ``"dft"``), whose
+        energy zero is the code's own (CP2K totals are hundreds of eV/atom).
+    stress : float or None
+        Bound on every stress component in GPa (default 10,000 = 10 TPa, above
+        the pressure at the centre of Jupiter, 4-7 TPa, and of any DFT study of
+        matter under pressure; the collapsed LJ cell above gives 811,000 GPa).
+    force : float or None
+        Bound on every force component in eV/Å (default 1,000; atoms at 1 Å
+        in DFT feel tens to a few hundred eV/Å).
+    net_force_per_atom : float or None
+        Bound on ``|sum of forces| / n_atoms`` in eV/Å (default 1): the forces
+        of a periodic cell sum to zero (translation invariance; DFT codes show
+        a drift of 0.01-0.1 eV/Å), so a larger net force means forces that do
+        not belong to the energy.
+
+    Notes
+    -----
+    Set them per oracle class (``Oracle.result_bounds``) or for a run with
+    the environment variable ``PES_RESULT_BOUNDS``, for example
+    ``PES_RESULT_BOUNDS="stress=20000,force=none"``.
+    """
+
+    energy_per_atom: float | None = 100.0
+    stress: float | None = 10_000.0
+    force: float | None = 1_000.0
+    net_force_per_atom: float | None = 1.0
+
+    @classmethod
+    def from_env(cls, base: ResultBounds | None = None, value: str | None = None) -> ResultBounds:
+        """``base`` (default bounds) updated by ``PES_RESULT_BOUNDS`` (``key=value,...``; ``none`` = off).
+
+        >>> ResultBounds.from_env(value="stress=2e4, force=none")
+        ResultBounds(energy_per_atom=100.0, stress=20000.0, force=None, net_force_per_atom=1.0)
+        """
+        base = base or cls()
+        text = os.environ.get("PES_RESULT_BOUNDS", "") if value is None else value
+        if not text.strip():
+            return base
+        names = {f.name for f in fields(cls)}
+        kw = {}
+        for item in text.split(","):
+            key, sep, val = (part.strip() for part in item.partition("="))
+            if not sep or key not in names:
+                raise ValueError(f"PES_RESULT_BOUNDS: '{item.strip()}' is not KEY=VALUE with KEY one of "
+                                 f"{', '.join(sorted(names))}")
+            if val.lower() == "none":
+                kw[key] = None
+                continue
+            try:
+                number = float(val)
+            except ValueError:
+                number = float("nan")
+            if not (number > 0 and np.isfinite(number)):
+                raise ValueError(f"PES_RESULT_BOUNDS: {key}={val} must be a positive finite number or 'none'")
+            kw[key] = number
+        return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **kw})
+
+    def violations(self, result: OracleResult, energy: bool = True) -> list[str]:
+        """What in ``result`` is out of bounds, each with its value and the bound (empty: plausible)."""
+        out = []
+        n = len(result.structure)
+        if energy and self.energy_per_atom is not None and abs(result.energy) / n > self.energy_per_atom:
+            out.append(f"energy {result.energy / n:.6g} eV/atom (|E|/atom must be below {self.energy_per_atom:g})")
+        if self.stress is not None and result.stress is not None and np.abs(result.stress).max() > self.stress:
+            out.append(f"stress {np.abs(result.stress).max():.6g} GPa (components must be below {self.stress:g})")
+        if self.force is not None and n and np.abs(result.forces).max() > self.force:
+            out.append(f"force {np.abs(result.forces).max():.6g} eV/Å (components must be below {self.force:g})")
+        if self.net_force_per_atom is not None and n and result.stress is not None:  # periodic cells only
+            net = float(np.linalg.norm(result.forces.sum(axis=0))) / n
+            if net > self.net_force_per_atom:
+                out.append(f"net force {net:.6g} eV/Å per atom (forces of a periodic cell sum to zero; "
+                           f"bound {self.net_force_per_atom:g})")
+        return out
 
 
 def to_atoms(structure: Structure | Atoms) -> Atoms:
@@ -121,6 +214,28 @@ class OracleResult:
                 "oracle settings)"
             )
 
+    def check_plausible(self, bounds: ResultBounds | None = None, energy: bool = True) -> None:
+        """Raise :class:`OracleError` naming every value outside ``bounds`` (see :class:`ResultBounds`).
+
+        Parameters
+        ----------
+        bounds : ResultBounds, optional
+            Default: :class:`ResultBounds` updated by ``PES_RESULT_BOUNDS``.
+        energy : bool
+            Check the energy per atom (off for codes whose energy zero is their own).
+        """
+        self.check()
+        bounds = bounds if bounds is not None else ResultBounds.from_env()
+        bad = bounds.violations(self, energy=energy)
+        if bad:
+            name = self.provenance.get("oracle", "oracle")
+            raise OracleError(
+                f"{name} returned an implausible result for {self.structure.composition.reduced_formula} "
+                f"({len(self.structure)} atoms, {self.structure.volume / len(self.structure):.3g} Å^3/atom): "
+                f"{'; '.join(bad)}; the result is rejected (overlapping atoms or a potential outside its "
+                "range; bounds are set by PES_RESULT_BOUNDS)"
+            )
+
     @property
     def energy_per_atom(self) -> float:
         """Energy per atom in eV/atom."""
@@ -148,6 +263,8 @@ class Oracle(abc.ABC):
     category: str = "ml"
     #: species the oracle can handle, ``None`` for "any element"
     supported_elements: frozenset[str] | None = None
+    #: plausibility bounds of results (``None``: :class:`ResultBounds` defaults; ``PES_RESULT_BOUNDS`` on top)
+    result_bounds: ResultBounds | None = None
 
     def __init__(self, settings: dict[str, Any] | None = None, env: dict[str, Any] | None = None):
         self.settings: dict[str, Any] = dict(settings or {})
@@ -180,8 +297,16 @@ class Oracle(abc.ABC):
         }
         prov.update(result.provenance)
         result.provenance = prov
-        result.check()
+        self.check_result(result)
         return result
+
+    def check_result(self, result: OracleResult) -> None:
+        """Raise :class:`OracleError` if ``result`` is non-finite or implausible (:class:`ResultBounds`).
+
+        The energy bound is not applied to first-principles oracles (category
+        ``"dft"``): their energy zero is the code's own.
+        """
+        result.check_plausible(ResultBounds.from_env(self.result_bounds), energy=self.category != "dft")
 
     def compute_many(self, structures: list[Structure | Atoms]) -> list[OracleResult]:
         """Compute several structures (stand-ins reuse one loaded model)."""

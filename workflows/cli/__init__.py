@@ -1,9 +1,11 @@
 """The ``pes`` command line.
 
 Sub-commands live in modules of this package, one per area:
-``project`` (init, submit, run, status), ``mtp`` (MLIP-compatible moment
+``project`` (init, submit, run, status, repair), ``mtp`` (MLIP-compatible moment
 tensor potential commands).  Errors a user can fix end with a one-line
 message and exit code 1 (no traceback); ``--debug`` shows the traceback.
+Bad command-line usage is click's 2, Ctrl-C outside ``pes run`` 130;
+``pes run`` adds 3 (a firework fizzled) and 130/143 (stopped by SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="pes", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
-        sys.exit(1)
+        sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

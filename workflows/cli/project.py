@@ -1,8 +1,10 @@
-"""``pes init``, ``pes submit``, ``pes run``, ``pes status``."""
+"""``pes init``, ``pes submit``, ``pes run``, ``pes status``, ``pes repair``."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -46,7 +48,7 @@ def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, f
     fw_file.write_text("# written by `pes init`; add vasp_cmd / cp2k_cmd under env for DFT workers\n"
                        + yaml.safe_dump(fworker, sort_keys=False))
     # open once: creates and initializes the store / checks the server
-    with open_backend(lp_file) as backend:
+    with open_backend(lp_file, create=True) as backend:
         click.echo(f"initialized {backend.describe()}")
     click.echo(f"wrote {lp_file} and {fw_file}")
 
@@ -73,7 +75,29 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> Non
     click.echo(f"submitted: fw_ids {min(id_map.values())}..{max(id_map.values())}")
 
 
-@click.command()
+#: exit codes of `pes run` (documented in its --help)
+EXIT_OK, EXIT_USER_ERROR, EXIT_FIZZLED, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 3, 130, 143
+
+_RUN_HELP = f"""Launch all READY fireworks in this process (threads for local parallelism).
+
+\b
+On SIGTERM (a scheduler's wall-time limit) or Ctrl-C no new firework is
+launched; the running ones get --grace seconds to finish (a second Ctrl-C
+ends the wait). Those still running are left RUNNING in the store, which is
+written, and the next `pes run` reruns them; it prints what it will do.
+
+\b
+Exit codes:
+  {EXIT_OK}    every launched firework completed (or nothing was READY)
+  {EXIT_USER_ERROR}    user error: bad launchpad, missing or damaged store, store busy
+  {EXIT_FIZZLED}    at least one firework fizzled (`pes status --fizzled` shows why)
+  {EXIT_SIGINT}  stopped by SIGINT (Ctrl-C)
+  {EXIT_SIGTERM}  stopped by SIGTERM
+  2    (click) bad command-line usage
+"""
+
+
+@click.command(help=_RUN_HELP)
 @launchpad_option
 @click.option("-w", "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
 @click.option("--category", default=None, help="Only fireworks of this category (dft, ml).")
@@ -82,9 +106,11 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> Non
               help="my_fworker.yaml with the worker env (default: next to the launchpad file).")
 @click.option("--wait-lock", default=0.0, type=click.FloatRange(0), show_default=True,
               help="Embedded store busy: wait up to this many seconds for it (queued jobs).")
+@click.option("--grace", default=20.0, type=click.FloatRange(0), show_default=True,
+              help="On SIGTERM/SIGINT: seconds the running fireworks get to finish (keep it below the "
+                   "scheduler's kill delay, e.g. SLURM KillWait, minus the time a store write takes).")
 def run(launchpad: str | None, workers: int, category: str | None, max_launches: int,
-        fworker_file: str | None, wait_lock: float) -> None:
-    """Launch all READY fireworks in this process (threads for local parallelism)."""
+        fworker_file: str | None, wait_lock: float, grace: float) -> None:
     from fireworks import FWorker
 
     from workflows.core.runner import run_local
@@ -92,13 +118,40 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
     fworker = FWorker.from_file(str(fw_path)) if fw_path.is_file() else None
-    with open_backend(lp_path, wait_lock=wait_lock) as backend:
-        summary = run_local(backend, workers=workers, category=category,
-                            max_launches=max_launches, fworker=fworker)
+    stop, abandon, received = threading.Event(), threading.Event(), []
+
+    def on_signal(signum, _frame) -> None:
+        if received:
+            abandon.set()
+        else:
+            received.append(signum)
+            click.echo(f"\n{signal.Signals(signum).name} received: launching no new firework; waiting up to "
+                       f"{grace:.0f} s for the running ones (Ctrl-C again: stop waiting)", err=True)
+        stop.set()
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with open_backend(lp_path, wait_lock=wait_lock) as backend:
+            summary = run_local(backend, workers=workers, category=category, max_launches=max_launches,
+                                fworker=fworker, stop=stop, grace=grace, abandon=abandon)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     click.echo(f"launched {summary.launched}, completed {summary.completed}, fizzled {summary.fizzled}"
                f", recovered lost runs {summary.recovered or 'none'} in {summary.wall_time_s:.1f} s")
+    if received:
+        name = signal.Signals(received[0]).name
+        lines = [f"stopped by {name}; the store is written."]
+        if summary.abandoned:
+            lines.append(f"fireworks {summary.abandoned} were still running and are left RUNNING: the next "
+                         "`pes run` reruns them from the start (results already stored are not duplicated)")
+        lines.append(f"the next `pes run` will launch the {summary.ready} READY firework(s)"
+                     + (f" and rerun the {len(summary.abandoned)} left RUNNING" if summary.abandoned else ""))
+        click.echo("\n".join(lines), err=True)
+        raise SystemExit(EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT)
     if summary.fizzled:
-        raise SystemExit(2)
+        click.echo(f"{summary.fizzled} firework(s) fizzled; `pes status --fizzled` shows the errors", err=True)
+        raise SystemExit(EXIT_FIZZLED)
 
 
 @click.command()
@@ -118,6 +171,15 @@ def status(launchpad: str | None, fizzled: bool) -> None:
         click.echo(f"fireworks: {sum(fw_states.values())}")
         for (state, cat), n in sorted(fw_states.items()):
             click.echo(f"  {state:<10} {cat:<4} {n}")
+        running = sorted(d["fw_id"] for d in lp.fireworks.find({"state": "RUNNING"}, {"fw_id": 1}))
+        if running and backend.config.is_embedded:
+            held, holder = backend.holder()
+            if held:
+                click.echo(f"  RUNNING fireworks {running}: in {holder or 'the process holding the store'}")
+            else:
+                was = f" ({holder})" if holder else ""
+                click.echo(f"  RUNNING fireworks {running}: the process that ran them is gone{was}; "
+                           "the next `pes run` reruns them")
         for wf in lp.workflows.find({}, {"name": 1, "state": 1, "metadata": 1, "nodes": 1}).sort("updated_on", -1).limit(10):
             md = wf.get("metadata") or {}
             click.echo(f"  wf '{wf['name']}' {wf['state']} ({len(wf.get('nodes', []))} fws) kind={md.get('pes_kind', '-')}")
@@ -161,4 +223,27 @@ def status(launchpad: str | None, fizzled: bool) -> None:
                 click.echo(f"  FIZZLED fw {fw['fw_id']} {fw.get('name')}: {str(err.get('_stacktrace', ''))[-300:].strip()}")
 
 
-COMMANDS = [init, submit, run, status]
+@click.command()
+@launchpad_option
+@click.option("--wait-lock", default=0.0, type=click.FloatRange(0), show_default=True,
+              help="Store busy: wait up to this many seconds for the other process.")
+def repair(launchpad: str | None, wait_lock: float) -> None:
+    """Restore an unreadable or deleted embedded store from its newest readable copy.
+
+    Every write of the store keeps the file it replaces as store.json.bak.1
+    (bak.2, bak.3 older). This puts the newest readable copy in place, keeps the
+    damaged file as store.json.damaged-<time>, and reports what was lost: the
+    work stored after that copy, which the next `pes run` redoes (its fireworks
+    are READY or RUNNING again in the copy; stored results are never duplicated).
+    A readable store is left alone.
+    """
+    from workflows.core.backend import LaunchpadConfig, repair_store
+
+    config = LaunchpadConfig.from_file(find_launchpad_file(launchpad))
+    report = repair_store(config, wait_lock=wait_lock)
+    click.echo(report.summary())
+    if report.restored_from is not None:
+        click.echo("next: `pes status` to check, then `pes run` to redo the lost work")
+
+
+COMMANDS = [init, submit, run, status, repair]

@@ -17,7 +17,18 @@ each other's work.  This module therefore
   store; a second process gets :class:`StoreBusyError` naming the holder,
 * writes the file atomically (temporary file + ``os.replace``) whenever
   :meth:`Backend.flush` is called (after every firework and every stored
-  result), so a crash loses at most the work in flight,
+  result), so a crash loses at most the work in flight; a write that fails
+  (disk full) removes its temporary file,
+* keeps the last good copies: before each write replaces the store, the
+  previous file (read successfully at start-up or written by this process)
+  becomes ``store.json.bak.1`` (``.bak.2``, ``.bak.3`` are older; a rename,
+  no copy). A store that cannot be read raises :class:`StoreDamagedError`
+  naming the file and ``pes repair``, which restores the newest readable copy
+  (:func:`repair_store`); the fireworks done since that copy are READY or
+  RUNNING in it and rerun by the next ``pes run`` (results are stored by
+  content hash, so nothing is duplicated),
+* never creates a store except for ``pes init`` (``create=True``): a deleted
+  store is an error, not a silent new empty project,
 * offers read-only snapshots (``pes status``, the web monitor) that copy the
   file and never write it back.
 
@@ -51,9 +62,13 @@ __all__ = [
     "DatabaseUnreachableError",
     "LaunchpadConfig",
     "StoreBusyError",
+    "StoreDamagedError",
+    "StoreRepair",
+    "backup_files",
     "current_backend",
     "find_launchpad_file",
     "open_backend",
+    "repair_store",
     "retry_store_race",
 ]
 
@@ -66,6 +81,10 @@ class ConfigError(ValueError):
 
 class StoreBusyError(RuntimeError):
     """Another process holds the embedded store."""
+
+
+class StoreDamagedError(ConfigError):
+    """The embedded store file cannot be read (truncated, corrupted, deleted)."""
 
 
 class DatabaseUnreachableError(RuntimeError):
@@ -167,13 +186,57 @@ def retry_store_race(fn, attempts: int = 5, pause: float = 0.01):
             time.sleep(pause * (attempt + 1))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+#: number of last good copies of the embedded store kept beside it (``store.json.bak.1`` is the newest)
+N_BACKUPS = 3
+
+
+def backup_files(store: Path, n: int = N_BACKUPS) -> list[Path]:
+    """``store.json.bak.1`` .. ``.bak.n`` beside ``store``, newest first."""
+    return [store.with_name(f"{store.name}.bak.{k}") for k in range(1, n + 1)]
+
+
+def _tmp_files(store: Path) -> list[Path]:
+    """Temporary files of atomic writes of ``store`` (``.store.json.<pid>.<thread>.tmp``)."""
+    return sorted(store.parent.glob(f".{store.name}.*.tmp"))
+
+
+def _rotate_backups(store: Path) -> None:
+    """Shift ``.bak.k`` to ``.bak.k+1`` (dropping the oldest) and make the current ``store`` ``.bak.1``.
+
+    ``store`` is about to be replaced by :func:`os.replace`, so a hard link keeps
+    its content without copying it (a copy where links are not supported).
+    """
+    files = backup_files(store)
+    for newer, older in reversed(list(zip(files[:-1], files[1:]))):
+        if newer.exists():
+            os.replace(newer, older)
+    files[0].unlink(missing_ok=True)
+    try:
+        os.link(store, files[0])
+    except OSError:
+        shutil.copyfile(store, files[0])
+
+
+def _atomic_write_text(path: Path, text: str, keep_backup: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    A failed write (disk full, ...) removes its temporary file and raises;
+    ``path`` is then untouched. ``keep_backup``: the file being replaced
+    (known to be good) becomes ``<path>.bak.1`` first (see :func:`backup_files`).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if keep_backup and path.exists():
+            _rotate_backups(path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _patch_mongomock_persistence() -> None:
@@ -230,23 +293,81 @@ class _StoreLock:
         fh.flush()
         self._fh = fh
 
+    def probe(self) -> tuple[bool, str]:
+        """``(held, text)``: whether another process holds the lock now, and the holder it wrote."""
+        if not self.path.exists():
+            return False, ""
+        with open(self.path, "a+", encoding="utf-8") as fh:
+            fh.seek(0)
+            text = fh.read().strip()
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True, text
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False, text
+
     def release(self) -> None:
+        """Unlock; the file keeps the last holder with its end time (``pes status`` names it)."""
         if self._fh is not None:
             with contextlib.suppress(OSError):
                 self._fh.seek(0)
+                text = self._fh.read().strip()
+                self._fh.seek(0)
                 self._fh.truncate()
+                if text:
+                    self._fh.write(f"{text}, ended {time.strftime('%Y-%m-%d %H:%M:%S')}")
+                    self._fh.flush()
                 fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
 
 
-def _make_mongomock_client(store_file: Path, read_only: bool):
-    """A mongomock-persistence client on ``store_file`` (which must exist)."""
+def _repair_hint(store: Path, launchpad: Path | None) -> str:
+    """How to restore the last good copy of ``store`` (names the command and the copies)."""
+    copies = [b.name for b in backup_files(store) if b.exists()]
+    cmd = "pes repair" + (f" -l {launchpad}" if launchpad is not None else "")
+    if copies:
+        keep = " and keeps the damaged file" if store.exists() else ""
+        return (f"`{cmd}` restores the newest readable copy ({', '.join(copies)} beside it){keep}; "
+                "the next `pes run` redoes the work stored after that copy")
+    return (f"no backup copy ({store.name}.bak.1..{N_BACKUPS}) exists beside it; restore it from your own "
+            "backup, or move it away and start a new project with `pes init`")
+
+
+def _load_error(store: Path, launchpad: Path | None, err: BaseException) -> StoreDamagedError:
+    text = str(err).splitlines()[0][:200] if str(err) else ""
+    return StoreDamagedError(
+        f"embedded store {store} is damaged and cannot be read ({type(err).__name__}: {text}); "
+        + _repair_hint(store, launchpad)
+    )
+
+
+def _read_store_dict(path: Path) -> dict:
+    """Parse a store file (extended JSON); raise ``ValueError`` unless it is a JSON object of databases."""
+    import bson.json_util
+
+    with open(path, encoding="utf-8") as fh:
+        data = bson.json_util.loads(fh.read())
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError("not a JSON object of databases")
+    return data
+
+
+def _make_mongomock_client(store_file: Path, read_only: bool, shown: Path | None = None,
+                           launchpad: Path | None = None):
+    """A mongomock-persistence client on ``store_file`` (which must exist).
+
+    ``shown`` is the store named in errors (``store_file`` may be a snapshot copy of it).
+    """
     import mongomock
     from mongomock.store import ServerStore
 
     _patch_mongomock_persistence()
-    store = ServerStore(filename=str(store_file))
+    try:
+        store = ServerStore(filename=str(store_file))
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as err:
+        raise _load_error(shown or store_file, launchpad, err) from err
     store._filename = str(store_file)
     if read_only:
         store._pes_read_only = True
@@ -254,17 +375,157 @@ def _make_mongomock_client(store_file: Path, read_only: bool):
     return mongomock.MongoClient(_store=store)
 
 
-def _validate_store_file(store_file: Path) -> None:
+def _validate_store_file(store_file: Path, launchpad: Path | None = None) -> None:
     try:
-        with open(store_file, encoding="utf-8") as fh:
+        with open(store_file, "rb") as fh:
             head = fh.read(1)
-            if head != "{":
-                raise ConfigError(
-                    f"embedded store {store_file} is not a store file (it must hold a JSON "
-                    "object); move it away and run `pes init` to start a new one"
-                )
     except OSError as err:
         raise ConfigError(f"cannot read embedded store {store_file}: {err}") from err
+    if head != b"{":
+        what = "is empty" if not head else "is not a store file (it must hold a JSON object)"
+        if any(b.exists() for b in backup_files(store_file)):
+            raise StoreDamagedError(f"embedded store {store_file} {what}; " + _repair_hint(store_file, launchpad))
+        raise StoreDamagedError(
+            f"embedded store {store_file} {what}; move it away and run `pes init` to start a new one"
+        )
+
+
+def _missing_store_error(store: Path, launchpad: Path | None) -> ConfigError:
+    if any(b.exists() for b in backup_files(store)):
+        return StoreDamagedError(f"embedded store {store} does not exist (deleted?); " + _repair_hint(store, launchpad))
+    return ConfigError(f"embedded store {store} does not exist yet; run `pes init` first")
+
+
+@dataclass
+class StoreRepair:
+    """What :func:`repair_store` did.
+
+    Attributes
+    ----------
+    store : Path
+        The store file.
+    restored_from : Path or None
+        The copy now in place; ``None`` when the store was readable (nothing done).
+    damaged_kept_as : Path or None
+        Where the unreadable store was moved (``None``: it was missing).
+    copy_time, damaged_time : float or None
+        Modification times (epoch seconds) of the restored copy and the damaged
+        file: the work stored between the two was lost and is redone.
+    unreadable_copies : list of Path
+        Newer copies that could not be read either (skipped).
+    fireworks : dict
+        Fireworks by state in the restored store.
+    documents : dict
+        Number of documents per collection of the restored store (``pes_configurations``...).
+    """
+
+    store: Path
+    restored_from: Path | None = None
+    damaged_kept_as: Path | None = None
+    copy_time: float | None = None
+    damaged_time: float | None = None
+    unreadable_copies: list[Path] = field(default_factory=list)
+    fireworks: dict[str, int] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Lines for the user: what was restored, what was lost, what the next ``pes run`` does."""
+        if self.restored_from is None:
+            return f"embedded store {self.store} is readable; nothing to repair"
+        stamp = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "unknown"  # noqa: E731
+        lines = [f"restored {self.store} from {self.restored_from.name} (written {stamp(self.copy_time)})"]
+        if self.damaged_kept_as is not None:
+            lines.append(f"the damaged store is kept as {self.damaged_kept_as} (last written {stamp(self.damaged_time)})")
+        else:
+            lines.append("the store file was missing")
+        for bad in self.unreadable_copies:
+            lines.append(f"skipped {bad.name}: unreadable too")
+        states = "  ".join(f"{k}={v}" for k, v in sorted(self.fireworks.items())) or "none"
+        lines.append(f"restored fireworks: {states}; configurations: {self.documents.get('pes_configurations', 0)}")
+        lines.append("lost: what was stored after that copy was written. Fireworks finished since then are READY "
+                     "or RUNNING again in the restored store: the next `pes run` reruns them (RUNNING ones as "
+                     "recovered lost runs); results already in the store are not duplicated (content hash).")
+        return "\n".join(lines)
+
+
+def repair_store(config: LaunchpadConfig, wait_lock: float = 0.0) -> StoreRepair:
+    """Put the newest readable copy of an unreadable or missing embedded store in its place.
+
+    The store's lock is taken first (no ``pes run`` may hold it). A readable
+    store is left alone. Otherwise the newest readable ``store.json.bak.k``
+    is copied over it (the copies stay) and the damaged file is kept as
+    ``store.json.damaged-<time>``. Temporary files of failed writes are removed.
+
+    Parameters
+    ----------
+    config : LaunchpadConfig
+        An embedded configuration.
+    wait_lock : float
+        Seconds to wait for another process to release the store.
+
+    Returns
+    -------
+    StoreRepair
+        What was done (``summary()`` for the user).
+
+    Raises
+    ------
+    ConfigError
+        Not an embedded store, or no readable copy exists.
+    """
+    if not config.is_embedded:
+        raise ConfigError("`pes repair` restores the embedded store; this launchpad uses MongoDB "
+                          f"({config.settings.get('host')}), whose backups are the server's own")
+    store = config.embedded_store
+    lock = _StoreLock(store)
+    lock.acquire(wait=wait_lock)
+    try:
+        for tmp in _tmp_files(store):
+            tmp.unlink(missing_ok=True)
+        report = StoreRepair(store=store)
+        if store.exists():
+            try:
+                _read_store_dict(store)
+                return report
+            except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, OSError):
+                pass
+        for copy in backup_files(store):
+            if not copy.exists():
+                continue
+            try:
+                data = _read_store_dict(copy)
+            except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, OSError):
+                report.unreadable_copies.append(copy)
+                continue
+            report.restored_from = copy
+            report.copy_time = copy.stat().st_mtime
+            break
+        if report.restored_from is None:
+            tried = ", ".join(b.name for b in backup_files(store))
+            raise ConfigError(f"embedded store {store} is unreadable and no readable copy exists ({tried}); "
+                              "restore it from your own backup, or move it away and start anew with `pes init`")
+        if store.exists():
+            report.damaged_time = store.stat().st_mtime
+            kept = store.with_name(f"{store.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(store, kept)
+            report.damaged_kept_as = kept
+        tmp = store.with_name(f".{store.name}.repair.tmp")
+        try:
+            shutil.copyfile(report.restored_from, tmp)
+            os.replace(tmp, store)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        db = data.get(config.db_name, {})
+        report.documents = {name: len(coll.get("documents", [])) for name, coll in db.items()}
+        states: dict[str, int] = {}
+        for item in db.get("fireworks", {}).get("documents", []):  # [_id, document] pairs
+            state = (item[-1] if isinstance(item, (list, tuple)) else item).get("state", "?")
+            states[state] = states.get(state, 0) + 1
+        report.fireworks = states
+        return report
+    finally:
+        lock.release()
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +550,7 @@ class Backend:
     MAX_WRITE_SHARE = 0.1
 
     def __init__(self, config: LaunchpadConfig, read_only: bool = False,
-                 connect_timeout_ms: int = 5000, wait_lock: float = 0.0):
+                 connect_timeout_ms: int = 5000, wait_lock: float = 0.0, create: bool = False):
         from fireworks.core import launchpad as fw_launchpad
 
         self.config = config
@@ -300,6 +561,7 @@ class Backend:
         self._last_write_s = 0.0  # seconds the last write took (serialization holds the GIL)
         self.pending = False  # a periodic write was skipped since the last one (see flush)
         self._closed = False
+        self._frozen = False  # freeze(): the file on disk is final
         self._snapshot_dir: str | None = None
         settings = dict(config.settings)
         settings.setdefault("strm_lvl", "WARNING")  # our commands print their own progress
@@ -307,23 +569,35 @@ class Backend:
         if config.is_embedded:
             store = config.embedded_store
             if not store.exists():
-                if read_only:
-                    raise ConfigError(f"embedded store {store} does not exist yet; run `pes init` first")
+                if read_only or not create:
+                    raise _missing_store_error(store, config.path)
                 store.parent.mkdir(parents=True, exist_ok=True)
             if not read_only:
                 self._lock = _StoreLock(store)
                 self._lock.acquire(wait=wait_lock)
-                if not store.exists():
-                    _atomic_write_text(store, "{}")
-                _validate_store_file(store)
-                client = _make_mongomock_client(store, read_only=False)
+                try:
+                    for tmp in _tmp_files(store):  # left by a killed or failed write: we hold the lock
+                        tmp.unlink(missing_ok=True)
+                    if not store.exists():
+                        if not create:
+                            raise _missing_store_error(store, config.path)
+                        _atomic_write_text(store, "{}")
+                    _validate_store_file(store, config.path)
+                    client = _make_mongomock_client(store, read_only=False, launchpad=config.path)
+                except BaseException:
+                    self._lock.release()
+                    raise
             else:
-                _validate_store_file(store)
+                _validate_store_file(store, config.path)
                 # copy so a concurrent atomic replace by the writer cannot tear our read
                 self._snapshot_dir = tempfile.mkdtemp(prefix="pes_snapshot_")
                 snap = Path(self._snapshot_dir) / "store.json"
                 shutil.copyfile(store, snap)
-                client = _make_mongomock_client(snap, read_only=True)
+                try:
+                    client = _make_mongomock_client(snap, read_only=True, shown=store, launchpad=config.path)
+                except BaseException:
+                    shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+                    raise
             self.client = client
             # FireWorks' LaunchPad builds its own client from a module-level class:
             # hand it ours for the duration of the constructor.
@@ -397,7 +671,7 @@ class Backend:
         bool
             Whether the store was written.
         """
-        if not self.config.is_embedded or self.read_only or self._closed:
+        if not self.config.is_embedded or self.read_only or self._closed or self._frozen:
             return False
         with self._flush_lock:
             now = time.monotonic()
@@ -408,11 +682,34 @@ class Backend:
                 return False
             store = self.client._store
             text = retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01)
-            _atomic_write_text(self.config.embedded_store, text)
+            # the file replaced was read at start-up or written here: it is a good copy to keep
+            _atomic_write_text(self.config.embedded_store, text, keep_backup=True)
             self._last_flush = time.monotonic()
             self._last_write_s = self._last_flush - now
             self.pending = False
             return True
+
+    def freeze(self) -> None:
+        """Write nothing more (the file on disk is final for this process); the lock is kept until close."""
+        if self.config.is_embedded and not self.read_only:
+            with self._flush_lock:
+                self._frozen = True
+                store = self.client._store
+                if getattr(store, "_finalizer", None) is not None:
+                    store._finalizer.detach()
+
+    def holder(self) -> tuple[bool, str]:
+        """Whether a process holds the embedded store for writing now, and what its lock file says.
+
+        ``(False, ...)`` for a read-only snapshot means the fireworks it shows as
+        RUNNING have no process left to finish them. MongoDB: ``(True, "")``
+        (FireWorks' pings tell live launches from lost ones there).
+        """
+        if not self.config.is_embedded:
+            return True, ""
+        if self._lock is not None and self._lock._fh is not None:
+            return True, f"pid {os.getpid()} (this process)"
+        return _StoreLock(self.config.embedded_store).probe()
 
     def close(self) -> None:
         """Flush, release the lock (embedded) and disconnect the domain database."""
@@ -465,14 +762,17 @@ def _dumps_store(store) -> str:
 
 @contextlib.contextmanager
 def open_backend(launchpad_file: str | os.PathLike | None = None, read_only: bool = False,
-                 wait_lock: float = 0.0) -> Iterator[Backend]:
+                 wait_lock: float = 0.0, create: bool = False) -> Iterator[Backend]:
     """Open the LaunchPad and domain database described by a launchpad yaml.
+
+    ``create``: start a new, empty embedded store when its file does not exist
+    (``pes init``); otherwise a missing store is an error (never a silent new project).
 
     >>> with open_backend("my_launchpad.yaml") as backend:   # doctest: +SKIP
     ...     backend.lp.add_wf(wf)
     """
     config = LaunchpadConfig.from_file(find_launchpad_file(launchpad_file))
-    backend = Backend(config, read_only=read_only, wait_lock=wait_lock)
+    backend = Backend(config, read_only=read_only, wait_lock=wait_lock, create=create)
     try:
         yield backend
     finally:

@@ -11,6 +11,12 @@ writing: see ``Backend.flush``), and always when the run ends.
 
 On the embedded backend any firework found RUNNING at start-up was orphaned by
 a crash (nobody else can hold the store), so it is rerun at once.
+
+A run can be asked to stop (``stop``: an event the ``pes run`` signal handlers
+set on SIGTERM/SIGINT): no new firework is launched, the running ones get
+``grace`` seconds to finish, and those still running then are abandoned: they
+stay RUNNING in the store, which is written one last time and then frozen, and
+the next run reruns them as lost runs (:func:`recover_lost_runs`).
 """
 
 from __future__ import annotations
@@ -34,11 +40,22 @@ __all__ = ["RunSummary", "recover_lost_runs", "run_local"]
 
 @dataclass
 class RunSummary:
+    """What :func:`run_local` did.
+
+    ``stopped``: the run was asked to stop before the work ran out;
+    ``abandoned``: fireworks still running at the end of the grace period
+    (left RUNNING in the store, rerun by the next run); ``ready``: READY
+    fireworks of this worker left when the run ended.
+    """
+
     launched: int = 0
     completed: int = 0
     fizzled: int = 0
     recovered: list[int] = field(default_factory=list)
     wall_time_s: float = 0.0
+    stopped: bool = False
+    abandoned: list[int] = field(default_factory=list)
+    ready: int = 0
 
 
 def recover_lost_runs(backend: Backend, expiration_secs: int | None = None) -> list[int]:
@@ -61,7 +78,9 @@ def recover_lost_runs(backend: Backend, expiration_secs: int | None = None) -> l
 
 def run_local(backend: Backend, workers: int = 1, category: str | list[str] | None = None,
               max_launches: int = 0, name: str = "pes-local", progress: bool = True,
-              poll_interval: float = 0.2, fworker: FWorker | None = None) -> RunSummary:
+              poll_interval: float = 0.2, fworker: FWorker | None = None,
+              stop: threading.Event | None = None, grace: float = 30.0,
+              abandon: threading.Event | None = None) -> RunSummary:
     """Launch READY fireworks until none is left (or ``max_launches`` is reached).
 
     Parameters
@@ -79,6 +98,14 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     fworker : FWorker, optional
         Worker identity and ``env`` (e.g. from ``my_fworker.yaml``); its
         category is replaced by ``category`` when that is given.
+    stop : threading.Event, optional
+        Set it (from a signal handler, another thread) to end the run: no new
+        launch; the running fireworks may finish within ``grace``.
+    grace : float
+        Seconds the running fireworks get after ``stop`` is set; those still
+        running then are abandoned (see :class:`RunSummary`).
+    abandon : threading.Event, optional
+        Set it to end the grace period now (a second Ctrl-C).
     """
     if backend.read_only:
         raise RuntimeError("cannot launch fireworks from a read-only snapshot")
@@ -97,7 +124,8 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     lock = threading.Lock()
     active = [0]
     claimed: set[int] = set()
-    stop = threading.Event()
+    running: set[int] = set()
+    stop = stop if stop is not None else threading.Event()
 
     def ready_query() -> dict:
         q = {"state": "READY"}
@@ -130,8 +158,11 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
                         return  # nothing ready and nothing running that could release children
                     fw_id = None
                 else:
+                    if stop.is_set():
+                        return
                     fw_id = fw_doc["fw_id"]
                     claimed.add(fw_id)
+                    running.add(fw_id)
                     summary.launched += 1
                     active[0] += 1
             if fw_id is None:
@@ -147,6 +178,7 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
                 with lock:
                     active[0] -= 1
                     claimed.discard(fw_id)  # a rerun may make it READY again later
+                    running.discard(fw_id)
                 backend.flush(min_interval=0.1)  # at most a tenth of the time on writes (Backend.flush)
                 report(fw_id)
 
@@ -162,14 +194,28 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     fw_rocket.PRINT_FW_JSON = False
     fw_rocket.ROCKET_STREAM_LOGLEVEL = "WARNING"  # errors still reach the terminal
     threads = [threading.Thread(target=worker, name=f"{name}-{k}", daemon=True) for k in range(workers)]
+    deadline = None
     try:
         for t in threads:
             t.start()
         for t in threads:
             while t.is_alive():
-                t.join(0.5)
+                t.join(0.2)
+                if stop.is_set():
+                    summary.stopped = True
+                    if deadline is None:
+                        deadline = time.monotonic() + grace
+                        if running:
+                            logger.info("stopping: no new launch; waiting up to %.0f s for fw %s",
+                                           grace, sorted(running))
+                    if abandon is not None and abandon.is_set():
+                        deadline = time.monotonic()
+                    if time.monotonic() >= deadline:
+                        break
                 if backend.pending:  # a write skipped after a firework is made up for while the next ones run
                     backend.flush(min_interval=0.1)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
     except KeyboardInterrupt:
         stop.set()
         raise
@@ -177,6 +223,14 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
         os.chdir(cwd)
         runtime.LAUNCH_ROOT = old_root
         fw_rocket.PRINT_FW_JSON = fw_config.PRINT_FW_JSON = old_print
+        with lock:
+            summary.abandoned = sorted(running)
         backend.flush()
+        if summary.abandoned:
+            # their threads may still change the in-memory store: what is on disk now (the fireworks
+            # RUNNING) is what the next run must find, so nothing is written any more
+            backend.freeze()
+        summary.stopped = summary.stopped or stop.is_set()
+        summary.ready = lp.fireworks.count_documents(ready_query())
         summary.wall_time_s = time.monotonic() - t0
     return summary

@@ -1,0 +1,130 @@
+"""Oracle results are checked before they are stored: implausible numbers become failures, never configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from pes_core.oracles import get_oracle
+from pes_core.oracles.base import Oracle, OracleError, OracleResult, ResultBounds
+
+
+def _result(structure, energy_per_atom, stress_gpa=0.0, forces=None, oracle="emt"):
+    n = len(structure)
+    return OracleResult(energy=energy_per_atom * n, forces=np.zeros((n, 3)) if forces is None else forces,
+                        stress=np.eye(3) * stress_gpa, structure=AseAtomsAdaptor.get_structure(structure),
+                        provenance={"oracle": oracle, "settings": {}})
+
+
+def test_collapsed_cell_is_rejected_with_the_values_and_bounds():
+    tiny = Atoms("Si", cell=[0.6] * 3, pbc=True)  # one atom in a 0.6 Å cell
+    with pytest.raises(OracleError) as info:
+        get_oracle("lj").compute(tiny)
+    text = str(info.value)
+    assert "implausible result for Si (1 atoms, 0.216 Å^3/atom)" in text
+    assert "energy 5340.8 eV/atom (|E|/atom must be below 100)" in text
+    assert "stress 1.63749e+07 GPa (components must be below 10000)" in text and "PES_RESULT_BOUNDS" in text
+    # the case reported in issue 16: -443 eV/atom and 811,000 GPa
+    bad = _result(tiny, -443.0, stress_gpa=811_000.0, oracle="lj")
+    with pytest.raises(OracleError, match=r"energy -443 eV/atom.*stress 811000 GPa"):
+        bad.check_plausible()
+
+
+@pytest.mark.parametrize("oracle,atoms", [
+    ("emt", bulk("Cu", "fcc", a=3.0)),  # Cu squeezed to 6.75 Å^3/atom: about 200 GPa
+    ("emt", bulk("Cu", "fcc", a=3.6, cubic=True)),
+    ("tersoff", bulk("Si", "diamond", a=5.43)),
+    ("lj", bulk("Ar", "fcc", a=1.6)),  # LJ in reduced units (sigma = 1 Å): a dense, legitimate crystal
+])
+def test_real_materials_pass(oracle, atoms):
+    atoms = atoms.copy()
+    atoms.rattle(0.05, seed=1)
+    res = get_oracle(oracle).compute(atoms)
+    assert ResultBounds().violations(res) == []
+
+
+def test_forces_that_do_not_belong_to_an_energy_are_rejected():
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    drift = np.tile([2.0, 0.0, 0.0], (4, 1))  # every atom pushed the same way: net 2 eV/Å per atom
+    with pytest.raises(OracleError, match=r"net force 2 eV/Å per atom"):
+        _result(cu, -3.5, forces=drift).check_plausible()
+    big = np.zeros((4, 3))
+    big[0, 0], big[1, 0] = 5000.0, -5000.0
+    with pytest.raises(OracleError, match=r"force 5000 eV/Å \(components must be below 1000\)"):
+        _result(cu, -3.5, forces=big).check_plausible()
+    _result(cu, -3.5, forces=np.full((4, 3), 0.05)).check_plausible()  # a DFT-like drift passes
+
+
+def test_bounds_are_settable(monkeypatch):
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    res = _result(cu, -150.0, stress_gpa=20_000.0)
+    with pytest.raises(OracleError):
+        res.check_plausible()
+    monkeypatch.setenv("PES_RESULT_BOUNDS", "energy_per_atom=200, stress=none")
+    res.check_plausible()
+    assert ResultBounds.from_env().stress is None
+    monkeypatch.setenv("PES_RESULT_BOUNDS", "stress=-5")
+    with pytest.raises(ValueError, match="stress=-5 must be a positive finite number or 'none'"):
+        ResultBounds.from_env()
+    monkeypatch.setenv("PES_RESULT_BOUNDS", "pressure=5")
+    with pytest.raises(ValueError, match="'pressure=5' is not KEY=VALUE with KEY one of energy_per_atom"):
+        ResultBounds.from_env()
+
+
+def test_first_principles_energies_are_not_bounded():
+    """CP2K reports total energies (hundreds of eV/atom): only stress and forces are checked for 'dft'."""
+
+    class FakeDFT(Oracle):
+        name, category = "fake-dft", "dft"
+
+        def _compute(self, structure, workdir=None):
+            return OracleResult(energy=-1000.0 * len(structure), forces=np.zeros((len(structure), 3)),
+                                stress=np.eye(3) * self.settings.get("p", 1.0), structure=structure)
+
+    si = bulk("Si", "diamond", a=5.43)
+    assert FakeDFT().compute(si).energy_per_atom == -1000.0
+    with pytest.raises(OracleError, match="stress 50000 GPa"):
+        FakeDFT({"p": 5e4}).compute(si)
+
+
+def test_an_implausible_result_is_stored_as_a_failure(project):
+    from pes_core.db import Configuration, FailedCalculation, store_result
+    from workflows.core.backend import open_backend
+
+    tiny = Atoms("Si", cell=[0.6] * 3, pbc=True)
+    good = get_oracle("emt").compute(bulk("Cu", "fcc", a=3.6))
+    with open_backend(project):
+        with pytest.raises(OracleError, match="implausible"):
+            store_result(_result(tiny, -443.0, stress_gpa=811_000.0, oracle="lj"), workflow="w")
+        nan = _result(bulk("Cu", "fcc", a=3.6), -3.0)
+        nan.energy = float("nan")  # changed after the oracle's own check
+        with pytest.raises(OracleError, match="non-finite energy"):
+            store_result(nan, workflow="w")
+        assert Configuration.objects.count() == 0
+        reasons = sorted(f.reason for f in FailedCalculation.objects)
+        assert len(reasons) == 2 and "811000 GPa" in reasons[0] + reasons[1]
+        assert all(f.workflow == "w" for f in FailedCalculation.objects)
+        _, created = store_result(good)
+        assert created and Configuration.objects.count() == 1
+
+
+def test_oracle_workflow_records_the_implausible_structure_and_stores_the_rest(project):
+    from pes_core.db import Configuration, FailedCalculation
+    from workflows.core.backend import open_backend
+    from workflows.core.runner import run_local
+    from workflows.oracle.builders import oracle_workflow
+
+    adapt = AseAtomsAdaptor.get_structure
+    structures = [adapt(bulk("Cu", "fcc", a=3.6)), adapt(Atoms("Cu", cell=[0.6] * 3, pbc=True)),
+                  adapt(bulk("Cu", "fcc", a=3.7))]
+    with open_backend(project) as b:
+        b.lp.add_wf(oracle_workflow(structures, "lj", batch_size=3, name="bounds"))
+        summary = run_local(b, progress=False)
+        assert (summary.completed, summary.fizzled) == (1, 0)
+        assert Configuration.objects.count() == 2
+        [failed] = FailedCalculation.objects
+        assert failed.workflow == "bounds" and "implausible result for Cu (1 atoms" in failed.reason
+        assert all(abs(c.energy_per_atom) < 100 for c in Configuration.objects)
