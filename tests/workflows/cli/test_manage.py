@@ -91,7 +91,7 @@ def _n_configurations(lp_file) -> int:
 
 
 def _run(lp_file) -> int:
-    """`pes run`; returns its exit code (2: something fizzled)."""
+    """`pes run`; returns its exit code (3: something fizzled)."""
     try:
         pes(["run", "-l", lp_file])
     except SystemExit as err:
@@ -101,7 +101,7 @@ def _run(lp_file) -> int:
 
 def test_rerun_of_fizzled_firework_completes_after_the_fix(lp_file, flaky_oracle, capsys):
     _add(lp_file, [_cu(), _cu(n_atoms_8=True)], flaky_oracle, "flaky")
-    assert _run(lp_file) == 2
+    assert _run(lp_file) == 3
     (bad,) = [i for i, s in _states(lp_file).items() if s == "FIZZLED"]
     assert _n_configurations(lp_file) == 1
     capsys.readouterr()
@@ -202,7 +202,7 @@ def test_archive_stops_a_workflow(lp_file, capsys):
 
 def test_lpad_subcommands_on_the_project(lp_file, flaky_oracle, capsys):
     _add(lp_file, [_cu(), _cu(n_atoms_8=True)], flaky_oracle, "flaky")
-    assert _run(lp_file) == 2
+    assert _run(lp_file) == 3
     capsys.readouterr()
     pes(["lpad", "-l", lp_file, "get_wflows", "-d", "more"])
     wf = json.loads(capsys.readouterr().out)
