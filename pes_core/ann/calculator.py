@@ -49,7 +49,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ._torch import torch_threads
 from .data import PESData, structure_order
-from .models import PESModel
+from .base import PESModel
 
 __all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
 

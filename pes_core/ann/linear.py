@@ -25,7 +25,7 @@ import torch
 from pes_core.ccd import CCDFeaturizer
 
 from .data import FeatureData
-from .models import PESModel
+from .base import PESModel
 
 __all__ = ["LinearModel", "ridge_gcv"]
 

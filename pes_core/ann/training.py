@@ -45,7 +45,7 @@ import torch
 
 from ._torch import torch_threads
 from .data import FeatureData, PESData
-from .models import PESModel
+from .base import PESModel
 
 __all__ = ["DEFAULT_SCHEDULE", "PAPER_SCHEDULE", "TrainReport", "TrainSettings", "rmse_mev_per_atom", "train_model"]
 
