@@ -25,6 +25,12 @@ calculator
     :class:`PESCalculator` (ASE): energy, forces, stress by autograd.
 paths
     The four judging paths (interpolation, in-/anti-phase tilt, volumetric strain).
+settings
+    :class:`FitSettings`, :class:`RefineSettings` (no torch).
+refine
+    Model-driven refinement rounds: the decision (:func:`~pes_core.ann.refine.decide_round`) and the samples.
+
+Names are loaded on first use (importing ``pes_core.ann`` does not import torch).
 
 Example
 -------
@@ -101,16 +107,35 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from ._torch import torch_threads
     from .calculator import PESCalculator
-    from .cv import cross_validate, expand_grid, fit_point, holdout_split, kfold_indices, select_best
+    from .cv import (
+        cross_validate,
+        expand_grid,
+        fit_point,
+        holdout_split,
+        kfold_indices,
+        select_best,
+    )
     from .data import FeatureData, PESData, compute_features, structure_order
-    from .featurizers import FeaturizerSettings, cluster_set_specs, get_featurizer, perovskite_featurizer
+    from .featurizers import (
+        FeaturizerSettings,
+        cluster_set_specs,
+        get_featurizer,
+        perovskite_featurizer,
+    )
     from .hiphive_baseline import HiphiveBaseline
     from .io import load_model, model_from_bytes, model_to_bytes, save_model
     from .linear import LinearModel, ridge_gcv
     from .models import ClusterModel, PESModel, SiteModel, build_model
     from .paths import PATH_LABELS, energy_paths, interpolate_structures
-    from .training import DEFAULT_SCHEDULE, PAPER_SCHEDULE, TrainReport, TrainSettings, rmse_mev_per_atom, train_model
     from .settings import FitSettings, RefineSettings
+    from .training import (
+        DEFAULT_SCHEDULE,
+        PAPER_SCHEDULE,
+        TrainReport,
+        TrainSettings,
+        rmse_mev_per_atom,
+        train_model,
+    )
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -125,6 +150,7 @@ __all__ = [
     "PESCalculator",
     "PESData",
     "PESModel",
+    "RefineSettings",
     "SiteModel",
     "TrainReport",
     "TrainSettings",

@@ -20,7 +20,13 @@ from pymatgen.core import Structure
 
 from pes_core.ann.settings import FitSettings
 from pes_core.clusters import PerovskiteReference
-from pes_core.db import Configuration, PotentialModel, calculation_hash, get_configuration, store_result
+from pes_core.db import (
+    Configuration,
+    PotentialModel,
+    calculation_hash,
+    get_configuration,
+    store_result,
+)
 from pes_core.oracles import get_oracle
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import worker_env
@@ -69,7 +75,13 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
     """Select, retrain, test, store models and the fit record; returns the record (the caller plots it)."""
     import torch  # deferred
 
-    from pes_core.ann import HiphiveBaseline, fit_point, model_to_bytes, select_best, torch_threads  # torch
+    from pes_core.ann import (  # torch
+        HiphiveBaseline,
+        fit_point,
+        model_to_bytes,
+        select_best,
+        torch_threads,
+    )
 
     fs = FitSettings.from_dict(fit)
     split = load_split(fit["name"])

@@ -61,12 +61,12 @@ from workflows.pes.store import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "oracle_fireworks",
     "PESCVTask",
     "PESFeaturizeTask",
     "PESSelectTask",
     "PESSplitTask",
     "fit_fireworks",
+    "oracle_fireworks",
 ]
 
 def oracle_fireworks(structures: list[tuple[Structure, str]], *, oracle: str, oracle_settings: dict | None,

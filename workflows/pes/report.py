@@ -18,14 +18,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pes_core.ann.paths import PATH_LABELS  # noqa: E402
-from pes_core.db import Configuration  # noqa: E402
-from workflows.core.report import register_reporter  # noqa: E402
-from workflows.pes.fit import fit_record  # noqa: E402
-from workflows.pes.store import reference_energy, supercell_atoms  # noqa: E402
+from pes_core.ann.paths import PATH_LABELS
+from pes_core.db import Configuration
+from workflows.core.report import register_reporter
+from workflows.pes.fit import fit_record
+from workflows.pes.store import reference_energy, supercell_atoms
 
 __all__ = ["plot_energy_histogram", "write_fit_plots"]
 

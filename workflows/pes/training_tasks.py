@@ -38,7 +38,12 @@ import numpy as np
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 from pymatgen.core import Structure
 
-from pes_core.ann.refine import RefineDecision, RefineSettings, decide_round, sample_round
+from pes_core.ann.refine import (
+    RefineDecision,
+    RefineSettings,
+    decide_round,
+    sample_round,
+)
 from pes_core.clusters import PerovskiteReference
 from pes_core.db import Configuration, FailedCalculation, store_result
 from pes_core.oracles import get_oracle, oracle_class, to_structure
@@ -59,7 +64,12 @@ from pes_core.sampling.pes_training import (
     thermal_label,
     thermal_snapshots,
 )
-from workflows.core.runtime import current_fw_id, ensure_domain_db, flush_store, worker_env
+from workflows.core.runtime import (
+    current_fw_id,
+    ensure_domain_db,
+    flush_store,
+    worker_env,
+)
 from workflows.pes.fit_tasks import PESFeaturizeTask, fit_fireworks, oracle_fireworks
 from workflows.pes.report import plot_energy_histogram
 from workflows.pes.store import (

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from pes_core.sampling import GLAZER_SYSTEMS, glazer_tilted, parse_glazer, rattled_strained
+from pes_core.sampling import (
+    GLAZER_SYSTEMS,
+    glazer_tilted,
+    parse_glazer,
+    rattled_strained,
+)
 
 
 @pytest.mark.parametrize("symbol", sorted(GLAZER_SYSTEMS))

@@ -105,7 +105,11 @@ def test_first_firework_carries_the_oracle_category(oracle, category):
 
 def test_firework_factories_label_oracle_work_with_the_oracle_category():
     from pes_core.sampling import glazer_tilted
-    from workflows.pes.training_tasks import _oracle_fireworks, refine_firework, thermal_fireworks
+    from workflows.pes.training_tasks import (
+        _oracle_fireworks,
+        refine_firework,
+        thermal_fireworks,
+    )
 
     cells = {"a0a0a0": glazer_tilted("a0a0a0", 0.0), "a+b-b-": glazer_tilted("a+b-b-", 8.0)}
     structures = [(glazer_tilted("a0a0c+", float(t)), f"t{t}") for t in range(5)]
@@ -126,8 +130,8 @@ def test_firework_factories_label_oracle_work_with_the_oracle_category():
 
 
 def test_fit_fireworks_are_model_work():
-    from workflows.pes.fit_tasks import fit_fireworks, oracle_fireworks
     from pes_core.sampling import glazer_tilted
+    from workflows.pes.fit_tasks import fit_fireworks, oracle_fireworks
 
     (split,) = fit_fireworks({"name": "f", "oracle": "vasp"})
     assert split.spec["_category"] == "ml"
@@ -158,8 +162,20 @@ def test_reference_section_is_required_and_checked():
 def test_spec_sections_mirror_the_pes_core_settings():
     """One default each: a section left empty gives the dataclass defaults of the code that uses it."""
     from pes_core.ann.settings import FitSettings, RefineSettings
-    from pes_core.sampling import RelaxSettings, StochasticSettings, SystematicSettings, ThermalSettings
-    from workflows.pes.spec import PESFitSpec, Refine, Relax, Stochastic, Systematic, Thermal
+    from pes_core.sampling import (
+        RelaxSettings,
+        StochasticSettings,
+        SystematicSettings,
+        ThermalSettings,
+    )
+    from workflows.pes.spec import (
+        PESFitSpec,
+        Refine,
+        Relax,
+        Stochastic,
+        Systematic,
+        Thermal,
+    )
 
     pairs = [(Systematic, SystematicSettings), (Stochastic, StochasticSettings), (Thermal, ThermalSettings),
              (Refine, RefineSettings), (Relax, RelaxSettings)]
