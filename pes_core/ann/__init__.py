@@ -7,6 +7,8 @@ featurizers
 data
     :class:`PESData` (positions/cells/energies/forces in featurizer order),
     :class:`FeatureData` (precomputed features).
+base
+    :class:`PESModel`, the base class of every model.
 models
     :class:`ClusterModel`, :class:`SiteModel` (tanh networks per orbit / site).
 linear
@@ -23,6 +25,12 @@ calculator
     :class:`PESCalculator` (ASE): energy, forces, stress by autograd.
 paths
     The four judging paths (interpolation, in-/anti-phase tilt, volumetric strain).
+settings
+    :class:`FitSettings`, :class:`RefineSettings` (no torch).
+refine
+    Model-driven refinement rounds: the decision (:func:`~pes_core.ann.refine.decide_round`) and the samples.
+
+Names are loaded on first use (importing ``pes_core.ann`` does not import torch).
 
 Example
 -------
@@ -37,17 +45,97 @@ Example
 
 from __future__ import annotations
 
-from ._torch import torch_threads
-from .calculator import PESCalculator
-from .cv import cross_validate, expand_grid, fit_point, holdout_split, kfold_indices, select_best
-from .data import FeatureData, PESData, compute_features, structure_order
-from .featurizers import FeaturizerSettings, cluster_set_specs, get_featurizer
-from .hiphive_baseline import HiphiveBaseline
-from .io import load_model, model_from_bytes, model_to_bytes, save_model
-from .linear import LinearModel, ridge_gcv
-from .models import ClusterModel, PESModel, SiteModel, build_model
-from .paths import PATH_LABELS, energy_paths, interpolate_structures
-from .training import DEFAULT_SCHEDULE, PAPER_SCHEDULE, TrainReport, TrainSettings, rmse_mev_per_atom, train_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: public name -> submodule; loaded on first use, so ``pes_core.ann.settings`` (and specs) import without torch
+_LAZY: dict[str, str] = {
+    "ClusterModel": "models",
+    "DEFAULT_SCHEDULE": "training",
+    "FeatureData": "data",
+    "FeaturizerSettings": "featurizers",
+    "FitSettings": "settings",
+    "HiphiveBaseline": "hiphive_baseline",
+    "LinearModel": "linear",
+    "PAPER_SCHEDULE": "training",
+    "PATH_LABELS": "paths",
+    "PESCalculator": "calculator",
+    "PESData": "data",
+    "PESModel": "models",
+    "RefineSettings": "settings",
+    "SiteModel": "models",
+    "TrainReport": "training",
+    "TrainSettings": "training",
+    "build_model": "models",
+    "cluster_set_specs": "featurizers",
+    "compute_features": "data",
+    "cross_validate": "cv",
+    "energy_paths": "paths",
+    "expand_grid": "cv",
+    "fit_point": "cv",
+    "get_featurizer": "featurizers",
+    "holdout_split": "cv",
+    "interpolate_structures": "paths",
+    "kfold_indices": "cv",
+    "load_model": "io",
+    "model_from_bytes": "io",
+    "model_to_bytes": "io",
+    "perovskite_featurizer": "featurizers",
+    "ridge_gcv": "linear",
+    "rmse_mev_per_atom": "training",
+    "save_model": "io",
+    "select_best": "cv",
+    "structure_order": "data",
+    "torch_threads": "_torch",
+    "train_model": "training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'pes_core.ann' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._torch import torch_threads
+    from .calculator import PESCalculator
+    from .cv import (
+        cross_validate,
+        expand_grid,
+        fit_point,
+        holdout_split,
+        kfold_indices,
+        select_best,
+    )
+    from .data import FeatureData, PESData, compute_features, structure_order
+    from .featurizers import (
+        FeaturizerSettings,
+        cluster_set_specs,
+        get_featurizer,
+        perovskite_featurizer,
+    )
+    from .hiphive_baseline import HiphiveBaseline
+    from .io import load_model, model_from_bytes, model_to_bytes, save_model
+    from .linear import LinearModel, ridge_gcv
+    from .models import ClusterModel, PESModel, SiteModel, build_model
+    from .paths import PATH_LABELS, energy_paths, interpolate_structures
+    from .settings import FitSettings, RefineSettings
+    from .training import (
+        DEFAULT_SCHEDULE,
+        PAPER_SCHEDULE,
+        TrainReport,
+        TrainSettings,
+        rmse_mev_per_atom,
+        train_model,
+    )
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -56,11 +144,13 @@ __all__ = [
     "ClusterModel",
     "FeatureData",
     "FeaturizerSettings",
+    "FitSettings",
     "HiphiveBaseline",
     "LinearModel",
     "PESCalculator",
     "PESData",
     "PESModel",
+    "RefineSettings",
     "SiteModel",
     "TrainReport",
     "TrainSettings",
@@ -78,6 +168,7 @@ __all__ = [
     "load_model",
     "model_from_bytes",
     "model_to_bytes",
+    "perovskite_featurizer",
     "ridge_gcv",
     "rmse_mev_per_atom",
     "save_model",

@@ -48,8 +48,8 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ._torch import torch_threads
+from .base import PESModel
 from .data import PESData, structure_order
-from .models import PESModel
 
 __all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
 

@@ -31,9 +31,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .data import FeatureData
+from .models import build_model
+from .settings import FitSettings
 from .training import TrainSettings, rmse_mev_per_atom, train_model
 
-__all__ = ["cross_validate", "expand_grid", "fit_point", "holdout_split", "kfold_indices", "select_best"]
+__all__ = ["FitSettings", "cross_validate", "expand_grid", "fit_point", "holdout_split", "kfold_indices", "select_best"]
 
 
 def holdout_split(ids: Sequence[str], test_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -83,8 +85,6 @@ def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettin
 
     ``point["model"]`` is ``"cluster"`` (default), ``"site"`` or ``"linear"``.
     """
-    from .models import build_model
-
     kind = point.get("model", "cluster")
     if kind == "linear":
         model = build_model("linear", featurizer, alpha=point.get("alpha"))

@@ -26,7 +26,7 @@ from pymatgen.core import Structure
 
 from pes_core.ccd import CCDFeaturizer, OrbitSpec
 
-__all__ = ["FeaturizerSettings", "cluster_set_specs", "get_featurizer"]
+__all__ = ["FeaturizerSettings", "cluster_set_specs", "get_featurizer", "perovskite_featurizer"]
 
 _SET_RE = re.compile(r"^(\d+)pairs?((?:\+(?:triplet|oct))*)$")
 
@@ -115,7 +115,8 @@ _LOCK = threading.Lock()
 
 
 def get_featurizer(reference: Structure | FeaturizerSettings, clusters: str = "7pairs+triplet+oct",
-                   order: int = 4, supercell=(2, 2, 2), metric: str = "linear") -> CCDFeaturizer:
+                   order: int = 4, supercell=(2, 2, 2), metric: str = "linear",
+                   options: dict | None = None) -> CCDFeaturizer:
     """A (cached) featurizer for ``reference`` and the hyperparameters.
 
     Parameters
@@ -130,12 +131,15 @@ def get_featurizer(reference: Structure | FeaturizerSettings, clusters: str = "7
         Supercell of the reference.
     metric : str
         Deformation metric.
+    options : dict, optional
+        Keyword arguments of :func:`cluster_set_specs` (e.g. the octahedron's ``center`` and ``ligand``).
     """
     if isinstance(reference, FeaturizerSettings):
         settings = reference
     else:
         settings = FeaturizerSettings(reference=reference.as_dict(), supercell=tuple(int(x) for x in supercell),
-                                      clusters=clusters, order=int(order), metric=metric)
+                                      clusters=clusters, order=int(order), metric=metric,
+                                      options=dict(options or {}))
     key = settings.key()
     with _LOCK:
         feat = _CACHE.get(key)
@@ -144,3 +148,27 @@ def get_featurizer(reference: Structure | FeaturizerSettings, clusters: str = "7
             feat.settings = settings  # type: ignore[attr-defined]
             _CACHE[key] = feat
     return feat
+
+
+def perovskite_featurizer(reference, clusters: str = "7pairs+triplet+oct", order: int = 4) -> CCDFeaturizer:
+    """The (cached) featurizer of a perovskite: its 5-atom cubic cell, supercell and BX6 octahedron.
+
+    Parameters
+    ----------
+    reference : pes_core.clusters.PerovskiteReference
+        Species, (relaxed) lattice parameter (Å) and supercell.
+    clusters : str
+        Cluster-set name, see :func:`cluster_set_specs`; ``+oct`` is the octahedron of
+        ``reference.B`` and ``reference.X``.
+    order : int
+        Highest polynomial degree.
+
+    Notes
+    -----
+    For the default octahedron (Pb, Br) the settings carry no options, so the
+    settings key (and the feature caches named by it) are those of
+    ``get_featurizer(cubic_cspbbr3(a), ...)``.
+    """
+    options = {} if (reference.B, reference.X) == ("Pb", "Br") else {"center": reference.B, "ligand": reference.X}
+    return get_featurizer(reference.primitive(), clusters, order=order, supercell=reference.supercell,
+                          options=options)

@@ -24,8 +24,8 @@ import torch
 
 from pes_core.ccd import CCDFeaturizer
 
+from .base import PESModel
 from .data import FeatureData
-from .models import PESModel
 
 __all__ = ["LinearModel", "ridge_gcv"]
 

@@ -43,7 +43,9 @@ from torch import nn
 
 from pes_core.ccd import CCDFeaturizer
 
+from .base import PESModel
 from .data import FeatureData
+from .linear import LinearModel, ridge_gcv
 
 __all__ = ["ClusterModel", "PESModel", "SiteModel", "build_model", "mlp"]
 
@@ -61,59 +63,6 @@ def mlp(n_in: int, hidden: Sequence[int], seed_scale: float = 0.1) -> nn.Sequent
         last.bias.zero_()
     layers.append(last)
     return nn.Sequential(*layers)
-
-
-class PESModel(nn.Module):
-    """Base class: energy ``(B,)`` in eV from positions ``(B, n, 3)`` and cells ``(B, 3, 3)``.
-
-    Subclasses implement :meth:`energy_from_features` and :meth:`fit_normalization`.
-    The featurizer is held as a plain attribute (not a submodule): its
-    buffers are rebuilt from ``featurizer.settings`` when a model is loaded.
-    """
-
-    kind = "base"
-
-    def __init__(self, featurizer: CCDFeaturizer) -> None:
-        super().__init__()
-        object.__setattr__(self, "featurizer", featurizer)
-        self.register_buffer("e0", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("e_scale", torch.ones((), dtype=torch.float64))
-
-    # ----------------------------------------------------------------- API
-    def energy_from_features(self, clusters: dict[str, torch.Tensor],
-                             sites: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Energies ``(B,)`` (eV) from cluster and site features."""
-        raise NotImplementedError
-
-    def forward(self, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-        """Energies ``(B,)`` in eV (differentiable with respect to positions and cells)."""
-        out = self.featurizer(positions, cells)
-        return self.energy_from_features(out.clusters, out.sites)
-
-    def predict(self, data: FeatureData, chunk: int = 4096) -> torch.Tensor:
-        """Energies (eV) of precomputed features, without gradients."""
-        with torch.no_grad():
-            parts = [self.energy_from_features({k: v[a:a + chunk] for k, v in data.clusters.items()},
-                                               {k: v[a:a + chunk] for k, v in data.sites.items()})
-                     for a in range(0, len(data), chunk)]
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
-
-    def hyperparameters(self) -> dict:
-        """Constructor arguments (without the featurizer)."""
-        return {}
-
-    def fit_normalization(self, data: FeatureData) -> None:
-        """Set input standardization and ``E0``/scale from training data."""
-        e = data.energies
-        self.e0.fill_(float(e.mean()))
-        self.e_scale.fill_(float(e.std()) if len(e) > 1 and float(e.std()) > 0 else 1.0)
-
-    def forces(self, positions: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Energies ``(B,)`` (eV) and forces ``(B, n, 3)`` (eV/Å) by autograd."""
-        pos = positions.detach().clone().requires_grad_(True)
-        e = self(pos, cells)
-        (g,) = torch.autograd.grad(e.sum(), pos)
-        return e.detach(), -g
 
 
 def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,8 +115,6 @@ class _PerGroupModel(PESModel):
         the ridge regression of the energies on those sums (GCV penalty) is
         the linear anharmonic cluster expansion in this model's own inputs.
         """
-        from .linear import ridge_gcv
-
         if not self.shortcut:
             return float("nan")
         with torch.no_grad():
@@ -255,8 +202,6 @@ _MODELS: dict[str, type[PESModel]] = {"cluster": ClusterModel, "site": SiteModel
 def build_model(kind: str, featurizer: CCDFeaturizer, **hyper) -> PESModel:
     """Build a model by kind (``"cluster"``, ``"site"`` or ``"linear"``)."""
     if kind == "linear":
-        from .linear import LinearModel
-
         return LinearModel(featurizer, **hyper)
     if kind not in _MODELS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of cluster, site, linear")

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from ._torch import torch_threads
+from .base import PESModel
 from .data import FeatureData, PESData
-from .models import PESModel
 
 __all__ = ["DEFAULT_SCHEDULE", "PAPER_SCHEDULE", "TrainReport", "TrainSettings", "rmse_mev_per_atom", "train_model"]
 

@@ -3,7 +3,7 @@
 Modules
 -------
 reference
-    Reference crystals (cubic CsPbBr3, zincblende).
+    Reference crystals (cubic ABX3 perovskites, :class:`PerovskiteReference`, zincblende).
 symmetry
     Space-group operations (spglib) acting on sites; Wyckoff site orbits.
 cluster
@@ -36,7 +36,7 @@ from .orbits import (
     triplet_orbits,
 )
 from .point_group import ClusterPointGroup, cluster_point_group
-from .reference import cubic_cspbbr3, zincblende
+from .reference import PerovskiteReference, cubic_cspbbr3, perovskite, zincblende
 from .supercell import Supercell, SupercellOrbit, map_orbit
 from .symmetry import SpaceGroup, get_space_group
 
@@ -44,6 +44,7 @@ __all__ = [
     "Cluster",
     "ClusterOrbit",
     "ClusterPointGroup",
+    "PerovskiteReference",
     "SpaceGroup",
     "Supercell",
     "SupercellOrbit",
@@ -56,6 +57,7 @@ __all__ = [
     "orbit_of",
     "pair_indices",
     "pair_orbits",
+    "perovskite",
     "polyhedron_orbits",
     "tetrahedron_orbits",
     "triplet_orbits",

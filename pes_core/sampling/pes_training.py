@@ -40,7 +40,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -50,18 +50,23 @@ from pes_core.structures import DEFAULT_MIN_DISTANCE, min_interatomic_distance
 __all__ = [
     "ModeBlock",
     "NoveltyFilter",
+    "RelaxSettings",
+    "StochasticSettings",
+    "SystematicSettings",
+    "ThermalSettings",
     "displacement_representation",
     "interpolate_structures",
     "mode_enumeration",
     "nsphere_samples",
+    "refine_label",
     "relax_cubic",
     "relax_structure",
     "stochastic_training_set",
     "strain_enumeration",
-    "systematic_training_set",
     "strain_representation",
     "symmetry_adapted_modes",
     "symmetry_adapted_strains",
+    "systematic_training_set",
     "thermal_label",
     "thermal_snapshot_steps",
     "thermal_snapshots",
@@ -492,14 +497,153 @@ def relax_structure(structure: Structure, oracle, *, fmax: float = 0.01, steps: 
 
 def relax_cubic(oracle, a0: float = 5.87, species: tuple[str, str, str] = ("Cs", "Pb", "Br"),
                 fmax: float = 0.005, steps: int = 200) -> tuple[float, dict]:
-    """Lattice parameter (Å) of the cubic perovskite relaxed with ``oracle`` (volume only)."""
-    from pes_core.clusters import cubic_cspbbr3
+    """Lattice parameter (Å) of the cubic ABX3 perovskite relaxed with ``oracle`` (volume only).
 
-    start = cubic_cspbbr3(a0)
-    if species != ("Cs", "Pb", "Br"):
-        start.replace_species({"Cs": species[0], "Pb": species[1], "Br": species[2]})
+    Parameters
+    ----------
+    oracle : pes_core.oracles.Oracle
+        Energy/force/stress source.
+    a0 : float
+        Starting lattice parameter, Å.
+    species : (A, B, X)
+        Elements of the A, B and X sites.
+    fmax, steps : float, int
+        FIRE convergence (eV/Å, on the cell filter) and step limit.
+    """
+    from pes_core.clusters import perovskite
+
+    start = perovskite(a0, tuple(species))
     relaxed, info = relax_structure(start, oracle, fmax=fmax, steps=steps, relax_cell=True, hydrostatic=True)
     return float(relaxed.lattice.a), info
+
+
+# --------------------------------------------------------------------------- settings
+def _tuple(v):
+    return tuple(_tuple(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+class _Settings:
+    """``from_dict`` / ``to_dict`` of the frozen settings dataclasses (lists <-> tuples)."""
+
+    @classmethod
+    def from_dict(cls, d: dict | None):
+        """Settings from a (spec) dict; keys left out keep their defaults, unknown keys are an error."""
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"{cls.__name__}: unknown keys {bad}; known: {sorted(known)}")
+        return cls(**{k: _tuple(v) for k, v in d.items()})
+
+    def to_dict(self) -> dict:
+        """Plain (JSON/YAML) dict: tuples as lists."""
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+        return {k: plain(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class RelaxSettings(_Settings):
+    """Oracle relaxations of the reference cells (FIRE).
+
+    Attributes
+    ----------
+    fmax : float
+        Force threshold of the tilted-cell relaxations (positions and cell), eV/Å.
+    fmax_cubic : float
+        Threshold of the cubic relaxation (volume only), eV/Å.
+    steps : int
+        FIRE steps of a tilted-cell relaxation.
+    """
+
+    fmax: float = 0.02
+    fmax_cubic: float = 0.002
+    steps: int = 150
+
+
+@dataclass(frozen=True)
+class SystematicSettings(_Settings):
+    """The systematic part of a training set (:func:`systematic_training_set`).
+
+    Attributes
+    ----------
+    cubic_amplitudes : tuple of float
+        Mode amplitudes about the cubic cell, Å (norm of the displacement field).
+    cubic_vectors : str
+        ``"all"`` or ``"first"`` basis vectors of each cubic block.
+    tilt_amplitudes : tuple of float
+        Mode amplitudes about each tilted cell, Å.
+    tilt_max_blocks : int or None
+        Mode blocks per tilted cell (seeded subset); None: all.
+    strain_amplitudes : tuple of float
+        Signed strain norms.
+    interpolation_points : int
+        Points per cubic -> tetragonal -> orthorhombic segment.
+    """
+
+    cubic_amplitudes: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    cubic_vectors: str = "all"
+    tilt_amplitudes: tuple[float, ...] = (0.3, 0.6)
+    tilt_max_blocks: int | None = 12
+    strain_amplitudes: tuple[float, ...] = (-0.03, -0.015, 0.015, 0.03)
+    interpolation_points: int = 8
+
+
+@dataclass(frozen=True)
+class StochasticSettings(_Settings):
+    """n-sphere samples with the novelty filter (:func:`stochastic_training_set`, :class:`NoveltyFilter`).
+
+    Attributes
+    ----------
+    count : int
+        Samples wanted (over all parents).
+    displacement_radius, strain_radius : float or (low, high)
+        n-sphere radii (Å; strain norm) or their ranges.
+    threshold : float
+        Largest feature correlation with a known configuration.
+    parents : tuple of str or None
+        Relaxed cells (Glazer symbols) the samples are drawn about; None: all.
+    """
+
+    count: int = 1000
+    displacement_radius: float | tuple[float, float] = (0.2, 1.2)
+    strain_radius: float | tuple[float, float] = (0.0, 0.03)
+    threshold: float = 0.98
+    parents: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ThermalSettings(_Settings):
+    """Oracle-MD snapshots (:func:`thermal_snapshots`), one NVT run per parent and temperature.
+
+    Attributes
+    ----------
+    temperatures : tuple of float
+        Thermostat temperatures, K.
+    parents : tuple of str
+        Relaxed cells the runs start from (Glazer symbols).
+    steps, equilibration, every : int
+        Run length, steps before the first snapshot, steps between snapshots.
+    dt_fs : float
+        Time step, fs.
+    friction : float
+        Langevin friction, 1/fs.
+    seed : int or None
+        MD seed (None: the training set's seed).
+    """
+
+    temperatures: tuple[float, ...] = (300.0, 450.0)
+    parents: tuple[str, ...] = ("a0a0a0", "a+b-b-")
+    steps: int = 400
+    equilibration: int = 100
+    every: int = 20
+    dt_fs: float = 2.0
+    friction: float = 0.01
+    seed: int | None = None
+
+    def snapshot_steps(self) -> list[int]:
+        """MD steps of the snapshots (:func:`thermal_snapshot_steps`)."""
+        return thermal_snapshot_steps(int(self.steps), int(self.every), int(self.equilibration))
 
 
 # --------------------------------------------------------------------------- whole training sets
@@ -698,3 +842,8 @@ def thermal_training_set(parents: dict[str, Structure], oracle, temperatures: Se
 def thermal_label(parent: str, temperature: float, step: int) -> str:
     """Generator label of a thermal snapshot: ``"<parent>:thermal:<T>K:<step>"``."""
     return f"{parent}:thermal:{float(temperature):g}K:{int(step)}"
+
+
+def refine_label(rnd: int, temperature: float, chain: int) -> str:
+    """Generator label of a refinement sample (:mod:`pes_core.ann.refine`): ``"refine:r<round>:<T>K:<chain>"``."""
+    return f"refine:r{int(rnd)}:{float(temperature):g}K:{int(chain)}"

@@ -4,8 +4,8 @@ A tilt system such as ``a+b-b-`` gives, for each Cartesian axis, the tilt
 amplitude class (equal letters = equal angles, ``0`` = no tilt) and whether
 octahedra that are neighbours *along that axis* rotate in phase (``+``) or in
 anti-phase (``-``).  Neighbours perpendicular to the axis always rotate in
-anti-phase (corner sharing).  For octahedron (i, j, k) of a 2x2x2 supercell
-the rotation vector is therefore
+anti-phase (corner sharing).  For octahedron (i, j, k) of a 2x2x2 (or any
+even) supercell the rotation vector is therefore
 
     w_x = a_x (-1)^(j+k) [(-1)^i if '-' about x]      (likewise y, z)
 
@@ -25,7 +25,9 @@ import re
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-__all__ = ["GLAZER_SYSTEMS", "glazer_tilted", "parse_glazer"]
+from pes_core.clusters.reference import PerovskiteReference
+
+__all__ = ["GLAZER_SYSTEMS", "glazer_tilted", "parse_glazer", "tilted_supercell"]
 
 #: the 15 tilt systems -> (space-group symbol, number) for unequal, non-zero angles
 GLAZER_SYSTEMS: dict[str, tuple[str, int]] = {
@@ -62,8 +64,11 @@ def parse_glazer(symbol: str) -> list[tuple[str, str]]:
 
 
 def glazer_tilted(symbol: str, angles_deg: dict[str, float] | tuple[float, float, float] | float = 8.0,
-                  a: float = 5.87, species: tuple[str, str, str] = ("Cs", "Pb", "Br")) -> Structure:
-    """A 2x2x2 perovskite supercell (40 atoms) with the octahedral tilts of ``symbol``.
+                  a: float = 5.87, species: tuple[str, str, str] = ("Cs", "Pb", "Br"),
+                  supercell: tuple[int, int, int] = (2, 2, 2)) -> Structure:
+    """A perovskite supercell (2x2x2: 40 atoms) with the octahedral tilts of ``symbol``.
+
+    Atoms come per octahedron (i, j, k), i slowest: B, A, X along x, y, z.
 
     Parameters
     ----------
@@ -77,7 +82,12 @@ def glazer_tilted(symbol: str, angles_deg: dict[str, float] | tuple[float, float
         Pseudo-cubic lattice parameter in Å.
     species : (A, B, X)
         Elements of the A (cage), B (octahedron centre) and X (anion) sites.
+    supercell : (int, int, int)
+        Octahedra along x, y, z; even numbers (a tilt pattern repeats every two octahedra).
     """
+    sc = tuple(int(n) for n in supercell)
+    if len(sc) != 3 or any(n < 2 or n % 2 for n in sc):
+        raise ValueError(f"supercell {list(supercell)} must be three even numbers >= 2, e.g. (2, 2, 2)")
     axes = parse_glazer(symbol)
     if isinstance(angles_deg, (int, float)):
         scale = {"a": 1.0, "b": 0.8, "c": 0.6}
@@ -97,13 +107,12 @@ def glazer_tilted(symbol: str, angles_deg: dict[str, float] | tuple[float, float
     phases = [phase for _, phase in axes]
 
     A, B, X = species
-    n = 2
-    lattice = Lattice.cubic(n * a)
+    lattice = Lattice(np.diag([float(n * a) for n in sc]))
     species_list: list[str] = []
     cart: list[np.ndarray] = []
-    for i in range(n):
-        for j in range(n):
-            for k in range(n):
+    for i in range(sc[0]):
+        for j in range(sc[1]):
+            for k in range(sc[2]):
                 origin = np.array([i, j, k], float) * a
                 idx = (i, j, k)
                 species_list.append(B)
@@ -117,6 +126,32 @@ def glazer_tilted(symbol: str, angles_deg: dict[str, float] | tuple[float, float
                     species_list.append(X)
                     cart.append(origin + r + np.cross(w, r))
     return Structure(lattice, species_list, np.array(cart), coords_are_cartesian=True)
+
+
+def tilted_supercell(reference: PerovskiteReference, symbol: str = "a0a0a0",
+                     angles_deg: dict[str, float] | tuple[float, float, float] | float = 0.0,
+                     a: float | None = None) -> Structure:
+    """:func:`glazer_tilted` for ``reference`` (its species, supercell and, unless given, lattice parameter).
+
+    Parameters
+    ----------
+    reference : PerovskiteReference
+        The perovskite.
+    symbol : str
+        Glazer symbol (``"a0a0a0"``: the cubic supercell).
+    angles_deg : float, tuple or dict
+        Tilt angles in degrees (see :func:`glazer_tilted`).
+    a : float, optional
+        Pseudo-cubic lattice parameter, Å (default ``reference.a``).
+
+    Example
+    -------
+    >>> s = tilted_supercell(PerovskiteReference("Sr", "Ti", "O", a=3.905), "a+b-b-", 8.0)
+    >>> len(s), s.composition.reduced_formula
+    (40, 'SrTiO3')
+    """
+    return glazer_tilted(symbol, angles_deg, a=reference.a if a is None else float(a), species=reference.species,
+                         supercell=reference.supercell)
 
 
 def _rotation_vector(idx: tuple[int, int, int], angles: list[float], phases: list[str]) -> np.ndarray:

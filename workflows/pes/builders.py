@@ -5,12 +5,12 @@ The spec keys are documented in :mod:`workflows.pes.spec`.
 
 from __future__ import annotations
 
-from fireworks import Firework, Workflow
+from fireworks import Workflow
 
 from workflows.core.spec import register_kind
 from workflows.pes.fit_tasks import fit_fireworks
 from workflows.pes.spec import PESFitSpec, PESTrainingSetSpec
-from workflows.pes.training_tasks import PESReferenceTask
+from workflows.pes.training_tasks import reference_firework
 
 __all__ = ["pes_fit_workflow", "pes_training_workflow"]
 
@@ -25,14 +25,18 @@ def _config(spec: PESTrainingSetSpec) -> dict:
 
 
 def pes_training_workflow(spec: PESTrainingSetSpec | dict, base_dir=None) -> Workflow:
-    """The training-set workflow (reference relaxations first; the rest is added as it runs)."""
+    """The training-set workflow (reference relaxations first; the rest is added as it runs).
+
+    The first firework relaxes the reference cells with the oracle, so it carries the oracle's
+    category (``dft`` workers run it for VASP/CP2K).
+    """
     if isinstance(spec, dict):
         spec = PESTrainingSetSpec.model_validate({"kind": "pes_training_set", **spec})
     cfg = _config(spec)
-    fw = Firework([PESReferenceTask(config=cfg)], name=f"pes {spec.name} reference + tilt relaxations",
-                  spec={"_category": "ml", "pes_kind": "pes_reference"})
+    fw = reference_firework(cfg)
+    ref = spec.reference.to_reference()
     meta = {"pes_kind": "pes_training_set", "training_set": spec.name, "oracle": spec.oracle,
-            "fit": spec.fit.name if spec.fit else None}
+            "fit": spec.fit.name if spec.fit else None, "formula": ref.formula}
     return Workflow([fw], name=f"pes {spec.name}", metadata=meta)
 
 

@@ -1,7 +1,9 @@
 """The end of a PES fit: retrain the CV winners on the whole training part, test, store, plot.
 
-Called by :class:`workflows.pes.fit_tasks.PESSelectTask`; kept apart so the
-firetask module stays small.  For every model kind in the grid (``cluster``,
+Called by :class:`workflows.pes.fit_tasks.PESSelectTask` (which also writes
+the plots of :mod:`workflows.pes.report`); kept apart so the firetask module
+stays small.  The perovskite (species, supercell, lattice parameter) is that of
+the training set (:func:`workflows.pes.store.perovskite_reference`).  For every model kind in the grid (``cluster``,
 ``site``, ``linear``) the grid point of lowest mean CV RMSE is retrained on
 the whole 80 %; the hiPhive baseline is fitted to the forces of the same
 80 %; all are evaluated on the holdout (never seen before) and along the four
@@ -16,6 +18,27 @@ import time
 import numpy as np
 from pymatgen.core import Structure
 
+from pes_core.ann.settings import FitSettings
+from pes_core.clusters import PerovskiteReference
+from pes_core.db import (
+    Configuration,
+    PotentialModel,
+    calculation_hash,
+    get_configuration,
+    store_result,
+)
+from pes_core.oracles import get_oracle
+from workflows.core.blobs import get_blob, put_blob
+from workflows.core.runtime import worker_env
+from workflows.pes.store import (
+    featurizer_for,
+    load_features,
+    load_split,
+    reference_energy,
+    relaxed_cells,
+    split_reference,
+)
+
 __all__ = ["finish_fit", "fit_record", "path_energies"]
 
 LOW_WINDOW_MEV = 125.0
@@ -25,15 +48,14 @@ def _rmse(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(ref)) ** 2))) if len(ref) else float("nan")
 
 
-def path_energies(fit_name: str, oracle_name: str, oracle_settings: dict, a: float, cells: dict,
-                  n_points: int, fw_spec: dict | None = None) -> dict:
-    """Oracle energies (eV/atom) along the four paths; results cached as ``Configuration`` documents."""
-    from pes_core.ann import energy_paths
-    from pes_core.db import calculation_hash, get_configuration, store_result
-    from pes_core.oracles import get_oracle
-    from workflows.core.runtime import worker_env
+def path_energies(fit_name: str, oracle_name: str, oracle_settings: dict, reference: PerovskiteReference,
+                  cells: dict, n_points: int, fw_spec: dict | None = None) -> dict:
+    """Oracle energies (eV/atom) along the four paths of ``reference``; cached as ``Configuration`` documents."""
+    from pes_core.ann import energy_paths  # deferred: torch
 
-    paths = energy_paths(a, n_points=n_points, tetragonal=cells.get("a0a0c+"), orthorhombic=cells.get("a+b-b-"))
+    paths = energy_paths(reference.a, n_points=n_points, tetragonal=cells.get("a0a0c+"),
+                         orthorhombic=cells.get("a+b-b-"), species=reference.species,
+                         supercell=reference.supercell)
     oracle = None
     out = {}
     for name, (x, structures) in paths.items():
@@ -50,32 +72,29 @@ def path_energies(fit_name: str, oracle_name: str, oracle_settings: dict, a: flo
 
 
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
-    """Select, retrain, test, store models and the fit record, write plots; returns the record."""
-    import torch
-    from workflows.pes.store import load_features, load_split, reference_energy, relaxed_cells, report_dir
-    from workflows.core.blobs import put_blob
+    """Select, retrain, test, store models and the fit record; returns the record (the caller plots it)."""
+    import torch  # deferred
 
-    from pes_core.ann import (
+    from pes_core.ann import (  # torch
         HiphiveBaseline,
-        TrainSettings,
         fit_point,
         model_to_bytes,
         select_best,
         torch_threads,
     )
-    from pes_core.db import Configuration, PotentialModel
-    from workflows.pes.report import write_fit_plots
 
+    fs = FitSettings.from_dict(fit)
     split = load_split(fit["name"])
     train_ids, holdout_ids = split["train"], split["holdout"]
     overlap = set(train_ids) & set(holdout_ids)
     if overlap:
         raise RuntimeError(f"holdout and training ids overlap ({len(overlap)}): the split is corrupt")
-    settings = TrainSettings.from_dict(fit.get("training"))
+    settings = fs.train_settings()
     e_ref = reference_energy(split["training_set"])
     cells = relaxed_cells(split["training_set"])
-    paths = path_energies(fit["name"], fit["oracle"], fit.get("oracle_settings") or {}, split["a"], cells,
-                          int((fit.get("paths") or {}).get("n_points", 13)), fw_spec)
+    reference = split_reference(split)
+    paths = path_energies(fit["name"], fit["oracle"], fit.get("oracle_settings") or {}, reference, cells,
+                          int((fs.paths or {}).get("n_points", 13)), fw_spec)
     record: dict = {"name": fit["name"], "training_set": split["training_set"], "cv": results,
                     "n_train": len(train_ids), "n_holdout": len(holdout_ids), "reference_ev_per_atom": e_ref,
                     "models": {}, "paths": {k: {"x": v["x"], "oracle": v["oracle"], "models": {}}
@@ -85,8 +104,7 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
         for kind in kinds:
             best = select_best(results, model=kind)
             point = results[best]["point"]
-            from workflows.pes.store import featurizer_for
-            feat = featurizer_for(split["a"], point)
+            feat = featurizer_for(reference, point)
             train = load_features(split["training_set"], feat, train_ids)
             test = load_features(split["training_set"], feat, holdout_ids)
             model, report, seconds = fit_point(point, feat, train, settings)
@@ -104,24 +122,21 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
             for name in paths:
                 record["paths"][name]["models"][kind] = path_pred[name]
             _save_model(fit, kind, model_to_bytes(model, {"point": point}), point, settings, entry,
-                        train_ids, holdout_ids, PotentialModel)
+                        train_ids, holdout_ids)
             print(f"  [{fit['name']}] {kind}: CV {results[best]['val_rmse_mean']:.3f}, holdout "
                   f"{entry['holdout_rmse']:.3f} meV/atom ({seconds:.0f} s)", flush=True)
-    hip = fit.get("hiphive", {"cutoffs": [5.8, 4.2, 3.0]})
+    hip = fs.hiphive
     if hip:
-        entry = _hiphive(fit, hip, split, cells, paths, e_ref, Configuration, HiphiveBaseline)
+        entry = _hiphive(fit, hip, split, reference, paths, e_ref, HiphiveBaseline)
         record["models"]["hiphive"] = entry.pop("_record")
         record["paths"] = {k: {**v, "models": {**v["models"], "hiphive": entry["paths"][k]}}
                            for k, v in record["paths"].items()}
         _save_model(fit, "hiphive", entry["blob"], {"model": "hiphive", **hip}, None, record["models"]["hiphive"],
-                    train_ids, holdout_ids, PotentialModel)
+                    train_ids, holdout_ids)
     ranked = sorted(((v["holdout_rmse"], k) for k, v in record["models"].items()))
     record["best"] = ranked[0][1] if ranked else None
     record["holdout_rmse"] = {k: v["holdout_rmse"] for k, v in record["models"].items()}
     put_blob(f"fit/{fit['name']}.json", json.dumps(record).encode())
-    out = report_dir(fit["name"])
-    write_fit_plots(record, out)
-    record["report_dir"] = str(out)
     return record
 
 
@@ -148,10 +163,8 @@ def _low_energy(all_ref: np.ndarray, ref_te: np.ndarray, pred_te: np.ndarray) ->
     return {"holdout_rmse_low": 1000 * _rmse(pred_te[low], ref_te[low]), "n_holdout_low": int(low.sum())}
 
 
-def _hiphive(fit, hip, split, cells, paths, e_ref, Configuration, HiphiveBaseline) -> dict:
-    from workflows.pes.store import featurizer_for
-
-    feat = featurizer_for(split["a"], {"clusters": "4pairs+oct", "order": 2})
+def _hiphive(fit, hip, split, reference, paths, e_ref, HiphiveBaseline) -> dict:
+    feat = featurizer_for(reference, {"clusters": "4pairs+oct", "order": 2})
     t0 = time.perf_counter()
     train_ids = list(split["train"])
     max_n = hip.get("max_structures")
@@ -184,7 +197,7 @@ def _hiphive(fit, hip, split, cells, paths, e_ref, Configuration, HiphiveBaselin
     return {"_record": rec, "blob": base.to_bytes(), "paths": path_pred}
 
 
-def _save_model(fit, kind, blob, point, settings, entry, train_ids, holdout_ids, PotentialModel) -> None:
+def _save_model(fit, kind, blob, point, settings, entry, train_ids, holdout_ids) -> None:
     name = f"{fit['name']}-{kind}"
     old = PotentialModel.objects(name=name, workflow=fit["name"]).first()
     version = (old.version + 1) if old is not None else 0
@@ -203,7 +216,5 @@ def _save_model(fit, kind, blob, point, settings, entry, train_ids, holdout_ids,
 
 def fit_record(fit_name: str) -> dict | None:
     """The stored record of a finished fit (CV results, predictions, paths, metrics)."""
-    from workflows.core.blobs import get_blob
-
     blob = get_blob(f"fit/{fit_name}.json")
     return json.loads(blob) if blob else None

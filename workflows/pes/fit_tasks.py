@@ -14,7 +14,12 @@ fit see them like any other configuration.
 
 Fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
 
-    PESSplitTask -> PESCVTask x grid points (category ml) -> PESSelectTask
+    PESSplitTask -> PESCVTask x grid points (category ml)      -> PESSelectTask
+                 -> oracle fireworks (energy paths; the oracle's) -^
+
+Every firework that calls the oracle carries the oracle's category
+(``oracle_class(name).category``: ``dft`` for VASP/CP2K, ``ml`` for the
+stand-ins); the model work is category ``ml``.
 
 State lives in the domain database: relaxed cells and every oracle result are
 ``Configuration`` documents of the training-set workflow; the holdout split,
@@ -31,15 +36,26 @@ import logging
 import time
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
+from pymatgen.core import Structure
 
+from pes_core.ann.paths import energy_paths
+from pes_core.ann.settings import FitSettings
+from pes_core.db import Configuration, calculation_hash, get_configuration
+from pes_core.oracles import oracle_class
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
+from workflows.oracle.builders import DEFAULT_BATCH_SIZE, oracle_firework
+from workflows.pes.fit import finish_fit
+from workflows.pes.report import write_fit_plots
 from workflows.pes.store import (
     featurizer_for,
     load_features,
     load_split,
+    perovskite_reference,
     relaxed_cells,
+    report_dir,
     split_name,
+    split_reference,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,7 +66,29 @@ __all__ = [
     "PESSelectTask",
     "PESSplitTask",
     "fit_fireworks",
+    "oracle_fireworks",
 ]
+
+def oracle_fireworks(structures: list[tuple[Structure, str]], *, oracle: str, oracle_settings: dict | None,
+                     workflow: str, tags: list[str], name: str, stage: str, batch_size: int | None = None,
+                     extra: list[dict] | None = None, parents=None) -> list[Firework]:
+    """Oracle fireworks (category of the oracle) computing ``(structure, generator label)`` pairs.
+
+    DFT oracles get one structure a firework (a failure costs one calculation
+    and each runs as a job of its own); stand-ins ``batch_size`` a firework.
+    """
+    size = 1 if oracle_class(oracle).category == "dft" else int(batch_size or DEFAULT_BATCH_SIZE)
+    n = (len(structures) + size - 1) // size
+    fws = []
+    for b in range(n):
+        chunk = structures[b * size:(b + 1) * size]
+        fws.append(oracle_firework(
+            [s for s, _ in chunk], oracle, oracle_settings=oracle_settings, tags=list(tags),
+            generator=[g for _, g in chunk], workflow=workflow, name=f"{name} oracle [{b + 1}/{n}]",
+            extra=extra[b * size:(b + 1) * size] if extra is not None else None,
+            metadata={"pes_stage": stage}, parents=parents))
+    return fws
+
 
 @explicit_serialize
 class PESFeaturizeTask(FiretaskBase):
@@ -59,11 +97,9 @@ class PESFeaturizeTask(FiretaskBase):
     required_params = ["config"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.clusters import cubic_cspbbr3
-
         ensure_domain_db(fw_spec)
         cfg = self["config"]
-        a = float(relaxed_cells(cfg["name"])["a0a0a0"].lattice.a) / 2.0
+        reference = perovskite_reference(cfg["name"])
         combos = {(c, int(o)) for c in cfg.get("featurize", {}).get("clusters", ["7pairs+triplet+oct"])
                   for o in cfg.get("featurize", {}).get("orders", [4])}
         grid = (cfg.get("fit") or {}).get("grid") or {}
@@ -71,8 +107,7 @@ class PESFeaturizeTask(FiretaskBase):
         t0 = time.perf_counter()
         n = 0
         for clusters, order in sorted(combos):
-            from pes_core.ann import get_featurizer
-            feat = get_featurizer(cubic_cspbbr3(a), clusters, order=order)
+            feat = featurizer_for(reference, {"clusters": clusters, "order": order})
             n = len(load_features(cfg["name"], feat))
             flush_store()
         return FWAction(stored_data={"featurizers": sorted(map(list, combos)), "n_configurations": n,
@@ -93,35 +128,60 @@ class PESSplitTask(FiretaskBase):
     required_params = ["fit"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.ann import expand_grid, holdout_split
-        from pes_core.db import Configuration
+        from pes_core.ann import expand_grid, holdout_split  # deferred: torch
 
         ensure_domain_db(fw_spec)
         fit = self["fit"]
+        fs = FitSettings.from_dict(fit)
         blob = get_blob(split_name(fit["name"]))
         if blob is None:
-            ids = [c.content_hash for c in Configuration.objects(workflow=fit["training_set"], n_atoms=40)
-                   .only("content_hash")]
+            reference = perovskite_reference(fit["training_set"])
+            ids = [c.content_hash for c in Configuration.objects(workflow=fit["training_set"],
+                                                                 n_atoms=reference.n_atoms).only("content_hash")]
             if len(ids) < 10:
                 raise ValueError(f"training set {fit['training_set']!r} has only {len(ids)} configurations")
-            train, holdout = holdout_split(ids, float(fit.get("test_fraction", 0.2)), int(fit.get("seed", 0)))
-            cells = relaxed_cells(fit["training_set"])
-            split = {"train": train, "holdout": holdout, "training_set": fit["training_set"],
-                     "a": float(cells["a0a0a0"].lattice.a) / 2.0}
+            train, holdout = holdout_split(ids, float(fs.test_fraction), int(fs.seed))
+            split = {"train": train, "holdout": holdout, "training_set": fit["training_set"], "a": reference.a}
             put_blob(split_name(fit["name"]), json.dumps(split).encode())
             flush_store()
         else:
             split = json.loads(blob)
-        points = expand_grid(fit["grid"])
+        points = expand_grid(fs.grid)
+        path_fws = path_fireworks(fit, split, fs)
         cv_fws = [Firework([PESCVTask(fit=fit, point=p, index=i)],
                            name=f"pes {fit['name']} cv {i}: " + " ".join(f"{k}={v}" for k, v in p.items()),
                            spec={"_category": "ml", "pes_kind": "pes_cv", "grid_index": i})
                   for i, p in enumerate(points)]
         select = Firework([PESSelectTask(fit=fit)], name=f"pes {fit['name']} select+retrain",
-                          spec={"_category": "ml", "pes_kind": "pes_select"}, parents=cv_fws)
+                          spec={"_category": "ml", "pes_kind": "pes_select"}, parents=cv_fws + path_fws)
         return FWAction(stored_data={"n_train": len(split["train"]), "n_holdout": len(split["holdout"]),
-                                     "n_grid": len(points)},
-                        additions=[Workflow(cv_fws + [select], name=f"{fit['name']} cv")])
+                                     "n_grid": len(points), "n_path_fireworks": len(path_fws)},
+                        additions=[Workflow(path_fws + cv_fws + [select], name=f"{fit['name']} cv")])
+
+
+def path_fireworks(fit: dict, split: dict, settings: FitSettings) -> list[Firework]:
+    """Oracle fireworks of the energy paths of a fit (those not stored yet); the select firework reads them.
+
+    The structures, labels and workflow are those :func:`workflows.pes.fit.path_energies` looks up.
+    """
+    reference = split_reference(split)
+    cells = relaxed_cells(split["training_set"])
+    paths = energy_paths(reference.a, n_points=int((settings.paths or {}).get("n_points", 13)),
+                         tetragonal=cells.get("a0a0c+"), orthorhombic=cells.get("a+b-b-"),
+                         species=reference.species, supercell=reference.supercell)
+    settings_ = fit.get("oracle_settings") or {}
+    todo, seen = [], set()
+    for name, (_, structures) in paths.items():
+        for s in structures:  # the cubic cell is on several paths: compute it once
+            h = calculation_hash(s, fit["oracle"], settings_)
+            if h not in seen and get_configuration(h) is None:
+                todo.append((s, f"path:{name}"))
+            seen.add(h)
+    if not todo:
+        return []
+    return oracle_fireworks(todo, oracle=fit["oracle"], oracle_settings=fit.get("oracle_settings") or {},
+                            workflow=f"{fit['name']}-paths", tags=["pes-path"], name=f"pes {fit['name']} paths",
+                            stage="paths")
 
 
 @explicit_serialize
@@ -131,17 +191,17 @@ class PESCVTask(FiretaskBase):
     required_params = ["fit", "point", "index"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.ann import TrainSettings, cross_validate, torch_threads
+        from pes_core.ann import cross_validate, torch_threads  # deferred: torch
 
         ensure_domain_db(fw_spec)
         fit = self["fit"]
+        fs = FitSettings.from_dict(fit)
         split = load_split(fit["name"])
-        feat = featurizer_for(split["a"], self["point"])
+        feat = featurizer_for(split_reference(split), self["point"])
         features = load_features(split["training_set"], feat, split["train"])
-        settings = TrainSettings.from_dict(fit.get("training"))
+        settings = fs.train_settings()
         with torch_threads(settings.threads):
-            res = cross_validate(self["point"], feat, features, k=int(fit.get("folds", 10)), settings=settings,
-                                 seed=int(fit.get("seed", 0)))
+            res = cross_validate(self["point"], feat, features, k=int(fs.folds), settings=settings, seed=int(fs.seed))
         res["index"] = int(self["index"])
         print(f"  [{fit['name']}] cv {self['index']} {self['point']}: val {res['val_rmse_mean']:.3f} "
               f"+- {res['val_rmse_std']:.3f} meV/atom ({res['wall_time_s']:.0f} s)", flush=True)
@@ -155,8 +215,6 @@ class PESSelectTask(FiretaskBase):
     required_params = ["fit"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from workflows.pes.fit import finish_fit
-
         ensure_domain_db(fw_spec)
         fit = self["fit"]
         results = sorted(fw_spec.get("cv_results") or [], key=lambda r: r["index"])
@@ -165,5 +223,6 @@ class PESSelectTask(FiretaskBase):
         # a rerun CV firework pushes twice: keep one result per grid point
         uniq = {r["index"]: r for r in results}
         record = finish_fit(fit, [uniq[i] for i in sorted(uniq)], fw_spec)
+        write_fit_plots(record, report_dir(fit["name"]))
         flush_store()
         return FWAction(stored_data={k: record[k] for k in ("best", "holdout_rmse") if k in record})

@@ -18,10 +18,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from workflows.core.report import register_reporter  # noqa: E402
+from pes_core.ann.paths import PATH_LABELS
+from pes_core.db import Configuration
+from workflows.core.report import register_reporter
+from workflows.pes.fit import fit_record
+from workflows.pes.store import reference_energy, supercell_atoms
 
 __all__ = ["plot_energy_histogram", "write_fit_plots"]
 
@@ -114,8 +118,6 @@ def write_fit_plots(record: dict, out: Path) -> list[tuple[str, str, str]]:
                       "holdout RMSE per 25 meV/atom bin over the lowest 125 meV/atom"))
     paths = record.get("paths") or {}
     if paths:
-        from pes_core.ann.paths import PATH_LABELS
-
         e_ref = record.get("reference_ev_per_atom", 0.0)
         fig, axes = plt.subplots(2, 2, figsize=(9, 7))
         for ax, (name, p) in zip(axes.flat, paths.items()):
@@ -134,22 +136,18 @@ def write_fit_plots(record: dict, out: Path) -> list[tuple[str, str, str]]:
 
 
 def _fit_report(wf: dict, out: Path) -> list[tuple[str, str, str]]:
-    from workflows.pes.fit import fit_record
-
     meta = wf.get("metadata") or {}
     record = fit_record(meta.get("fit") or wf["name"])
     return write_fit_plots(record, out) if record else []
 
 
 def _training_set_report(wf: dict, out: Path) -> list[tuple[str, str, str]]:
-    from workflows.pes.store import reference_energy
-
-    from pes_core.db import Configuration
-
     meta = wf.get("metadata") or {}
     name = meta.get("training_set") or wf["name"]
     items = []
-    confs = list(Configuration.objects(workflow=name, n_atoms=40).only("energy_per_atom"))
+    n_atoms = supercell_atoms(name)  # None before the cubic cell is relaxed: every configuration
+    query = {"workflow": name, **({"n_atoms": n_atoms} if n_atoms else {})}
+    confs = list(Configuration.objects(**query).only("energy_per_atom"))
     if confs:
         try:
             e_ref = reference_energy(name)

@@ -6,6 +6,7 @@
     name: cspbbr3-demo
     oracle: chgnet
     batch_size: 50
+    reference: {prototype: perovskite, species: {A: Cs, B: Pb, X: Br}, a: 5.87, supercell: [2, 2, 2]}
     relax: {fmax: 0.02, steps: 150}
     systematic: {cubic_amplitudes: [0.3, 0.6, 0.9], tilt_amplitudes: [0.3, 0.6], tilt_max_blocks: 12,
                  strain_amplitudes: [-0.03, -0.015, 0.015, 0.03], interpolation_points: 8}
@@ -30,14 +31,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from pes_core.sampling import GLAZER_SYSTEMS
+from pes_core.ann.settings import FitSettings, RefineSettings
+from pes_core.clusters import PerovskiteReference
+from pes_core.sampling import (
+    GLAZER_SYSTEMS,
+    RelaxSettings,
+    StochasticSettings,
+    SystematicSettings,
+    ThermalSettings,
+)
 from workflows.core.spec import OracleName, StrictModel
 
-__all__ = ["FitSection", "PESFitSpec", "PESTrainingSetSpec", "Refine", "Relax", "Stochastic", "Systematic", "Thermal"]
+__all__ = ["FitSection", "PESFitSpec", "PESTrainingSetSpec", "Reference", "Refine", "Relax", "Stochastic",
+           "Systematic", "Thermal"]
+
+
+def _default(settings, name: str):
+    """The default of field ``name`` of the pes_core settings dataclass ``settings`` (tuples as lists).
+
+    The spec models take their defaults from the dataclasses the science code
+    uses, so each default is written once.
+    """
+    f = settings.__dataclass_fields__[name]
+    v = f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+    def plain(x):
+        return [plain(y) for y in x] if isinstance(x, (list, tuple)) else x
+    return plain(v)
 
 
 def _glazer_names(names: list[str], what: str) -> list[str]:
@@ -47,21 +72,47 @@ def _glazer_names(names: list[str], what: str) -> list[str]:
         raise ValueError(f"unknown {what} {bad}; choose from {', '.join(GLAZER_SYSTEMS)}")
     return names
 
-class Systematic(StrictModel):
-    cubic_amplitudes: list[float] = Field([0.2, 0.4, 0.6, 0.8], description="mode amplitudes about the cubic cell (Å, field norm)")
-    cubic_vectors: Literal["all", "first"] = "all"
-    tilt_amplitudes: list[float] = Field([0.3, 0.6], description="mode amplitudes about each tilted cell (Å)")
-    tilt_max_blocks: int | None = Field(12, ge=1, description="mode blocks per tilted cell (seeded subset)")
-    strain_amplitudes: list[float] = Field([-0.03, -0.015, 0.015, 0.03], description="strain norms (signed)")
-    interpolation_points: int = Field(8, ge=0, le=200)
+class _Section(StrictModel):
+    """A spec section mirrored by a pes_core settings dataclass (``_settings``)."""
+
+    _settings: ClassVar[Any] = None
+
+    def to_settings(self):
+        """The pes_core settings dataclass of this section."""
+        return self._settings.from_dict(self.model_dump())
 
 
-class Stochastic(StrictModel):
-    count: int = Field(1000, ge=0, le=200000)
-    displacement_radius: float | list[float] = Field([0.2, 1.2], description="n-sphere radius (Å) or [low, high]")
-    strain_radius: float | list[float] = Field([0.0, 0.03], description="strain radius or [low, high]")
-    threshold: float = Field(0.98, gt=0, le=1.0, description="max feature correlation with known configurations")
-    parents: list[str] | None = None
+_SY = SystematicSettings
+
+
+class Systematic(_Section):
+    _settings = SystematicSettings
+
+    cubic_amplitudes: list[float] = Field(_default(_SY, "cubic_amplitudes"),
+                                          description="mode amplitudes about the cubic cell (Å, field norm)")
+    cubic_vectors: Literal["all", "first"] = _default(_SY, "cubic_vectors")
+    tilt_amplitudes: list[float] = Field(_default(_SY, "tilt_amplitudes"),
+                                         description="mode amplitudes about each tilted cell (Å)")
+    tilt_max_blocks: int | None = Field(_default(_SY, "tilt_max_blocks"), ge=1,
+                                        description="mode blocks per tilted cell (seeded subset)")
+    strain_amplitudes: list[float] = Field(_default(_SY, "strain_amplitudes"), description="strain norms (signed)")
+    interpolation_points: int = Field(_default(_SY, "interpolation_points"), ge=0, le=200)
+
+
+_ST = StochasticSettings
+
+
+class Stochastic(_Section):
+    _settings = StochasticSettings
+
+    count: int = Field(_default(_ST, "count"), ge=0, le=200000)
+    displacement_radius: float | list[float] = Field(_default(_ST, "displacement_radius"),
+                                                     description="n-sphere radius (Å) or [low, high]")
+    strain_radius: float | list[float] = Field(_default(_ST, "strain_radius"),
+                                               description="strain radius or [low, high]")
+    threshold: float = Field(_default(_ST, "threshold"), gt=0, le=1.0,
+                             description="max feature correlation with known configurations")
+    parents: list[str] | None = _default(_ST, "parents")
 
 
 def _positive_temperatures(v: list[float]) -> list[float]:
@@ -74,18 +125,25 @@ def _positive_temperatures(v: list[float]) -> list[float]:
 Temperatures = Annotated[list[float], AfterValidator(_positive_temperatures)]
 
 
-class Thermal(StrictModel):
+_TH = ThermalSettings
+
+
+class Thermal(_Section):
     """Snapshots of short oracle-driven NVT runs (ASE Langevin), one run per parent and temperature."""
 
-    temperatures: Temperatures = Field([300.0, 450.0], min_length=1, description="thermostat temperatures (K)")
-    parents: list[str] = Field(["a0a0a0", "a+b-b-"], min_length=1,
+    _settings = ThermalSettings
+
+    temperatures: Temperatures = Field(_default(_TH, "temperatures"), min_length=1,
+                                       description="thermostat temperatures (K)")
+    parents: list[str] = Field(_default(_TH, "parents"), min_length=1,
                                description="relaxed cells the runs start from (Glazer symbols)")
-    steps: int = Field(400, ge=1, le=100000, description="MD steps per run (equilibration included)")
-    equilibration: int = Field(100, ge=0, le=100000, description="steps before the first snapshot")
-    every: int = Field(20, ge=1, le=100000, description="steps between snapshots (decorrelation)")
-    dt_fs: float = Field(2.0, gt=0, le=5.0, description="time step (fs)")
-    friction: float = Field(0.01, gt=0, le=1.0, description="Langevin friction (1/fs)")
-    seed: int | None = Field(None, ge=0, description="MD seed (default: the spec's seed)")
+    steps: int = Field(_default(_TH, "steps"), ge=1, le=100000, description="MD steps per run (equilibration included)")
+    equilibration: int = Field(_default(_TH, "equilibration"), ge=0, le=100000,
+                               description="steps before the first snapshot")
+    every: int = Field(_default(_TH, "every"), ge=1, le=100000, description="steps between snapshots (decorrelation)")
+    dt_fs: float = Field(_default(_TH, "dt_fs"), gt=0, le=5.0, description="time step (fs)")
+    friction: float = Field(_default(_TH, "friction"), gt=0, le=1.0, description="Langevin friction (1/fs)")
+    seed: int | None = Field(_default(_TH, "seed"), ge=0, description="MD seed (default: the spec's seed)")
 
     @field_validator("parents")
     @classmethod
@@ -100,34 +158,78 @@ class Thermal(StrictModel):
         return self
 
 
-class Refine(StrictModel):
+_RF = RefineSettings
+
+
+class Refine(_Section):
     """Model-driven sampling rounds: Monte Carlo on the current linear model, chain ends to the oracle."""
 
-    temperatures: Temperatures = Field([300.0, 450.0], min_length=1, description="chain temperatures (K)")
-    chains: int = Field(8, ge=1, le=1000, description="chains a temperature and round")
-    sweeps: int = Field(40, ge=2, le=100000, description="production sweeps a chain (after sweeps/2 equilibration)")
-    rounds: int = Field(8, ge=1, le=100, description="at most this many sampling rounds")
-    tolerance_mev: float = Field(5.0, gt=0, description="stop when the RMS model error on the last samples is below")
-    clusters: str | list[str] | None = Field(None, description="cluster set(s) of the sampling models (linear, "
+    _settings = RefineSettings
+
+    temperatures: Temperatures = Field(_default(_RF, "temperatures"), min_length=1,
+                                       description="chain temperatures (K)")
+    chains: int = Field(_default(_RF, "chains"), ge=1, le=1000, description="chains a temperature and round")
+    sweeps: int = Field(_default(_RF, "sweeps"), ge=2, le=100000,
+                        description="production sweeps a chain (after sweeps/2 equilibration)")
+    rounds: int = Field(_default(_RF, "rounds"), ge=1, le=100, description="at most this many sampling rounds")
+    tolerance_mev: float = Field(_default(_RF, "tolerance_mev"), gt=0,
+                                 description="stop when the RMS model error on the last samples is below")
+    clusters: str | list[str] | None = Field(_default(_RF, "clusters"),
+                                             description="cluster set(s) of the sampling models (linear, "
                                              "ridge); default: those of the fit grid, else 4pairs+oct")
-    order: int = Field(4, ge=1, le=8)
-    margin: float = Field(0.25, ge=0, description="training-domain wall, in range widths beyond the data")
-    seed: int | None = Field(None, ge=0, description="chain seed (default: the spec's seed)")
+    order: int = Field(_default(_RF, "order"), ge=1, le=8)
+    margin: float = Field(_default(_RF, "margin"), ge=0,
+                          description="training-domain wall, in range widths beyond the data")
+    seed: int | None = Field(_default(_RF, "seed"), ge=0, description="chain seed (default: the spec's seed)")
 
     @field_validator("clusters")
     @classmethod
     def _clusters(cls, v):
-        from pes_core.ann import cluster_set_specs
+        from pes_core.ann import cluster_set_specs  # defers torch
 
         for c in [v] if isinstance(v, str) else v or []:
             cluster_set_specs(c)
         return v
 
 
-class Relax(StrictModel):
-    fmax: float = Field(0.02, gt=0, description="eV/Å")
-    fmax_cubic: float = Field(0.002, gt=0)
-    steps: int = Field(150, ge=1, le=5000)
+_RX = RelaxSettings
+
+
+class Relax(_Section):
+    _settings = RelaxSettings
+
+    fmax: float = Field(_default(_RX, "fmax"), gt=0, description="eV/Å")
+    fmax_cubic: float = Field(_default(_RX, "fmax_cubic"), gt=0)
+    steps: int = Field(_default(_RX, "steps"), ge=1, le=5000)
+
+
+class Species(StrictModel):
+    A: str = Field(description="A site (cage) element, e.g. Cs or Sr")
+    B: str = Field(description="B site (octahedron centre) element, e.g. Pb or Ti")
+    X: str = Field(description="X site (anion) element, e.g. Br or O")
+
+
+class Reference(StrictModel):
+    """The reference crystal: a cubic ABX3 perovskite, its starting lattice parameter and supercell."""
+
+    prototype: Literal["perovskite"] = Field("perovskite", description="cubic ABX3 perovskite (Pm-3m)")
+    species: Species
+    a: float = Field(gt=2, lt=20, description="starting cubic lattice parameter (Å); the oracle relaxes it")
+    supercell: list[int] = Field([2, 2, 2], min_length=3, max_length=3,
+                                 description="supercell of the 5-atom cell (even numbers)")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        self.to_reference()
+        return self
+
+    def to_reference(self) -> PerovskiteReference:
+        """The :class:`pes_core.clusters.PerovskiteReference` of this section."""
+        return PerovskiteReference(A=self.species.A, B=self.species.B, X=self.species.X, a=self.a,
+                                   supercell=tuple(self.supercell))
+
+
+_FI = FitSettings
 
 
 class PESFitSpec(StrictModel):
@@ -136,20 +238,23 @@ class PESFitSpec(StrictModel):
     training_set: str = Field("", description="Configuration.workflow of the training set")
     oracle: OracleName = "chgnet"
     oracle_settings: dict[str, Any] = Field(default_factory=dict)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    folds: int = Field(10, ge=2, le=100)
-    seed: int = Field(0, ge=0)
-    grid: dict[str, list] = Field(default_factory=lambda: {
-        "model": ["cluster", "site", "linear"], "clusters": ["4pairs+oct", "7pairs+triplet+oct"],
-        "order": [2, 4], "layers": [1, 2], "width": [16]})
-    training: dict[str, Any] = Field(default_factory=dict, description="TrainSettings fields")
-    hiphive: dict[str, Any] | None = Field(default_factory=lambda: {"cutoffs": [5.8, 4.2, 3.0]})
-    paths: dict[str, Any] = Field(default_factory=lambda: {"n_points": 13})
+    test_fraction: float = Field(_default(_FI, "test_fraction"), gt=0, lt=1)
+    folds: int = Field(_default(_FI, "folds"), ge=2, le=100)
+    seed: int = Field(_default(_FI, "seed"), ge=0)
+    grid: dict[str, list] = Field(default_factory=lambda: _default(_FI, "grid"))
+    training: dict[str, Any] = Field(default_factory=lambda: _default(_FI, "training"),
+                                     description="TrainSettings fields")
+    hiphive: dict[str, Any] | None = Field(default_factory=lambda: _default(_FI, "hiphive"))
+    paths: dict[str, Any] = Field(default_factory=lambda: _default(_FI, "paths"))
+
+    def to_settings(self) -> FitSettings:
+        """The :class:`pes_core.ann.FitSettings` of this spec."""
+        return FitSettings.from_dict(self.model_dump())
 
     @field_validator("grid")
     @classmethod
     def _grid(cls, v: dict) -> dict:
-        from pes_core.ann import cluster_set_specs, expand_grid
+        from pes_core.ann import cluster_set_specs, expand_grid  # defers torch
 
         expand_grid(v)
         for m in v.get("model", []):
@@ -162,7 +267,7 @@ class PESFitSpec(StrictModel):
     @field_validator("training")
     @classmethod
     def _training(cls, v: dict) -> dict:
-        from pes_core.ann import TrainSettings
+        from pes_core.ann import TrainSettings  # defers torch
 
         TrainSettings.from_dict(v)
         return v
@@ -180,7 +285,8 @@ class PESTrainingSetSpec(StrictModel):
     batch_size: int | None = Field(50, ge=1, le=10000)
     tags: list[str] = Field(default_factory=list)
     seed: int = Field(0, ge=0)
-    a0: float = Field(5.87, gt=2, lt=20, description="starting cubic lattice parameter (Å)")
+    reference: Reference = Field(description="the cubic perovskite, e.g. {prototype: perovskite, species: {A: Cs, "
+                                             "B: Pb, X: Br}, a: 5.87, supercell: [2, 2, 2]} (a: starting value, Å)")
     tilt_angle_deg: float = Field(8.0, ge=0, le=30)
     tilt_systems: list[str] | None = None
     relax: Relax = Field(default_factory=Relax)
@@ -190,6 +296,14 @@ class PESTrainingSetSpec(StrictModel):
     refine: Refine | None = Field(None, description="model-driven Monte Carlo samples (left out: none)")
     featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
     fit: FitSection | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data):
+        if isinstance(data, dict) and "a0" in data:
+            raise ValueError("a0 moved into the reference section: write reference: {species: {A: .., B: .., "
+                             f"X: ..}}, a: {data['a0']}}}")
+        return data
 
     @field_validator("tilt_systems")
     @classmethod

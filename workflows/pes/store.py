@@ -2,11 +2,15 @@
 
 Everything lives in the domain database (``Configuration`` documents of the
 training-set workflow) and the blob store (:mod:`workflows.core.blobs`),
-named by the workflow, so reruns reuse it.
+named by the workflow, so reruns reuse it.  The perovskite of a training set
+(:class:`pes_core.clusters.PerovskiteReference`: species, relaxed lattice
+parameter, supercell) is read back from its relaxed cubic cell, so a fit
+needs nothing but the training set's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -15,6 +19,10 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from pes_core.clusters import PerovskiteReference
+from pes_core.db import Configuration
+from pes_core.sampling.pes_training import refine_label
+from workflows.core import runtime
 from workflows.core.blobs import get_blob, put_blob
 
 logger = logging.getLogger(__name__)
@@ -24,6 +32,7 @@ __all__ = [
     "featurizer_for",
     "load_features",
     "load_split",
+    "perovskite_reference",
     "reference_energy",
     "refine_cluster_sets",
     "refine_errors",
@@ -32,34 +41,49 @@ __all__ = [
     "report_dir",
     "section_seed",
     "split_name",
+    "split_reference",
+    "supercell_atoms",
 ]
 
-def report_dir(name: str) -> Path:
-    from workflows.core.runtime import LAUNCH_ROOT
+#: generator label of the relaxed cubic cell of a training set
+CUBIC = "a0a0a0"
 
-    out = ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports" / name).resolve()
+
+def report_dir(name: str) -> Path:
+    out = ((runtime.LAUNCH_ROOT or Path.cwd()) / ".." / "reports" / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def relaxed_cells(name: str) -> dict[str, Structure]:
     """Glazer symbol -> relaxed supercell stored by :class:`PESReferenceTask` for workflow ``name``."""
-    from pes_core.db import Configuration
-
     out = {}
     for c in Configuration.objects(workflow=name, generator__startswith="relaxed:").only("generator", "structure"):
         out[c.generator.split(":", 1)[1]] = Structure.from_dict(c.structure)
     return out
 
 
-def reference_energy(name: str) -> float:
-    """Energy per atom (eV) of the relaxed cubic supercell of training set ``name``."""
-    from pes_core.db import Configuration
-
-    doc = Configuration.objects(workflow=name, generator="relaxed:a0a0a0").first()
+def _cubic_doc(name: str):
+    doc = Configuration.objects(workflow=name, generator=f"relaxed:{CUBIC}").first()
     if doc is None:
         raise ValueError(f"training set {name!r} has no relaxed cubic reference; run its reference firework first")
-    return float(doc.energy_per_atom)
+    return doc
+
+
+def reference_energy(name: str) -> float:
+    """Energy per atom (eV) of the relaxed cubic supercell of training set ``name``."""
+    return float(_cubic_doc(name).energy_per_atom)
+
+
+def perovskite_reference(name: str) -> PerovskiteReference:
+    """The perovskite of training set ``name`` at its relaxed lattice parameter (from the relaxed cubic cell)."""
+    return PerovskiteReference.from_supercell(Structure.from_dict(_cubic_doc(name).structure))
+
+
+def supercell_atoms(name: str) -> int | None:
+    """Atoms in the supercell of training set ``name`` (None before its cubic cell is relaxed)."""
+    doc = Configuration.objects(workflow=name, generator=f"relaxed:{CUBIC}").only("n_atoms").first()
+    return int(doc.n_atoms) if doc is not None else None
 
 
 # --------------------------------------------------------------------------- training set
@@ -67,11 +91,6 @@ def section_seed(cfg: dict, section: str) -> int:
     """The ``seed`` of a spec section (``thermal``, ``refine``), else the spec's own seed."""
     own = (cfg.get(section) or {}).get("seed")
     return int(own if own is not None else cfg.get("seed", 0))
-
-
-def refine_label(rnd: int, temperature: float, chain: int) -> str:
-    """Generator label of a refinement sample: ``"refine:r<round>:<T>K:<chain>"``."""
-    return f"refine:r{int(rnd)}:{float(temperature):g}K:{int(chain)}"
 
 
 def refine_cluster_sets(cfg: dict) -> list[str]:
@@ -85,8 +104,6 @@ def refine_cluster_sets(cfg: dict) -> list[str]:
 
 def refine_errors(name: str, rnd: int) -> np.ndarray:
     """Model minus oracle energy (meV/atom) of the stored samples of refinement round ``rnd``."""
-    from pes_core.db import Configuration
-
     docs = Configuration.objects(workflow=name, generator__startswith=f"refine:r{int(rnd)}:").only(
         "energy_per_atom", "extra")
     return np.array([1000.0 * (float(d.extra["refine"]["model_energy_per_atom"]) - d.energy_per_atom)
@@ -94,17 +111,17 @@ def refine_errors(name: str, rnd: int) -> np.ndarray:
 
 
 def feature_name(training_set: str, settings) -> str:
-    import hashlib
-
     return f"features/{training_set}/{hashlib.sha1(settings.key().encode()).hexdigest()[:16]}"
 
 
 def load_features(training_set: str, featurizer, ids: list[str] | None = None):
-    """Features of the training set (GridFS cache, completed for new configurations); optionally a subset."""
-    import torch
+    """Features of the training set (GridFS cache, completed for new configurations); optionally a subset.
 
-    from pes_core.ann import FeatureData, PESData, compute_features
-    from pes_core.db import Configuration
+    Without ``ids``: every configuration of the training set with the featurizer's supercell size.
+    """
+    import torch  # deferred
+
+    from pes_core.ann import FeatureData, PESData, compute_features  # deferred: torch
 
     name = feature_name(training_set, featurizer.settings)
     blob = get_blob(name)
@@ -112,8 +129,8 @@ def load_features(training_set: str, featurizer, ids: list[str] | None = None):
     if blob is not None:
         d = torch.load(io.BytesIO(blob), weights_only=True)
         cached = FeatureData(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]))
-    wanted = ids if ids is not None else [c.content_hash for c in
-                                          Configuration.objects(workflow=training_set, n_atoms=40).only("content_hash")]
+    wanted = ids if ids is not None else [c.content_hash for c in Configuration.objects(
+        workflow=training_set, n_atoms=featurizer.n_atoms).only("content_hash")]
     have = set(cached.ids) if cached is not None else set()
     missing = [k for k in wanted if k not in have]
     if missing:
@@ -143,10 +160,14 @@ def load_split(fit_name: str) -> dict:
     return json.loads(blob)
 
 
-def featurizer_for(a: float, point: dict):
-    from pes_core.clusters import cubic_cspbbr3
-
-    from pes_core.ann import get_featurizer
-    return get_featurizer(cubic_cspbbr3(a), point.get("clusters", "7pairs+triplet+oct"), order=int(point.get("order", 4)))
+def split_reference(split: dict) -> PerovskiteReference:
+    """The perovskite of a stored split: its training set's, at the lattice parameter the split froze (Å)."""
+    return perovskite_reference(split["training_set"]).with_a(float(split["a"]))
 
 
+def featurizer_for(reference: PerovskiteReference, point: dict):
+    """The featurizer of grid point ``point`` (``clusters``, ``order``) for the perovskite ``reference``."""
+    from pes_core.ann import perovskite_featurizer  # deferred: torch
+
+    return perovskite_featurizer(reference, point.get("clusters", "7pairs+triplet+oct"),
+                                 order=int(point.get("order", 4)))

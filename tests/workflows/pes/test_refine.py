@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 LJ = {"sigma": 2.6, "epsilon": 0.05}
+CSPBBR3 = {"prototype": "perovskite", "species": {"A": "Cs", "B": "Pb", "X": "Br"}, "a": 5.87, "supercell": [2, 2, 2]}
 
 
 def _spec(**refine) -> dict:
     return {
-        "name": "pes-refine", "oracle": "lj", "oracle_settings": LJ, "batch_size": 50,
+        "name": "pes-refine", "oracle": "lj", "oracle_settings": LJ, "reference": CSPBBR3, "batch_size": 50,
         "tilt_systems": ["a0a0c+"], "relax": {"steps": 5, "fmax": 0.5, "fmax_cubic": 0.5},
         "systematic": {"cubic_amplitudes": [0.3], "cubic_vectors": "first", "tilt_amplitudes": [],
                        "strain_amplitudes": [-0.01, 0.01], "interpolation_points": 0},
@@ -147,7 +148,7 @@ def test_refine_spec_validation():
 
     from workflows.pes.spec import PESTrainingSetSpec
 
-    base = {"kind": "pes_training_set", "name": "x", "oracle": "lj"}
+    base = {"kind": "pes_training_set", "name": "x", "oracle": "lj", "reference": CSPBBR3}
     spec = PESTrainingSetSpec.model_validate({**base, "refine": {}})
     assert spec.refine.temperatures == [300.0, 450.0] and spec.refine.clusters is None
     assert PESTrainingSetSpec.model_validate(base).refine is None

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 LJ = {"sigma": 2.6, "epsilon": 0.05}
+CSPBBR3 = {"prototype": "perovskite", "species": {"A": "Cs", "B": "Pb", "X": "Br"}, "a": 5.87, "supercell": [2, 2, 2]}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_thermal_spec_validation():
 
     from workflows.pes.spec import PESTrainingSetSpec
 
-    base = {"kind": "pes_training_set", "name": "x", "oracle": "lj"}
+    base = {"kind": "pes_training_set", "name": "x", "oracle": "lj", "reference": CSPBBR3}
     spec = PESTrainingSetSpec.model_validate({**base, "thermal": {}})
     assert spec.thermal.temperatures == [300.0, 450.0] and spec.thermal.parents == ["a0a0a0", "a+b-b-"]
     assert PESTrainingSetSpec.model_validate(base).thermal is None
@@ -81,7 +82,7 @@ def test_thermal_spec_validation():
 
 def _spec() -> dict:
     return {
-        "name": "pes-thermal", "oracle": "lj", "oracle_settings": LJ, "batch_size": 50,
+        "name": "pes-thermal", "oracle": "lj", "oracle_settings": LJ, "reference": CSPBBR3, "batch_size": 50,
         "tilt_systems": ["a0a0c+"], "relax": {"steps": 5, "fmax": 0.5, "fmax_cubic": 0.5},
         "systematic": {"cubic_amplitudes": [], "tilt_amplitudes": [], "strain_amplitudes": [0.01],
                        "interpolation_points": 0},

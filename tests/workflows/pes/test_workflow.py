@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 LJ = {"sigma": 2.6, "epsilon": 0.05}
+CSPBBR3 = {"prototype": "perovskite", "species": {"A": "Cs", "B": "Pb", "X": "Br"}, "a": 5.87, "supercell": [2, 2, 2]}
 
 
 def _spec(fit=True) -> dict:
     spec = {
-        "name": "pes-tiny", "oracle": "lj", "oracle_settings": LJ, "batch_size": 20,
+        "name": "pes-tiny", "oracle": "lj", "oracle_settings": LJ, "reference": CSPBBR3, "batch_size": 20,
         "tilt_systems": ["a0a0c+", "a+b-b-"], "relax": {"steps": 5, "fmax": 0.5, "fmax_cubic": 0.5},
         "systematic": {"cubic_amplitudes": [0.3], "cubic_vectors": "first", "tilt_amplitudes": [0.3],
                        "tilt_max_blocks": 3, "strain_amplitudes": [0.01], "interpolation_points": 2},
