@@ -161,7 +161,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
                               rmse_mev_per_atom, select_best, torch_threads)
     from pes_core.db import Configuration
     from workflows.core.backend import open_backend
-    from workflows.pes.store import featurizer_for, load_split
+    from workflows.pes.store import featurizer_for, load_split, split_reference
     from workflows.pes.fit import fit_record
     from workflows.jobs import load_spec
 
@@ -187,7 +187,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
               f"{fit.folds}-fold CV, training {settings.to_dict()}", flush=True)
         results = []
         for p in points:
-            feat = featurizer_for(split["a"], p)
+            feat = featurizer_for(split_reference(split), p)
             train = _features(split["training_set"], feat, split["train"])
             t0 = time.perf_counter()
             r = cross_validate(p, feat, train, k=fit.folds, settings=settings, seed=fit.seed)
@@ -199,7 +199,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
                 continue
             best = select_best(results, model=kind)
             p = results[best]["point"]
-            feat = featurizer_for(split["a"], p)
+            feat = featurizer_for(split_reference(split), p)
             train = _features(split["training_set"], feat, split["train"])
             test = _features(split["training_set"], feat, split["holdout"])
             model, _, seconds = fit_point(p, feat, train, settings)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workflows.core.backend import find_launchpad_file, open_backend
+
 __all__ = ["ModelSourceError", "export_model", "list_models", "load_model"]
 
 PES_KINDS = ("ann", "linear")
@@ -30,7 +32,6 @@ class ModelSourceError(ValueError):
 
 
 def _launchpad_path(launchpad: str | Path | None) -> Path:
-    from workflows.core.backend import find_launchpad_file
 
     path = find_launchpad_file(launchpad)
     if not path.is_file():
@@ -51,7 +52,6 @@ def list_models(launchpad: str | Path | None = None) -> list[dict]:
         fit's record: RMSEs in meV/atom, times in s).
     """
     from pes_core.db import PotentialModel
-    from workflows.core.backend import open_backend
 
     with open_backend(_launchpad_path(launchpad), read_only=True):
         docs = list(PotentialModel.objects(kind__in=list(PES_KINDS)).order_by("name", "-version"))
@@ -89,7 +89,6 @@ def load_model(launchpad: str | Path | None = None, name: str | None = None,
 
     if name:
         path = _launchpad_path(launchpad)
-        from workflows.core.backend import open_backend
 
         with open_backend(path, read_only=True):
             try:
