@@ -16,7 +16,13 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Iterable
 
-from pes_core.search.geometry import has_clash, has_vacuum, largest_gap, spacegroup_label
+from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
+from pes_core.search.geometry import (
+    has_clash,
+    has_vacuum,
+    largest_gap,
+    spacegroup_label,
+)
 from pes_core.search.individual import Individual
 
 if TYPE_CHECKING:
@@ -59,8 +65,6 @@ def candidate_table(individuals: Iterable[Individual] | SearchState, within: flo
     """
     if hasattr(individuals, "archive"):
         # archive and population were niched separately: niche their union again
-        from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
-
         state = individuals
         seen: dict[str, Individual] = {}
         for ind in list(state.archive) + list(state.population.members):
