@@ -59,12 +59,14 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
     """
     from pes_core.db import GenerationRecord, SearchRun
     from workflows.core.backend import open_backend
+    from workflows.csp.state import RunState
 
     with open_backend(proj / "my_launchpad.yaml", read_only=True) as _:
         run = SearchRun.objects.get(name="bench")
-        ver = [v for v in run.state.get("verification", []) if not v["failed"]]
+        verification = RunState.of(run).verification
+        ver = [v for v in verification if not v["failed"]]
         gens = sorted(GenerationRecord.objects(search="bench"), key=lambda g: g.index)
-        n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
+        n_verify = sum(int(v.get("oracle_calls", 0)) for v in verification)
         # per generation: oracle relaxation calls (direct), or the oracle results stored since the previous
         # generation (mtp: pre-exploration in generation 0, learning, checks)
         n_single = sum(g.n_oracle_calls for g in gens)

@@ -11,8 +11,14 @@
                       ``SearchRun.model_id`` at it.  Idempotent: a model with
                       the same training ids is reused.
 
+Also the factories of the fireworks these tasks and the learning step need:
+:func:`oracle_fireworks` and :func:`trajectory_fireworks` (the oracle's
+category) and :func:`train_firework` (``ml``).  What goes into a fit is chosen
+by :func:`pes_core.active.decisions.choose_training`.
+
 Models are stored as the ``.mtp`` text (``PotentialModel.parameters``) and the
-:class:`pes_core.active.ActiveSet` bytes (``PotentialModel.active_set``) in GridFS.
+:class:`pes_core.active.ActiveSet` bytes (``PotentialModel.active_set``) in GridFS (read back by
+:func:`workflows.csp.learning.load_model`).
 """
 
 from __future__ import annotations
