@@ -30,7 +30,14 @@ import math
 import typing
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StrictInt, create_model, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictInt,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from pes_core.active import ActiveSettings
 from pes_core.search import RelaxSettings, SearchSettings, VerifySettings

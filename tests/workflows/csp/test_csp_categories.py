@@ -15,11 +15,25 @@ from types import SimpleNamespace
 import pytest
 from ase.build import bulk
 
-from pes_core.active.decisions import CheckDecision, CheckItem, LearningDecision, LearnItem
+from pes_core.active.decisions import (
+    CheckDecision,
+    CheckItem,
+    LearningDecision,
+    LearnItem,
+)
 from pes_core.oracles import oracle_class, to_structure
-from workflows.csp.active_tasks import oracle_fireworks, train_firework, trajectory_fireworks
+from workflows.csp.active_tasks import (
+    oracle_fireworks,
+    train_firework,
+    trajectory_fireworks,
+)
 from workflows.csp.builders import csp_workflow
-from workflows.csp.tasks import CSPGenerationTask, decision_action, generation_firework, verification_fireworks
+from workflows.csp.tasks import (
+    CSPGenerationTask,
+    decision_action,
+    generation_firework,
+    verification_fireworks,
+)
 
 SEARCH = {"composition": {"Si": 1}, "n_atoms": [2, 2], "population_size": 4, "max_generations": 2}
 
