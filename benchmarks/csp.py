@@ -59,12 +59,14 @@ def project_figures(proj: Path, mode: str, seed: int, threshold: float | None) -
     """
     from pes_core.db import GenerationRecord, SearchRun
     from workflows.core.backend import open_backend
+    from workflows.csp.state import RunState
 
     with open_backend(proj / "my_launchpad.yaml", read_only=True) as _:
         run = SearchRun.objects.get(name="bench")
-        ver = [v for v in run.state.get("verification", []) if not v["failed"]]
+        verification = RunState.of(run).verification
+        ver = [v for v in verification if not v["failed"]]
         gens = sorted(GenerationRecord.objects(search="bench"), key=lambda g: g.index)
-        n_verify = sum(int(v.get("oracle_calls", 0)) for v in run.state.get("verification", []))
+        n_verify = sum(int(v.get("oracle_calls", 0)) for v in verification)
         # per generation: oracle relaxation calls (direct), or the oracle results stored since the previous
         # generation (mtp: pre-exploration in generation 0, learning, checks)
         n_single = sum(g.n_oracle_calls for g in gens)
@@ -106,7 +108,7 @@ def run_one(mode: str, seed: int, args, threshold: float | None) -> dict:
               "max_generations": args.generations, "stop_after": args.stop_after, "seed": seed}
     if args.stop_at_found and threshold is not None:
         search["stop_enthalpy"] = threshold
-    kw = dict(oracle=args.oracle, mode=mode, relax={"fmax": 0.05, "steps": 200},
+    kw = dict(oracle=args.oracle, mode=mode, relax={"fmax": 0.05, "steps": 200, "optimizer": args.optimizer},
               verify={"within_mev": args.verify_mev, **({"fmax": args.verify_fmax} if args.verify_fmax else {})})
     if mode == "mtp":
         kw.update(mtp={"level": args.level, "max_iter": args.max_iter, "max_dist": args.max_dist},
@@ -147,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--active", default='{"pool_size": 10, "max_rounds_per_generation": 3, '
                                        '"max_configurations_per_round": 6}',
                    help="JSON of the `active` settings of mode mtp")
+    p.add_argument("--optimizer", default="BFGS",
+                   help="relaxation optimizer of both modes (the spec default BFGS; the README's direct-mode "
+                        "figures before the one-default change were measured with FIRE)")
     p.add_argument("--verify-mev", type=float, default=50.0)
     p.add_argument("--verify-fmax", type=float, default=None,
                    help="force tolerance (eV/Å) of the verification relaxations (default: the search's 0.05)")

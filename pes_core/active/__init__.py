@@ -11,6 +11,7 @@ Modules
 ``learning``     :class:`OracleLearner` (oracle + refit), low-energy weights of the two-stage scheme
 ``preselect``    pre-exploration: initial training set by the grade alone
 ``settings``     :class:`ActiveSettings`: MTP and learning settings of a search
+``decisions``    the learning step of a search as data: what to learn, what to check, the fitted set
 
 Example
 -------

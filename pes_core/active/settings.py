@@ -56,7 +56,7 @@ class ActiveSettings:
     check_top : int
         Oracle single points per generation for its best distinct offspring
         (``active.check_top``; 0 disables the check, see
-        :meth:`workflows.csp.learning.LearningRelaxer._check_best`).
+        :func:`pes_core.active.decisions.decide_check`).
     check_window : float
         Only offspring whose MTP enthalpy is below the best so far plus this
         (eV/atom) are checked.
@@ -131,6 +131,10 @@ class ActiveSettings:
     prerelax_every: int = 3
     check_steps: int = 10
     floor_margin: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("neighbourhood", "configuration"):
+            raise ValueError(f"active.mode must be 'neighbourhood' or 'configuration', got {self.mode!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:

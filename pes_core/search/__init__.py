@@ -4,8 +4,10 @@ Modules: ``settings`` (:class:`SearchSettings`), ``individual`` and
 ``population`` (structures with fitness, ranking, selection), ``operators``
 (random symmetric structures, heredity, coordinate and lattice mutation,
 permutation), ``fingerprints`` (Oganov-Valle niching), ``relax`` (pluggable
-relaxers; :class:`OracleRelaxer` relaxes directly on an oracle), ``engine``
-(the generation step and the loop), ``report`` (flags, tables, CIFs, plots).
+relaxers; :class:`OracleRelaxer` relaxes directly on an oracle; :class:`RelaxSettings`,
+:class:`VerifySettings`), ``engine``
+(the generation step and the loop), ``geometry`` (vacuum, clash, space-group checks), ``report`` (tables,
+CIFs, plots).
 
 >>> from pes_core.oracles import get_oracle
 >>> from pes_core.search import SearchSettings, OracleRelaxer, run_search, candidate_table, format_table
@@ -28,7 +30,7 @@ from pes_core.search.engine import (
 from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
 from pes_core.search.individual import Individual, atoms_from_dict, atoms_to_dict
 from pes_core.search.population import Population
-from pes_core.search.relax import OracleRelaxer, RelaxResult, Relaxer, enthalpy_per_atom
+from pes_core.search.relax import OracleRelaxer, RelaxResult, Relaxer, RelaxSettings, VerifySettings, enthalpy_per_atom
 from pes_core.search.report import (
     candidate_table,
     format_table,
@@ -49,9 +51,11 @@ __all__ = [
     "OracleRelaxer",
     "Population",
     "RelaxResult",
+    "RelaxSettings",
     "Relaxer",
     "SearchSettings",
     "SearchState",
+    "VerifySettings",
     "allocate",
     "atoms_from_dict",
     "atoms_to_dict",

@@ -37,7 +37,7 @@ from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
 from pes_core.search.individual import Individual, atoms_to_dict, canonical_atoms, structure_hash
 from pes_core.search.population import Population
 from pes_core.search.relax import Relaxer, RelaxResult
-from pes_core.search.report import has_clash, has_vacuum, spacegroup_label
+from pes_core.search.geometry import has_clash, has_vacuum, spacegroup_label
 from pes_core.search.settings import OPERATORS, SearchSettings
 
 __all__ = [

@@ -1,7 +1,10 @@
 """The crystal-structure-prediction job (spec kind ``csp``).
 
-Modules in import order: ``spec`` (the spec model) -> ``state`` (the stored
-``SearchRun``) -> ``report`` -> ``tasks``/``active_tasks``/``learning``
-(firetasks of the generations, the pre-exploration and training, the
-learning-on-the-fly glue) -> ``builders`` (the workflow from a spec).
+Modules import one way: ``spec`` (the spec model, typed sections) -> ``state``
+(the stored ``SearchRun`` and its typed ``state``) -> ``learning`` (the MTP
+relaxer and the learning step after a generation: decisions as data, computed
+by :mod:`pes_core.active.decisions`) -> ``report`` -> ``active_tasks``
+(pre-exploration, oracle trajectories, training; their firework factories)
+-> ``tasks`` (generations, relaxations, verification, report; the one place
+that turns decisions into fireworks) -> ``builders`` (the workflow from a spec).
 """

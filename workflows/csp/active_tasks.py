@@ -11,8 +11,14 @@
                       ``SearchRun.model_id`` at it.  Idempotent: a model with
                       the same training ids is reused.
 
+Also the factories of the fireworks these tasks and the learning step need:
+:func:`oracle_fireworks` and :func:`trajectory_fireworks` (the oracle's
+category) and :func:`train_firework` (``ml``).  What goes into a fit is chosen
+by :func:`pes_core.active.decisions.choose_training`.
+
 Models are stored as the ``.mtp`` text (``PotentialModel.parameters``) and the
-:class:`pes_core.active.ActiveSet` bytes (``PotentialModel.active_set``) in GridFS.
+:class:`pes_core.active.ActiveSet` bytes (``PotentialModel.active_set``) in GridFS (read back by
+:func:`workflows.csp.learning.load_model`).
 """
 
 from __future__ import annotations
@@ -24,57 +30,56 @@ from dataclasses import replace
 
 import numpy as np
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
+from pymatgen.core import Structure
 
+from pes_core.active import ActiveSet, oracle_trajectory, preselect, random_pool
+from pes_core.active.decisions import TrainingChoice, choose_training
+from pes_core.active.mlip_state import potential_to_text
 from pes_core.active.settings import ActiveSettings
 from pes_core.db import (
     ActiveLearningEvent,
     Configuration,
     PotentialModel,
     SearchRun,
+    calculation_hash,
     jsonable,
+    store_result,
 )
-from workflows.core.runtime import current_fw_id, ensure_domain_db, flush_store
+from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
+from pes_core.oracles import get_oracle, to_atoms, to_structure
+from pes_core.search import SearchSettings
+from workflows.core.runtime import (
+    current_fw_id,
+    ensure_domain_db,
+    flush_store,
+    worker_env,
+)
+from workflows.csp.learning import load_model, trajectory_frames
+from workflows.csp.state import RunState, category_of, start_search
+from workflows.oracle.builders import oracle_firework
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSPPreselectTask", "MTPTrainTask", "OracleTrajectoryTask", "load_model",
-           "oracle_fireworks", "train_firework", "trajectory_fireworks", "trajectory_frames"]
+__all__ = ["CSPPreselectTask", "MTPTrainTask", "OracleTrajectoryTask", "oracle_fireworks", "train_firework",
+           "trajectory_fireworks"]
 
 
 def _species(config: dict) -> list[str]:
-    from pes_core.search import SearchSettings
-
     return SearchSettings.from_dict(config["search"]).elements()
 
 
-def load_model(model_id: str):
-    """``(MTPPotential, ActiveSet, PotentialModel)`` of a stored model."""
-    from pes_core.active import ActiveSet
-    from pes_core.active.mlip_state import potential_from_text
-
-    doc = PotentialModel.objects(id=model_id).first()
-    if doc is None:
-        raise ValueError(f"potential model {model_id!r} is not in the database; was the training firework run?")
-    pot = potential_from_text(doc.parameters.read().decode())
-    doc.parameters.seek(0)
-    aset = ActiveSet.from_bytes(doc.active_set.read())
-    return pot, aset, doc
-
-
-def _initial_potential(config: dict, st: ActiveSettings):
-    from pes_core.mtp import MTPPotential
-
+def _initial_potential(config: dict, st: ActiveSettings) -> MTPPotential:
     return MTPPotential.from_level(st.level, _species(config), max_dist=st.max_dist, seed=st.seed)
 
 
 def oracle_fireworks(name: str, config: dict, structures: list, *, generator: str,
                      extra: list[dict] | None = None, parents=None) -> list[Firework]:
-    """Oracle fireworks (one per structure for ``dft`` oracles, one batch otherwise), tag ``csp:<name>``."""
-    from pes_core.oracles import oracle_class
-    from workflows.oracle.builders import oracle_firework
+    """Oracle fireworks (one per structure for ``dft`` oracles, one batch otherwise), tag ``csp:<name>``.
 
+    Their category is the oracle's (:func:`workflows.oracle.builders.oracle_firework`).
+    """
     oracle = config["oracle"]
-    size = 1 if oracle_class(oracle).category == "dft" else max(1, len(structures))
+    size = 1 if category_of(config, "oracle") == "dft" else max(1, len(structures))
     extra = extra or [{} for _ in structures]
     fws = []
     for k in range(0, len(structures), size):
@@ -93,10 +98,8 @@ def trajectory_fireworks(name: str, config: dict, structures: list, *, generator
 
     One firework per structure for ``dft`` oracles, one batch otherwise.
     """
-    from pes_core.oracles import oracle_class
-
-    cls = oracle_class(config["oracle"])
-    size = 1 if cls.category == "dft" else max(1, len(structures))
+    category = category_of(config, "oracle")
+    size = 1 if category == "dft" else max(1, len(structures))
     extra = extra or [{} for _ in structures]
     fws = []
     for k in range(0, len(structures), size):
@@ -105,16 +108,10 @@ def trajectory_fireworks(name: str, config: dict, structures: list, *, generator
                                   generator=generator, steps=int(steps), every=int(every),
                                   extra=jsonable(extra[k:k + size]))],
             name=f"csp {name} {generator} oracle relaxation [{k // size + 1}]",
-            spec={"_category": cls.category, "pes_kind": "oracle_trajectory", "search": name,
+            spec={"_category": category, "pes_kind": "oracle_trajectory", "search": name,
                   "_allow_fizzled_parents": True},
             parents=parents))
     return fws
-
-
-def trajectory_frames(start_hash: str) -> list[Configuration]:
-    """Stored frames of the oracle trajectory that started at configuration ``start_hash``, in step order."""
-    docs = list(Configuration.objects(extra__trajectory=start_hash))
-    return sorted(docs, key=lambda d: int((d.extra or {}).get("step", 0)))
 
 
 def train_firework(name: str, parents=None, label: str = "") -> Firework:
@@ -130,11 +127,6 @@ class CSPPreselectTask(FiretaskBase):
     required_params = ["search"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.active import preselect, random_pool
-        from pes_core.oracles import to_structure
-        from pes_core.search import SearchSettings
-        from workflows.csp.state import start_search
-
         ensure_domain_db(fw_spec)
         name = self["search"]
         run = SearchRun.objects(name=name).first()
@@ -150,9 +142,9 @@ class CSPPreselectTask(FiretaskBase):
         res = preselect(pot, pool, mode=st.mode, include_radial=st.include_radial, max_configurations=st.max_initial)
         chosen = [pool[k] for k in res.indices]
         grades = [float(res.grades[k]) for k in res.indices]
-        run.state = {**run.state, "active": {**(run.state.get("active") or {}),
-                                             "preselect": {"pool": len(pool), "selected": len(chosen)}}}
-        run.save()
+        state = RunState.of(run)
+        state.active.preselect = {"pool": len(pool), "selected": len(chosen)}
+        state.save(run)
         flush_store()
         print(f"  [{name}] pre-exploration: {len(chosen)} of {len(pool)} random structures selected "
               f"(maxvol on an untrained level-{st.level} MTP, no oracle calls)", flush=True)
@@ -182,20 +174,13 @@ class OracleTrajectoryTask(FiretaskBase):
     optional_params = ["extra"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pymatgen.core import Structure
-
-        from pes_core.active import oracle_trajectory
-        from pes_core.db import calculation_hash, store_result
-        from pes_core.oracles import get_oracle, to_atoms
-        from workflows.core.runtime import worker_env
-
         ensure_domain_db(fw_spec)
         name = self["search"]
         run = SearchRun.objects.get(name=name)
         config = run.settings
         osettings = config.get("oracle_settings") or {}
         oracle = get_oracle(config["oracle"], osettings, env=worker_env(fw_spec))
-        pressure = float(run.state["search"]["settings"].get("pressure_gpa", 0.0))
+        pressure = RunState.of(run).pressure_gpa
         extras = self.get("extra") or [{} for _ in self["structures"]]
         gen = self["generator"]
         n_calls, n_stored, failed = 0, 0, []
@@ -222,100 +207,78 @@ class OracleTrajectoryTask(FiretaskBase):
         return FWAction(stored_data={"oracle_calls": n_calls, "stored": n_stored, "failed": failed})
 
 
+def training_role(doc: Configuration, learned_checks: set[str]) -> str | None:
+    """``"learned"``, ``"preselect"`` or ``None`` (not training data) for a stored oracle result of a search.
+
+    Training data: the kept pre-exploration frames, what active learning
+    chose (``csp-active``), and oracle checks of the best candidates once their
+    MTP error exceeded the tolerance (``learned_checks``); not verification
+    relaxations nor the frames in between (a configuration that is both, e.g.
+    a learned check frame that a verification relaxation reached again, stays
+    training data).
+    """
+    tags = doc.tags or []
+    if "csp-active" in tags or doc.content_hash in learned_checks:
+        return "learned"
+    if "csp-preselect" in tags and "csp-trajectory" not in tags:
+        return "preselect"
+    return None
+
+
+def _training_key(ids: list[str], st: ActiveSettings) -> str:
+    """The same configurations fitted with the same settings give the same model: its key."""
+    fit_key = json.dumps({"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
+                          "energy_weighting": st.energy_weighting, "train_window": st.train_window,
+                          "min_train": st.min_train, "fit_learned": True}, sort_keys=True)
+    return hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
+
+
 @explicit_serialize
 class MTPTrainTask(FiretaskBase):
-    """Fit the MTP of search ``search`` on all its configurations and make it current."""
+    """Fit the MTP of search ``search`` on all its configurations and make it current.
+
+    The training set and its fitted part with weights are chosen by
+    :func:`pes_core.active.decisions.choose_training`; a model with the same
+    training ids and settings is reused (idempotent rerun).
+    """
 
     required_params = ["search"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pymatgen.core import Structure
-
-        from pes_core.active import ActiveSet, low_energy_weights, screen_training
-        from pes_core.active.mlip_state import potential_to_text
-        from pes_core.mtp import FitSettings, TrainingRecord, evaluate, fit_mtp
-
         ensure_domain_db(fw_spec)
         name = self["search"]
         run = SearchRun.objects.get(name=name)
         config = run.settings
         st = ActiveSettings.from_config(config)
-        docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]),
-                      key=lambda d: d.content_hash)
-        # training data: the kept pre-exploration frames, what active learning chose (csp-active), and oracle
-        # checks of the best candidates once their MTP error exceeded the tolerance (LearningRelaxer._check_best
-        # lists them); not verification relaxations nor the frames in between (a configuration that is both,
-        # e.g. a learned check frame that a verification relaxation reached again, stays training data)
-        learned_checks = set((run.state.get("active") or {}).get("check_learned") or [])
-
-        def _learned(d) -> bool:
-            return "csp-active" in (d.tags or []) or d.content_hash in learned_checks
-
-        docs = [d for d in docs if _learned(d)
-                or ("csp-preselect" in (d.tags or []) and "csp-trajectory" not in (d.tags or []))]
+        learned_checks = set(RunState.of(run).active.check_learned)
+        docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]), key=lambda d: d.content_hash)
+        roles = [training_role(d, learned_checks) for d in docs]
+        docs, learned = [d for d, r in zip(docs, roles) if r], [r == "learned" for r in roles if r]
         if not docs:
             raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train on; "
                                "did every oracle firework fail?")
-        ids = [d.content_hash for d in docs]
-        # the same configurations fitted with the same settings give the same model: reuse it on a rerun
-        fit_key = json.dumps({"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
-                              "energy_weighting": st.energy_weighting, "train_window": st.train_window,
-                              "min_train": st.min_train, "fit_learned": True}, sort_keys=True)
-        key = hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
+        records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
+        choice = choose_training([d.content_hash for d in docs],
+                                 [None if r.energy is None else r.energy / r.n_atoms for r in records],
+                                 learned, st)
+        key = _training_key(choice.ids, st)
         existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
         if existing is not None:
-            self._make_current(run, existing, ids)
+            self._make_current(run, existing, choice.ids)
             return FWAction(stored_data={"model_id": str(existing.id), "reused": True})
-        records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
-        # what active learning chose (csp-active) and the checks it learned are fitted whatever their energy;
-        # the window screens the pre-exploration
-        fit_records = screen_training(records, st.train_window, st.min_train, keep=[_learned(d) for d in docs])
-        if st.energy_weighting is not None:
-            w = low_energy_weights([r.energy / r.n_atoms for r in fit_records], st.energy_weighting)
-            fit_records = [replace(r, weight=float(wk)) for r, wk in zip(fit_records, w)]
         parent = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
-        if parent is not None:
-            pot, _, _ = load_model(str(parent.id))
-        else:
-            pot = _initial_potential(config, st)
-        fit = FitSettings(max_iter=st.max_iter, fit_radial=st.max_iter > 0, log=None, validation_fraction=0.0,
-                          weighting="per_atom",
-                          seed=st.seed)
-        pot, report = fit_mtp(pot, fit_records, fit, validation=[])
-        aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=ids)
-        tr = report.train
-        # the fit's RMSE covers the learned high-energy configurations too (weighted low in the loss); the
-        # accuracy that ranks structures is the one within the window of the lowest energy
-        e_low = min(r.energy / r.n_atoms for r in fit_records) + (st.train_window or float("inf"))
-        low = [r for r in fit_records if r.energy / r.n_atoms <= e_low]
-        errors = [(evaluate(pot, r.atoms, forces=False).energy - r.energy) / r.n_atoms for r in low]
-        rmse_low = float(np.sqrt(np.mean(np.square(errors))))
-        model = PotentialModel(
-            name=f"{name}-mtp", kind="mtp", version=(parent.version + 1) if parent is not None else 0,
-            settings=jsonable({"level": st.level, "max_dist": st.max_dist, "mode": st.mode,
-                               "include_radial": st.include_radial, "max_iter": st.max_iter,
-                               "energy_weighting": st.energy_weighting, "training_key": key,
-                               "train_window": st.train_window, "n_fitted": len(fit_records),
-                               "species": pot.species}),
-            metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse,
-                              "energy_rmse_window": rmse_low, "n_window": len(low), "force_rmse": tr.force_rmse,
-                              "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,
-                              "min_dist": report.min_dist, "iterations": report.iterations,
-                              "min_energy_per_atom": min(r.energy / r.n_atoms for r in records),
-                              "active_set_filled": aset.n_filled, "active_set_size": aset.size}),
-            training_ids=ids, workflow=name, parent=str(parent.id) if parent is not None else None,
-            fw_id=current_fw_id(fw_spec),
-        )
-        model.parameters.put(potential_to_text(pot).encode(), content_type="text/plain", filename=f"{name}.mtp")
-        model.active_set.put(aset.to_bytes(), content_type="application/octet-stream",
-                             filename=f"{name}.active_set.npz")
+        pot = load_model(str(parent.id))[0] if parent is not None else _initial_potential(config, st)
+        model = _fit_model(name, pot, records, choice, st, parent, key)
+        model.fw_id = current_fw_id(fw_spec)
         model.save()
-        self._make_current(run, model, ids)
-        print(f"  [{name}] MTP v{model.version} fitted on {len(ids)} configurations: "
-              f"E {1e3 * tr.energy_rmse:.1f} meV/atom ({1e3 * rmse_low:.1f} on the {len(low)} within "
-              f"{st.train_window} eV/atom of the lowest), F {tr.force_rmse:.3f} eV/A", flush=True)
+        self._make_current(run, model, choice.ids)
+        m = model.metrics
+        print(f"  [{name}] MTP v{model.version} fitted on {len(choice.ids)} configurations: "
+              f"E {1e3 * m['energy_rmse']:.1f} meV/atom ({1e3 * m['energy_rmse_window']:.1f} on the "
+              f"{m['n_window']} within {st.train_window} eV/atom of the lowest), F {m['force_rmse']:.3f} eV/A",
+              flush=True)
         return FWAction(stored_data={"model_id": str(model.id), "version": model.version,
-                                     "n_train": len(ids), "metrics": model.metrics})
+                                     "n_train": len(choice.ids), "metrics": model.metrics})
 
     @staticmethod
     def _make_current(run: SearchRun, model: PotentialModel, ids: list[str]) -> None:
@@ -324,3 +287,39 @@ class MTPTrainTask(FiretaskBase):
         ActiveLearningEvent.objects(configuration_hash__in=ids, processed=False).update(set__processed=True)
         flush_store()
 
+
+def _fit_model(name: str, pot: MTPPotential, records: list[TrainingRecord], choice: TrainingChoice,
+               st: ActiveSettings, parent: PotentialModel | None, key: str) -> PotentialModel:
+    """Fit ``pot`` on the chosen records; the (unsaved) ``PotentialModel`` with its active set and metrics."""
+    fit_records = [records[k] for k in choice.fit]
+    if choice.weights is not None:
+        fit_records = [replace(r, weight=float(w)) for r, w in zip(fit_records, choice.weights)]
+    fit = FitSettings(max_iter=st.max_iter, fit_radial=st.max_iter > 0, log=None, validation_fraction=0.0,
+                      weighting="per_atom",  # the CSP loss as measured (energy per atom); MLIP's is vibrations
+                      seed=st.seed)
+    pot, report = fit_mtp(pot, fit_records, fit, validation=[])
+    aset = ActiveSet.from_training(pot, [r.atoms for r in records], st.mode, st.include_radial, labels=choice.ids)
+    tr = report.train
+    # the fit's RMSE covers the learned high-energy configurations too (weighted low in the loss); the
+    # accuracy that ranks structures is the one within the window of the lowest energy
+    low = [records[k] for k in choice.window]
+    errors = [(evaluate(pot, r.atoms, forces=False).energy - r.energy) / r.n_atoms for r in low]
+    rmse_low = float(np.sqrt(np.mean(np.square(errors))))
+    model = PotentialModel(
+        name=f"{name}-mtp", kind="mtp", version=(parent.version + 1) if parent is not None else 0,
+        settings=jsonable({"level": st.level, "max_dist": st.max_dist, "mode": st.mode,
+                           "include_radial": st.include_radial, "max_iter": st.max_iter,
+                           "energy_weighting": st.energy_weighting, "training_key": key,
+                           "train_window": st.train_window, "n_fitted": len(fit_records),
+                           "species": pot.species}),
+        metrics=jsonable({"n_train": tr.n_configs, "energy_rmse": tr.energy_rmse,
+                          "energy_rmse_window": rmse_low, "n_window": len(low), "force_rmse": tr.force_rmse,
+                          "stress_rmse": tr.stress_rmse, "energy_mae": tr.energy_mae, "force_mae": tr.force_mae,
+                          "min_dist": report.min_dist, "iterations": report.iterations,
+                          "min_energy_per_atom": min(r.energy / r.n_atoms for r in records),
+                          "active_set_filled": aset.n_filled, "active_set_size": aset.size}),
+        training_ids=choice.ids, workflow=name, parent=str(parent.id) if parent is not None else None,
+    )
+    model.parameters.put(potential_to_text(pot).encode(), content_type="text/plain", filename=f"{name}.mtp")
+    model.active_set.put(aset.to_bytes(), content_type="application/octet-stream", filename=f"{name}.active_set.npz")
+    return model

@@ -11,6 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pes_core.db import GenerationRecord, SearchRun  # noqa: E402
+from pes_core.search import (  # noqa: E402
+    VerifySettings,
+    candidate_table,
+    format_table,
+    plot_history,
+    write_cifs,
+)
+from workflows.csp.state import RunState  # noqa: E402
 
 __all__ = ["search_summary", "write_csp_report"]
 
@@ -22,34 +30,25 @@ def search_summary(name: str) -> dict:
     generations), ``target`` (``stop_enthalpy`` reached), ``max_generations``,
     or None while the search runs.
     """
-    from pes_core.search import SearchState
-
     run = SearchRun.objects.get(name=name)
+    stored = RunState.of(run)
     gens = list(GenerationRecord.objects(search=name).order_by("index"))
-    stop = SearchState.from_dict(run.state["search"]).stop_reason() if run.state.get("search") else None
+    stop = stored.search_state().stop_reason() if stored.search else None
     rows = [{"generation": g.index, "best_enthalpy_per_atom": g.best_enthalpy_per_atom,
              "n_oracle_calls": g.n_oracle_calls, "n_model_evaluations": g.n_model_evaluations,
              "training_set_size": g.stats.get("training_set_size")} for g in gens]
     return {"name": name, "status": run.status, "stop_reason": stop, "settings": run.settings, "generations": rows,
             "oracle_calls": sum(r["n_oracle_calls"] for r in rows),
             "model_evaluations": sum(r["n_model_evaluations"] for r in rows),
-            "verification": run.state.get("verification", [])}
+            "verification": stored.verification}
 
 
 def write_csp_report(name: str, out_dir: Path) -> Path:
     """Write ``history.png``, ``calls.png``, ``candidates.txt``, CIFs and ``summary.json``."""
-    from pes_core.search import (
-        SearchState,
-        candidate_table,
-        format_table,
-        plot_history,
-        write_cifs,
-    )
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = SearchRun.objects.get(name=name)
-    state = SearchState.from_dict(run.state["search"])
+    state = RunState.of(run).search_state()
     plot_history(state, str(out_dir / "history.png"))
     summary = search_summary(name)
     gens = summary["generations"]
@@ -67,7 +66,7 @@ def write_csp_report(name: str, out_dir: Path) -> Path:
         fig.tight_layout()
         fig.savefig(out_dir / "calls.png", dpi=120)
         plt.close(fig)
-    within = run.settings.get("verify", {}).get("within_mev", 100.0) / 1000.0
+    within = VerifySettings.from_config(run.settings).within_mev / 1000.0
     rows = candidate_table(state, within=within)
     verified = {v["id"]: v for v in summary["verification"]}
     lines = [format_table(rows), "", "oracle verification (eV/atom):"]

@@ -6,7 +6,18 @@ stores the generation; then it adds the next generation firework, or, once the
 search has converged, the verification fireworks and the report.  With
 ``relax.parallel`` > 1 it first fans the relaxations out into
 ``CSPRelaxTask`` fireworks (any workers may run them side by side) and runs
-again after them to rank, learn and breed.
+again after them to rank, learn and breed.  In ``mode: mtp`` the learning step
+after the relaxations (:func:`workflows.csp.learning.after_generation`)
+returns a decision as data; :func:`decision_action` alone turns it into
+fireworks.
+
+Categories (FireWorks ``_category``): every firework that calls the oracle
+carries the oracle's category (``dft`` or ``ml``; :func:`workflows.csp.state.category_of`):
+in ``mode: direct`` the generation fireworks (they relax on the oracle) and
+the relaxation fireworks, in both modes the oracle, trajectory and
+verification fireworks; training, pre-exploration, ``mode: mtp``
+generations and the report are ``ml``.  ``relax.category`` and
+``verify.category`` override.
 
 Everything the loop needs lives in the domain database, never in the spec:
 ``SearchRun.state`` is the serialized search state, ``GenerationRecord`` holds
@@ -26,13 +37,43 @@ from pathlib import Path
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
-from pes_core.db import Configuration, GenerationRecord, SearchRun, jsonable
+from pes_core.active import ActiveSettings
+from pes_core.active.decisions import CheckDecision, LearningDecision
+from pes_core.db import (
+    Configuration,
+    GenerationRecord,
+    PotentialModel,
+    SearchRun,
+    jsonable,
+    store_result,
+)
+from pes_core.oracles import get_oracle, to_structure
+from pes_core.search import (
+    OracleRelaxer,
+    RelaxSettings,
+    SearchState,
+    VerifySettings,
+    candidate_table,
+    evaluate,
+    propose_offspring,
+    update,
+)
+from workflows.core import runtime
 from workflows.core.backend import retry_store_race
-from workflows.core.runtime import ensure_domain_db, flush_store
+from workflows.core.runtime import ensure_domain_db, flush_store, worker_env
+from workflows.csp.active_tasks import (
+    oracle_fireworks,
+    train_firework,
+    trajectory_fireworks,
+)
+from workflows.csp.learning import after_generation, learning_relaxer
+from workflows.csp.report import write_csp_report
+from workflows.csp.state import RunState, category_of, start_search
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSPGenerationTask", "CSPRelaxTask", "CSPReportTask", "CSPVerifyTask", "generation_firework"]
+__all__ = ["CSPGenerationTask", "CSPRelaxTask", "CSPReportTask", "CSPVerifyTask", "decision_action",
+           "generation_firework", "verification_fireworks"]
 
 #: hard cap on generation fireworks of one search, whatever the settings say
 MAX_GENERATIONS_HARD = 500
@@ -42,39 +83,96 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
-def generation_firework(search: str, generation: int, category: str = "ml", formula: str = "",
+def generation_firework(search: str, generation: int, config: dict, formula: str = "",
                         parents=None) -> Firework:
-    """The firework that runs ``generation`` of ``search``."""
+    """The firework that runs ``generation`` of ``search`` (``config``: the search's stored settings).
+
+    Its category is that of the relaxations (:func:`workflows.csp.state.category_of`):
+    the oracle's in ``mode: direct``, where the generation relaxes on the oracle
+    (serially, or what its relaxation fireworks left), ``ml`` in ``mode: mtp``.
+    """
     return Firework(
         [CSPGenerationTask(search=search)],
         name=f"csp {search} generation {generation}",
-        spec={"_category": category, "pes_kind": "csp_generation", "search": search,
+        spec={"_category": category_of(config, "relax"), "pes_kind": "csp_generation", "search": search,
               "generation": generation, "formula": formula},
         parents=parents,
     )
 
 
+def verification_fireworks(name: str, config: dict, formula: str = "") -> list[Firework]:
+    """Verification (oracle relaxations: the oracle's category, or ``verify.category``) -> report (``ml``)."""
+    verify = Firework([CSPVerifyTask(search=name)], name=f"csp {name} verification",
+                      spec={"_category": category_of(config, "verify"), "pes_kind": "csp_verify",
+                            "search": name, "formula": formula})
+    report = Firework([CSPReportTask(search=name)], name=f"csp {name} report",
+                      spec={"_category": "ml", "pes_kind": "csp_report", "search": name,
+                            "_allow_fizzled_parents": True}, parents=[verify])
+    return [verify, report]
+
+
+def decision_action(run: SearchRun, decision: LearningDecision | CheckDecision, fw_spec: dict) -> FWAction:
+    """The detour that carries out a learning or check decision, then runs its generation again.
+
+    The one place where the learning step's decisions become fireworks:
+
+    * learning: oracle fireworks for the chosen configurations -> training -> the generation (next round);
+    * check: short oracle relaxations (``active.check_steps`` > 0) or single points of the best
+      offspring -> the generation (which then ranks them by the oracle);
+    * check learned: training -> the generation.
+    """
+    name, config, gen = run.name, run.settings, decision.generation
+
+    def again(parents: list, label: str) -> Firework:
+        fw = generation_firework(name, gen, config, formula=fw_spec.get("formula", ""), parents=parents)
+        fw.name = f"{fw.name} ({label})"
+        return fw
+
+    if isinstance(decision, LearningDecision):
+        r = decision.round
+        ofws = oracle_fireworks(name, config, [to_structure(c.atoms) for c in decision.learn],
+                                generator="csp-active",
+                                extra=[{"grade": c.grade, "reason": c.reason, "generation": gen, "round": r}
+                                       for c in decision.learn])
+        train = train_firework(name, parents=ofws, label=f"gen {gen} round {r}")
+        fw = again([train], f"round {r}")
+        fw.spec["pes_active_round"] = r
+        return FWAction(detours=[Workflow(ofws + [train, fw], name=f"csp {name} active learning gen {gen} round {r}")],
+                        stored_data={"active_round": r, "selected": len(decision.learn), "redo": decision.redo})
+    if decision.check:
+        structures = [to_structure(c.individual.atoms) for c in decision.check]
+        extra = [{"reason": "check", "generation": gen, "individual": c.individual.id,
+                  "mtp_enthalpy_per_atom": float(c.individual.enthalpy_per_atom)} for c in decision.check]
+        st = ActiveSettings.from_config(config)
+        if st.check_steps > 0:
+            ofws = trajectory_fireworks(name, config, structures, generator="csp-check", steps=st.check_steps,
+                                        every=st.prerelax_every, extra=extra)
+        else:
+            ofws = oracle_fireworks(name, config, structures, generator="csp-check", extra=extra)
+        return FWAction(detours=[Workflow(ofws + [again(ofws, "check")], name=f"csp {name} oracle check gen {gen}")],
+                        stored_data={"checked": len(decision.check)})
+    train = train_firework(name, label=f"gen {gen} check")
+    return FWAction(detours=[Workflow([train, again([train], "check learned")],
+                                      name=f"csp {name} check learning gen {gen}")],
+                    stored_data={"check_learned": len(decision.learn)})
+
+
 def make_relaxer(run: SearchRun, fw_spec: dict):
-    """The relaxer of a search: directly on the oracle, or on the actively learned MTP."""
-    from pes_core.oracles import get_oracle
-    from pes_core.search import OracleRelaxer
-    from workflows.core.runtime import worker_env
+    """The relaxer of a search: directly on the oracle, or on the actively learned MTP.
 
+    Both relax with the search's :class:`~pes_core.search.RelaxSettings` (one
+    default: BFGS, fmax 0.05 eV/Å, 300 steps).
+    """
     cfg = run.settings
-    relax = cfg.get("relax", {})
     if cfg.get("mode", "direct") == "direct":
+        relax = RelaxSettings.from_config(cfg)
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        return OracleRelaxer(oracle, fmax=relax.get("fmax", 0.05), steps=relax.get("steps", 300),
-                             optimizer=relax.get("optimizer", "FIRE"))
-    from workflows.csp.learning import learning_relaxer
-
+        return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer)
     return learning_relaxer(run, fw_spec)
 
 
 def _training_set_size(run: SearchRun) -> int | None:
     """Configurations the search's current MTP was trained on (None in direct mode)."""
-    from pes_core.db import PotentialModel
-
     model = PotentialModel.objects(id=run.model_id).first() if run.model_id else None
     return len(model.training_ids) if model is not None else None
 
@@ -87,18 +185,14 @@ class CSPGenerationTask(FiretaskBase):
     optional_params = []
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.search import SearchState, propose_offspring, update
-
         ensure_domain_db(fw_spec)
         name = self["search"]
         run = SearchRun.objects(name=name).first()
         if run is None and fw_spec.get("pes_csp_config"):
-            from workflows.csp.state import start_search
-
             run = start_search(name, fw_spec["pes_csp_config"])
         if run is None:
             raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
-        state = SearchState.from_dict(run.state["search"])
+        state = RunState.of(run).search_state()
         gen = state.generation + 1
         asked = fw_spec.get("generation")
         if asked is not None and int(asked) < gen:
@@ -118,7 +212,7 @@ class CSPGenerationTask(FiretaskBase):
         if gen >= MAX_GENERATIONS_HARD:
             raise RuntimeError(f"search {name} reached the hard cap of {MAX_GENERATIONS_HARD} generations")
         offspring = propose_offspring(state)  # deterministic in (seed, generation)
-        partial = dict((run.state.get("partial") or {}).get(str(gen), {}))
+        partial = RunState.of(run).partial_of(gen)
         todo = [ind for ind in offspring if ind.id not in partial]
         n_par = int((run.settings.get("relax") or {}).get("parallel", 1))
         attempt = int(fw_spec.get("pes_relax_attempt", 0))
@@ -134,9 +228,7 @@ class CSPGenerationTask(FiretaskBase):
             out = relax_one(ind, relaxer, state.settings)
             relaxed.append(type(ind).from_dict(out))
             partial[ind.id] = out
-            run.state = {**run.state, "partial": {str(gen): partial}}
-            run.updated_at = _now()
-            run.save()
+            _save_partial(run, gen, partial)
             flush_store(min_interval=0.5)
             _progress(name, gen, k, len(offspring), relaxed[-1])
         # learning candidates met by the relaxations (kept with each relaxation, so that a resumed or fanned-out
@@ -145,13 +237,11 @@ class CSPGenerationTask(FiretaskBase):
         if candidates:  # considered now, whatever the hook decides: a rerun must not learn them again
             for entry in partial.values():
                 (entry.get("relax_info") or {}).pop("candidates", None)
-            run.state = {**run.state, "partial": {str(gen): partial}}
-            run.save()
-        hook = getattr(relaxer, "end_of_generation", None)
-        if hook is not None:
-            detour = hook(run, gen, relaxed, fw_spec, candidates=candidates)
-            if detour is not None:  # the model learned: redo this generation's unfinished part later
-                return detour
+            _save_partial(run, gen, partial)
+        if run.settings.get("mode", "direct") == "mtp":
+            decision = after_generation(run, relaxer, gen, relaxed, candidates)
+            if decision is not None:  # oracle work or learning first: this generation runs again after it
+                return decision_action(run, decision, fw_spec)
         state = update(state, relaxed)
         n_calls = sum(int(i.relax_info.get("n_calls", 0)) for i in relaxed if i.relax_info)
         n_stored = Configuration.objects(tags=f"csp:{name}").count()
@@ -186,17 +276,14 @@ class CSPGenerationTask(FiretaskBase):
     @staticmethod
     def _fan_out(run: SearchRun, gen: int, todo: list, n_par: int, attempt: int, fw_spec: dict) -> FWAction:
         """One :class:`CSPRelaxTask` firework per group of offspring, then this generation again (the collector)."""
-        from pes_core.oracles import oracle_class
-
         name = run.name
         groups = [todo[k::n_par] for k in range(min(n_par, len(todo)))]
-        category = ("ml" if run.settings.get("mode", "direct") == "mtp"
-                    else oracle_class(run.settings["oracle"]).category)
+        category = category_of(run.settings, "relax")
         fws = [Firework([CSPRelaxTask(search=name, generation=gen, ids=[i.id for i in g])],
                         name=f"csp {name} generation {gen} relaxations [{k + 1}/{len(groups)}]",
                         spec={"_category": category, "pes_kind": "csp_relax", "search": name, "generation": gen})
                for k, g in enumerate(groups)]
-        again = generation_firework(name, gen, formula=fw_spec.get("formula", ""), parents=fws)
+        again = generation_firework(name, gen, run.settings, formula=fw_spec.get("formula", ""), parents=fws)
         # a relaxation firework that fizzled leaves its offspring to the next attempt (the third runs them here)
         again.spec.update(_allow_fizzled_parents=True, pes_relax_attempt=attempt + 1)
         if "pes_active_round" in fw_spec:
@@ -206,8 +293,10 @@ class CSPGenerationTask(FiretaskBase):
                         stored_data={"relax_fireworks": len(fws), "to_relax": len(todo)})
 
     @staticmethod
-    def _save_run(run: SearchRun, state, partial: dict) -> None:
-        run.state = {**run.state, "search": jsonable(state.to_dict()), "partial": partial}
+    def _save_run(run: SearchRun, state: SearchState, partial: dict) -> None:
+        stored = RunState.of(run)
+        stored.search, stored.partial = jsonable(state.to_dict()), partial
+        run.state = stored.to_dict()
         run.current_generation = state.generation
         run.best_enthalpy_per_atom = state.best_enthalpy
         reason = state.stop_reason()
@@ -221,22 +310,25 @@ class CSPGenerationTask(FiretaskBase):
         name = run.name
         formula = fw_spec.get("formula", "")
         if not state.done:
-            return FWAction(additions=[generation_firework(name, state.generation + 1, formula=formula)])
+            return FWAction(additions=[generation_firework(name, state.generation + 1, run.settings,
+                                                           formula=formula)])
         logger.info("search %s stops: %s", name, state.stop_reason())
-        verify = Firework([CSPVerifyTask(search=name)], name=f"csp {name} verification",
-                          spec={"_category": run.settings.get("verify_category", "ml"),
-                                "pes_kind": "csp_verify", "search": name, "formula": formula})
-        report = Firework([CSPReportTask(search=name)], name=f"csp {name} report",
-                          spec={"_category": "ml", "pes_kind": "csp_report", "search": name,
-                                "_allow_fizzled_parents": True}, parents=[verify])
         # one Workflow keeps the verify -> report link (separate additions would lose it)
-        return FWAction(additions=[Workflow([verify, report], name=f"csp {name} verification")])
+        return FWAction(additions=[Workflow(verification_fireworks(name, run.settings, formula),
+                                            name=f"csp {name} verification")])
+
+
+def _save_partial(run: SearchRun, gen: int, partial: dict) -> None:
+    """Cache the finished relaxations of generation ``gen`` (the other generations' caches are dropped)."""
+    stored = RunState.of(run)
+    stored.partial = {str(gen): partial}
+    run.state = stored.to_dict()
+    run.updated_at = _now()
+    run.save()
 
 
 def relax_one(ind, relaxer, settings) -> dict:
     """Relax one individual (:func:`pes_core.search.evaluate`); its JSON with the learning candidates it met."""
-    from pes_core.search import evaluate
-
     out = jsonable(evaluate(ind, relaxer, settings).to_dict())
     take = getattr(relaxer, "take_candidates", None)
     if take is not None:
@@ -270,17 +362,16 @@ class CSPRelaxTask(FiretaskBase):
     required_params = ["search", "generation", "ids"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.search import SearchState, propose_offspring
-
         ensure_domain_db(fw_spec)
         name, gen = self["search"], int(self["generation"])
         run = SearchRun.objects(name=name).first()
         if run is None:
             raise ValueError(f"search run {name!r} is not in the database; submit the CSP workflow again")
-        state = SearchState.from_dict(run.state["search"])
-        if state.generation + 1 != gen:  # that generation finished (a rerun after the fact): nothing to do
+        stored = RunState.of(run)
+        if stored.generation != gen:  # that generation finished (a rerun after the fact): nothing to do
             return FWAction(stored_data={"stale": True})
-        done = set((run.state.get("partial") or {}).get(str(gen), {}))
+        state = stored.search_state()
+        done = set(stored.partial_of(gen))
         wanted = set(self["ids"]) - done
         offspring = [ind for ind in propose_offspring(state) if ind.id in wanted]
         if not offspring:
@@ -302,51 +393,49 @@ class CSPVerifyTask(FiretaskBase):
 
     Both energies are kept: the search's (MTP or oracle) enthalpy and the
     oracle's after its own relaxation; each oracle result is stored as a
-    ``Configuration`` (tag ``csp-verify``).  ``verify.fmax`` and
-    ``verify.steps`` (default: those of ``relax``) set the convergence of
-    these final relaxations; a tighter ``fmax`` than the search's settles
-    soft modes such as graphite's interlayer spacing (CHGNet: 1-2 meV/atom
-    between fmax 0.05 and 0.01 eV/Å).
+    ``Configuration`` (tag ``csp-verify``).  The relaxations follow
+    :class:`~pes_core.search.VerifySettings` (``verify.fmax`` and
+    ``verify.steps``, default: those of ``relax``; the optimizer of ``relax``).
+    Candidates verified already are skipped (idempotent rerun).
     """
 
     required_params = ["search"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from pes_core.db import store_result
-        from pes_core.oracles import get_oracle, to_structure
-        from pes_core.search import OracleRelaxer, SearchState, candidate_table
-        from workflows.core.runtime import worker_env
-
         ensure_domain_db(fw_spec)
         run = SearchRun.objects.get(name=self["search"])
-        state = SearchState.from_dict(run.state["search"])
+        stored = RunState.of(run)
+        state = stored.search_state()
         cfg = run.settings
-        verify, relax = cfg.get("verify") or {}, cfg.get("relax") or {}
-        within = verify.get("within_mev", 100.0) / 1000.0
-        done = {v["id"]: v for v in run.state.get("verification", [])}
+        verify = VerifySettings.from_config(cfg)
+        rs = verify.relax_settings(RelaxSettings.from_config(cfg))
+        done = {v["id"]: v for v in stored.verification}
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        relaxer = OracleRelaxer(oracle, fmax=verify.get("fmax", relax.get("fmax", 0.05)),
-                                steps=int(verify.get("steps", relax.get("steps", 300))))
-        rows = candidate_table(state, within=within)
-        for row in rows:
+        relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer)
+        for row in candidate_table(state, within=verify.within_mev / 1000.0):
             ind = row["individual"]
             if ind.id in done:
                 continue
-            res = relaxer(ind.atoms, state.settings.pressure_gpa)
-            entry = {"id": ind.id, "search_enthalpy_per_atom": ind.enthalpy_per_atom,
-                     "oracle_enthalpy_per_atom": None if res.failed else res.enthalpy_per_atom,
-                     "oracle_calls": res.n_calls, "converged": res.converged, "failed": res.failed}
-            if not res.failed:
-                final = oracle.compute(res.atoms)
-                doc, _ = store_result(final, tags=[f"csp:{run.name}", "csp-verify"], workflow=run.name,
-                                      generator=f"csp-verify:{ind.origin}")
-                entry["configuration"] = doc.content_hash
-                entry["structure"] = to_structure(res.atoms).as_dict()
-            done[ind.id] = entry
-            run.state = {**run.state, "verification": jsonable(list(done.values()))}
-            run.save()
+            done[ind.id] = _verify_one(run.name, ind, relaxer, oracle, state.settings.pressure_gpa)
+            stored.verification = list(done.values())
+            stored.save(run)
             flush_store()
         return FWAction(stored_data={"verified": len(done)})
+
+
+def _verify_one(name: str, ind, relaxer: OracleRelaxer, oracle, pressure_gpa: float) -> dict:
+    """Relax one candidate on the oracle; its verification entry (the final oracle result stored)."""
+    res = relaxer(ind.atoms, pressure_gpa)
+    entry = {"id": ind.id, "search_enthalpy_per_atom": ind.enthalpy_per_atom,
+             "oracle_enthalpy_per_atom": None if res.failed else res.enthalpy_per_atom,
+             "oracle_calls": res.n_calls, "converged": res.converged, "failed": res.failed}
+    if not res.failed:
+        final = oracle.compute(res.atoms)
+        doc, _ = store_result(final, tags=[f"csp:{name}", "csp-verify"], workflow=name,
+                              generator=f"csp-verify:{ind.origin}")
+        entry["configuration"] = doc.content_hash
+        entry["structure"] = to_structure(res.atoms).as_dict()
+    return jsonable(entry)
 
 
 @explicit_serialize
@@ -357,12 +446,7 @@ class CSPReportTask(FiretaskBase):
     optional_params = ["out_dir"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
-        from workflows.core.runtime import LAUNCH_ROOT
-        from workflows.csp.report import write_csp_report
-
         ensure_domain_db(fw_spec)
-        root = Path(self.get("out_dir") or ((LAUNCH_ROOT or Path.cwd()) / ".." / "reports"))
+        root = Path(self.get("out_dir") or ((runtime.LAUNCH_ROOT or Path.cwd()) / ".." / "reports"))
         out = write_csp_report(self["search"], root.resolve() / self["search"])
         return FWAction(stored_data={"report": str(out)})
-
-
