@@ -105,6 +105,8 @@ class RelaxSettings:
         ``"BFGS"``, ``"FIRE"`` or ``"LBFGS"`` (ASE).  BFGS takes about half
         the oracle calls of FIRE on random Si8 cells (measured).
 
+    Examples
+    --------
     >>> RelaxSettings()
     RelaxSettings(fmax=0.05, steps=300, optimizer='BFGS')
     >>> RelaxSettings(optimizer="fire").optimizer
@@ -147,6 +149,8 @@ class VerifySettings:
     steps : int or None
         Step cap; ``None``: that of ``relax``.
 
+    Examples
+    --------
     >>> VerifySettings(fmax=0.01).relax_settings(RelaxSettings(steps=200))
     RelaxSettings(fmax=0.01, steps=200, optimizer='BFGS')
     """

@@ -5,6 +5,8 @@ baseline for the MTP speed-up.  MTP mode (``mode: mtp``): pre-exploration
 selects an initial training set by the extrapolation grade alone, the oracle
 computes it, an MTP is fitted, and the relaxations learn on the fly.
 
+Examples
+--------
 >>> wf = csp_workflow("si8", {"composition": {"Si": 1}, "n_atoms": [8, 8]}, oracle="tersoff", mode="mtp")
 >>> [(fw.spec["pes_kind"], fw.spec["_category"]) for fw in wf.fws]
 [('csp_preselect', 'ml'), ('mtp_train', 'ml'), ('csp_generation', 'ml')]
