@@ -139,17 +139,15 @@ def _check_before_storing(result: Any, oracle: str, settings: dict, chash: str, 
     pes_core.oracles.base.OracleError
         With the reason, after recording the failure.
     """
-    from pes_core.oracles.base import OracleError, ResultBounds
+    from pes_core.oracles import oracle_class
+    from pes_core.oracles.base import OracleError
 
     try:
-        from pes_core.oracles import oracle_class
-
-        cls = oracle_class(oracle)
-        bounds, check_energy = ResultBounds.from_env(cls.result_bounds), cls.category != "dft"
-    except ValueError:  # not a registered oracle (imported data): the defaults
-        bounds, check_energy = ResultBounds.from_env(), True
+        check = oracle_class(oracle).check_result
+    except ValueError:  # not a registered oracle (imported data): the default bounds
+        check = result.check_plausible
     try:
-        result.check_plausible(bounds, energy=check_energy)
+        check(result)
     except OracleError as err:
         record_failure(result.structure, oracle, settings, f"OracleError: {err}", **where)
         raise

@@ -300,13 +300,15 @@ class Oracle(abc.ABC):
         self.check_result(result)
         return result
 
-    def check_result(self, result: OracleResult) -> None:
+    @classmethod
+    def check_result(cls, result: OracleResult) -> None:
         """Raise :class:`OracleError` if ``result`` is non-finite or implausible (:class:`ResultBounds`).
 
-        The energy bound is not applied to first-principles oracles (category
-        ``"dft"``): their energy zero is the code's own.
+        The bounds are this oracle's (``result_bounds``, ``PES_RESULT_BOUNDS``
+        on top); the energy bound is not applied to first-principles oracles
+        (category ``"dft"``): their energy zero is the code's own.
         """
-        result.check_plausible(ResultBounds.from_env(self.result_bounds), energy=self.category != "dft")
+        result.check_plausible(ResultBounds.from_env(cls.result_bounds), energy=cls.category != "dft")
 
     def compute_many(self, structures: list[Structure | Atoms]) -> list[OracleResult]:
         """Compute several structures (stand-ins reuse one loaded model)."""

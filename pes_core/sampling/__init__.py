@@ -10,14 +10,14 @@
   filter, interpolations, oracle relaxations and thermal (oracle MD)
   snapshots (PES training sets), and the settings dataclasses of those
   stages (:class:`SystematicSettings`, :class:`StochasticSettings`,
-  :class:`ThermalSettings`, :class:`RelaxSettings`).
+  :class:`ThermalSettings`, :class:`ReferenceRelaxSettings`).
 """
 
 from pes_core.sampling.perturb import rattled_strained
 from pes_core.sampling.pes_training import (
     ModeBlock,
     NoveltyFilter,
-    RelaxSettings,
+    ReferenceRelaxSettings,
     StochasticSettings,
     SystematicSettings,
     ThermalSettings,
@@ -45,7 +45,7 @@ __all__ = [
     "GLAZER_SYSTEMS",
     "ModeBlock",
     "NoveltyFilter",
-    "RelaxSettings",
+    "ReferenceRelaxSettings",
     "StochasticSettings",
     "SystematicSettings",
     "ThermalSettings",

@@ -50,7 +50,7 @@ from pes_core.structures import DEFAULT_MIN_DISTANCE, min_interatomic_distance
 __all__ = [
     "ModeBlock",
     "NoveltyFilter",
-    "RelaxSettings",
+    "ReferenceRelaxSettings",
     "StochasticSettings",
     "SystematicSettings",
     "ThermalSettings",
@@ -543,7 +543,7 @@ class _Settings:
 
 
 @dataclass(frozen=True)
-class RelaxSettings(_Settings):
+class ReferenceRelaxSettings(_Settings):
     """Oracle relaxations of the reference cells (FIRE).
 
     Attributes

@@ -56,7 +56,7 @@ from workflows.core.runtime import (
 )
 from workflows.csp.learning import load_model, trajectory_frames
 from workflows.csp.state import RunState, category_of, start_search
-from workflows.oracle.builders import oracle_firework
+from workflows.oracle.builders import oracle_batches, oracle_firework
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +79,13 @@ def oracle_fireworks(name: str, config: dict, structures: list, *, generator: st
     Their category is the oracle's (:func:`workflows.oracle.builders.oracle_firework`).
     """
     oracle = config["oracle"]
-    size = 1 if category_of(config, "oracle") == "dft" else max(1, len(structures))
     extra = extra or [{} for _ in structures]
-    fws = []
-    for k in range(0, len(structures), size):
-        fws.append(oracle_firework(
-            structures[k:k + size], oracle, oracle_settings=config.get("oracle_settings") or {},
-            tags=[f"csp:{name}", generator.split(":")[0]], generator=generator, workflow=name,
-            extra=extra[k:k + size], name=f"csp {name} {generator} oracle [{k // size + 1}]", parents=parents,
-            allow_failures=True,
-        ))
-    return fws
+    return [oracle_firework(
+        structures[batch], oracle, oracle_settings=config.get("oracle_settings") or {},
+        tags=[f"csp:{name}", generator.split(":")[0]], generator=generator, workflow=name,
+        extra=extra[batch], name=f"csp {name} {generator} oracle [{b + 1}]", parents=parents,
+        allow_failures=True,
+    ) for b, batch in enumerate(oracle_batches(len(structures), oracle, max(1, len(structures))))]
 
 
 def trajectory_fireworks(name: str, config: dict, structures: list, *, generator: str, steps: int, every: int,
@@ -99,19 +95,16 @@ def trajectory_fireworks(name: str, config: dict, structures: list, *, generator
     One firework per structure for ``dft`` oracles, one batch otherwise.
     """
     category = category_of(config, "oracle")
-    size = 1 if category == "dft" else max(1, len(structures))
     extra = extra or [{} for _ in structures]
-    fws = []
-    for k in range(0, len(structures), size):
-        fws.append(Firework(
-            [OracleTrajectoryTask(search=name, structures=[s.as_dict() for s in structures[k:k + size]],
-                                  generator=generator, steps=int(steps), every=int(every),
-                                  extra=jsonable(extra[k:k + size]))],
-            name=f"csp {name} {generator} oracle relaxation [{k // size + 1}]",
-            spec={"_category": category, "pes_kind": "oracle_trajectory", "search": name,
-                  "_allow_fizzled_parents": True},
-            parents=parents))
-    return fws
+    return [Firework(
+        [OracleTrajectoryTask(search=name, structures=[s.as_dict() for s in structures[batch]],
+                              generator=generator, steps=int(steps), every=int(every),
+                              extra=jsonable(extra[batch]))],
+        name=f"csp {name} {generator} oracle relaxation [{b + 1}]",
+        spec={"_category": category, "pes_kind": "oracle_trajectory", "search": name,
+              "_allow_fizzled_parents": True},
+        parents=parents) for b, batch in enumerate(oracle_batches(len(structures), config["oracle"],
+                                                                  max(1, len(structures))))]
 
 
 def train_firework(name: str, parents=None, label: str = "") -> Firework:

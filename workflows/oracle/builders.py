@@ -22,10 +22,28 @@ from workflows.core.spec import SpecError, register_kind
 from workflows.oracle.spec import OracleBatchSpec, collect_structures
 from workflows.oracle.tasks import OracleTask
 
-__all__ = ["oracle_batch_workflow", "oracle_firework", "oracle_workflow"]
+__all__ = ["oracle_batch_workflow", "oracle_batches", "oracle_firework", "oracle_workflow"]
 
 #: batch size for stand-in (category "ml") oracles when none is given
 DEFAULT_BATCH_SIZE = 25
+
+
+def oracle_batches(n_structures: int, oracle: str, batch_size: int | None = None) -> list[slice]:
+    """How ``n_structures`` structures are split into oracle fireworks.
+
+    ``dft`` oracles get one structure a firework (a failure costs one
+    calculation and each runs as a job of its own); stand-ins ``batch_size``
+    a firework (default :data:`DEFAULT_BATCH_SIZE`).
+
+    >>> oracle_batches(5, "emt", 2)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 6, None)]
+    >>> len(oracle_batches(5, "vasp", 2))
+    5
+    """
+    size = 1 if oracle_class(oracle).category == "dft" else int(batch_size or DEFAULT_BATCH_SIZE)
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return [slice(k, k + size) for k in range(0, n_structures, size)]
 
 
 def oracle_firework(structures: Sequence[Structure], oracle: str, *, oracle_settings: dict | None = None,
@@ -92,26 +110,16 @@ def oracle_workflow(structures: Sequence[Structure], oracle: str, *, oracle_sett
         validate_structure(s, min_distance=min_distance, label=f"structure {k}")
         probe = cls(settings=oracle_settings)
         probe.check_species(s)
-    if cls.category == "dft":
-        size = 1
-    else:
-        size = int(batch_size or DEFAULT_BATCH_SIZE)
-        if size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batches = oracle_batches(len(structures), oracle, batch_size)
     formulas = sorted({s.composition.reduced_formula for s in structures})
     wf_name = name or f"{oracle} {'/'.join(formulas)} x{len(structures)}"
     gens = generator if isinstance(generator, list) else [generator] * len(structures)
     if len(gens) != len(structures):
         raise ValueError("generator list must have one entry per structure")
-    n_batches = (len(structures) + size - 1) // size
-    fws = []
-    for b in range(n_batches):
-        chunk = list(structures[b * size:(b + 1) * size])
-        fws.append(oracle_firework(
-            chunk, oracle, oracle_settings=oracle_settings, tags=tags,
-            generator=gens[b * size:(b + 1) * size], workflow=wf_name,
-            name=f"oracle {oracle} {'/'.join(formulas)} [{b + 1}/{n_batches}]",
-        ))
+    fws = [oracle_firework(list(structures[batch]), oracle, oracle_settings=oracle_settings, tags=tags,
+                           generator=gens[batch], workflow=wf_name,
+                           name=f"oracle {oracle} {'/'.join(formulas)} [{b + 1}/{len(batches)}]")
+           for b, batch in enumerate(batches)]
     metadata = {"pes_kind": "oracle_batch", "oracle": oracle, "formulas": formulas,
                 "n_structures": len(structures), "tags": list(tags)}
     return Workflow(fws, name=wf_name, metadata=metadata)

@@ -1,32 +1,11 @@
-"""Firetasks of the PES training-set and model-fitting workflows (thin: pes_core does the work).
-
-Training set (spec kind ``pes_training_set``)::
-
-    PESReferenceTask -> oracle fireworks (systematic set)      -> PESStochasticTask
-                     -> PESThermalTask x (parent, T) --detour--> oracle fireworks (snapshots) -^
-        PESStochasticTask -> oracle fireworks (n-sphere samples) -> PESCollectTask -> PESFeaturizeTask [-> fit]
-
-The thermal fireworks (spec key ``thermal``) run short oracle-driven MD
-(:func:`pes_core.sampling.pes_training.thermal_snapshots`; the category of
-the oracle, like any oracle work) and send their snapshots through ordinary
-oracle fireworks as a detour, so the n-sphere stage, the collector and the
-fit see them like any other configuration.
-
-Fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
+"""Firetasks of the PES fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
 
     PESSplitTask -> PESCVTask x grid points (category ml)      -> PESSelectTask
                  -> oracle fireworks (energy paths; the oracle's) -^
 
-Every firework that calls the oracle carries the oracle's category
-(``oracle_class(name).category``: ``dft`` for VASP/CP2K, ``ml`` for the
-stand-ins); the model work is category ``ml``.
-
-State lives in the domain database: relaxed cells and every oracle result are
-``Configuration`` documents of the training-set workflow; the holdout split,
-feature caches and the fit record are GridFS files (``pes_files``) named by
-the workflow; trained models are ``PotentialModel`` documents.  Reruns reuse
-what is stored (relaxations, oracle results, the split), so the workflows are
-idempotent and resumable.
+``PESFeaturizeTask`` (the end of a training set) caches the CCD features the
+fit reads; :func:`oracle_fireworks` is the oracle batching both PES jobs use.
+Where the state lives: :mod:`workflows.pes`.
 """
 
 from __future__ import annotations
@@ -41,10 +20,9 @@ from pymatgen.core import Structure
 from pes_core.ann.paths import energy_paths
 from pes_core.ann.settings import FitSettings
 from pes_core.db import Configuration, calculation_hash, get_configuration
-from pes_core.oracles import oracle_class
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
-from workflows.oracle.builders import DEFAULT_BATCH_SIZE, oracle_firework
+from workflows.oracle.builders import oracle_batches, oracle_firework
 from workflows.pes.fit import finish_fit
 from workflows.pes.report import write_fit_plots
 from workflows.pes.store import (
@@ -74,20 +52,14 @@ def oracle_fireworks(structures: list[tuple[Structure, str]], *, oracle: str, or
                      extra: list[dict] | None = None, parents=None) -> list[Firework]:
     """Oracle fireworks (category of the oracle) computing ``(structure, generator label)`` pairs.
 
-    DFT oracles get one structure a firework (a failure costs one calculation
-    and each runs as a job of its own); stand-ins ``batch_size`` a firework.
+    Batched by :func:`workflows.oracle.builders.oracle_batches`.
     """
-    size = 1 if oracle_class(oracle).category == "dft" else int(batch_size or DEFAULT_BATCH_SIZE)
-    n = (len(structures) + size - 1) // size
-    fws = []
-    for b in range(n):
-        chunk = structures[b * size:(b + 1) * size]
-        fws.append(oracle_firework(
-            [s for s, _ in chunk], oracle, oracle_settings=oracle_settings, tags=list(tags),
-            generator=[g for _, g in chunk], workflow=workflow, name=f"{name} oracle [{b + 1}/{n}]",
-            extra=extra[b * size:(b + 1) * size] if extra is not None else None,
-            metadata={"pes_stage": stage}, parents=parents))
-    return fws
+    batches = oracle_batches(len(structures), oracle, batch_size)
+    return [oracle_firework(
+        [s for s, _ in structures[batch]], oracle, oracle_settings=oracle_settings, tags=list(tags),
+        generator=[g for _, g in structures[batch]], workflow=workflow, name=f"{name} oracle [{b + 1}/{len(batches)}]",
+        extra=extra[batch] if extra is not None else None, metadata={"pes_stage": stage}, parents=parents)
+        for b, batch in enumerate(batches)]
 
 
 @explicit_serialize

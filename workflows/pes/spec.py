@@ -40,7 +40,7 @@ from pes_core.ann.settings import FitSettings, RefineSettings
 from pes_core.clusters import PerovskiteReference
 from pes_core.sampling import (
     GLAZER_SYSTEMS,
-    RelaxSettings,
+    ReferenceRelaxSettings,
     StochasticSettings,
     SystematicSettings,
     ThermalSettings,
@@ -192,11 +192,11 @@ class Refine(_Section):
         return v
 
 
-_RX = RelaxSettings
+_RX = ReferenceRelaxSettings
 
 
 class Relax(_Section):
-    _settings = RelaxSettings
+    _settings = ReferenceRelaxSettings
 
     fmax: float = Field(_default(_RX, "fmax"), gt=0, description="eV/Å")
     fmax_cubic: float = Field(_default(_RX, "fmax_cubic"), gt=0)

@@ -1,4 +1,4 @@
-"""Firetasks of the PES training-set and model-fitting workflows (thin: pes_core does the work).
+"""Firetasks of the PES training set (thin: pes_core does the work).
 
 Training set (spec kind ``pes_training_set``)::
 
@@ -17,16 +17,8 @@ thermal and the oracle fireworks) carries the oracle's category; the rest is
 model work (category ``ml``).  The perovskite comes from the spec's
 ``reference`` section (:class:`pes_core.clusters.PerovskiteReference`).
 
-Fit (spec kind ``pes_fit``, or the ``fit`` section of a training set)::
-
-    PESSplitTask -> PESCVTask x grid points (category ml) -> PESSelectTask
-
-State lives in the domain database: relaxed cells and every oracle result are
-``Configuration`` documents of the training-set workflow; the holdout split,
-feature caches and the fit record are GridFS files (``pes_files``) named by
-the workflow; trained models are ``PotentialModel`` documents.  Reruns reuse
-what is stored (relaxations, oracle results, the split), so the workflows are
-idempotent and resumable.
+The fit fireworks are in :mod:`workflows.pes.fit_tasks`; where the state
+lives: :mod:`workflows.pes`.
 """
 
 from __future__ import annotations
@@ -50,7 +42,7 @@ from pes_core.oracles import get_oracle, oracle_class, to_structure
 from pes_core.sampling import (
     GLAZER_SYSTEMS,
     NoveltyFilter,
-    RelaxSettings,
+    ReferenceRelaxSettings,
     StochasticSettings,
     SystematicSettings,
     ThermalSettings,
@@ -172,7 +164,7 @@ class PESReferenceTask(FiretaskBase):
 def relax_reference_cells(cfg: dict, oracle, fw_spec: dict) -> dict[str, Structure]:
     """Relaxed cubic and tilted supercells of training set ``cfg`` (stored ones reused, new ones stored)."""
     ref = _reference(cfg)
-    relax = RelaxSettings.from_dict(cfg.get("relax"))
+    relax = ReferenceRelaxSettings.from_dict(cfg.get("relax"))
     done = relaxed_cells(cfg["name"])
     if CUBIC in done:
         a = PerovskiteReference.from_supercell(done[CUBIC]).a

@@ -163,7 +163,7 @@ def test_spec_sections_mirror_the_pes_core_settings():
     """One default each: a section left empty gives the dataclass defaults of the code that uses it."""
     from pes_core.ann.settings import FitSettings, RefineSettings
     from pes_core.sampling import (
-        RelaxSettings,
+        ReferenceRelaxSettings,
         StochasticSettings,
         SystematicSettings,
         ThermalSettings,
@@ -178,7 +178,7 @@ def test_spec_sections_mirror_the_pes_core_settings():
     )
 
     pairs = [(Systematic, SystematicSettings), (Stochastic, StochasticSettings), (Thermal, ThermalSettings),
-             (Refine, RefineSettings), (Relax, RelaxSettings)]
+             (Refine, RefineSettings), (Relax, ReferenceRelaxSettings)]
     for section, settings in pairs:
         assert section().to_settings() == settings(), section.__name__
         assert set(section.model_fields) == set(settings.__dataclass_fields__), section.__name__
