@@ -5,8 +5,8 @@ Each job package (:mod:`workflows.oracle`, :mod:`workflows.csp`,
 and its reporters in its ``report`` module; importing this module imports
 them all, so the functions below know every kind.
 
->>> from workflows.jobs import spec_kinds
->>> spec_kinds()
+>>> from workflows.jobs import registered_kinds
+>>> registered_kinds()
 ['csp', 'oracle_batch', 'pes_fit', 'pes_training_set']
 """
 
@@ -21,9 +21,4 @@ import workflows.pes.report  # noqa: F401
 from workflows.core.report import write_report
 from workflows.core.spec import build_from_spec, load_spec, registered_kinds
 
-__all__ = ["build_from_spec", "load_spec", "spec_kinds", "write_report"]
-
-
-def spec_kinds() -> list[str]:
-    """The ``kind`` values a spec file may have."""
-    return registered_kinds()
+__all__ = ["build_from_spec", "load_spec", "registered_kinds", "write_report"]
