@@ -131,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     base = min(models[k]["holdout_rmse"] for k in ("linear", "hiphive") if k in models)
     print(f"best neural {nn:.3f} vs best baseline {base:.3f} meV/atom: "
           f"{'neural models beat both baselines' if all(models[k]['holdout_rmse'] < base for k in ('cluster', 'site') if k in models) else 'NOT better than the baselines'}")
+    if len(models) > 1:
+        from workflows.pes.fit import holdout_comparison
+
+        comp = record.get("comparison") or holdout_comparison(models)
+        print(f"holdout RMSE with {100 * comp['level']:.0f} % bootstrap intervals ({comp['n_holdout']} configurations):")
+        for kind, m in comp["models"].items():
+            print(f"  {kind:<9}{m['rmse']:>7.3f}  [{m['rmse_ci'][0]:.3f}, {m['rmse_ci'][1]:.3f}]")
+        for pair, d in comp["pairs"].items():
+            print(f"  {pair:<18} difference {d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+                  f"{'  outside the noise' if d['significant'] else ''}")
+        print(comp["statement"])
     return 0
 
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 from pymatgen.core import Structure
 
+from pes_core.ann.compare import compare_models
 from pes_core.ann.settings import FitSettings
 from pes_core.clusters import PerovskiteReference
 from pes_core.db import (
@@ -136,8 +137,25 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
     ranked = sorted(((v["holdout_rmse"], k) for k, v in record["models"].items()))
     record["best"] = ranked[0][1] if ranked else None
     record["holdout_rmse"] = {k: v["holdout_rmse"] for k, v in record["models"].items()}
+    if len(record["models"]) > 1:
+        record["comparison"] = holdout_comparison(record["models"])
+        print(f"  [{fit['name']}] {record['comparison']['statement']}", flush=True)
     put_blob(f"fit/{fit['name']}.json", json.dumps(record).encode())
     return record
+
+
+def holdout_comparison(models: dict) -> dict:
+    """Bootstrap intervals and paired differences of the models' holdout RMSEs (meV/atom).
+
+    Errors are aligned by configuration id, so every model is compared on the
+    same holdout configurations (:func:`pes_core.ann.compare.compare_models`).
+    """
+    common = set.intersection(*(set(m["test"]["ids"]) for m in models.values()))
+    errors = {}
+    for kind, m in models.items():
+        err = dict(zip(m["test"]["ids"], np.asarray(m["test"]["model"]) - np.asarray(m["test"]["oracle"])))
+        errors[kind] = np.array([err[k] for k in sorted(common)])
+    return compare_models(errors)
 
 
 def _metrics(kind, point, cv, train, test, pred_tr, pred_te, e_ref, path_pred, paths, seconds) -> dict:

@@ -7,6 +7,8 @@
   with the overall train/holdout RMSE marked.
 * ``paths.png`` -- energy along cubic -> tetragonal -> orthorhombic, in-phase
   tilt, anti-phase tilt and volumetric strain, models vs oracle.
+* ``holdout_ci.png`` -- holdout RMSE of each model with its bootstrap interval,
+  captioned with the ranking statement (which differences are outside the noise).
 
 Reporters are registered for workflow kinds ``pes_training_set`` and ``pes_fit``.
 """
@@ -24,10 +26,10 @@ import numpy as np
 from pes_core.ann.paths import PATH_LABELS
 from pes_core.db import Configuration
 from workflows.core.report import register_reporter
-from workflows.pes.fit import fit_record
+from workflows.pes.fit import fit_record, holdout_comparison
 from workflows.pes.store import reference_energy, supercell_atoms
 
-__all__ = ["plot_energy_histogram", "write_fit_plots"]
+__all__ = ["plot_energy_histogram", "plot_holdout_intervals", "write_fit_plots"]
 
 _COLORS = {"cluster": "tab:blue", "site": "tab:orange", "linear": "tab:green", "hiphive": "tab:red"}
 
@@ -116,6 +118,11 @@ def write_fit_plots(record: dict, out: Path) -> list[tuple[str, str, str]]:
         plt.close(fig)
         items.append(("Error distribution", "error_distribution.png",
                       "holdout RMSE per 25 meV/atom bin over the lowest 125 meV/atom"))
+    comparison = record.get("comparison")
+    if comparison is None and len(record.get("models") or {}) > 1:  # fits stored before the comparison existed
+        comparison = holdout_comparison(record["models"])
+    if comparison:
+        items.append(plot_holdout_intervals(comparison, out / "holdout_ci.png"))
     paths = record.get("paths") or {}
     if paths:
         e_ref = record.get("reference_ev_per_atom", 0.0)
@@ -133,6 +140,25 @@ def write_fit_plots(record: dict, out: Path) -> list[tuple[str, str, str]]:
         plt.close(fig)
         items.append(("Energy paths", "paths.png", "models vs oracle along the four paths"))
     return items
+
+
+def plot_holdout_intervals(comparison: dict, path: Path) -> tuple[str, str, str]:
+    """Holdout RMSE of each model with its bootstrap interval; returns the report item."""
+    names = list(comparison["models"])
+    rmse = np.array([comparison["models"][k]["rmse"] for k in names])
+    ci = np.array([comparison["models"][k]["rmse_ci"] for k in names])
+    fig, ax = plt.subplots(figsize=(5.0, 0.6 + 0.45 * len(names)))
+    y = np.arange(len(names))[::-1]
+    ax.errorbar(rmse, y, xerr=[rmse - ci[:, 0], ci[:, 1] - rmse], fmt="o", capsize=4, color="k")
+    for yi, k in zip(y, names):
+        ax.plot(comparison["models"][k]["rmse"], yi, "o", color=_COLORS.get(k, "k"))
+    ax.set_yticks(y, names)
+    ax.set_xlabel(f"holdout RMSE (meV/atom), {100 * comparison['level']:.0f} % bootstrap interval")
+    ax.set_title(f"{comparison['n_holdout']} holdout configurations", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return ("Holdout ranking", Path(path).name, comparison["statement"])
 
 
 def _fit_report(wf: dict, out: Path) -> list[tuple[str, str, str]]:

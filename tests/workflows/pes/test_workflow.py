@@ -62,6 +62,13 @@ def test_training_set_and_fit_end_to_end(project):
             vals = [r["val_rmse_mean"] if r["point"]["model"] == kind else np.inf for r in record["cv"]]
             assert record["models"][kind]["cv_index"] == int(np.argmin(vals))
         assert set(record["models"]) == {"cluster", "linear", "hiphive"}
+        # the ranking comes with paired bootstrap intervals on the same holdout configurations
+        comp = record["comparison"]
+        assert set(comp["models"]) == set(record["models"]) and comp["n_holdout"] == round(0.2 * n)
+        for kind, m in comp["models"].items():
+            assert m["rmse"] == pytest.approx(record["holdout_rmse"][kind], rel=1e-9)
+            assert m["rmse_ci"][0] <= m["rmse"] <= m["rmse_ci"][1]
+        assert comp["best"] == min(record["holdout_rmse"], key=record["holdout_rmse"].get)
         # holdout configurations never enter training (by id)
         models = list(PotentialModel.objects(workflow="pes-tiny-fit"))
         assert {m.name for m in models} == {"pes-tiny-fit-cluster", "pes-tiny-fit-linear", "pes-tiny-fit-hiphive"}
@@ -79,5 +86,6 @@ def test_training_set_and_fit_end_to_end(project):
 
         index = write_report(b, "pes pes-tiny", project.parent / "report")
         html = index.read_text()
-        for png in ("energy_histogram.png", "cv_rmse.png", "parity.png", "error_distribution.png", "paths.png"):
+        for png in ("energy_histogram.png", "cv_rmse.png", "parity.png", "error_distribution.png", "paths.png",
+                    "holdout_ci.png"):
             assert png in html
