@@ -10,6 +10,8 @@ produced and how long it took.
     python benchmarks/pes_fit.py                      # full demo (~20-30 min on 2 busy cores)
     python benchmarks/pes_fit.py --launchpad proj/my_launchpad.yaml   # report an existing run
     python benchmarks/pes_fit.py --launchpad proj/my_launchpad.yaml --refit   # re-run CV+holdout now
+    python benchmarks/pes_fit.py --launchpad proj/my_launchpad.yaml --spec examples/pes_cspbbr3_quick.yaml \
+        --repeats 5   # the stored winners on 5 more splits and seeds: mean RMSE with intervals
 
 ``--refit`` opens the project read-only and repeats the model selection in
 this process with the spec's current grid and training settings: the
@@ -70,7 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true",
                     help="re-run CV and holdout test of the spec's grid now (read-only; needs --launchpad)")
     ap.add_argument("--kinds", default="cluster,site,linear", help="model kinds for --refit")
+    ap.add_argument("--repeats", type=int, default=0,
+                    help="with --launchpad: retrain each kind's stored winner on this many other 80/20 splits "
+                         "(split and training seed 1..N) and report mean holdout RMSE with t intervals")
     args = ap.parse_args(argv)
+    if args.repeats:
+        if not args.launchpad:
+            ap.error("--repeats needs --launchpad")
+        return repeats(args.launchpad, args.spec, args.kinds.split(","), args.repeats)
     if args.refit:
         if not args.launchpad:
             ap.error("--refit needs --launchpad")
@@ -153,8 +162,8 @@ def _features(training_set: str, feat, ids: list[str]):
 
     from pes_core.ann import FeatureData, PESData, compute_features
     from pes_core.db import Configuration
-    from workflows.pes.store import feature_name
     from workflows.core.blobs import get_blob
+    from workflows.pes.store import feature_name
 
     blob = get_blob(feature_name(training_set, feat.settings))
     if blob is not None:
@@ -168,20 +177,28 @@ def _features(training_set: str, feat, ids: list[str]):
 
 def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
     """CV + retraining + holdout RMSE of the spec's grid on an existing project, in memory."""
-    from pes_core.ann import (TrainSettings, cross_validate, expand_grid, fit_point, holdout_split,
-                              rmse_mev_per_atom, select_best, torch_threads)
+    from pes_core.ann import (
+        TrainSettings,
+        cross_validate,
+        expand_grid,
+        fit_point,
+        holdout_split,
+        rmse_mev_per_atom,
+        select_best,
+        torch_threads,
+    )
     from pes_core.db import Configuration
     from workflows.core.backend import open_backend
-    from workflows.pes.store import featurizer_for, load_split, split_reference
-    from workflows.pes.fit import fit_record
     from workflows.jobs import load_spec
+    from workflows.pes.fit import fit_record
+    from workflows.pes.store import featurizer_for, load_split, split_reference
 
     spec, _ = load_spec(spec_path)
     fit = spec.fit
     settings = TrainSettings.from_dict(fit.training)
     points = [p for p in expand_grid(fit.grid) if p.get("model", "cluster") in kinds]
     rows = {}
-    with open_backend(launchpad, read_only=True) as b, torch_threads(settings.threads):
+    with open_backend(launchpad, read_only=True), torch_threads(settings.threads):
         try:
             split = load_split(fit.name)
         except ValueError:  # the fit has not run yet: the same deterministic split as PESSplitTask
@@ -230,6 +247,70 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
             if kind in rows:
                 print(f"{kind}: {'beats' if rows[kind][0] < min(base) else 'does NOT beat'} the best baseline "
                       f"({rows[kind][0]:.3f} vs {min(base):.3f})")
+    return 0
+
+
+def repeats(launchpad, spec_path: str, kinds: list[str], n: int) -> int:
+    """Holdout RMSE of each kind's stored grid point over ``n`` further splits and training seeds.
+
+    Split ``k`` (k = 1..n) uses ``holdout_split(ids, test_fraction, seed=k)``
+    and trains with ``seed=k``; the grid point of each kind is the one the
+    stored fit selected (no new CV).  Prints per-split RMSEs and paired
+    bootstrap statements, then the mean over splits with a Student-t 95 %
+    interval and the mean paired difference to the best kind with its t
+    interval: the spread a ranking must exceed, training noise included.
+    """
+    import numpy as np
+    from scipy import stats
+
+    from pes_core.ann import TrainSettings, fit_point, holdout_split, torch_threads
+    from pes_core.ann.compare import compare_models
+    from workflows.core.backend import open_backend
+    from workflows.jobs import load_spec
+    from workflows.pes.fit import fit_record
+    from workflows.pes.store import featurizer_for, load_split, split_reference
+
+    spec, _ = load_spec(spec_path)
+    fit = spec.fit
+    base = TrainSettings.from_dict(fit.training)
+    per_split: dict[str, list[float]] = {}
+    with open_backend(launchpad, read_only=True), torch_threads(base.threads):
+        record = fit_record(fit.name)
+        if record is None:
+            print("no fit record: run the fit first (the grid points come from it)")
+            return 1
+        stored = load_split(fit.name)
+        ids = sorted(stored["train"] + stored["holdout"])
+        points = {k: record["models"][k]["point"] for k in kinds if k in record["models"]}
+        print(f"{len(ids)} configurations; points {points}")
+        for k in range(1, n + 1):
+            train_ids, holdout_ids = holdout_split(ids, fit.test_fraction, seed=k)
+            settings = TrainSettings.from_dict({**base.to_dict(), "seed": k})
+            errors = {}
+            for kind, point in points.items():
+                feat = featurizer_for(split_reference(stored), point)
+                train = _features(stored["training_set"], feat, train_ids)
+                test = _features(stored["training_set"], feat, holdout_ids)
+                model, _, _ = fit_point(point, feat, train, settings)
+                errors[kind] = 1000 * (model.predict(test).numpy() - test.energies.numpy()) / test.n_atoms
+            comp = compare_models(errors, seed=k)
+            for kind, m in comp["models"].items():
+                per_split.setdefault(kind, []).append(m["rmse"])
+            print(f"split {k}: " + ", ".join(f"{kk} {m['rmse']:.3f}" for kk, m in comp["models"].items())
+                  + f"; {comp['statement']}", flush=True)
+    order = sorted(per_split, key=lambda kk: np.mean(per_split[kk]))
+    t = stats.t.ppf(0.975, n - 1) if n > 1 else float("nan")
+    print(f"holdout RMSE over {n} splits and training seeds (meV/atom, mean and 95 % t interval):")
+    for kind in order:
+        v = np.asarray(per_split[kind])
+        half = t * v.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+        print(f"  {kind:<9}{v.mean():>7.3f} +- {half:.3f}   per split {np.round(v, 3).tolist()}")
+    best = order[0]
+    for kind in order[1:]:
+        d = np.asarray(per_split[kind]) - np.asarray(per_split[best])
+        half = t * d.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+        verdict = "outside the noise" if d.mean() - half > 0 else "inside the noise"
+        print(f"  {kind} - {best}: {d.mean():+.3f} +- {half:.3f} ({verdict})")
     return 0
 
 
