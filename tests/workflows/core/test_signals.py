@@ -99,6 +99,8 @@ def test_sigint_past_the_grace_period_leaves_running_fireworks_for_the_next_run(
     # while it runs, status names the process that holds the RUNNING firework
     status = _pes_cli("status", "-l", project)
     assert f"RUNNING fireworks [" in status.stdout and f"pid {proc.pid} on" in status.stdout, status.stdout
+    # on a loaded machine the status process can outlast that firework: signal while one is surely running
+    _wait_for(store, 0, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_SIGINT == 130, err
