@@ -265,6 +265,9 @@ def load_structures(path: str | Path, min_distance: float = DEFAULT_MIN_DISTANCE
             structures = [Structure.from_file(path)]
     except StructureError:
         raise
+    except np.linalg.LinAlgError as err:  # pymatgen inverts the lattice while reading
+        raise StructureError(f"cannot read structure file {path}: its lattice vectors are linearly dependent "
+                             f"(zero cell volume); expected {expected} with a 3D cell") from err
     except KeyError as err:  # ASE and pymatgen look elements up by symbol
         raise StructureError(f"cannot read structure file {path}: unknown element {_clean(str(err), 40)}; "
                              f"expected {expected} with chemical element symbols") from err

@@ -36,7 +36,7 @@ from ase.data import atomic_numbers
 
 from pes_core.mtp.records import TrainingRecord, plus_stress_to_stress_gpa, stress_gpa_to_plus_stress
 
-__all__ = ["CfgFileError", "placeholder_species", "read_cfg", "write_cfg"]
+__all__ = ["CfgFileError", "check_records", "placeholder_species", "read_cfg", "write_cfg"]
 
 
 class CfgFileError(ValueError):
@@ -289,6 +289,33 @@ def _parse_block(block: list[str], zs: list[int] | None, path: str, first_line: 
             raise b.error(0, "PlusStress given for a configuration without Supercell")
         stress = plus_stress_to_stress_gpa(plus, atoms.get_volume())
     return TrainingRecord(atoms, energy, forces, stress, features=features)
+
+
+def check_records(records: list[TrainingRecord], source: str | os.PathLike) -> list[TrainingRecord]:
+    """Raise :class:`CfgFileError` naming ``source``, the configuration and the field of any NaN/inf.
+
+    For training data read from any format (extxyz, JSON, ``.cfg``): positions,
+    cell, energy, forces and stress must be finite, and a periodic cell must
+    have a volume. ``configuration 1`` is the first.  Returns ``records``.
+    """
+    for k, rec in enumerate(records, start=1):
+        atoms = rec.atoms
+        where = f"{source}: configuration {k}"
+        if len(atoms) == 0:
+            raise CfgFileError(f"{where}: has no atoms")
+        fields = {"positions": atoms.positions, "cell": atoms.cell.array, "energy": rec.energy,
+                  "forces": rec.forces, "stress": rec.stress}
+        for name, value in fields.items():
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=float)
+            if not np.all(np.isfinite(arr)):
+                bad = arr.ravel()[~np.isfinite(arr.ravel())][0]
+                raise CfgFileError(f"{where}: {name} holds {bad} (NaN or infinite); training data must be finite")
+        if np.all(atoms.pbc) and not abs(float(np.linalg.det(atoms.cell.array))) > 1e-3:
+            raise CfgFileError(f"{where}: periodic cell of volume {abs(np.linalg.det(atoms.cell.array)):.3g} Å^3 "
+                               "(linearly dependent lattice vectors)")
+    return records
 
 
 def _is_atom_row(line: str) -> bool:
