@@ -27,6 +27,7 @@ trip is exact.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -157,7 +158,7 @@ class _Block:
                 x = float(w)
             except ValueError:
                 raise self.error(k, f"{field}: {_shown(w, 30)} is not a number") from None
-            if not np.isfinite(x):
+            if not math.isfinite(x):
                 raise self.error(k, f"{field} is {w} (NaN or infinite); every number in a .cfg must be finite")
             out.append(x)
         return out
@@ -253,7 +254,15 @@ def _parse_block(block: list[str], zs: list[int] | None, path: str, first_line: 
         raise b.error(atom_k0 - 1, "AtomData has no 'type' column")
 
     def column(name: str) -> np.ndarray:
-        return np.array([b.floats(atom_k0 + a, [w], f"atom {a + 1} {name}")[0] for a, w in enumerate(table[name])])
+        words = table[name]
+        try:
+            values = np.array([float(w) for w in words])
+        except ValueError:
+            values = None
+        if values is None or not np.all(np.isfinite(values)):  # find the atom and say what is wrong
+            for a, w in enumerate(words):
+                b.floats(atom_k0 + a, [w], f"atom {a + 1} {name}")
+        return values
 
     types = np.zeros(size, dtype=np.int64)
     for a, t in enumerate(table["type"]):

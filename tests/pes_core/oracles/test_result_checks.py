@@ -207,3 +207,17 @@ def test_finite_difference_check_passes_real_potentials(monkeypatch):
         atoms = atoms.copy()
         atoms.rattle(0.05, seed=2)
         get_oracle(name).compute(atoms)
+
+
+def test_an_all_zero_result_is_stored_as_a_failure_never_a_configuration(project):
+    """The issue's LJ case: every interaction cut off gives zeros for a compressed cell; stored as the reason."""
+    from pes_core.db import Configuration, FailedCalculation, store_result
+    from workflows.core.backend import open_backend
+
+    zeros = _result(bulk("Ar", "fcc", a=3.0), 0.0, oracle="lj")
+    with open_backend(project):
+        with pytest.raises(OracleError, match="all exactly zero"):
+            store_result(zeros, workflow="zeros")
+        assert Configuration.objects.count() == 0
+        [failed] = FailedCalculation.objects
+        assert failed.workflow == "zeros" and "calculator saw no neighbours" in failed.reason
