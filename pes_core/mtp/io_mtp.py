@@ -51,14 +51,37 @@ def _parse_int_table(text: str, width: int, key: str, path: str) -> np.ndarray:
 def _parse_floats(text: str, key: str, path: str) -> np.ndarray:
     body = text.strip()
     if not (body.startswith("{") and body.endswith("}")):
-        raise MTPFileError(f"{path}: {key} must be a list in braces like {{1.0, 2.0}}, got {body[:60]!r}")
+        raise MTPFileError(f"{path}: {key} must be a list in braces like {{1.0, 2.0}}, got {_shown(body)}")
     inner = body[1:-1].strip()
     if not inner:
         return np.zeros(0)
     try:
-        return np.array([float(x) for x in inner.split(",")])
+        values = np.array([float(x) for x in inner.split(",")])
     except ValueError as err:
-        raise MTPFileError(f"{path}: {key} holds a value that is not a number ({err})") from None
+        raise MTPFileError(f"{path}: {key} holds a value that is not a number ({_shown(str(err))})") from None
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise MTPFileError(f"{path}: {key} value {bad[0] + 1} of {len(values)} is {values[bad[0]]} (NaN or "
+                           "infinite); every coefficient of a potential must be finite")
+    return values
+
+
+def _shown(text: str, n: int = 60) -> str:
+    """Text as quoted in messages: printable characters only, at most ``n`` of them."""
+    text = "".join(c if c.isprintable() else "?" for c in text.strip())
+    return repr(text[:n] + ("..." if len(text) > n else ""))
+
+
+def _read_text(path: str) -> str:
+    raw = Path(path).read_bytes()
+    expected = "an MLIP .mtp potential file (first line 'MTP', then 'key = value' lines)"
+    if b"\x00" in raw[:65536]:
+        raise MTPFileError(f"{path}: not a text file (binary data); expected {expected}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MTPFileError(f"{path}: not a UTF-8 text file (undecodable byte at offset {err.start}); "
+                           f"expected {expected}") from None
 
 
 def read_mtp(path: str | os.PathLike, species: list[int | str] | None = None) -> MTPPotential:
@@ -89,10 +112,12 @@ def read_mtp(path: str | os.PathLike, species: list[int | str] | None = None) ->
     path = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"MTP file {path!r} not found")
-    lines = Path(path).read_text().splitlines()
+    lines = _read_text(path).splitlines()
     if not lines or lines[0].strip() != "MTP":
         raise MTPFileError(f"{path}: not an MLIP .mtp file (the first line must be 'MTP')")
     data: dict[str, str] = {}
+    where: dict[str, int] = {}  # key -> line number
+    radial_lines: list[list[int]] = []
     radial: list[list[float]] | None = None
     radial_blocks: list[str] = []
     it = iter(enumerate(lines[1:], start=2))
@@ -107,17 +132,21 @@ def read_mtp(path: str | os.PathLike, species: list[int | str] | None = None) ->
             if re.fullmatch(r"\d+-\d+", line):
                 radial_blocks.append(line)
                 radial.append([])
+                radial_lines.append([lineno])
             elif line.startswith("{"):
                 if not radial_blocks:
                     raise MTPFileError(f"{path}:{lineno}: radial coefficients before a 'i-j' species-pair line")
-                radial[-1].append(_parse_floats(line, "radial_coeffs", f"{path}:{lineno}"))
+                radial[-1].append(_parse_floats(line, f"radial_coeffs of pair {radial_blocks[-1]} row "
+                                                      f"{len(radial[-1]) + 1}", f"{path}:{lineno}"))
+                radial_lines[-1].append(lineno)
             else:
-                raise MTPFileError(f"{path}:{lineno}: unexpected line {line!r} in radial_coeffs")
+                raise MTPFileError(f"{path}:{lineno}: unexpected line {_shown(line)} in radial_coeffs")
             continue
         if "=" not in line:
-            raise MTPFileError(f"{path}:{lineno}: expected 'key = value', got {line!r}")
+            raise MTPFileError(f"{path}:{lineno}: expected 'key = value', got {_shown(line)}")
         key, value = (x.strip() for x in line.split("=", 1))
         data[key] = value
+        where[key] = lineno
     if "magnetic_basis_type" in data:
         raise MTPFileError(f"{path}: magnetic MTPs (magnetic_basis_type) are not supported")
     aliases = {"min": "min_dist", "max": "max_dist", "size": "radial_basis_size"}
@@ -138,12 +167,35 @@ def read_mtp(path: str | os.PathLike, species: list[int | str] | None = None) ->
         n_moments = int(data["alpha_moments_count"])
     except ValueError as err:
         raise MTPFileError(f"{path}: a count or distance is not a number ({err})") from None
+    for key, value in (("min_dist", r_min), ("max_dist", r_max)):
+        if not np.isfinite(value):
+            raise MTPFileError(f"{path}:{where.get(key, 0)}: {key} is {value} (NaN or infinite); "
+                               "it must be a finite distance in Å")
+    if r_min < 0 or r_max <= 0:
+        raise MTPFileError(f"{path}: min_dist = {r_min:g} Å and max_dist = {r_max:g} Å: cutoff distances "
+                           "must be positive (max_dist > 0, min_dist >= 0)")
+    if r_min >= r_max:
+        raise MTPFileError(f"{path}: min_dist = {r_min:g} Å is not below max_dist = {r_max:g} Å "
+                           "(the radial basis lives between the two)")
+    for key, value in (("species_count", n_species), ("radial_funcs_count", n_mu),
+                       ("radial_basis_size", n_q), ("alpha_moments_count", n_moments)):
+        if value < 1:
+            raise MTPFileError(f"{path}:{where.get(key, 0)}: {key} = {value}; it must be at least 1")
+    if "scaling" in data:
+        try:
+            scaling = float(data["scaling"])
+        except ValueError:
+            raise MTPFileError(f"{path}:{where['scaling']}: scaling {_shown(data['scaling'])} is not a number") from None
+        if not (np.isfinite(scaling) and scaling > 0):
+            raise MTPFileError(f"{path}:{where['scaling']}: scaling is {scaling}; it must be a positive finite number")
     if data["radial_basis_type"] != "RBChebyshev":
         raise MTPFileError(f"{path}: radial_basis_type {data['radial_basis_type']!r} is not supported (only RBChebyshev)")
     basic = _parse_int_table(data["alpha_index_basic"], 4, "alpha_index_basic", path)
     times = _parse_int_table(data["alpha_index_times"], 4, "alpha_index_times", path)
     mapping = _parse_int_table(data["alpha_moment_mapping"], 1, "alpha_moment_mapping", path).ravel()
     for key, table in (("alpha_index_basic_count", basic), ("alpha_index_times_count", times), ("alpha_scalar_moments", mapping)):
+        if key in data and not re.fullmatch(r"\d+", data[key]):
+            raise MTPFileError(f"{path}:{where[key]}: {key} = {_shown(data[key])} is not a whole number")
         if key in data and int(data[key]) != len(table):
             raise MTPFileError(f"{path}: {key} = {data[key]} but the table has {len(table)} entries")
     try:
@@ -167,15 +219,19 @@ def read_mtp(path: str | os.PathLike, species: list[int | str] | None = None) ->
         expected = [f"{a}-{b}" for a in range(n_species) for b in range(n_species)]
         if radial_blocks != expected:
             raise MTPFileError(f"{path}: radial_coeffs blocks are {radial_blocks}, expected {expected}")
-        arr = np.array(radial, dtype=float) if all(len(r) == n_mu for r in radial) else None
-        if arr is None or arr.shape != (n_species * n_species, n_mu, n_q):
-            raise MTPFileError(
-                f"{path}: radial_coeffs must hold {n_mu} lists of {n_q} numbers per species pair"
-            )
+        for pair, rows, linenos in zip(radial_blocks, radial, radial_lines):
+            if len(rows) != n_mu:
+                raise MTPFileError(f"{path}:{linenos[0]}: radial_coeffs of pair {pair} has {len(rows)} rows, "
+                                   f"expected radial_funcs_count = {n_mu}")
+            for r, (row, lineno) in enumerate(zip(rows, linenos[1:])):
+                if len(row) != n_q:
+                    raise MTPFileError(f"{path}:{lineno}: radial_coeffs of pair {pair} row {r + 1} has "
+                                       f"{len(row)} numbers, expected radial_basis_size = {n_q}")
+        arr = np.array(radial, dtype=float)
         pot.radial_coeffs = arr.reshape(n_species, n_species, n_mu, n_q)
     for key, n in (("species_coeffs", n_species), ("moment_coeffs", len(mapping))):
         if key in data:
-            val = _parse_floats(data[key], key, path)
+            val = _parse_floats(data[key], key, f"{path}:{where[key]}")
             if len(val) != n:
                 raise MTPFileError(f"{path}: {key} has {len(val)} values, expected {n}")
             setattr(pot, key, val)

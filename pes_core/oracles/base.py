@@ -73,25 +73,49 @@ class ResultBounds:
         of a periodic cell sum to zero (translation invariance; DFT codes show
         a drift of 0.01-0.1 eV/Å), so a larger net force means forces that do
         not belong to the energy.
+    zero_result_bond_factor : float or None
+        A result whose energy, forces and stress are all exactly zero is
+        rejected when two atoms are closer than this factor times the sum of
+        their covalent radii (default 1.5, i.e. within bonding range). No
+        interaction vanishes at bonding distances; an all-zero answer there
+        means the calculator saw no neighbours (a cutoff shorter than the
+        bonds, a negative sigma, species it does not know). Atoms farther
+        apart (a dilute gas beyond the cutoff) may legitimately give zero.
+    force_check_step : float or None
+        Step in Å of a finite-difference check that the forces belong to the
+        energy (default ``None``: off; it costs two extra evaluations, so it
+        is meant for cheap oracles and applies to category ``"ml"`` only).
+        The structure is displaced by ``±step`` along the unit vector of the
+        3N force components; the central difference of the energy must give
+        the force norm ``|F| = -dE/ds`` within 10 % + 0.05 eV/Å (a central
+        difference is exact to O(step^2); forces in the wrong units, with the
+        wrong sign or from another structure fail it). Skipped when
+        ``|F| < 0.05`` eV/Å (a symmetric position gives nothing to compare).
 
     Notes
     -----
     Set them per oracle class (``Oracle.result_bounds``) or for a run with
     the environment variable ``PES_RESULT_BOUNDS``, for example
-    ``PES_RESULT_BOUNDS="stress=20000,force=none"``.
+    ``PES_RESULT_BOUNDS="stress=20000,force=none,force_check_step=0.01"``.
     """
 
     energy_per_atom: float | None = 100.0
     stress: float | None = 10_000.0
     force: float | None = 1_000.0
     net_force_per_atom: float | None = 1.0
+    zero_result_bond_factor: float | None = 1.5
+    force_check_step: float | None = None
+
+    #: relative and absolute (eV/Å) tolerance of the finite-difference force check
+    FORCE_CHECK_RTOL = 0.1
+    FORCE_CHECK_ATOL = 0.05
 
     @classmethod
     def from_env(cls, base: ResultBounds | None = None, value: str | None = None) -> ResultBounds:
         """``base`` (default bounds) updated by ``PES_RESULT_BOUNDS`` (``key=value,...``; ``none`` = off).
 
         >>> ResultBounds.from_env(value="stress=2e4, force=none")
-        ResultBounds(energy_per_atom=100.0, stress=20000.0, force=None, net_force_per_atom=1.0)
+        ResultBounds(energy_per_atom=100.0, stress=20000.0, force=None, net_force_per_atom=1.0, zero_result_bond_factor=1.5, force_check_step=None)
         """
         base = base or cls()
         text = os.environ.get("PES_RESULT_BOUNDS", "") if value is None else value
@@ -131,7 +155,37 @@ class ResultBounds:
             if net > self.net_force_per_atom:
                 out.append(f"net force {net:.6g} eV/Å per atom (forces of a periodic cell sum to zero; "
                            f"bound {self.net_force_per_atom:g})")
+        if self.zero_result_bond_factor is not None and n and _all_zero(result):
+            close = _bonded_pair(result.structure, self.zero_result_bond_factor)
+            if close is not None:
+                d, i, j = close
+                out.append(f"energy, forces and stress all exactly zero although atoms {i} and {j} are {d:.3f} Å "
+                           f"apart, within {self.zero_result_bond_factor:g} x the sum of their covalent radii (the "
+                           "calculator saw no neighbours: check its cutoff, sigma or species; bound "
+                           "zero_result_bond_factor)")
         return out
+
+
+def _all_zero(result: OracleResult) -> bool:
+    return (result.energy == 0.0 and not np.any(result.forces)
+            and (result.stress is None or not np.any(result.stress)))
+
+
+def _bonded_pair(structure: Structure, factor: float) -> tuple[float, int, int] | None:
+    """The closest pair (periodic images included) within ``factor`` x the sum of covalent radii, or ``None``."""
+    from ase.data import covalent_radii
+
+    n = len(structure)
+    radii = np.array([covalent_radii[site.specie.Z] for site in structure])
+    dmat = structure.distance_matrix if n > 1 else np.full((1, 1), np.inf)
+    if structure.lattice is not None and structure.is_ordered:
+        lll = structure.lattice.get_lll_reduced_lattice().matrix
+        shifts = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)
+                           if (a, b, c) != (0, 0, 0)])
+        np.fill_diagonal(dmat, np.linalg.norm(shifts @ lll, axis=1).min())  # a site and its own image
+    ratio = dmat / (factor * (radii[:, None] + radii[None, :]))
+    i, j = map(int, np.unravel_index(np.argmin(ratio), ratio.shape))
+    return (float(dmat[i, j]), min(i, j), max(i, j)) if ratio[i, j] < 1.0 else None
 
 
 def to_atoms(structure: Structure | Atoms) -> Atoms:
@@ -298,7 +352,48 @@ class Oracle(abc.ABC):
         prov.update(result.provenance)
         result.provenance = prov
         self.check_result(result)
+        step = ResultBounds.from_env(self.result_bounds).force_check_step
+        if step is not None and self.category != "dft":
+            self.check_force_consistency(result, step)
         return result
+
+    def check_force_consistency(self, result: OracleResult, step: float = 0.01) -> None:
+        """Raise :class:`OracleError` unless the forces are minus the gradient of the energy.
+
+        The structure is displaced by ``±step`` (Å) along ``d = F / |F|`` (the
+        3N force components); the central difference ``-(E(+) - E(-)) / (2 step)``
+        must equal ``|F|`` within ``ResultBounds.FORCE_CHECK_RTOL |F| +
+        FORCE_CHECK_ATOL`` (eV/Å). Two extra evaluations; skipped when ``|F|`` is
+        below ``FORCE_CHECK_ATOL`` (nothing to compare at a symmetric position).
+
+        Parameters
+        ----------
+        result : OracleResult
+            A result of this oracle.
+        step : float
+            Displacement in Å (0.01 resolves float32 energies of ML potentials).
+        """
+        norm = float(np.linalg.norm(result.forces))
+        if norm < ResultBounds.FORCE_CHECK_ATOL:
+            return
+        direction = result.forces / norm
+        energies = []
+        for sign in (1.0, -1.0):
+            s = result.structure
+            moved = Structure(s.lattice, s.species_and_occu, s.cart_coords + sign * step * direction,
+                              coords_are_cartesian=True, site_properties=s.site_properties)
+            energies.append(self._compute(moved).energy)
+        slope = -(energies[0] - energies[1]) / (2 * step)
+        if not np.isfinite(slope) or abs(slope - norm) > ResultBounds.FORCE_CHECK_RTOL * norm + ResultBounds.FORCE_CHECK_ATOL:
+            name = result.provenance.get("oracle", self.name)
+            raise OracleError(
+                f"{name} returned forces that do not belong to its energy for "
+                f"{result.structure.composition.reduced_formula}: along the force direction the energy falls by "
+                f"{slope:.6g} eV/Å (central difference, step {step:g} Å) but the forces' norm is {norm:.6g} eV/Å "
+                f"(tolerance {ResultBounds.FORCE_CHECK_RTOL:g} x |F| + {ResultBounds.FORCE_CHECK_ATOL:g}); the "
+                "result is rejected (force units or sign, or a broken calculator; the check is set by "
+                "PES_RESULT_BOUNDS force_check_step)"
+            )
 
     @classmethod
     def check_result(cls, result: OracleResult) -> None:

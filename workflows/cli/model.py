@@ -53,9 +53,26 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (ValueError, LookupError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(_one_line(exc)) from exc
 
     return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    """A loader's error as one printable line; an unreadable model file says what was expected.
+
+    Library messages about unreadable files (torch's unpickler: many lines, bytes
+    of the file) are replaced by the exception type and what the file should be.
+    """
+    text = str(exc).strip()
+    cause = exc.__cause__
+    if text.startswith("cannot read model file ") and cause is not None:
+        head = text.split(": ", 1)[0].rstrip(":")
+        return (f"{head}: not a model file written by `pes model export NAME FILE` or `--model NAME "
+                f"--model-file FILE` ({type(cause).__name__})")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = "".join(c if c.isprintable() else "?" for c in first)
+    return first[:400] + ("..." if len(first) > 400 else "")
 
 
 def _load(launchpad: str | None, name: str | None, model_file: str | None) -> tuple:

@@ -22,6 +22,31 @@ def _species(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
+def _load_records(path: str, species: list | None, fmt: str | None = None) -> list:
+    """Training records of ``path`` (any format), every number checked finite (errors name file and configuration)."""
+    from pathlib import Path
+
+    from pes_core.mtp import load_records
+    from pes_core.mtp.io_cfg import CfgFileError, check_records
+
+    expected = "an MLIP .cfg, an extxyz file or a JSON list of records"
+    if b"\x00" in Path(path).read_bytes()[:65536]:
+        raise click.ClickException(f"{path} is not a text file (binary data); expected {expected}")
+    try:
+        records = load_records(path, fmt=fmt, species=species)
+    except (CfgFileError, FileNotFoundError):
+        raise
+    except Exception as err:  # ASE's and pymatgen's readers raise many types for bad files
+        text = " ".join("".join(c if c.isprintable() else "?" for c in str(err)).split())[:200]
+        raise click.ClickException(f"cannot read training data {path} ({type(err).__name__}: {text}); "
+                                   f"expected {expected}") from err
+    check_records(records, path)
+    if not records:
+        raise click.ClickException(f"{path} holds no configurations; expected at least one "
+                                   "(BEGIN_CFG ... END_CFG block or extxyz frame)")
+    return records
+
+
 def _load_potential(path: str, species: list[str] | None):
     from pes_core.mtp import read_mtp
     from pes_core.mtp.io_cfg import placeholder_species
@@ -87,7 +112,7 @@ def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, 
     R_min stays the template's (MLIP's behaviour; set it with ``pes mtp template --min-dist``)
     unless --reset-min-dist.
     """
-    from pes_core.mtp import FitSettings, fit_mtp, load_records, write_mtp
+    from pes_core.mtp import FitSettings, fit_mtp, write_mtp
 
     if reset_min_dist and keep_min_dist:
         raise click.UsageError("--reset-min-dist and --keep-min-dist contradict each other; give one")
@@ -97,8 +122,8 @@ def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, 
         raise click.UsageError("--checkpoint needs --optimizer lbfgs (scipy's optimizer state cannot be saved)")
     sp = _species(species)
     pot = _load_potential(potential, sp)
-    records = load_records(train_cfg, species=sp or pot.species)
-    valid = load_records(valid_cfg, species=sp or pot.species) if valid_cfg else None
+    records = _load_records(train_cfg, sp or pot.species)
+    valid = _load_records(valid_cfg, sp or pot.species) if valid_cfg else None
     settings = FitSettings(
         energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight, weighting=weighting,
         max_iter=max_iter, validation_fraction=validation_fraction, auto_min_dist=reset_min_dist,
@@ -120,11 +145,11 @@ def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, 
 @species_option
 def calc_efs(potential, in_cfg, out_cfg, species) -> None:
     """Compute energies, forces and stresses of IN_CFG with POTENTIAL; write OUT_CFG."""
-    from pes_core.mtp import evaluate, load_records, save_records
+    from pes_core.mtp import evaluate, save_records
 
     sp = _species(species)
     pot = _load_potential(potential, sp)
-    records = load_records(in_cfg, species=sp or pot.species)
+    records = _load_records(in_cfg, sp or pot.species)
     for rec in records:
         res = evaluate(pot, rec.atoms)
         rec.energy, rec.forces, rec.stress = res.energy, res.forces, res.stress
@@ -139,11 +164,11 @@ def calc_efs(potential, in_cfg, out_cfg, species) -> None:
 @species_option
 def calc_errors(potential, in_cfg, species) -> None:
     """Print RMSE and MAE of energy per atom, force components and stress of POTENTIAL on IN_CFG."""
-    from pes_core.mtp import error_metrics, load_records
+    from pes_core.mtp import error_metrics
 
     sp = _species(species)
     pot = _load_potential(potential, sp)
-    records = load_records(in_cfg, species=sp or pot.species)
+    records = _load_records(in_cfg, sp or pot.species)
     m = error_metrics(pot, records)
     click.echo(f"configurations: {m.n_configs}")
     click.echo(f"energy per atom  RMSE {1e3 * m.energy_rmse:.4f} meV/atom   MAE {1e3 * m.energy_mae:.4f} meV/atom")
@@ -161,11 +186,11 @@ def convert(source, target, src_fmt, dst_fmt, species) -> None:
     """Convert configurations between MLIP .cfg, extxyz and pymatgen JSON (energies, forces, stresses kept)."""
     from ase.data import chemical_symbols
 
-    from pes_core.mtp import load_records, save_records
+    from pes_core.mtp import save_records
     from pes_core.mtp.datasets import file_format, infer_species
 
     sp = _species(species)
-    records = load_records(source, fmt=src_fmt, species=sp)
+    records = _load_records(source, sp, fmt=src_fmt)
     if sp is None and file_format(target, dst_fmt) == "cfg" and file_format(source, src_fmt) != "cfg":
         sp = [chemical_symbols[z] for z in infer_species(records)]
         click.echo("MLIP types: " + ", ".join(f"{t}={el}" for t, el in enumerate(sp)) + " (pass --species to choose)")

@@ -27,6 +27,10 @@ each other's work.  This module therefore
   (:func:`repair_store`); the fireworks done since that copy are READY or
   RUNNING in it and rerun by the next ``pes run`` (results are stored by
   content hash, so nothing is duplicated),
+* writes a sha256 checksum of the content at the head of the file (see
+  :func:`store_file_text`) and verifies it on every read, so a changed or
+  flipped byte that still parses as JSON is detected like a truncated file
+  (stores written before the checksum are read without it),
 * never creates a store except for ``pes init`` (``create=True``): a deleted
   store is an error, not a silent new empty project,
 * offers read-only snapshots (``pes status``, the web monitor) that copy the
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -62,6 +67,7 @@ __all__ = [
     "DatabaseUnreachableError",
     "LaunchpadConfig",
     "StoreBusyError",
+    "StoreChecksumError",
     "StoreDamagedError",
     "StoreRepair",
     "backup_files",
@@ -70,6 +76,8 @@ __all__ = [
     "open_backend",
     "repair_store",
     "retry_store_race",
+    "store_file_text",
+    "verify_store_text",
 ]
 
 DEFAULT_LAUNCHPAD_FILE = "my_launchpad.yaml"
@@ -239,20 +247,95 @@ def _atomic_write_text(path: Path, text: str, keep_backup: bool = False) -> None
         raise
 
 
+#: key of the checksum header, the first member of the store's JSON object
+STORE_META_KEY = "__pes_store__"
+_HEAD = '{"' + STORE_META_KEY + '": {"sha256": "'
+_HEAD_END = '", "format": 1}'
+
+
+class StoreChecksumError(ValueError):
+    """The content of a store file differs from the checksum written with it."""
+
+
+def store_file_text(payload: str) -> str:
+    """The text of a store file: the JSON object ``payload`` with a checksum header as its first member.
+
+    The file stays one JSON object: ``{"__pes_store__": {"sha256": "<hex>",
+    "format": 1}, "pes": {...}}``. The sha256 covers every character after
+    the header (UTF-8), so :func:`verify_store_text` needs no JSON parser.
+
+    >>> text = store_file_text('{"pes": {}}')
+    >>> text.startswith('{"__pes_store__": {"sha256": "') and text.endswith(', "pes": {}}')
+    True
+    >>> verify_store_text(text)
+    True
+    """
+    if not payload.startswith("{"):
+        raise ValueError("a store payload is a JSON object")
+    body = payload[1:]
+    if body.strip() != "}":
+        body = ", " + body
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return _HEAD + digest + _HEAD_END + body
+
+
+def verify_store_text(text: str) -> bool:
+    """Check the checksum header of a store file's text.
+
+    Returns
+    -------
+    bool
+        ``True`` when the checksum matches, ``False`` for a store written
+        without one (before checksums were introduced; read as it is).
+
+    Raises
+    ------
+    StoreChecksumError
+        The header is damaged or the content differs from its checksum.
+    """
+    if not text.startswith(_HEAD):
+        if STORE_META_KEY in text[:64]:
+            raise StoreChecksumError("its checksum header is damaged")
+        return False
+    n = len(_HEAD)
+    digest, end = text[n:n + 64], text[n + 64:n + 64 + len(_HEAD_END)]
+    if end != _HEAD_END or len(digest) != 64:
+        raise StoreChecksumError("its checksum header is damaged")
+    body = text[n + 64 + len(_HEAD_END):]
+    actual = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    if actual != digest:
+        raise StoreChecksumError(f"its content does not match the sha256 checksum written with it "
+                                 f"({actual[:12]}... instead of {digest[:12]}...): bytes were changed after "
+                                 "it was written (disk or copy error, or an edit)")
+    return True
+
+
 def _patch_mongomock_persistence() -> None:
-    """Make the store's exit-time write atomic (never a half-written file)."""
+    """Make the store's writes atomic (never a half-written file) and checksummed; verify on read."""
+    import weakref as _weakref
+
     import bson.json_util
     import mongomock.gridfs
     import mongomock_persistence  # noqa: F401  (applies the library's own patches)
-    from mongomock.store import ServerStore
+    from mongomock.store import DatabaseStore, ServerStore
 
     def _to_file(self) -> None:  # replaces mongomock_persistence's non-atomic writer
         if getattr(self, "_pes_read_only", False):
             return
-        text = bson.json_util.dumps(self.to_dict())
+        text = store_file_text(bson.json_util.dumps(self.to_dict()))
         _atomic_write_text(Path(self._filename), text)
 
+    def _init(self, filename=None) -> None:  # mongomock_persistence's reader, with the checksum verified
+        self._filename = os.environ.get("MONGOMOCK_SERVERSTORE_FILE", filename)
+        if self._filename:
+            data = _read_store_dict(Path(self._filename))
+            self._databases = {k: DatabaseStore.from_dict(v) for k, v in data.items()}
+            self._finalizer = _weakref.finalize(self, self._to_file)
+        else:
+            self._databases = {}
+
     ServerStore._to_file = _to_file
+    ServerStore.__init__ = _init
     mongomock.gridfs.enable_gridfs_integration()
 
 
@@ -344,13 +427,23 @@ def _load_error(store: Path, launchpad: Path | None, err: BaseException) -> Stor
 
 
 def _read_store_dict(path: Path) -> dict:
-    """Parse a store file (extended JSON); raise ``ValueError`` unless it is a JSON object of databases."""
+    """Parse a store file (extended JSON) and verify its checksum (:func:`verify_store_text`).
+
+    Returns the databases (the checksum header removed); raises ``ValueError``
+    unless the file is a JSON object of databases of collections.
+    """
     import bson.json_util
 
     with open(path, encoding="utf-8") as fh:
-        data = bson.json_util.loads(fh.read())
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError("not a JSON object of databases")
+        text = fh.read()
+    verify_store_text(text)
+    data = bson.json_util.loads(text)
+    if isinstance(data, dict):
+        data.pop(STORE_META_KEY, None)
+    if not isinstance(data, dict) or not all(
+            isinstance(db, dict) and all(isinstance(c, dict) and isinstance(c.get("documents"), list)
+                                         for c in db.values()) for db in data.values()):
+        raise ValueError("not a JSON object of databases of collections")
     return data
 
 
@@ -581,7 +674,7 @@ class Backend:
                     if not store.exists():
                         if not create:
                             raise _missing_store_error(store, config.path)
-                        _atomic_write_text(store, "{}")
+                        _atomic_write_text(store, store_file_text("{}"))
                     _validate_store_file(store, config.path)
                     client = _make_mongomock_client(store, read_only=False, launchpad=config.path)
                 except BaseException:
@@ -681,7 +774,7 @@ class Backend:
                 self.pending = True
                 return False
             store = self.client._store
-            text = retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01)
+            text = store_file_text(retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01))
             # the file replaced was read at start-up or written here: it is a good copy to keep
             _atomic_write_text(self.config.embedded_store, text, keep_backup=True)
             self._last_flush = time.monotonic()

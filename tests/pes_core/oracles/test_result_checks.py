@@ -128,3 +128,96 @@ def test_oracle_workflow_records_the_implausible_structure_and_stores_the_rest(p
         [failed] = FailedCalculation.objects
         assert failed.workflow == "bounds" and "implausible result for Cu (1 atoms" in failed.reason
         assert all(abs(c.energy_per_atom) < 100 for c in Configuration.objects)
+
+
+# --- deliberately broken calculators ----------------------------------------------------------------------
+class _Broken(Oracle):
+    """EMT with one thing broken (``settings['break']``), to show each check catches its failure."""
+
+    name, category = "broken-emt", "ml"
+
+    def _compute(self, structure, workdir=None):
+        res = get_oracle("emt")._compute(structure)
+        how = self.settings.get("break")
+        if how == "nan-energy":
+            res.energy = float("nan")  # OracleResult's own check runs at construction: bypass it
+        elif how == "inf-stress":
+            res.stress = res.stress * np.inf
+        elif how == "drift":
+            res.forces = res.forces + np.array([3.0, 0.0, 0.0])
+        elif how == "zeros":
+            res.energy, res.forces, res.stress = 0.0, np.zeros_like(res.forces), np.zeros((3, 3))
+        elif how == "units":  # forces in eV/bohr (a factor 0.529 too small), energy in eV
+            res.forces = res.forces * 0.529177
+        elif how == "sign":
+            res.forces = -res.forces
+        return res
+
+
+def _rattled_cu():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.1, seed=3)
+    return atoms
+
+
+@pytest.mark.parametrize("how,message", [
+    ("nan-energy", "non-finite energy"),
+    ("inf-stress", "non-finite stress"),
+    ("drift", "net force 3 eV/Å per atom"),
+    ("zeros", "energy, forces and stress all exactly zero although atoms"),
+])
+def test_broken_calculators_are_rejected(how, message):
+    with pytest.raises(OracleError, match=message):
+        _Broken({"break": how}).compute(_rattled_cu())
+
+
+def test_all_zero_result_is_plausible_for_atoms_beyond_bonding_range():
+    """Two Cu atoms 6 Å apart (beyond 1.5 x 2 x 1.32 Å): a short-ranged potential may well give exactly zero."""
+    far = Atoms("Cu2", positions=[[0, 0, 0], [6.0, 0, 0]], cell=[12.0, 12.0, 12.0], pbc=True)
+    res = _result(far, 0.0)
+    assert ResultBounds().violations(res) == []
+    near = _result(bulk("Cu", "fcc", a=3.6), 0.0)
+    assert "all exactly zero" in ResultBounds().violations(near)[0]
+    assert ResultBounds(zero_result_bond_factor=None).violations(near) == []
+
+
+def test_lj_cutoff_shorter_than_the_bonds_gives_zeros_and_is_rejected():
+    """LJ with rc = 0.5 Å on compressed Ar (2.1 Å bonds): every interaction cut off, all zeros."""
+    with pytest.raises(OracleError, match="all exactly zero"):
+        get_oracle("lj", {"sigma": 1.0, "rc": 0.5}).compute(bulk("Ar", "fcc", a=3.0))
+
+
+@pytest.mark.parametrize("how", ["units", "sign"])
+def test_finite_difference_check_catches_forces_that_are_not_the_gradient(monkeypatch, how):
+    atoms = _rattled_cu()
+    _Broken({"break": how}).compute(atoms)  # off by default: nothing checks the gradient
+    monkeypatch.setenv("PES_RESULT_BOUNDS", "force_check_step=0.01")
+    with pytest.raises(OracleError, match="forces that do not belong to its energy"):
+        _Broken({"break": how}).compute(atoms)
+    _Broken({}).compute(atoms)  # the unbroken calculator passes
+    res = get_oracle("tersoff").compute(bulk("Si", "diamond", a=5.43).repeat(2))  # unrattled: |F| = 0, skipped
+    assert np.abs(res.forces).max() < 1e-8
+
+
+def test_finite_difference_check_passes_real_potentials(monkeypatch):
+    monkeypatch.setenv("PES_RESULT_BOUNDS", "force_check_step=0.01")
+    si = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
+    si.rattle(0.1, seed=5)
+    for name, atoms in (("emt", _rattled_cu()), ("tersoff", si), ("lj", bulk("Ar", "fcc", a=1.6) * (2, 1, 1))):
+        atoms = atoms.copy()
+        atoms.rattle(0.05, seed=2)
+        get_oracle(name).compute(atoms)
+
+
+def test_an_all_zero_result_is_stored_as_a_failure_never_a_configuration(project):
+    """The issue's LJ case: every interaction cut off gives zeros for a compressed cell; stored as the reason."""
+    from pes_core.db import Configuration, FailedCalculation, store_result
+    from workflows.core.backend import open_backend
+
+    zeros = _result(bulk("Ar", "fcc", a=3.0), 0.0, oracle="lj")
+    with open_backend(project):
+        with pytest.raises(OracleError, match="all exactly zero"):
+            store_result(zeros, workflow="zeros")
+        assert Configuration.objects.count() == 0
+        [failed] = FailedCalculation.objects
+        assert failed.workflow == "zeros" and "calculator saw no neighbours" in failed.reason
