@@ -70,7 +70,7 @@ def _refuse_duplicates(found: list[str], name: str, if_new: bool, allow_duplicat
         "id), --if-new to skip it without error, or give the spec another `name`.")
 
 
-def _added(backend, id_map: dict) -> str:
+def _added(id_map: dict) -> str:
     ids = sorted(id_map.values())
     return f"submitted: workflow {ids[0]}, fw_ids {ids[0]}..{ids[-1]}"
 
@@ -147,7 +147,7 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool, allow_
             return
         id_map = backend.lp.add_wf(wf)
         backend.flush()
-    click.echo(_added(backend, id_map))
+    click.echo(_added(id_map))
 
 
 def is_quiet() -> bool:
@@ -159,6 +159,13 @@ def is_quiet() -> bool:
 EXIT_OK, EXIT_USER_ERROR, EXIT_FIZZLED, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 3, 130, 143
 
 _RUN_HELP = f"""Launch all READY fireworks in this process (threads for local parallelism).
+
+\b
+Prints a start-up line (backend, store, READY/RUNNING fireworks, workers,
+category), then one line per finished firework; --quiet (or PES_QUIET=1)
+keeps only errors and the final summary line. Workflows that `pes submit`
+queued in spool/ while this run holds the embedded store are added before
+the next launch.
 
 \b
 On SIGTERM (a scheduler's wall-time limit) or Ctrl-C no new firework is
