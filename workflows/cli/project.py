@@ -53,32 +53,119 @@ def init(directory: str, mongodb_uri: str | None, db_name: str, category: str, f
     click.echo(f"wrote {lp_file} and {fw_file}")
 
 
+def _refuse_duplicates(found: list[str], name: str, if_new: bool, allow_duplicate: bool) -> bool:
+    """``True``: go on adding. Skips (``--if-new``, exit 0) or refuses (exit 1) a duplicate submission."""
+    if not found:
+        return True
+    listed = "; ".join(found)
+    if if_new:
+        click.echo(f"workflow '{name}' already submitted: {listed}; skipped (--if-new)")
+        return False
+    if allow_duplicate:
+        click.echo(f"warning: adding a second workflow '{name}' (--allow-duplicate); already there: {listed}", err=True)
+        return True
+    raise click.ClickException(
+        f"workflow '{name}' is already submitted: {listed}. Submitting it again would run the same work twice. "
+        "Pass --allow-duplicate to add it anyway (`pes status` and `pes report` tell the two apart by workflow "
+        "id), --if-new to skip it without error, or give the spec another `name`.")
+
+
+def _added(id_map: dict) -> str:
+    ids = sorted(id_map.values())
+    return f"submitted: workflow {ids[0]}, fw_ids {ids[0]}..{ids[-1]}"
+
+
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @launchpad_option
 @click.option("--dry-run", is_flag=True, help="Validate and build the workflow, add nothing.")
-@click.option("--if-new", is_flag=True, help="Skip if a workflow of the same name is already on the LaunchPad.")
-def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool) -> None:
-    """Validate SPEC (yaml) and add its workflow to the LaunchPad."""
+@click.option("--if-new", is_flag=True,
+              help="Skip (exit 0) if a workflow of the same name or content is already submitted.")
+@click.option("--allow-duplicate", is_flag=True,
+              help="Add the workflow even if one of the same name or content is already submitted.")
+@click.option("--wait-lock", default=None, type=click.FloatRange(0),
+              help="Embedded store busy: wait up to this many seconds for it instead of queueing the "
+                   "workflow in the spool at once (still busy then: it is queued).")
+def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool, allow_duplicate: bool,
+           wait_lock: float | None) -> None:
+    """Validate SPEC (yaml) and add its workflow to the LaunchPad.
+
+    \b
+    Embedded store held by another process (a running `pes run`): the workflow
+    is queued in spool/ beside the store and the running `pes run` adds it
+    before its next launch (the next `pes run` otherwise); `pes status` lists
+    the queue. --wait-lock SECONDS waits for the store first.
+    \b
+    A workflow whose name or content (hash of its fireworks) is already on the
+    LaunchPad or in the queue is refused (exit 1) unless --allow-duplicate;
+    --if-new skips it (exit 0).
+    """
+    from workflows.core.backend import Backend, LaunchpadConfig, StoreBusyError, lock_purpose
+    from workflows.core.spool import content_hash, drain_spool, find_duplicates, holder_summary, spool_dir, write_spool
     from workflows.jobs import build_from_spec
 
+    if if_new and allow_duplicate:
+        raise click.UsageError("--if-new and --allow-duplicate contradict each other; pass one")
     wf = build_from_spec(spec)  # all validation happens before the database is touched
-    click.echo(f"workflow '{wf.name}': {len(wf.fws)} firework(s)")
+    chash = wf.metadata["pes_content_hash"] = content_hash(wf)
+    click.echo(f"workflow '{wf.name}': {len(wf.fws)} firework(s), content hash {chash}")
     if dry_run:
         return
-    with open_backend(launchpad) as backend:
-        if if_new and backend.lp.workflows.find_one({"name": wf.name}) is not None:
-            click.echo(f"workflow '{wf.name}' already submitted; skipped (--if-new)")
+    config = LaunchpadConfig.from_file(find_launchpad_file(launchpad))
+    store = config.embedded_store
+    try:
+        with lock_purpose("pes submit"):
+            backend = Backend(config, wait_lock=wait_lock or 0.0)
+    except StoreBusyError as err:
+        who, by_run = holder_summary(err.holder)
+        with open_backend(launchpad, read_only=True) as snapshot:  # a copy of the store: no lock needed
+            found = find_duplicates(snapshot.lp, wf.name, chash, store)
+        if not _refuse_duplicates(found, wf.name, if_new, allow_duplicate):
+            return
+        path = write_spool(store, wf, spec_file=Path(spec).resolve())
+        rel = f"{spool_dir(store).name}/{path.name}"
+        if by_run:
+            then = "the running `pes run` adds it before its next launch"
+        else:
+            then = "the next `pes run` (or `pes submit`) adds it"
+        waited = f" after waiting {wait_lock:.0f} s" if wait_lock else ""
+        click.echo(f"store busy ({who}){waited}; workflow '{wf.name}' queued in {rel}, {then}; "
+                   "`pes status` lists the queue")
+        try:  # the holder may have ended right after our first try: then add it ourselves
+            with lock_purpose("pes submit"):
+                backend = Backend(config)
+        except StoreBusyError:
+            return
+        with backend:
+            drain_spool(backend, echo=click.echo, error=lambda m: click.echo(m, err=True))
+        return
+    with backend:
+        if config.is_embedded:  # queued while the store was busy: they came first
+            drain_spool(backend, echo=click.echo, error=lambda m: click.echo(m, err=True))
+        found = find_duplicates(backend.lp, wf.name, chash, store if config.is_embedded else None)
+        if not _refuse_duplicates(found, wf.name, if_new, allow_duplicate):
             return
         id_map = backend.lp.add_wf(wf)
         backend.flush()
-    click.echo(f"submitted: fw_ids {min(id_map.values())}..{max(id_map.values())}")
+    click.echo(_added(id_map))
+
+
+def is_quiet() -> bool:
+    """Whether ``PES_QUIET`` asks for quiet output (``1``, ``true``, ``yes``; ``pes run --quiet`` sets it)."""
+    return os.environ.get("PES_QUIET", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 #: exit codes of `pes run` (documented in its --help)
 EXIT_OK, EXIT_USER_ERROR, EXIT_FIZZLED, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 3, 130, 143
 
 _RUN_HELP = f"""Launch all READY fireworks in this process (threads for local parallelism).
+
+\b
+Prints a start-up line (backend, store, READY/RUNNING fireworks, workers,
+category), then one line per finished firework; --quiet (or PES_QUIET=1)
+keeps only errors and the final summary line. Workflows that `pes submit`
+queued in spool/ while this run holds the embedded store are added before
+the next launch.
 
 \b
 On SIGTERM (a scheduler's wall-time limit) or Ctrl-C no new firework is
@@ -109,11 +196,20 @@ Exit codes:
 @click.option("--grace", default=20.0, type=click.FloatRange(0), show_default=True,
               help="On SIGTERM/SIGINT: seconds the running fireworks get to finish (keep it below the "
                    "scheduler's kill delay, e.g. SLURM KillWait, minus the time a store write takes).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only errors and the final summary line (batch jobs); sets PES_QUIET=1 for the "
+                   "fireworks. PES_QUIET=1 in the environment does the same.")
 def run(launchpad: str | None, workers: int, category: str | None, max_launches: int,
-        fworker_file: str | None, wait_lock: float, grace: float) -> None:
+        fworker_file: str | None, wait_lock: float, grace: float, quiet: bool) -> None:
     from fireworks import FWorker
 
+    from workflows.core.backend import lock_purpose
     from workflows.core.runner import run_local
+
+    previous_quiet = os.environ.get("PES_QUIET")
+    if quiet:
+        os.environ["PES_QUIET"] = "1"  # read by fireworks running in this process (progress bars)
+    quiet = quiet or is_quiet()
 
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
@@ -131,12 +227,16 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
 
     handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with open_backend(lp_path, wait_lock=wait_lock) as backend:
+        with lock_purpose("pes run"), open_backend(lp_path, wait_lock=wait_lock) as backend:
             summary = run_local(backend, workers=workers, category=category, max_launches=max_launches,
-                                fworker=fworker, stop=stop, grace=grace, abandon=abandon)
+                                fworker=fworker, stop=stop, grace=grace, abandon=abandon, progress=not quiet)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        if previous_quiet is None:
+            os.environ.pop("PES_QUIET", None)
+        else:
+            os.environ["PES_QUIET"] = previous_quiet
     click.echo(f"launched {summary.launched}, completed {summary.completed}, fizzled {summary.fizzled}"
                f", recovered lost runs {summary.recovered or 'none'} in {summary.wall_time_s:.1f} s")
     if received:
@@ -154,11 +254,58 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
         raise SystemExit(EXIT_FIZZLED)
 
 
+def _exception_line(launch: dict | None) -> str:
+    """The exception of a fizzled launch in one line (``Type: message``), not its stacktrace."""
+    exc = ((launch or {}).get("action") or {}).get("stored_data", {}).get("_exception", {}) or {}
+    lines = [ln.strip() for ln in str(exc.get("_stacktrace") or "").splitlines() if ln.strip()]
+    text = lines[-1] if lines else str(exc.get("_details") or "").strip()
+    return text[:240] + ("..." if len(text) > 240 else "")
+
+
+def _last_error(lp, fizzled: list[dict]) -> str:
+    """``fw N 'name': Type: message`` for the most recent fizzled launch among ``fizzled`` fireworks."""
+    if not fizzled:
+        return ""
+    names = {fw["fw_id"]: fw.get("name", "") for fw in fizzled}
+    launch = lp.launches.find_one({"fw_id": {"$in": sorted(names)}, "state": "FIZZLED"}, sort=[("launch_id", -1)])
+    if launch is None:
+        fw_id = max(names)
+        return f"fw {fw_id} '{names[fw_id]}': FIZZLED (no launch recorded)"
+    return f"fw {launch['fw_id']} '{names[launch['fw_id']]}': {_exception_line(launch) or 'no exception recorded'}"
+
+
+def _show_spool(backend) -> None:
+    """Workflows queued by `pes submit` while the store was busy (embedded store)."""
+    from workflows.core.spool import holder_summary, read_spool
+
+    entries, bad = read_spool(backend.config.embedded_store)
+    if not entries and not bad:
+        return
+    held, holder = backend.holder()
+    who, by_run = holder_summary(holder)
+    if held and by_run:
+        when = f"the running {who} adds them before its next launch"
+    else:
+        when = "the next `pes run` adds them"
+    click.echo(f"queued (spool): {len(entries)} workflow(s); {when}")
+    for e in entries:
+        click.echo(f"  queued {e.describe()}")
+    for path, reason in bad:
+        click.echo(f"  unreadable {path.parent.name}/{path.name} ({reason}); the next `pes run` moves it to spool/rejected/")
+
+
 @click.command()
 @launchpad_option
 @click.option("--fizzled", is_flag=True, help="Also list fizzled fireworks with their error.")
 def status(launchpad: str | None, fizzled: bool) -> None:
-    """Workflows, fireworks by state, stored configurations (read-only)."""
+    """Workflows, fireworks by state, stored configurations, queued submissions (read-only).
+
+    \b
+    Each workflow is shown with its id (its smallest fw_id, as `lpad get_wflows`),
+    its progress (COMPLETED / all fireworks) and the last error of its fizzled
+    fireworks. Reads a copy of the embedded store without taking its lock: safe
+    while `pes run` works.
+    """
     from pes_core.db import Configuration, FailedCalculation, PotentialModel, SearchRun
 
     with open_backend(launchpad, read_only=True) as backend:
@@ -182,7 +329,16 @@ def status(launchpad: str | None, fizzled: bool) -> None:
                            "the next `pes run` reruns them")
         for wf in lp.workflows.find({}, {"name": 1, "state": 1, "metadata": 1, "nodes": 1}).sort("updated_on", -1).limit(10):
             md = wf.get("metadata") or {}
-            click.echo(f"  wf '{wf['name']}' {wf['state']} ({len(wf.get('nodes', []))} fws) kind={md.get('pes_kind', '-')}")
+            nodes = wf.get("nodes", [])
+            fws = list(lp.fireworks.find({"fw_id": {"$in": nodes}}, {"fw_id": 1, "state": 1, "name": 1}))
+            done = sum(fw["state"] == "COMPLETED" for fw in fws)
+            click.echo(f"  wf {min(nodes, default='-')} '{wf['name']}' {wf['state']} ({len(nodes)} fws, "
+                       f"{done}/{len(nodes)} done) kind={md.get('pes_kind', '-')}")
+            error = _last_error(lp, [fw for fw in fws if fw["state"] == "FIZZLED"])
+            if error:
+                click.echo(f"      last error: {error}")
+        if backend.config.is_embedded:
+            _show_spool(backend)
         n_conf = Configuration.objects.count()
         click.echo(f"configurations: {n_conf}")
         by = Counter((c.oracle, c.reduced_formula) for c in Configuration.objects.only("oracle", "reduced_formula"))

@@ -73,6 +73,7 @@ __all__ = [
     "backup_files",
     "current_backend",
     "find_launchpad_file",
+    "lock_purpose",
     "open_backend",
     "repair_store",
     "retry_store_race",
@@ -88,7 +89,15 @@ class ConfigError(ValueError):
 
 
 class StoreBusyError(RuntimeError):
-    """Another process holds the embedded store."""
+    """Another process holds the embedded store.
+
+    ``holder``: what the holder wrote in the lock file (``"pid 123 on node7
+    (pes run) since ..."``), ``""`` when unknown.
+    """
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
 class StoreDamagedError(ConfigError):
@@ -339,6 +348,24 @@ def _patch_mongomock_persistence() -> None:
     mongomock.gridfs.enable_gridfs_integration()
 
 
+_LOCK_PURPOSE = [""]
+
+
+@contextlib.contextmanager
+def lock_purpose(purpose: str) -> Iterator[None]:
+    """Name the command that takes the embedded store's lock inside the block (e.g. ``"pes run"``).
+
+    The name is written in the lock file after the PID (``pid 123 on node7
+    (pes run) since ...``), so a process that finds the store busy can say who
+    holds it (``pes submit`` queues its workflow for a running ``pes run``).
+    """
+    previous, _LOCK_PURPOSE[0] = _LOCK_PURPOSE[0], purpose
+    try:
+        yield
+    finally:
+        _LOCK_PURPOSE[0] = previous
+
+
 class _StoreLock:
     """Exclusive, non-blocking ``flock`` on ``<store>.lock`` holding the owner's PID."""
 
@@ -346,18 +373,24 @@ class _StoreLock:
         self.path = store.with_name(store.name + ".lock")
         self._fh = None
 
+    #: seconds a writer retries even with ``wait=0``: :meth:`probe` (``pes status``) holds the lock for
+    #: microseconds, which must not make a ``pes run`` starting at that moment fail
+    PROBE_GRACE = 0.3
+
     def acquire(self, wait: float = 0.0) -> None:
-        """Take the lock; retry for up to ``wait`` seconds before giving up."""
+        """Take the lock; retry for up to ``wait`` seconds (at least ``PROBE_GRACE``) before giving up."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="utf-8")
-        deadline = time.monotonic() + wait
+        start = time.monotonic()
+        deadline = start + max(wait, self.PROBE_GRACE)
         while True:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.5)
+                now = time.monotonic()
+                if now < deadline:
+                    time.sleep(min(0.05 if now - start < self.PROBE_GRACE else 0.5, deadline - now))
                     continue
                 fh.seek(0)
                 holder = fh.read().strip() or "unknown"
@@ -368,11 +401,12 @@ class _StoreLock:
                     "for it to finish (`pes status` can read a snapshot meanwhile; `pes run "
                     "--wait-lock SECONDS` waits), run more workers inside it with `pes run "
                     "--workers N`, or configure a MongoDB server (`pes init --mongodb-uri ...`) "
-                    "for concurrent workers."
+                    "for concurrent workers.", holder=holder if holder != "unknown" else ""
                 ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        purpose = f" ({_LOCK_PURPOSE[0]})" if _LOCK_PURPOSE[0] else ""
+        fh.write(f"pid {os.getpid()} on {os.uname().nodename}{purpose} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         fh.flush()
         self._fh = fh
 

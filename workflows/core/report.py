@@ -30,6 +30,10 @@ def register_reporter(kind: str, func: Callable[[dict, Path], list[ReportItem]])
 def write_report(backend, workflow: str | int | None, out_dir: str | Path) -> Path:
     """Write plots and ``index.html`` for one workflow (name or any fw_id), or all.
 
+    Each workflow's section is headed by its id (its smallest fw_id, as
+    FireWorks' ``lpad get_wflows`` shows it) and lists its fw_ids, so two
+    workflows of the same name (a spec submitted twice) can be told apart.
+
     Returns the path of ``index.html``.  Reporters are those registered so
     far: :func:`workflows.jobs.write_report` is this function with every job's
     reporters registered.
@@ -55,8 +59,10 @@ def write_report(backend, workflow: str | int | None, out_dir: str | Path) -> Pa
             states[fw["state"]] = states.get(fw["state"], 0) + 1
         reporter = _REPORTERS.get(kind)
         items = reporter(wf, sub) if reporter else []
-        body = [f"<h2>{html.escape(wf['name'])}</h2>",
-                f"<p>kind: {html.escape(kind or '-')}; state: {wf['state']}; fireworks: "
+        wf_id = min(wf["nodes"])  # FireWorks names a workflow by its fw_ids; the smallest is its id
+        body = [f"<h2 id='wf-{wf_id}'>workflow {wf_id}: {html.escape(wf['name'])}</h2>",
+                f"<p>workflow id: {wf_id} (fw_ids {', '.join(map(str, sorted(wf['nodes'])))}); "
+                f"kind: {html.escape(kind or '-')}; state: {wf['state']}; fireworks: "
                 + ", ".join(f"{s} {n}" for s, n in sorted(states.items())) + "</p>"]
         for title, fname, caption in items:
             body.append(f"<figure><img src='{sub.name}/{fname}' style='max-width:100%'>"

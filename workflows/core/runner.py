@@ -12,6 +12,15 @@ writing: see ``Backend.flush``), and always when the run ends.
 On the embedded backend any firework found RUNNING at start-up was orphaned by
 a crash (nobody else can hold the store), so it is rerun at once.
 
+Workflows that ``pes submit`` queued while the store was busy
+(:mod:`workflows.core.spool`) are added at start-up, before every launch and
+once more at the end of the run (under the store lock: this process holds it).
+
+The run prints a start-up line at once (backend, store, READY/RUNNING counts,
+workers, category), then one line per finished firework; ``progress=False``
+(``pes run --quiet``) keeps only errors (fizzled fireworks, rejected spool
+files); the caller prints the final summary.
+
 A run can be asked to stop (``stop``: an event the ``pes run`` signal handlers
 set on SIGTERM/SIGINT): no new firework is launched, the running ones get
 ``grace`` seconds to finish, and those still running then are abandoned: they
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,10 +42,11 @@ from fireworks.core.rocket_launcher import launch_rocket
 
 from workflows.core import runtime
 from workflows.core.backend import Backend
+from workflows.core.spool import drain_spool, has_spooled, read_spool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunSummary", "recover_lost_runs", "run_local"]
+__all__ = ["RunSummary", "recover_lost_runs", "run_local", "startup_line"]
 
 
 @dataclass
@@ -76,6 +87,30 @@ def recover_lost_runs(backend: Backend, expiration_secs: int | None = None) -> l
     return list(lost_fws)
 
 
+def startup_line(backend: Backend, fworker: FWorker, workers: int, category: str | list[str] | None) -> str:
+    """The line ``pes run`` prints before any work: backend, READY/RUNNING fireworks, workers, category.
+
+    READY counts the fireworks this worker may launch (its category and
+    query); RUNNING ones on the embedded store are lost runs, rerun now.
+    """
+    lp = backend.lp
+    query = {"state": "READY"}
+    query.update(fworker.query)
+    n_ready = lp.fireworks.count_documents(query)
+    n_ready_all = lp.fireworks.count_documents({"state": "READY"})
+    n_running = lp.fireworks.count_documents({"state": "RUNNING"})
+    cat = category if isinstance(category, str) else ",".join(category) if category else ""
+    ready = f"{n_ready} READY" + (f" (of {n_ready_all})" if n_ready != n_ready_all else "")
+    running = f"{n_running} RUNNING" + (" (lost, rerun now)" if n_running and backend.config.is_embedded else "")
+    line = (f"pes run: {backend.describe()}; {ready}, {running}; {workers} worker(s); "
+            f"category {cat or 'all'}")
+    if backend.config.is_embedded:
+        n_spooled = len(read_spool(backend.config.embedded_store)[0])
+        if n_spooled:
+            line += f"; {n_spooled} queued workflow(s) in the spool, added now"
+    return line
+
+
 def run_local(backend: Backend, workers: int = 1, category: str | list[str] | None = None,
               max_launches: int = 0, name: str = "pes-local", progress: bool = True,
               poll_interval: float = 0.2, fworker: FWorker | None = None,
@@ -94,7 +129,9 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     max_launches : int
         Stop after this many launches (0: no limit).
     progress : bool
-        Print one line per finished firework.
+        Print the start-up line, one line per finished firework and one per
+        workflow taken from the spool; ``False`` prints only errors (fizzled
+        fireworks, unreadable spool files).
     fworker : FWorker, optional
         Worker identity and ``env`` (e.g. from ``my_fworker.yaml``); its
         category is replaced by ``category`` when that is given.
@@ -119,8 +156,22 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
     # our one line per firework replaces FireWorks' chatty INFO lines
     for logname in ("rocket.launcher", "launchpad"):
         logging.getLogger(logname).setLevel(logging.WARNING)
-    summary = RunSummary(recovered=recover_lost_runs(backend))
     t0 = time.monotonic()
+    if progress:
+        print(startup_line(backend, fworker, workers, category), flush=True)
+
+    def say(line: str) -> None:
+        if progress:
+            print(line, flush=True)
+
+    def complain(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    embedded = backend.config.is_embedded
+    store = backend.config.embedded_store
+    if embedded:
+        drain_spool(backend, echo=say, error=complain)
+    summary = RunSummary(recovered=recover_lost_runs(backend))
     lock = threading.Lock()
     active = [0]
     claimed: set[int] = set()
@@ -139,7 +190,9 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
             summary.completed += state == "COMPLETED"
             summary.fizzled += state == "FIZZLED"
             done = summary.completed + summary.fizzled
-        if progress:
+        if not progress and state == "FIZZLED":
+            complain(f"fw {fw_id} FIZZLED: {fw.get('name', '') if fw else ''}")
+        elif progress:
             remaining = lp.fireworks.count_documents(ready_query())
             print(f"[{done} done, {remaining} ready] fw {fw_id} {state}: {fw.get('name', '') if fw else ''}",
                   flush=True)
@@ -149,6 +202,8 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
             with lock:
                 if max_launches and summary.launched >= max_launches:
                     return
+                if embedded and has_spooled(store):  # workflows `pes submit` queued meanwhile
+                    drain_spool(backend, echo=say, error=complain)
                 query = ready_query()
                 if claimed:
                     query["fw_id"] = {"$nin": sorted(claimed)}
@@ -225,6 +280,11 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
         fw_rocket.PRINT_FW_JSON = fw_config.PRINT_FW_JSON = old_print
         with lock:
             summary.abandoned = sorted(running)
+        if embedded and not summary.abandoned and has_spooled(store):
+            # queued after the last launch: added now, launched by the next run
+            added = drain_spool(backend, echo=say, error=complain)
+            if added:
+                say(f"spool: {len(added)} workflow(s) added after the last launch; the next `pes run` launches them")
         backend.flush()
         if summary.abandoned:
             # their threads may still change the in-memory store: what is on disk now (the fireworks
