@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from .kernels import LocalEnergy
 from .lattice import SupercellPES, supercell_diagonal
-from .mc import EV_PER_GPA_A3, KB, MCSettings, run_npt, symmetric_cell
+from .mc import EV_PER_GPA_A3, KB, MCSettings, cell_log_acceptance, propose_cell, run_npt, symmetric_cell
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
 from .scan import ScanResult, model_fingerprint, plot_scans, scan
 from .stats import block_mean, jackknife, summarize
 
 __all__ = ["EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
-           "block_mean", "glazer_pattern", "jackknife", "lattice_parameters", "model_fingerprint", "plot_scans",
-           "run_npt", "scan", "summarize", "supercell_diagonal", "symmetric_cell"]
+           "block_mean", "cell_log_acceptance", "glazer_pattern", "jackknife", "lattice_parameters", "model_fingerprint", "plot_scans",
+           "propose_cell", "run_npt", "scan", "summarize", "supercell_diagonal", "symmetric_cell"]

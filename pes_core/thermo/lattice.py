@@ -195,10 +195,18 @@ class SupercellPES:
             self.site_label[atoms] = label
 
     def _build_atom_tables(self) -> None:
-        """Per atom: the clusters (per orbit) it belongs to and, for the site model, the sites they touch."""
+        """Per atom: the clusters (per orbit) it belongs to, their pairs as flat tables, and the sites they touch."""
         self.touch: list[dict[str, np.ndarray]] = []
+        self.pair_tables: list[tuple] = []
         for k in range(self.n_atoms):
-            self.touch.append({o.name: o.clusters_of(k) for o in self.orbits})
+            touch = {o.name: o.clusters_of(k) for o in self.orbits}
+            self.touch.append(touch)
+            pi = np.concatenate([o.pi[touch[o.name]].reshape(-1) for o in self.orbits])
+            pj = np.concatenate([o.pj[touch[o.name]].reshape(-1) for o in self.orbits])
+            sh = np.concatenate([o.shift[touch[o.name]].reshape(-1, 3) for o in self.orbits])
+            ref = np.concatenate([np.tile(o.ref, len(touch[o.name])) for o in self.orbits])
+            ends = np.cumsum([len(touch[o.name]) * len(o.ref) for o in self.orbits])
+            self.pair_tables.append((pi, pj, sh, ref, ends))
         self.touch_sites: list[dict[str, np.ndarray]] = []
         if self.local.uses_sites:
             for k in range(self.n_atoms):
@@ -322,11 +330,17 @@ class SupercellPES:
         old_xyz = self.positions[k].copy()
         self.positions[k] = new_xyz
         try:
-            new_f, new_phi = {}, {}
-            for o in self.orbits:
-                new_f[o.name], new_phi[o.name] = o.phi(self.positions, self.metric, idx=self.touch[k][o.name])
+            pi, pj, sh, ref, ends = self.pair_tables[k]
+            dv = self.positions[pj] - self.positions[pi] + sh @ self.cell
         finally:
             self.positions[k] = old_xyz
+        f_all = self.metric(np.sqrt(np.einsum("px,px->p", dv, dv)), ref)
+        new_f, new_phi = {}, {}
+        a = 0
+        for o, b in zip(self.orbits, ends):
+            f = f_all[a:b].reshape(-1, len(o.ref))
+            new_f[o.name], new_phi[o.name] = f, o.poly(f @ o.u_t)
+            a = b
         touch = self.touch[k]
         if self.domain is not None and any(self._excess(nm, new_f[nm], new_phi[nm]) > self.margin for nm in new_f):
             self.wall_hits["features"] += 1

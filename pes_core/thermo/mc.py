@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["EV_PER_GPA_A3", "KB", "MCSettings", "run_npt", "symmetric_cell"]
+__all__ = ["EV_PER_GPA_A3", "KB", "MCSettings", "cell_log_acceptance", "propose_cell", "run_npt", "symmetric_cell"]
 
 KB = 8.617333262e-5  # eV/K
 EV_PER_GPA_A3 = 1.0 / 160.21766208  # 1 GPa * 1 Å^3 in eV
@@ -126,6 +126,39 @@ def _adapt(step, tried, taken, target, cap=MAX_STEP):
     return np.minimum(step * factor, cap)
 
 
+def propose_cell(cell: np.ndarray, mode: str, step: float, v_scale: float, rng) -> np.ndarray | None:
+    """A trial cell (rows, Å) for ``mode`` ``"shape"`` or ``"volume"`` (see the module docstring); ``None`` if V <= 0.
+
+    Parameters
+    ----------
+    cell : (3, 3) array
+        Current (symmetric, for ``"shape"``) cell, Å.
+    mode : str
+        ``"shape"`` or ``"volume"``.
+    step : float
+        Å per component of ``h`` (shape), or volume step in units of ``v_scale`` (volume).
+    v_scale : float
+        Å^2 (``V0^(2/3)`` of the chain's starting volume) for volume moves.
+    rng : numpy.random.Generator
+    """
+    if mode == "shape":
+        d = np.zeros((3, 3))
+        d[np.triu_indices(3)] = rng.uniform(-step, step, size=6)
+        new = cell + d + np.triu(d, 1).T
+    else:
+        v_old = float(np.linalg.det(cell))
+        v_new = v_old + rng.uniform(-step, step) * v_scale
+        if v_new <= 0:
+            return None
+        new = cell * (v_new / v_old) ** (1.0 / 3.0)
+    return new if np.linalg.det(new) > 0 else None
+
+
+def cell_log_acceptance(de: float, v_old: float, v_new: float, n_atoms: int, beta: float, p_ev: float) -> float:
+    """``-beta (dE + p dV) + N ln(V'/V)`` (energies eV, volumes Å^3, ``p_ev`` eV/Å^3, ``beta`` 1/eV)."""
+    return -beta * (de + p_ev * (v_new - v_old)) + n_atoms * np.log(v_new / v_old)
+
+
 def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCSettings | None = None,
             seed=0) -> dict:
     """One NPT (or NVT) Metropolis chain from the current state of ``pes``; the state is left at its end.
@@ -182,7 +215,6 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
     cell_prod = np.zeros(2, dtype=np.int64)
     drift = 0.0
     t0 = time.perf_counter()
-    iu = np.triu_indices(3)
     v_scale = pes.volume ** (2.0 / 3.0)
     walls0 = dict(pes.wall_hits)
     for s in range(total):
@@ -208,19 +240,11 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         if settings.cell_moves != "none":
             for _ in range(int(settings.cell_moves_per_sweep)):
                 v_old = pes.volume
-                if settings.cell_moves == "shape":
-                    d = np.zeros((3, 3))
-                    d[iu] = rng.uniform(-cell_step, cell_step, size=6)
-                    d = d + np.triu(d, 1).T
-                    new_cell = pes.cell + d
-                else:
-                    v_new = v_old + rng.uniform(-cell_step, cell_step) * v_scale
-                    new_cell = pes.cell * (v_new / v_old) ** (1.0 / 3.0) if v_new > 0 else None
+                new_cell = propose_cell(pes.cell, settings.cell_moves, cell_step, v_scale, rng)
                 ok = False
-                if new_cell is not None and np.linalg.det(new_cell) > 0:
+                if new_cell is not None:
                     de = pes.trial_cell(new_cell)
-                    v_new = float(np.linalg.det(new_cell))
-                    log_a = -beta * (de + p_ev * (v_new - v_old)) + n * np.log(v_new / v_old)
+                    log_a = cell_log_acceptance(de, v_old, float(np.linalg.det(new_cell)), n, beta, p_ev)
                     ok = log_a >= 0.0 or np.log(rng.random()) < log_a
                     if ok:
                         pes.accept()
