@@ -14,8 +14,8 @@ a time, where NumPy's per-call cost (about 1 microsecond) is several times
 lower than torch's; the kernels reproduce the torch models to rounding (checked
 in the tests against ``model(positions, cell)``).
 
-Example
--------
+Examples
+--------
 >>> le = LocalEnergy.from_model(model)          # doctest: +SKIP
 >>> le.cluster_energies("PbBr6_octahedron", phi)  # doctest: +SKIP
 """

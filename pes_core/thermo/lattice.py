@@ -28,8 +28,8 @@ strained cells, symmetry-adapted strains), which is where that dependence
 was learned.  Nothing guards against strains beyond the training data here:
 watch the lattice parameters that the scan reports.
 
-Example
--------
+Examples
+--------
 >>> pes = SupercellPES(model, 4)                     # doctest: +SKIP
 >>> de = pes.trial_move(17, pes.positions[17] + 0.05)  # doctest: +SKIP
 >>> pes.accept()                                      # doctest: +SKIP

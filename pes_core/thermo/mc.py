@@ -32,8 +32,8 @@ the running energy is recomputed in full and the drift recorded.
 
 Pressure in GPa; ``p V`` in eV with 1 GPa Å^3 = 1/160.21766 eV.
 
-Example
--------
+Examples
+--------
 >>> out = run_npt(pes, tilts, 300.0, 0.0, MCSettings(sweeps=200, equilibration=100), seed=1)  # doctest: +SKIP
 >>> out["enthalpy"].shape  # doctest: +SKIP
 (300,)

@@ -35,16 +35,16 @@ finite-size value of a 4x4x4 cell at room temperature is about
 larger, anti-phase (``-``) otherwise; tilted axes whose amplitudes agree
 within ``equal_tol`` (relative, default 10 %) share a letter.
 
-Example
--------
+Examples
+--------
 >>> from pes_core.sampling import glazer_tilted
 >>> from pes_core.clusters import PerovskiteReference
 >>> ref = PerovskiteReference("Cs", "Pb", "Br", 5.87, (4, 4, 4))
 >>> tilts = OctahedralTilts(ref)
->>> s = glazer_tilted("a0a0c+", 8.0, a=5.87, supercell=(4, 4, 4))
+>>> s = glazer_tilted("a0a0c+", (0.0, 0.0, 8.0), a=5.87, supercell=(4, 4, 4))  # linearized: tan(theta) = 8 deg in rad
 >>> m, r = tilts.modes(*tilts.arrays(s))
->>> [round(float(x), 6) for x in m], [round(float(x), 6) for x in r]
-([0.0, 0.0, 0.13917], [0.0, 0.0, 0.0])
+>>> [round(abs(float(x)), 6) for x in m], [round(abs(float(x)), 6) for x in r]
+([0.0, 0.0, 0.138729], [0.0, 0.0, 0.0])
 >>> glazer_pattern(abs(m), abs(r))["system"]
 'a0a0c+'
 """

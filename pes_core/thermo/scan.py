@@ -15,8 +15,8 @@ other inputs is an error, not silently reused.
 Chains are seeded by ``(seed, index of the temperature, T)``, so a resumed
 scan gives the numbers of an uninterrupted one.
 
-Example
--------
+Examples
+--------
 >>> res = scan(model, ref, 4, [500, 450, 400, 350, 300], sweeps=2000, equilibration=500,
 ...            directory="scan_cool")                         # doctest: +SKIP
 >>> [p["glazer"]["symbol"] for p in res.points]               # doctest: +SKIP

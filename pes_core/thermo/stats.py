@@ -10,12 +10,12 @@ quantities (heat capacity, susceptibilities).
   ``chi = N_oct (<phi^2> - <|phi|>^2) / (k_B T)`` (the finite-size estimator
   built on ``|phi|``, which peaks at the transition).
 
-Example
--------
+Examples
+--------
 >>> x = np.arange(100.0)
 >>> m, e = block_mean(x, 10)
 >>> float(m), round(float(e), 3)
-(49.5, 9.083)
+(49.5, 9.574)
 """
 
 from __future__ import annotations
