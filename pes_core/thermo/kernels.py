@@ -48,11 +48,18 @@ class NumpyPolynomial:
 
         self.sparse_t = [csr_matrix(c.T) if c.size > 2000 and np.count_nonzero(c) < 0.1 * c.size else None
                          for c in self.coeffs]
+        # one variable (pair clusters): phi = [q, q^2, ...] @ C, two array calls
+        self.univariate = self.max_degree > 0 and all(c.shape[0] == 1 for c in self.coeffs)
+        if self.univariate:
+            self.powers = np.arange(1, self.max_degree + 1, dtype=float)
+            self.stacked = np.concatenate(self.coeffs, axis=0)  # (max_degree, n_basis)
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
         """``(m, n_vars)`` CCDs -> ``(m, n_basis)`` invariant polynomials."""
         if self.max_degree == 0:
             return np.zeros((q.shape[0], 0))
+        if self.univariate:
+            return (q[:, :1] ** self.powers) @ self.stacked
         qt = np.ascontiguousarray(q.T)  # variables along the first axis: gathers copy whole rows
         level = qt[self.first]
         out = self._contract(0, level)

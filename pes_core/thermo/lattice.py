@@ -155,13 +155,13 @@ class SupercellPES:
         self.species = [str(self.supercell.space_group.structure[int(k)].specie) for k in self.supercell.ref_index]
         self.ref_positions = np.asarray(self.supercell.positions, dtype=float)
         self.ref_cell = np.asarray(self.supercell.cell, dtype=float)
-        self._build_sites(feat)
-        self._build_atom_tables()
         if domain is not None:
             self.e_floor = domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
             self._bounds = {o.name: (domain.pair_lo[o.name], domain.pair_hi[o.name], domain._width("pair", o.name),
                                      domain.feature_lo[o.name], domain.feature_hi[o.name],
                                      domain._width("feature", o.name)) for o in self.orbits}
+        self._build_sites(feat)
+        self._build_atom_tables()
         self.set_state(self.ref_positions if positions is None else positions,
                        self.ref_cell if cell is None else cell)
 
@@ -207,6 +207,12 @@ class SupercellPES:
             ref = np.concatenate([np.tile(o.ref, len(touch[o.name])) for o in self.orbits])
             ends = np.cumsum([len(touch[o.name]) * len(o.ref) for o in self.orbits])
             self.pair_tables.append((pi, pj, sh, ref, ends))
+        if self.domain is not None:  # pair-deformation bounds aligned with each atom's pair table
+            self.pair_bounds = []
+            for k in range(self.n_atoms):
+                parts = [[np.tile(b, len(self.touch[k][o.name])) for b in self._bounds[o.name][:3]]
+                         for o in self.orbits]
+                self.pair_bounds.append(tuple(np.concatenate([p[i] for p in parts]) for i in range(3)))
         self.touch_sites: list[dict[str, np.ndarray]] = []
         if self.local.uses_sites:
             for k in range(self.n_atoms):
@@ -225,6 +231,12 @@ class SupercellPES:
             idx = lists if rows is None else lists[rows]
             parts.append(phi[name][idx].mean(axis=1))
         return np.concatenate(parts, axis=-1)
+
+    def _feature_excess(self, name: str, phi: np.ndarray) -> float:
+        if not len(phi):
+            return 0.0
+        flo, fhi, fw = self._bounds[name][3:]
+        return float((np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max())
 
     def _excess(self, name: str, f: np.ndarray, phi: np.ndarray) -> float:
         """Largest excess (range widths) of pair deformations and features of clusters of orbit ``name``."""
@@ -342,10 +354,13 @@ class SupercellPES:
             new_f[o.name], new_phi[o.name] = f, o.poly(f @ o.u_t)
             a = b
         touch = self.touch[k]
-        if self.domain is not None and any(self._excess(nm, new_f[nm], new_phi[nm]) > self.margin for nm in new_f):
-            self.wall_hits["features"] += 1
-            self._cand = None
-            return np.inf
+        if self.domain is not None:
+            lo, hi, w = self.pair_bounds[k]
+            if (len(f_all) and float((np.maximum(np.maximum(f_all - hi, lo - f_all), 0.0) / w).max()) > self.margin
+                    or any(self._feature_excess(nm, new_phi[nm]) > self.margin for nm in new_phi)):
+                self.wall_hits["features"] += 1
+                self._cand = None
+                return np.inf
         de = self._local_change(k, new_xyz, new_phi)
         if self.domain is not None and (self.energy + de) / self.n_atoms < self.e_floor:
             self.wall_hits["energy"] += 1
