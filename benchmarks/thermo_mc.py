@@ -68,11 +68,14 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, nargs="+", default=[16])
     ap.add_argument("--temperature", type=float, default=300.0)
     ap.add_argument("--scan-sweeps", type=int, default=1500, help="sweeps per temperature of the scan estimate")
+    ap.add_argument("--scan-temperatures", type=int, default=3,
+                    help="temperatures of the timed whole scan (cluster model, 4x4x4; 0: skip)")
+    ap.add_argument("--scan-run-sweeps", type=int, default=10, help="sweeps per temperature of the timed scan")
     args = ap.parse_args(argv)
 
     from pes_core.ann import torch_threads
     from pes_core.clusters import PerovskiteReference
-    from pes_core.thermo import MCSettings, OctahedralTilts, SupercellPES, run_npt
+    from pes_core.thermo import MCSettings, OctahedralTilts, SupercellPES, run_npt, scan
 
     print(machine_line())
     print(f"inputs: cluster set {args.clusters}, order {args.order}, hidden {args.hidden}, T {args.temperature} K, "
@@ -113,6 +116,21 @@ def main(argv=None) -> None:
                 hours = 10 * args.scan_sweeps / sps / 3600
                 print(f"{kind:>8} {n}x{n}x{n} {pes.n_atoms:6d} {setup:8.2f} {atom_ms:14.3f} {cell_ms:14.1f} "
                       f"{sps:9.2f} {out['acceptance']:7.2f} {hours:14.2f}", flush=True)
+        if args.scan_temperatures and "cluster" in models:
+            import tempfile
+
+            temps = list(np.linspace(400.0, 200.0, args.scan_temperatures))
+            sw = args.scan_run_sweeps
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                res = scan(models["cluster"], ref, 4, temps, sweeps=sw, equilibration=sw // 2, domain=domain,
+                           directory=tmp, settings=MCSettings(block=max(sw // 5, 1)), report=False)
+                wall = time.perf_counter() - t
+            per_sweep = wall / (len(temps) * (sw + sw // 2))
+            print(f"whole scan (cluster, 4x4x4, {len(temps)} temperatures x {sw + sw // 2} sweeps, with setup, "
+                  f"order parameters, summaries and checkpoints): {wall:.1f} s = {per_sweep:.3f} s/sweep -> "
+                  f"10 temperatures x {args.scan_sweeps} sweeps: {10 * args.scan_sweeps * per_sweep / 3600:.2f} h; "
+                  f"cooled into {res.points[-1]['glazer']['symbol']}")
 
 
 if __name__ == "__main__":

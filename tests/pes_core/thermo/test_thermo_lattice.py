@@ -121,3 +121,21 @@ def test_only_sums_of_local_terms_are_accepted(lj_models):
         SupercellPES(Other(), 4)
     with pytest.raises(ValueError, match="positive int"):
         SupercellPES(lj_models[0]["linear"], (4, 4))
+
+
+@pytest.mark.parametrize("kind", ["cluster", "site"])
+def test_kernels_without_shortcut_and_with_two_hidden_layers(small_featurizer, kind):
+    from pes_core.ann import ClusterModel, SiteModel
+
+    torch.manual_seed(3)
+    model = {"cluster": ClusterModel, "site": SiteModel}[kind](small_featurizer, hidden=(5, 3), shortcut=False).eval()
+    with torch.no_grad():
+        model.e_scale.fill_(0.7)
+        model.e0.fill_(-2.0)
+    pes = SupercellPES(model, 2)
+    g = torch.Generator().manual_seed(0)
+    pos, cell = small_featurizer.reference_batch(3)
+    pos = pos + 0.05 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(pos, cell).numpy()
+    np.testing.assert_allclose([pes.energy_of(p.numpy(), c.numpy()) for p, c in zip(pos, cell)], ref, atol=1e-10)
