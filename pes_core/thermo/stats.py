@@ -5,7 +5,8 @@ averages, and jackknife errors over the same blocks for fluctuation
 quantities (heat capacity, susceptibilities).
 
 * heat capacity (configurational, isobaric; k_B per atom):
-  ``c_p = var(H) / (k_B T^2 N)`` with ``H = E + pV``;
+  ``c_p = var(H) / (k_B T^2 N)`` with ``H = E + pV`` (with ``cell_moves="none"``
+  the cell is fixed and the same number is the isochoric ``c_v``);
 * tilt susceptibility per mode and axis (rad^2/eV, per octahedron):
   ``chi = N_oct (<phi^2> - <|phi|>^2) / (k_B T)`` (the finite-size estimator
   built on ``|phi|``, which peaks at the transition).
