@@ -1,0 +1,137 @@
+"""Speed of NPT Monte Carlo on the learned PES models in large supercells (pes_core.thermo).
+
+Prints the machine and inputs, then per model (linear, cluster, site) and
+supercell (4x4x4 = 320 atoms, 6x6x6 = 1,080 atoms of CsPbBr3): the setup
+time, the cost of one single-atom trial (incremental: only the clusters, or
+sites, that contain the atom are recomputed), the cost of one cell trial (a
+full evaluation), MC sweeps per second (one sweep = one trial per atom + one
+cell trial) and the resulting time of a 10-temperature scan of
+``--scan-sweeps`` sweeps per temperature.
+
+The models are fitted in seconds to 60 rattled and strained 40-atom cells
+labelled by a Lennard-Jones stand-in (the speed does not depend on what the
+weights are; the acceptance ratio, which does a little, is printed), on the
+cluster set and order of the PES job's default featurizer.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/thermo_mc.py [--sweeps 5] [--sizes 4 6] [--kinds linear cluster site]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line  # noqa: E402
+
+
+def fitted_models(clusters: str, order: int, hidden: tuple[int, ...], kinds: list[str]):
+    from pes_core.ann import (ClusterModel, LinearModel, PESData, SiteModel, TrainSettings, compute_features,
+                              get_featurizer, train_model)
+    from pes_core.ann.calculator import TrainingDomain
+    from pes_core.clusters import cubic_cspbbr3
+    from pes_core.oracles import get_oracle
+    from pes_core.sampling import glazer_tilted, rattled_strained
+
+    feat = get_featurizer(cubic_cspbbr3(5.87), clusters, order=order)
+    structures = rattled_strained(glazer_tilted("a0a0a0", 0.0, a=5.87), 40, rattle=0.06, strain=0.01, seed=3)
+    structures += rattled_strained(glazer_tilted("a0a0c+", 6.0, a=5.87), 20, rattle=0.06, strain=0.01, seed=4)
+    oracle = get_oracle("lj", {"sigma": 2.6, "epsilon": 0.05})
+    res = [oracle.compute(s) for s in structures]
+    data = PESData.from_structures(feat, structures, np.array([r.energy for r in res]), [r.forces for r in res])
+    feats = compute_features(feat, data)
+    fast = TrainSettings(schedule=((10, 3), (100, 10)), patience=5, seed=1)
+    models = {}
+    for kind in kinds:
+        if kind == "linear":
+            models[kind] = LinearModel(feat).fit(feats)
+        else:
+            m = {"cluster": ClusterModel, "site": SiteModel}[kind](feat, hidden=hidden)
+            train_model(m, feats, fast)
+            models[kind] = m.eval()
+    return models, TrainingDomain.from_data(feat, data)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweeps", type=int, default=5, help="timed sweeps per model and size")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4, 6])
+    ap.add_argument("--kinds", nargs="+", default=["linear", "cluster", "site"])
+    ap.add_argument("--clusters", default="7pairs+triplet+oct")
+    ap.add_argument("--order", type=int, default=4)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[16])
+    ap.add_argument("--temperature", type=float, default=300.0)
+    ap.add_argument("--scan-sweeps", type=int, default=1500, help="sweeps per temperature of the scan estimate")
+    ap.add_argument("--scan-temperatures", type=int, default=3,
+                    help="temperatures of the timed whole scan (cluster model, 4x4x4; 0: skip)")
+    ap.add_argument("--scan-run-sweeps", type=int, default=10, help="sweeps per temperature of the timed scan")
+    args = ap.parse_args(argv)
+
+    from pes_core.ann import torch_threads
+    from pes_core.clusters import PerovskiteReference
+    from pes_core.thermo import MCSettings, OctahedralTilts, SupercellPES, run_npt, scan
+
+    print(machine_line())
+    print(f"inputs: cluster set {args.clusters}, order {args.order}, hidden {args.hidden}, T {args.temperature} K, "
+          f"{args.sweeps} timed sweeps (after 2 untimed), NPT shape moves (1 cell trial per sweep), "
+          "training-domain wall on")
+    with torch_threads(1):
+        t0 = time.perf_counter()
+        models, domain = fitted_models(args.clusters, args.order, tuple(args.hidden), args.kinds)
+        print(f"models fitted in {time.perf_counter() - t0:.1f} s")
+        ref = PerovskiteReference("Cs", "Pb", "Br", 5.87)
+        print(f"{'model':>8} {'cell':>6} {'atoms':>6} {'setup s':>8} {'ms/atom trial':>14} {'ms/cell trial':>14} "
+              f"{'sweeps/s':>9} {'accept':>7} {'10-T scan (h)':>14}")
+        for n in args.sizes:
+            for kind, model in models.items():
+                t = time.perf_counter()
+                pes = SupercellPES(model, n, domain=domain)
+                setup = time.perf_counter() - t
+                tilts = OctahedralTilts(ref, (n, n, n))
+                warm = MCSettings(sweeps=1, equilibration=1, block=1)
+                out = run_npt(pes, tilts, args.temperature, 0.0, warm, seed=0)
+                timed = MCSettings(sweeps=args.sweeps, equilibration=0, block=1, step=min(out["steps"].values()))
+                t = time.perf_counter()
+                out = run_npt(pes, tilts, args.temperature, 0.0, timed, seed=1)
+                total = time.perf_counter() - t
+                rng = np.random.default_rng(0)
+                t = time.perf_counter()
+                trials = 3 * pes.n_atoms
+                for k in rng.integers(pes.n_atoms, size=trials):
+                    pes.trial_move(int(k), pes.positions[k] + 0.01)
+                    pes.reject()
+                atom_ms = 1000 * (time.perf_counter() - t) / trials
+                t = time.perf_counter()
+                for _ in range(5):
+                    pes.trial_cell(pes.cell * 1.001)
+                    pes.reject()
+                cell_ms = 1000 * (time.perf_counter() - t) / 5
+                sps = args.sweeps / total
+                hours = 10 * args.scan_sweeps / sps / 3600
+                print(f"{kind:>8} {n}x{n}x{n} {pes.n_atoms:6d} {setup:8.2f} {atom_ms:14.3f} {cell_ms:14.1f} "
+                      f"{sps:9.2f} {out['acceptance']:7.2f} {hours:14.2f}", flush=True)
+        if args.scan_temperatures and "cluster" in models:
+            import tempfile
+
+            temps = list(np.linspace(400.0, 200.0, args.scan_temperatures))
+            sw = args.scan_run_sweeps
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                res = scan(models["cluster"], ref, 4, temps, sweeps=sw, equilibration=sw // 2, domain=domain,
+                           directory=tmp, settings=MCSettings(block=max(sw // 5, 1)), report=False)
+                wall = time.perf_counter() - t
+            per_sweep = wall / (len(temps) * (sw + sw // 2))
+            print(f"whole scan (cluster, 4x4x4, {len(temps)} temperatures x {sw + sw // 2} sweeps, with setup, "
+                  f"order parameters, summaries and checkpoints): {wall:.1f} s = {per_sweep:.3f} s/sweep -> "
+                  f"10 temperatures x {args.scan_sweeps} sweeps: {10 * args.scan_sweeps * per_sweep / 3600:.2f} h; "
+                  f"cooled into {res.points[-1]['glazer']['symbol']}")
+
+
+if __name__ == "__main__":
+    main()

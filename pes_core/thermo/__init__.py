@@ -1,0 +1,27 @@
+"""Finite-temperature thermodynamics on the learned PES models: NPT Monte Carlo in large supercells.
+
+* :class:`SupercellPES` -- a linear, cluster or site model of :mod:`pes_core.ann`
+  on any ``n1 x n2 x n3`` supercell of its reference, with incremental
+  single-atom updates and homogeneous cell deformations (:mod:`.lattice`);
+* :func:`run_npt`, :class:`MCSettings` -- one isothermal-isobaric Metropolis
+  chain (:mod:`.mc`);
+* :class:`OctahedralTilts`, :func:`glazer_pattern`, :func:`lattice_parameters`
+  -- tilt angles, M/R tilt modes per axis and the Glazer system (:mod:`.order`);
+* :func:`scan`, :class:`ScanResult`, :func:`plot_scans` -- heating/cooling
+  scans with block-averaged error bars, resumable per temperature (:mod:`.scan`).
+
+See ``docs/thermo.md`` for the API, the physics and measured speeds.
+"""
+
+from __future__ import annotations
+
+from .kernels import LocalEnergy
+from .lattice import SupercellPES, supercell_diagonal
+from .mc import EV_PER_GPA_A3, KB, MCSettings, cell_log_acceptance, propose_cell, run_npt, symmetric_cell
+from .order import OctahedralTilts, glazer_pattern, lattice_parameters
+from .scan import ScanResult, model_fingerprint, plot_scans, scan
+from .stats import block_mean, jackknife, summarize
+
+__all__ = ["EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
+           "block_mean", "cell_log_acceptance", "glazer_pattern", "jackknife", "lattice_parameters", "model_fingerprint", "plot_scans",
+           "propose_cell", "run_npt", "scan", "summarize", "supercell_diagonal", "symmetric_cell"]

@@ -1,0 +1,442 @@
+"""A learned PES model on any n1 x n2 x n3 supercell of its reference, with incremental energy updates.
+
+The linear, cluster and site models of :mod:`pes_core.ann` are sums of local
+terms over the clusters (or sites) of the reference crystal plus a constant,
+so a model trained in a 2x2x2 cell applies to any supercell: the clusters of
+every orbit are mapped into the larger cell (:func:`pes_core.clusters.map_orbit`),
+the same CCD transforms and invariant polynomials of the model's featurizer are
+applied, and the constant is scaled with the number of primitive cells.
+
+A single-atom trial move recomputes only what contains the atom:
+
+* cluster and linear models: the clusters (of every orbit) that contain it;
+* site model: those clusters, then the site features ``G_i`` of every atom
+  of those clusters (each ``G_i`` is the mean of ``phi`` over the clusters
+  that contain atom ``i``), then those sites' network energies.
+
+The change of energy of a move is the sum of the new minus the old local
+terms; the tests check it against a full recomputation to 1e-10 eV over many
+random moves.  A homogeneous cell change (positions scaled with the cell,
+fractional coordinates fixed) changes every pair distance and is evaluated in
+full.
+
+Strain: the CCD descriptors are functions of interatomic distances relative
+to the reference distances (``d / d0 - 1`` for the linear metric), so a
+homogeneous strain changes them and the models carry a strain dependence;
+the training sets of the PES job contain strained cells (rattled and
+strained cells, symmetry-adapted strains), which is where that dependence
+was learned.  Nothing guards against strains beyond the training data here:
+watch the lattice parameters that the scan reports.
+
+Examples
+--------
+>>> pes = SupercellPES(model, 4)                     # doctest: +SKIP
+>>> de = pes.trial_move(17, pes.positions[17] + 0.05)  # doctest: +SKIP
+>>> pes.accept()                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pes_core.clusters.cluster import pair_indices
+from pes_core.clusters.supercell import Supercell, map_orbit
+
+from .kernels import LocalEnergy, NumpyPolynomial
+
+__all__ = ["SupercellPES", "supercell_diagonal"]
+
+
+def supercell_diagonal(supercell) -> tuple[int, int, int]:
+    """``(n1, n2, n3)`` from an int or three ints (multiples of the model's primitive reference cell)."""
+    if np.ndim(supercell) == 0:
+        sc = (int(supercell),) * 3
+    else:
+        sc = tuple(int(x) for x in supercell)
+    if len(sc) != 3 or any(n < 1 for n in sc):
+        raise ValueError(f"supercell {supercell!r} must be a positive int or three positive ints, e.g. 4 or (4, 4, 4)")
+    return sc
+
+
+class _Orbit:
+    """Clusters of one orbit in the supercell: atom and pair tables, CCD matrix, polynomial kernel."""
+
+    def __init__(self, orbit, mod, supercell: Supercell) -> None:
+        so = map_orbit(orbit, supercell)
+        pairs = np.array(pair_indices(orbit.n_sites))
+        self.name = orbit.name
+        self.atoms = so.atoms  # (C, k)
+        self.n_clusters = so.n_clusters
+        self.pi = so.atoms[:, pairs[:, 0]]  # (C, P)
+        self.pj = so.atoms[:, pairs[:, 1]]
+        self.shift = (so.shifts[:, pairs[:, 1]] - so.shifts[:, pairs[:, 0]]).astype(float)  # (C, P, 3)
+        self.ref = np.asarray(orbit.reference_distances, dtype=float)  # (P,)
+        self.u_t = mod.u_t.numpy().copy()  # (P, n_q)
+        self.poly = NumpyPolynomial(mod.poly)
+        n_atoms = supercell.n_atoms
+        # clusters that contain each atom (unique), as a CSR table
+        flat = so.atoms.reshape(-1)
+        cl = np.repeat(np.arange(self.n_clusters), so.atoms.shape[1])
+        pairs_ = np.unique(np.stack([flat, cl], axis=1), axis=0)
+        self.atom_ptr = np.searchsorted(pairs_[:, 0], np.arange(n_atoms + 1))
+        self.atom_clusters = pairs_[:, 1]
+        self.shift_cart = None
+
+    def clusters_of(self, k: int) -> np.ndarray:
+        return self.atom_clusters[self.atom_ptr[k]:self.atom_ptr[k + 1]]
+
+    def set_cell(self, cell: np.ndarray) -> None:
+        self.shift_cart = self.shift @ cell
+
+    def phi(self, pos: np.ndarray, metric, idx=None, shift_cart=None) -> tuple[np.ndarray, np.ndarray]:
+        """Pair deformations ``(m, P)`` and invariant polynomials ``(m, n_basis)`` of clusters ``idx`` (all if ``None``)."""
+        if idx is None:
+            dv = pos[self.pj] - pos[self.pi] + (self.shift_cart if shift_cart is None else shift_cart)
+        else:
+            dv = pos[self.pj[idx]] - pos[self.pi[idx]] + self.shift_cart[idx]
+        f = metric(np.sqrt(np.einsum("cpx,cpx->cp", dv, dv)), self.ref)
+        return f, self.poly(f @ self.u_t)
+
+
+class SupercellPES:
+    """Energy of a learned model on an ``n1 x n2 x n3`` supercell of its primitive reference, with local updates.
+
+    Parameters
+    ----------
+    model : LinearModel, ClusterModel or SiteModel
+        A trained model of :mod:`pes_core.ann` (its featurizer gives the
+        reference, orbits, CCD transforms and polynomial basis).
+    supercell : int or (int, int, int)
+        Diagonal supercell of the primitive reference cell (e.g. 4: 320 atoms
+        of CsPbBr3).
+    positions : (n_atoms, 3) array, optional
+        Starting Cartesian positions (Å, this object's atom order, see
+        :attr:`reference_structure`); default: the reference.
+    cell : (3, 3) array, optional
+        Starting lattice vectors as rows (Å); default: the reference supercell.
+    domain : pes_core.ann.TrainingDomain, optional
+        Ranges of the model's training data.  The models are polynomials in
+        the CCD features and are not bounded below away from their data, so a
+        chain without a wall can run away; with a domain every trial whose
+        pair deformations or cluster features lie more than ``margin`` range
+        widths outside it, or whose energy per atom falls more than
+        ``margin`` energy-range widths below the lowest training energy per
+        atom, gets an infinite energy change (always rejected), as in
+        :func:`pes_core.ann.run_mc`.
+    margin : float
+        Accepted excess beyond the training ranges, in range widths.
+
+    Attributes
+    ----------
+    positions : (n_atoms, 3) array
+        Current positions, Å (continuous, not wrapped into the cell).
+    cell : (3, 3) array
+        Current lattice vectors (rows), Å.
+    energy : float
+        Current total energy, eV (running sum; see :meth:`resync`).
+    """
+
+    def __init__(self, model, supercell=4, positions: np.ndarray | None = None,
+                 cell: np.ndarray | None = None, domain=None, margin: float = 0.25) -> None:
+        feat = model.featurizer
+        self.domain = domain
+        self.margin = float(margin)
+        self.wall_hits = {"features": 0, "energy": 0}
+        self.local = LocalEnergy.from_model(model)
+        self.kind = self.local.kind
+        self.diagonal = supercell_diagonal(supercell)
+        self.supercell = Supercell.build(feat.space_group, np.diag(self.diagonal))
+        self.n_atoms = self.supercell.n_atoms
+        self.n_cells = len(self.supercell.translations)
+        self.constant = self.local.constant * self.n_cells / self.local.n_cells
+        self.metric = feat._metric_fn
+        self.orbits = [_Orbit(orb, mod, self.supercell) for orb, mod in zip(feat.orbits, feat.orbit_modules)]
+        self._by_name = {o.name: o for o in self.orbits}
+        self.species = [str(self.supercell.space_group.structure[int(k)].specie) for k in self.supercell.ref_index]
+        self.ref_positions = np.asarray(self.supercell.positions, dtype=float)
+        self.ref_cell = np.asarray(self.supercell.cell, dtype=float)
+        if domain is not None:
+            self.e_floor = domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
+            self._bounds = {o.name: (domain.pair_lo[o.name], domain.pair_hi[o.name], domain._width("pair", o.name),
+                                     domain.feature_lo[o.name], domain.feature_hi[o.name],
+                                     domain._width("feature", o.name)) for o in self.orbits}
+        self._build_sites(feat)
+        self._build_atom_tables()
+        self.set_state(self.ref_positions if positions is None else positions,
+                       self.ref_cell if cell is None else cell)
+
+    # ----------------------------------------------------------------- setup
+    def _build_sites(self, feat) -> None:
+        """Site tables (site model): atoms of each site orbit and the clusters each site's features average."""
+        self.sites: dict[str, dict] = {}
+        if not self.local.uses_sites:
+            return
+        ref_index = self.supercell.ref_index
+        site_orbits = feat.space_group.site_orbits()
+        self.site_row = np.full(self.n_atoms, -1)
+        self.site_label = np.empty(self.n_atoms, dtype=object)
+        for label, names in self.local.site_orbits.items():
+            atoms = np.flatnonzero(np.isin(ref_index, site_orbits[label]))
+            lists = []
+            for name in names:
+                o = self._by_name[name]
+                # occurrences of each atom in each cluster (with multiplicity, like the featurizer's membership)
+                flat = o.atoms.reshape(-1)
+                cl = np.repeat(np.arange(o.n_clusters), o.atoms.shape[1])
+                order = np.argsort(flat, kind="stable")
+                ptr = np.searchsorted(flat[order], np.arange(self.n_atoms + 1))
+                rows = [cl[order[ptr[a]:ptr[a + 1]]] for a in atoms]
+                count = {len(r) for r in rows}
+                if len(count) != 1 or 0 in count:
+                    raise RuntimeError(f"inconsistent cluster counts for site orbit {label} in {name}")
+                lists.append((name, np.stack(rows)))
+            self.sites[label] = {"atoms": atoms, "lists": lists}
+            self.site_row[atoms] = np.arange(len(atoms))
+            self.site_label[atoms] = label
+
+    def _build_atom_tables(self) -> None:
+        """Per atom: the clusters (per orbit) it belongs to, their pairs as flat tables, and the sites they touch."""
+        self.touch: list[dict[str, np.ndarray]] = []
+        self.pair_tables: list[tuple] = []
+        for k in range(self.n_atoms):
+            touch = {o.name: o.clusters_of(k) for o in self.orbits}
+            self.touch.append(touch)
+            pi = np.concatenate([o.pi[touch[o.name]].reshape(-1) for o in self.orbits])
+            pj = np.concatenate([o.pj[touch[o.name]].reshape(-1) for o in self.orbits])
+            sh = np.concatenate([o.shift[touch[o.name]].reshape(-1, 3) for o in self.orbits])
+            ref = np.concatenate([np.tile(o.ref, len(touch[o.name])) for o in self.orbits])
+            ends = np.cumsum([len(touch[o.name]) * len(o.ref) for o in self.orbits])
+            self.pair_tables.append((pi, pj, sh, ref, ends))
+        if self.domain is not None:  # pair-deformation bounds aligned with each atom's pair table
+            self.pair_bounds = []
+            for k in range(self.n_atoms):
+                parts = [[np.tile(b, len(self.touch[k][o.name])) for b in self._bounds[o.name][:3]]
+                         for o in self.orbits]
+                self.pair_bounds.append(tuple(np.concatenate([p[i] for p in parts]) for i in range(3)))
+        self.touch_sites: list[dict[str, np.ndarray]] = []
+        if self.local.uses_sites:
+            for k in range(self.n_atoms):
+                members = np.unique(np.concatenate([o.atoms[self.touch[k][o.name]].reshape(-1)
+                                                    for o in self.orbits]))
+                per = {}
+                for label in self.sites:
+                    sel = members[self.site_label[members] == label]
+                    per[label] = self.site_row[sel]
+                self.touch_sites.append(per)
+
+    # ----------------------------------------------------------------- full evaluation
+    def _site_features(self, label: str, phi: dict[str, np.ndarray], rows=None) -> np.ndarray:
+        parts = []
+        for name, lists in self.sites[label]["lists"]:
+            idx = lists if rows is None else lists[rows]
+            parts.append(phi[name][idx].mean(axis=1))
+        return np.concatenate(parts, axis=-1)
+
+    def _feature_excess(self, name: str, phi: np.ndarray) -> float:
+        if not len(phi):
+            return 0.0
+        flo, fhi, fw = self._bounds[name][3:]
+        return float((np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max())
+
+    def _excess(self, name: str, f: np.ndarray, phi: np.ndarray) -> float:
+        """Largest excess (range widths) of pair deformations and features of clusters of orbit ``name``."""
+        if not len(f):
+            return 0.0
+        plo, phi_, pw, flo, fhi, fw = self._bounds[name]
+        return float(max((np.maximum(np.maximum(f - phi_, plo - f), 0.0) / pw).max(),
+                         (np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max()))
+
+    def excess(self, positions: np.ndarray | None = None, cell: np.ndarray | None = None) -> float:
+        """Largest excess of a configuration (default: the current one) beyond the training domain, range widths.
+
+        The energy per atom below the lowest training energy counts in
+        energy-range widths; 0 without a domain.
+        """
+        if self.domain is None:
+            return 0.0
+        positions = self.positions if positions is None else self.wrap(positions, self.cell if cell is None else cell)
+        cell = self.cell if cell is None else np.asarray(cell, dtype=float)
+        worst = 0.0
+        for o in self.orbits:
+            f, phi = o.phi(positions, self.metric, shift_cart=o.shift @ cell)
+            worst = max(worst, self._excess(o.name, f, phi))
+        e = self._evaluate(positions, cell)[2] / self.n_atoms
+        width = max(self.domain.energy_hi - self.domain.energy_lo, 1e-6)
+        return max(worst, max(self.domain.energy_lo - e, 0.0) / width)
+
+    def _evaluate(self, positions: np.ndarray, cell: np.ndarray, check: bool = False) -> tuple[dict, dict, float]:
+        """``phi`` per orbit, local energies per group and the total energy (eV) of a configuration.
+
+        With ``check`` (and a domain), the energy is ``inf`` beyond the wall.
+        """
+        phi, local = {}, {}
+        outside = False
+        for o in self.orbits:
+            f, phi[o.name] = o.phi(positions, self.metric, shift_cart=o.shift @ cell)
+            if check and self.domain is not None and self._excess(o.name, f, phi[o.name]) > self.margin:
+                outside = True
+        if self.local.uses_sites:
+            for label in self.sites:
+                local[label] = self.local.group_energies(label, self._site_features(label, phi))
+        else:
+            for o in self.orbits:
+                local[o.name] = self.local.group_energies(o.name, phi[o.name])
+        total = self.constant + float(sum(v.sum() for v in local.values()))
+        if check and self.domain is not None and (outside or total / self.n_atoms < self.e_floor):
+            self.wall_hits["features" if outside else "energy"] += 1
+            total = np.inf
+        return phi, local, total
+
+    def wrap(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """Positions moved by lattice vectors to the image nearest each atom's reference site (Å)."""
+        frac = np.asarray(positions, dtype=float) @ np.linalg.inv(cell)
+        n = np.round(frac - self.supercell.frac)
+        return np.asarray(positions, dtype=float) - n @ cell
+
+    def energy_of(self, positions: np.ndarray, cell: np.ndarray | None = None) -> float:
+        """Total energy (eV) of a configuration of this supercell (full evaluation; the state is unchanged).
+
+        Parameters
+        ----------
+        positions : (n_atoms, 3) array
+            Cartesian positions, Å, this object's atom order.
+        cell : (3, 3) array, optional
+            Lattice vectors as rows, Å (default: the current cell).
+        """
+        cell = self.cell if cell is None else np.asarray(cell, dtype=float)
+        return self._evaluate(self.wrap(positions, cell), cell)[2]
+
+    def set_state(self, positions: np.ndarray, cell: np.ndarray) -> None:
+        """Replace the configuration (Å; atoms are brought to the image nearest their reference site)."""
+        positions = np.array(positions, dtype=float)
+        cell = np.array(cell, dtype=float)
+        if positions.shape != (self.n_atoms, 3) or cell.shape != (3, 3):
+            raise ValueError(f"expected positions ({self.n_atoms}, 3) and cell (3, 3), got {positions.shape} "
+                             f"and {cell.shape}")
+        positions = self.wrap(positions, cell)
+        self.positions, self.cell = positions, cell
+        for o in self.orbits:
+            o.set_cell(cell)
+        self.phi, self.local_e, self.energy = self._evaluate(positions, cell)
+        self._cand = None
+
+    def resync(self) -> float:
+        """Recompute the energy from the positions; returns the running sum's drift (eV)."""
+        old = self.energy
+        self.set_state(self.positions, self.cell)
+        return old - self.energy
+
+    @property
+    def volume(self) -> float:
+        """Cell volume, Å^3."""
+        return float(abs(np.linalg.det(self.cell)))
+
+    def reference_structure(self):
+        """The undistorted supercell as a pymatgen Structure (this object's atom order)."""
+        return self.supercell.structure()
+
+    # ----------------------------------------------------------------- single-atom moves
+    def trial_move(self, k: int, new_xyz: np.ndarray) -> float:
+        """Energy change (eV) if atom ``k`` moved to ``new_xyz`` (Å); kept as a candidate for :meth:`accept`."""
+        k = int(k)
+        old_xyz = self.positions[k].copy()
+        self.positions[k] = new_xyz
+        try:
+            pi, pj, sh, ref, ends = self.pair_tables[k]
+            dv = self.positions[pj] - self.positions[pi] + sh @ self.cell
+        finally:
+            self.positions[k] = old_xyz
+        f_all = self.metric(np.sqrt(np.einsum("px,px->p", dv, dv)), ref)
+        new_f, new_phi = {}, {}
+        a = 0
+        for o, b in zip(self.orbits, ends):
+            f = f_all[a:b].reshape(-1, len(o.ref))
+            new_f[o.name], new_phi[o.name] = f, o.poly(f @ o.u_t)
+            a = b
+        touch = self.touch[k]
+        if self.domain is not None:
+            lo, hi, w = self.pair_bounds[k]
+            if (len(f_all) and float((np.maximum(np.maximum(f_all - hi, lo - f_all), 0.0) / w).max()) > self.margin
+                    or any(self._feature_excess(nm, new_phi[nm]) > self.margin for nm in new_phi)):
+                self.wall_hits["features"] += 1
+                self._cand = None
+                return np.inf
+        de = self._local_change(k, new_xyz, new_phi)
+        if self.domain is not None and (self.energy + de) / self.n_atoms < self.e_floor:
+            self.wall_hits["energy"] += 1
+            self._cand = None
+            return np.inf
+        return de
+
+    def _local_change(self, k: int, new_xyz: np.ndarray, new_phi: dict) -> float:
+        touch = self.touch[k]
+        if not self.local.uses_sites:
+            new_local = {}
+            de = 0.0
+            for o in self.orbits:
+                e = self.local.group_energies(o.name, new_phi[o.name])
+                new_local[o.name] = e
+                de += float(e.sum() - self.local_e[o.name][touch[o.name]].sum())
+            self._cand = (k, np.array(new_xyz, dtype=float), new_phi, new_local, de)
+            return de
+        # site model: plug the new phi in, recompute the touched sites' features, restore
+        old_phi = {}
+        for o in self.orbits:
+            old_phi[o.name] = self.phi[o.name][touch[o.name]]
+            self.phi[o.name][touch[o.name]] = new_phi[o.name]
+        try:
+            new_local, de = {}, 0.0
+            for label, rows in self.touch_sites[k].items():
+                e = self.local.group_energies(label, self._site_features(label, self.phi, rows))
+                new_local[label] = e
+                de += float(e.sum() - self.local_e[label][rows].sum())
+        finally:
+            for o in self.orbits:
+                self.phi[o.name][touch[o.name]] = old_phi[o.name]
+        self._cand = (k, np.array(new_xyz, dtype=float), new_phi, new_local, de)
+        return de
+
+    def accept(self) -> None:
+        """Make the last :meth:`trial_move` (or :meth:`trial_cell`) the current state."""
+        cand, self._cand = self._cand, None
+        if cand is None:
+            raise RuntimeError("accept() without a pending trial move (or after a move the wall rejected)")
+        if cand[0] == "cell":
+            _, positions, cell, phi, local, energy = cand
+            self.positions, self.cell, self.phi, self.local_e, self.energy = positions, cell, phi, local, energy
+            for o in self.orbits:
+                o.set_cell(cell)
+            return
+        k, xyz, new_phi, new_local, de = cand
+        self.positions[k] = xyz
+        touch = self.touch[k]
+        for o in self.orbits:
+            self.phi[o.name][touch[o.name]] = new_phi[o.name]
+        if self.local.uses_sites:
+            for label, rows in self.touch_sites[k].items():
+                self.local_e[label][rows] = new_local[label]
+        else:
+            for o in self.orbits:
+                self.local_e[o.name][touch[o.name]] = new_local[o.name]
+        self.energy += de
+
+    def reject(self) -> None:
+        """Drop the pending trial."""
+        self._cand = None
+
+    # ----------------------------------------------------------------- cell moves
+    def trial_cell(self, new_cell: np.ndarray) -> float:
+        """Energy change (eV) of a homogeneous deformation to ``new_cell`` (fractional coordinates fixed)."""
+        new_cell = np.asarray(new_cell, dtype=float)
+        positions = self.positions @ np.linalg.solve(self.cell, new_cell)
+        phi, local, energy = self._evaluate(positions, new_cell, check=True)
+        if not np.isfinite(energy):
+            self._cand = None
+            return np.inf
+        self._cand = ("cell", positions, new_cell, phi, local, energy)
+        return energy - self.energy
+
+    def recenter(self) -> None:
+        """Remove the drift of the centre of the atoms (a rigid translation: the energy is unchanged)."""
+        ref = self.ref_positions @ np.linalg.solve(self.ref_cell, self.cell)
+        self.positions -= (self.positions - ref).mean(axis=0)

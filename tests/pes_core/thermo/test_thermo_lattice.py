@@ -1,0 +1,141 @@
+"""SupercellPES: the models on larger supercells, incremental updates == full recomputation, cell moves, wall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pes_core.ccd import CCDFeaturizer
+from pes_core.thermo import SupercellPES
+
+
+def _tile(structure, reps):
+    s = structure.copy()
+    s.make_supercell(reps)
+    return s
+
+
+def _arrays(pes, structure):
+    frac = np.asarray(structure.frac_coords)
+    order = pes.supercell.match(frac, [str(x.specie) for x in structure])
+    return frac[order] @ structure.lattice.matrix, np.asarray(structure.lattice.matrix)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cluster", "site"])
+def test_numpy_kernels_reproduce_the_torch_model_in_its_own_cell(lj_models, lj_data, kind):
+    model = lj_models[0][kind]
+    pes = SupercellPES(model, 2)
+    pos, cell = model.featurizer.batch(lj_data[0][:6])
+    with torch.no_grad():
+        ref = model(pos, cell).numpy()
+    got = [pes.energy_of(p.numpy(), c.numpy()) for p, c in zip(pos, cell)]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cluster", "site"])
+def test_a_tiled_configuration_has_the_energy_of_its_copies(lj_models, lj_data, kind):
+    """The 4x4x4 energy of 8 copies of a 40-atom cell is 8 times its energy (local terms + scaled constant)."""
+    model = lj_models[0][kind]
+    small = SupercellPES(model, 2)
+    big = SupercellPES(model, 4)
+    assert big.n_atoms == 320
+    for s in lj_data[0][::15]:
+        e_small = small.energy_of(*_arrays(small, s))
+        e_big = big.energy_of(*_arrays(big, _tile(s, (2, 2, 2))))
+        assert e_big == pytest.approx(8 * e_small, abs=1e-9)
+
+
+def test_cluster_features_match_a_featurizer_built_for_the_large_cell(lj_models):
+    model = lj_models[0]["cluster"]
+    feat = model.featurizer
+    big = SupercellPES(model, (4, 2, 2))
+    ccd = CCDFeaturizer(feat.space_group, [4, 2, 2], feat.orbits, max_order=feat.max_order)
+    rng = np.random.default_rng(1)
+    pos = big.ref_positions + rng.normal(scale=0.05, size=big.ref_positions.shape)
+    big.set_state(pos, big.ref_cell)
+    with torch.no_grad():
+        phi = ccd.cluster_features(torch.as_tensor(pos)[None], torch.as_tensor(big.ref_cell)[None])
+    for name, x in phi.items():
+        np.testing.assert_allclose(big.phi[name], x[0].numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cluster", "site"])
+def test_incremental_energy_change_equals_full_recomputation(lj_models, kind):
+    model = lj_models[0][kind]
+    pes = SupercellPES(model, 4)
+    rng = np.random.default_rng(7)
+    pes.set_state(pes.ref_positions + rng.normal(scale=0.04, size=pes.ref_positions.shape), pes.ref_cell)
+    worst = 0.0
+    for _ in range(250):
+        k = int(rng.integers(pes.n_atoms))
+        new = pes.positions[k] + rng.normal(scale=0.08, size=3)
+        de = pes.trial_move(k, new)
+        moved = pes.positions.copy()
+        moved[k] = new
+        worst = max(worst, abs(de - (pes.energy_of(moved) - pes.energy)))
+        if rng.random() < 0.6:
+            pes.accept()
+        else:
+            pes.reject()
+    assert worst < 1e-10
+    assert abs(pes.resync()) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["linear", "site"])
+def test_cell_moves_scale_positions_and_the_model_feels_strain(lj_models, kind):
+    model = lj_models[0][kind]
+    pes = SupercellPES(model, 4)
+    e0 = pes.energy
+    eps = np.array([[0.01, 0.004, 0.0], [0.004, -0.005, 0.0], [0.0, 0.0, 0.003]])
+    new_cell = pes.ref_cell @ (np.eye(3) + eps)
+    de = pes.trial_cell(new_cell)
+    expected = pes.energy_of(pes.ref_positions @ (np.eye(3) + eps), new_cell) - e0
+    assert de == pytest.approx(expected, abs=1e-10)
+    assert abs(de) > 1e-4  # the distance-based descriptors carry the strain
+    pes.accept()
+    np.testing.assert_allclose(pes.positions @ np.linalg.inv(pes.cell), pes.ref_positions @ np.linalg.inv(pes.ref_cell),
+                               atol=1e-12)
+    assert abs(pes.resync()) < 1e-10
+
+
+def test_the_training_domain_wall_rejects_far_moves(lj_models):
+    model, domain = lj_models[0]["linear"], lj_models[1]
+    pes = SupercellPES(model, 4, domain=domain)
+    assert pes.excess() < pes.margin
+    k = 2  # a Br
+    assert pes.trial_move(k, pes.positions[k] + np.array([0.0, 1.5, 0.0])) == np.inf
+    with pytest.raises(RuntimeError, match="pending"):
+        pes.accept()
+    assert np.isfinite(pes.trial_move(k, pes.positions[k] + np.array([0.0, 0.02, 0.0])))
+    assert pes.trial_cell(pes.cell * 1.3) == np.inf
+    assert pes.wall_hits["features"] >= 2
+
+
+def test_only_sums_of_local_terms_are_accepted(lj_models):
+    class Other(torch.nn.Module):
+        kind = "mtp"
+        featurizer = lj_models[0]["linear"].featurizer
+
+    with pytest.raises(TypeError, match="not a sum of local"):
+        SupercellPES(Other(), 4)
+    with pytest.raises(ValueError, match="positive int"):
+        SupercellPES(lj_models[0]["linear"], (4, 4))
+
+
+@pytest.mark.parametrize("kind", ["cluster", "site"])
+def test_kernels_without_shortcut_and_with_two_hidden_layers(small_featurizer, kind):
+    from pes_core.ann import ClusterModel, SiteModel
+
+    torch.manual_seed(3)
+    model = {"cluster": ClusterModel, "site": SiteModel}[kind](small_featurizer, hidden=(5, 3), shortcut=False).eval()
+    with torch.no_grad():
+        model.e_scale.fill_(0.7)
+        model.e0.fill_(-2.0)
+    pes = SupercellPES(model, 2)
+    g = torch.Generator().manual_seed(0)
+    pos, cell = small_featurizer.reference_batch(3)
+    pos = pos + 0.05 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(pos, cell).numpy()
+    np.testing.assert_allclose([pes.energy_of(p.numpy(), c.numpy()) for p, c in zip(pos, cell)], ref, atol=1e-10)
