@@ -110,7 +110,7 @@ class Progress:
         self._last_n, self._last_t = 0, self.t0
         self._closed = False
         self._bar: Any = None
-        if disable if disable is not None else quiet():
+        if total == 0 or (disable if disable is not None else quiet()):  # nothing to do: nothing to show
             self.mode = "quiet"
         elif _isatty(self.stream):
             from tqdm import tqdm

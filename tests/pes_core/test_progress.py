@@ -128,3 +128,10 @@ def test_format_seconds():
     assert format_seconds(3599) == "59m59s"
     assert format_seconds(90000) == "1d01h"
     assert format_seconds(float("inf")) == "?"
+
+
+def test_nothing_to_do_shows_nothing(clock):
+    out = io.StringIO()
+    with progress(total=0, desc="empty", stream=out):
+        pass
+    assert out.getvalue() == ""
