@@ -11,6 +11,10 @@ when it will end, on standard error:
   an item finishes), and at the end, so queue logs show progress too;
 * nothing with ``PES_QUIET=1`` in the environment (``pes run --quiet``).
 
+Inside one long loop item (a first-principles relaxation: hours), a
+:class:`StepReporter` prints a line at most every ``interval`` seconds with
+the optimizer step, energy, largest force and time per step.
+
 A loop may also print one line per item (:meth:`Progress.note`, e.g. the
 enthalpy a relaxation reached): on a terminal it is printed above the bar,
 in plain mode it carries the progress numbers, and in quiet mode it is
@@ -38,7 +42,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-__all__ = ["Progress", "format_seconds", "progress", "quiet"]
+__all__ = ["Progress", "StepReporter", "format_seconds", "progress", "quiet"]
 
 #: plain mode: a line at least this often (seconds, checked when an item finishes)
 DEFAULT_INTERVAL = 30.0
@@ -243,3 +247,57 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
         call its ``update`` per item; ``close`` (or a ``with`` block) ends it.
     """
     return Progress(iterable, total=total, desc=desc, unit=unit, **kwargs)
+
+
+class StepReporter:
+    """Progress inside one long relaxation: a line at most every ``interval`` seconds.
+
+    Give it as ``OracleRelaxer(..., progress=StepReporter(...))``; it is
+    called with ``(step, energy, fmax)`` after every optimizer step.  A step
+    count lower than the last one starts a new relaxation (the clock
+    restarts).  Relaxations shorter than ``interval`` print nothing, so fast
+    oracles stay silent; a DFT relaxation reports about twice a minute.
+
+    Parameters
+    ----------
+    desc : str
+        What is relaxed (``"[si8 gen 3] relaxation"``).
+    max_steps : int, optional
+        The step cap (shown as ``step 12/300``).
+    interval : float
+        Seconds between lines.
+    stream : file, optional
+        Where the lines go (default ``sys.stderr``).
+    disable : bool, optional
+        No output (default: :func:`quiet`).
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> rep = StepReporter("[x] relaxation", max_steps=300, interval=0.0, stream=out, disable=False)
+    >>> rep(0, -10.0, 1.5); rep(1, -10.4, 0.8)
+    >>> out.getvalue().splitlines()[-1].split(", ")[:3]
+    ['[x] relaxation: step 1/300', 'E -10.4000 eV', 'fmax 0.800 eV/Å']
+    """
+
+    def __init__(self, desc: str, max_steps: int | None = None, interval: float = DEFAULT_INTERVAL,
+                 stream: IO[str] | None = None, disable: bool | None = None) -> None:
+        self.desc, self.max_steps, self.interval = desc, max_steps, float(interval)
+        self.stream = stream
+        self.disabled = quiet() if disable is None else bool(disable)
+        self._t0 = self._last = time.monotonic()
+        self._last_step = -1
+
+    def __call__(self, step: int, energy: float, fmax: float) -> None:
+        now = time.monotonic()
+        if step == 0 or step < self._last_step:  # a new relaxation
+            self._t0 = self._last = now
+        self._last_step = step
+        if self.disabled or now - self._last < self.interval:
+            return
+        self._last = now
+        cap = f"/{self.max_steps}" if self.max_steps else ""
+        per_step = f", {format_seconds((now - self._t0) / step)}/step" if step > 0 else ""
+        print(f"{self.desc}: step {step}{cap}, E {energy:.4f} eV, fmax {fmax:.3f} eV/Å{per_step}, "
+              f"elapsed {format_seconds(now - self._t0)}", file=self.stream or sys.stderr, flush=True)

@@ -48,7 +48,7 @@ from pes_core.db import (
     store_result,
 )
 from pes_core.oracles import get_oracle, to_structure
-from pes_core.progress import progress
+from pes_core.progress import StepReporter, progress
 from pes_core.search import (
     OracleRelaxer,
     RelaxSettings,
@@ -168,7 +168,8 @@ def make_relaxer(run: SearchRun, fw_spec: dict):
     if cfg.get("mode", "direct") == "direct":
         relax = RelaxSettings.from_config(cfg)
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer)
+        return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer,
+                             progress=StepReporter(f"[{run.name}] oracle relaxation", relax.steps))
     return learning_relaxer(run, fw_spec)
 
 
@@ -452,7 +453,8 @@ class CSPVerifyTask(FiretaskBase):
         rs = verify.relax_settings(RelaxSettings.from_config(cfg))
         done = {v["id"]: v for v in stored.verification}
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer)
+        relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer,
+                                progress=StepReporter(f"[{run.name}] verification relaxation", rs.steps))
         todo = [row["individual"] for row in candidate_table(state, within=verify.within_mev / 1000.0)
                 if row["individual"].id not in done]
         for ind in progress(todo, desc=f"[{run.name}] verification", unit="candidate"):
