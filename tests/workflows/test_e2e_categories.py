@@ -10,6 +10,11 @@ on the embedded store with workers restricted to one category at a time,
 each launch is recorded: no firework may ever run on the other kind of
 worker.  The ``ml`` worker has no ``vasp_cmd`` in its environment, so a VASP
 firework reaching it would also fizzle.
+
+Every emulated VASP call costs a second or two (a Python process started by
+custodian), so the oracle batch and the direct CSP (about 10 and 25 s) run
+in the default suite, the MTP-mode CSP (about 70 s) and the PES training
+set (about 4 min: 40-atom cell relaxations) with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -80,6 +85,12 @@ SPECS = {
           species: {{A: Cs, B: Pb, X: Br}}
           a: 5.87
           supercell: [2, 2, 2]
+        tilt_systems: [a0a0c+]
+        relax: {{steps: 2, fmax: 0.5, fmax_cubic: 0.5}}
+        systematic: {{cubic_amplitudes: [0.3], cubic_vectors: first, tilt_amplitudes: [], strain_amplitudes: [0.01],
+                      interpolation_points: 0}}
+        stochastic: {{count: 2, displacement_radius: [0.2, 0.5], strain_radius: 0.01, threshold: 0.999}}
+        featurize: {{clusters: ["2pairs+oct"], orders: [2]}}
     """,
     "pes_fit": """
         kind: pes_fit
@@ -101,11 +112,14 @@ def _oracle_kinds(key: str) -> set[str]:
     return DIRECT_KINDS if key == "csp-direct" else ORACLE_KINDS
 
 
-def test_every_kind_built_with_a_dft_oracle_routes_oracle_work_to_dft(tmp_path):
+def test_every_kind_built_with_a_dft_oracle_routes_oracle_work_to_dft(tmp_path, project):
     assert oracle_class("vasp").category == "dft"
     built = {}
+    wants: dict[str, set[str]] = {"dft": set(), "ml": set()}
     for key in SPECS:
         wf = build_from_spec(_spec_file(tmp_path, key))
+        for fw in wf.fws:
+            wants["dft" if fw.spec["pes_kind"] in _oracle_kinds(key) else "ml"].add(fw.name)
         built[key] = {(fw.spec["pes_kind"], fw.spec["_category"]) for fw in wf.fws}
         wrong = [(fw.name, fw.spec["_category"]) for fw in wf.fws if fw.spec["_category"] != ("dft" if fw.spec["pes_kind"] in _oracle_kinds(key) else "ml")]
         assert not wrong, f"{key}: {wrong}"
@@ -120,6 +134,16 @@ def test_every_kind_built_with_a_dft_oracle_routes_oracle_work_to_dft(tmp_path):
     }
     batch = build_from_spec(_spec_file(tmp_path, "oracle_batch"))
     assert len(batch.fws) == 3 and all(fw.spec["n_structures"] == 1 for fw in batch.fws)
+    # the command each firework needs: `pes run --category dft` (or a dft fworker's rlaunch) selects with
+    # FireWorks' own worker query, which must take exactly the oracle work; `--category ml` the rest
+    with open_backend(project) as b:
+        for key in SPECS:
+            b.lp.add_wf(build_from_spec(_spec_file(tmp_path, key)))
+        for category, names in wants.items():
+            taken = {d["name"] for d in b.lp.fireworks.find(FWorker(category=category).query, {"name": 1})}
+            assert taken == names, category
+        assert b.lp.fireworks.count_documents({}) == sum(len(build_from_spec(_spec_file(tmp_path, k)).fws)
+                                                         for k in SPECS)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -223,3 +247,17 @@ def test_mtp_csp_alternating_workers(tmp_path, project):
     with open_backend(project, read_only=True):
         assert SearchRun.objects.get(name="cu-mtp").status in ("capped", "converged")
         assert Configuration.objects(tags="csp:cu-mtp", oracle="vasp").count() >= 3
+
+
+@pytest.mark.slow
+def test_pes_training_set_alternating_workers(tmp_path, project):
+    records = _run(project, tmp_path, "pes_training_set")
+    by_worker = {}
+    for rec in records:
+        for r in rec["ran"]:
+            by_worker.setdefault(r["worker"], set()).add(r["kind"])
+    assert by_worker["dft-worker"] >= {"pes_reference", "oracle"}
+    assert by_worker["ml-worker"] == {"pes_stochastic", "pes_collect", "pes_featurize"}
+    with open_backend(project, read_only=True):
+        confs = Configuration.objects(workflow="cpb-dft", oracle="vasp")
+        assert confs.count() >= 4 and all(c.provenance["emulated"] for c in confs)
