@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 from ase import Atoms
@@ -198,6 +198,13 @@ class OracleRelaxer:
         filter solves many 3x3 systems; multi-threaded OpenBLAS made each
         100x slower on a busy 2-core machine (measured), hence 1 by default.
         ``None`` leaves BLAS alone.
+    progress : callable, optional
+        Called after every optimizer step (and once at the start, step 0)
+        with ``(step, energy, fmax)``: the step count, the energy in eV and
+        the largest force on an atom in eV/Å of the oracle's last result
+        (read from it: no extra oracle call), e.g. a
+        :class:`pes_core.progress.StepReporter` for first-principles
+        relaxations that take hours.
     """
 
     oracle: Oracle
@@ -207,6 +214,7 @@ class OracleRelaxer:
     max_volume_factor: float = 5.0
     min_volume_factor: float = 0.2
     blas_threads: int | None = 1
+    progress: Callable[[int, float, float], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.optimizer.upper() not in _OPTIMIZERS:
@@ -239,6 +247,10 @@ class OracleRelaxer:
         try:
             for converged in opt.irun(fmax=self.fmax, steps=self.steps):
                 n_steps = opt.nsteps
+                if self.progress is not None and "forces" in calc.results:
+                    forces = np.asarray(calc.results["forces"])
+                    self.progress(int(n_steps), float(calc.results.get("energy", np.nan)),
+                                  float(np.sqrt((forces ** 2).sum(axis=1).max())) if len(forces) else 0.0)
                 v = atoms.get_volume()
                 if not (self.min_volume_factor * v0 < v < self.max_volume_factor * v0):
                     extra.update(failed=True, reason=f"volume went from {v0:.1f} to {v:.1f} Å^3")

@@ -47,6 +47,7 @@ from pes_core.db import (
 )
 from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
 from pes_core.oracles import get_oracle, to_atoms, to_structure
+from pes_core.progress import progress
 from pes_core.search import SearchSettings
 from workflows.core.runtime import (
     current_fw_id,
@@ -177,7 +178,9 @@ class OracleTrajectoryTask(FiretaskBase):
         extras = self.get("extra") or [{} for _ in self["structures"]]
         gen = self["generator"]
         n_calls, n_stored, failed = 0, 0, []
-        for sd, ex in zip(self["structures"], extras):
+        items = list(zip(self["structures"], extras))
+        for sd, ex in progress(items, desc=f"[{name}] {gen} oracle relaxations", unit="structure",
+                               disable=None if len(items) > 1 else True):
             structure = sd if isinstance(sd, Structure) else Structure.from_dict(sd)  # FireWorks may deserialize
             h0 = calculation_hash(structure, config["oracle"], osettings)
             if trajectory_frames(h0):

@@ -48,6 +48,7 @@ from pes_core.db import (
     store_result,
 )
 from pes_core.oracles import get_oracle, to_structure
+from pes_core.progress import StepReporter, progress
 from pes_core.search import (
     OracleRelaxer,
     RelaxSettings,
@@ -73,7 +74,7 @@ from workflows.csp.state import RunState, category_of, start_search
 logger = logging.getLogger(__name__)
 
 __all__ = ["CSPGenerationTask", "CSPRelaxTask", "CSPReportTask", "CSPVerifyTask", "decision_action",
-           "generation_firework", "verification_fireworks"]
+           "generation_firework", "generation_line", "verification_fireworks"]
 
 #: hard cap on generation fireworks of one search, whatever the settings say
 MAX_GENERATIONS_HARD = 500
@@ -167,7 +168,8 @@ def make_relaxer(run: SearchRun, fw_spec: dict):
     if cfg.get("mode", "direct") == "direct":
         relax = RelaxSettings.from_config(cfg)
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer)
+        return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer,
+                             progress=StepReporter(f"[{run.name}] oracle relaxation", relax.steps))
     return learning_relaxer(run, fw_spec)
 
 
@@ -221,16 +223,18 @@ class CSPGenerationTask(FiretaskBase):
         relaxer = make_relaxer(run, fw_spec)
         relaxed = []
         calls_before = state.n_calls
-        for k, ind in enumerate(offspring):
-            if ind.id in partial:
-                relaxed.append(type(ind).from_dict(partial[ind.id]))
-                continue
-            out = relax_one(ind, relaxer, state.settings)
-            relaxed.append(type(ind).from_dict(out))
-            partial[ind.id] = out
-            _save_partial(run, gen, partial)
-            flush_store(min_interval=0.5)
-            _progress(name, gen, k, len(offspring), relaxed[-1])
+        # one line per relaxation; rate and ETA over those this firework runs (cached ones are not counted)
+        with progress(total=len(todo), desc=f"[{name} gen {gen}] relaxations", unit="structure") as bar:
+            for k, ind in enumerate(offspring):
+                if ind.id in partial:
+                    relaxed.append(type(ind).from_dict(partial[ind.id]))
+                    continue
+                out = relax_one(ind, relaxer, state.settings)
+                relaxed.append(type(ind).from_dict(out))
+                partial[ind.id] = out
+                _save_partial(run, gen, partial)
+                flush_store(min_interval=0.5)
+                bar.update(note=_progress_line(name, gen, k, len(offspring), relaxed[-1]))
         # learning candidates met by the relaxations (kept with each relaxation, so that a resumed or fanned-out
         # generation has them all); taken out of the individuals before anything else sees them
         candidates = [c for ind in relaxed for c in (ind.relax_info or {}).pop("candidates", None) or []]
@@ -267,10 +271,12 @@ class CSPGenerationTask(FiretaskBase):
             record = GenerationRecord.objects.get(search=name, index=gen)
             state = SearchState.from_dict(record.stats["state"])
         self._save_run(run, state, partial={})
-        best = state.best
-        print(f"gen {gen}: best {state.best_enthalpy:.4f} eV/atom ({best.spacegroup if best else '-'}), "
-              f"{len(relaxed)} offspring, stalled {state.stalled}, oracle calls {n_oracle}, "
-              f"model evaluations {n_model}", flush=True)
+        # so far: direct mode relaxes on the oracle (the state counts its calls); in MTP mode every oracle call
+        # is a stored Configuration and the state counts the MTP evaluations
+        direct = run.settings.get("mode", "direct") == "direct"
+        print(generation_line(name, gen, state, len(relaxed), n_oracle, n_model,
+                              oracle_total=state.n_calls if direct else n_stored,
+                              model_total=0 if direct else state.n_calls), flush=True)
         return self._next(run, state, fw_spec)
 
     @staticmethod
@@ -336,9 +342,43 @@ def relax_one(ind, relaxer, settings) -> dict:
     return out
 
 
-def _progress(name: str, gen: int, k: int, n: int, ind) -> None:
+def _progress_line(name: str, gen: int, k: int, n: int, ind) -> str:
+    """The line of one finished relaxation: offspring ``k + 1`` of ``n``, its origin, enthalpy and space group."""
     h = "failed" if ind.flags.get("failed") else f"{ind.enthalpy_per_atom:.4f} eV/atom"
-    print(f"  [{name} gen {gen}] {k + 1}/{n} {ind.origin:<11} -> {h} ({ind.spacegroup or '-'})", flush=True)
+    return f"  [{name} gen {gen}] {k + 1}/{n} {ind.origin:<11} -> {h} ({ind.spacegroup or '-'})"
+
+
+def generation_line(name: str, gen: int, state: SearchState, n_offspring: int, n_oracle: int, n_model: int,
+                    oracle_total: int, model_total: int) -> str:
+    """The one line printed per finished generation.
+
+    Parameters
+    ----------
+    name : str
+        The search.
+    gen : int
+        The generation just finished.
+    state : SearchState
+        The search state after it (best enthalpy in eV/atom, space group, stall count).
+    n_offspring : int
+        Offspring relaxed in this generation.
+    n_oracle, n_model : int
+        Oracle calls and MTP (model) evaluations of this generation.
+    oracle_total, model_total : int
+        The same for the whole search so far.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> st = SimpleNamespace(best_enthalpy=-4.5912, best=SimpleNamespace(spacegroup="Fd-3m"), stalled=1)
+    >>> generation_line("si", 3, st, 8, 40, 0, 120, 0)
+    '[si] gen 3: best -4.5912 eV/atom (Fd-3m), 8 offspring, stalled 1, oracle calls 120 (+40), MTP evaluations 0 (+0)'
+    """
+    best = state.best
+    h = "-" if state.best_enthalpy is None else f"{state.best_enthalpy:.4f}"
+    return (f"[{name}] gen {gen}: best {h} eV/atom ({best.spacegroup if best else '-'}), "
+            f"{n_offspring} offspring, stalled {state.stalled}, oracle calls {oracle_total} (+{n_oracle}), "
+            f"MTP evaluations {model_total} (+{n_model})")
 
 
 @explicit_serialize
@@ -378,12 +418,14 @@ class CSPRelaxTask(FiretaskBase):
             return FWAction(stored_data={"relaxed": 0})
         relaxer = make_relaxer(run, fw_spec)
         coll = SearchRun._get_collection()
-        for k, ind in enumerate(offspring):
-            out = relax_one(ind, relaxer, state.settings)
-            key = f"state.partial.{gen}.{ind.id}"  # its own key: relaxation fireworks never overwrite each other
-            retry_store_race(lambda: coll.update_one({"name": name}, {"$set": {key: out}}), attempts=5, pause=0.05)
-            flush_store(min_interval=0.5)
-            _progress(name, gen, k, len(offspring), type(ind).from_dict(out))
+        with progress(total=len(offspring), desc=f"[{name} gen {gen}] relaxations", unit="structure") as bar:
+            for k, ind in enumerate(offspring):
+                out = relax_one(ind, relaxer, state.settings)
+                key = f"state.partial.{gen}.{ind.id}"  # its own key: relaxation fireworks never overwrite each other
+                retry_store_race(lambda: coll.update_one({"name": name}, {"$set": {key: out}}), attempts=5,
+                                 pause=0.05)
+                flush_store(min_interval=0.5)
+                bar.update(note=_progress_line(name, gen, k, len(offspring), type(ind).from_dict(out)))
         return FWAction(stored_data={"relaxed": len(offspring)})
 
 
@@ -411,11 +453,11 @@ class CSPVerifyTask(FiretaskBase):
         rs = verify.relax_settings(RelaxSettings.from_config(cfg))
         done = {v["id"]: v for v in stored.verification}
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
-        relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer)
-        for row in candidate_table(state, within=verify.within_mev / 1000.0):
-            ind = row["individual"]
-            if ind.id in done:
-                continue
+        relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer,
+                                progress=StepReporter(f"[{run.name}] verification relaxation", rs.steps))
+        todo = [row["individual"] for row in candidate_table(state, within=verify.within_mev / 1000.0)
+                if row["individual"].id not in done]
+        for ind in progress(todo, desc=f"[{run.name}] verification", unit="candidate"):
             done[ind.id] = _verify_one(run.name, ind, relaxer, oracle, state.settings.pressure_gpa)
             stored.verification = list(done.values())
             stored.save(run)

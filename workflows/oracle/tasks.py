@@ -25,6 +25,7 @@ from pes_core.oracles import OracleError, get_oracle, oracle_class
 from pes_core.oracles.jobdir import (
     CWD_LOCK,  # file-based codes change the cwd: one at a time
 )
+from pes_core.progress import progress
 from workflows.core.runtime import (
     current_fw_id,
     ensure_domain_db,
@@ -88,7 +89,10 @@ class OracleTask(FiretaskBase):
         file_based = oracle_class(name).category == "dft"
 
         stored, skipped, failed = [], [], []
-        for k, structure in enumerate(structures):
+        # per-structure progress with rate and ETA (a bar on a terminal, plain lines in a job log)
+        label = f"oracle {name}" + (f" fw {fw_id}" if fw_id is not None else "")
+        for k, structure in enumerate(progress(structures, desc=label, unit="structure",
+                                               disable=None if len(structures) > 1 else True)):
             chash = calculation_hash(structure, name, settings)
             if get_configuration(chash) is not None:
                 skipped.append(chash)

@@ -39,6 +39,7 @@ from pes_core.ann.refine import (
 from pes_core.clusters import PerovskiteReference
 from pes_core.db import Configuration, FailedCalculation, store_result
 from pes_core.oracles import get_oracle, oracle_class, to_structure
+from pes_core.progress import progress
 from pes_core.sampling import (
     GLAZER_SYSTEMS,
     NoveltyFilter,
@@ -176,9 +177,9 @@ def relax_reference_cells(cfg: dict, oracle, fw_spec: dict) -> dict[str, Structu
         flush_store()
         print(f"  [{cfg['name']}] cubic {ref.formula} a = {a:.4f} Å ({info['steps']} steps)", flush=True)
     systems = cfg.get("tilt_systems") or [s for s in GLAZER_SYSTEMS if s != CUBIC]
-    for sym in systems:
-        if sym in done:
-            continue
+    todo = [sym for sym in systems if sym not in done]
+    for sym in progress(todo, desc=f"[{cfg['name']}] tilted cell relaxations", unit="cell",
+                        disable=None if len(todo) > 1 else True):
         start = tilted_supercell(ref, sym, float(cfg.get("tilt_angle_deg", 8.0)), a=a)
         relaxed, info = relax_structure(start, oracle, fmax=relax.fmax, steps=relax.steps, relax_cell=True)
         result = oracle.compute(relaxed)
