@@ -21,13 +21,17 @@ class OracleCalculator(Calculator):
     ----------
     oracle : Oracle
         Any oracle from :func:`pes_core.oracles.get_oracle`.
+    workdir : str, optional
+        Directory under which file-based oracles (VASP, CP2K) make their job
+        folders; ``None``: the current directory.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, oracle: Oracle, **kwargs):
+    def __init__(self, oracle: Oracle, workdir: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.oracle = oracle
+        self.workdir = workdir
         self.n_calls = 0
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -36,7 +40,7 @@ class OracleCalculator(Calculator):
         if atoms.constraints:  # e.g. FixCom of an MD run: the oracle needs none (pymatgen would warn about it)
             atoms = atoms.copy()
             atoms.set_constraint()
-        result = self.oracle.compute(atoms)
+        result = self.oracle.compute(atoms, workdir=self.workdir)
         self.n_calls += 1
         self.results["energy"] = result.energy
         self.results["free_energy"] = result.energy

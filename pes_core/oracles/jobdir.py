@@ -12,13 +12,15 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from pes_core.oracles.base import OracleError
 
-__all__ = ["CWD_LOCK", "run_in_jobdir", "tail"]
+__all__ = ["CWD_LOCK", "default_workdir", "run_in_jobdir", "tail"]
 
 #: one lock for every chdir-based calculation in this process
 CWD_LOCK = threading.RLock()
@@ -35,6 +37,24 @@ def tail(path: Path, n: int = 8) -> str:
     return ""
 
 
+_DEFAULT_WORKDIR: ContextVar[str | None] = ContextVar("pes_oracle_workdir", default=None)
+
+
+@contextmanager
+def default_workdir(path: str | Path | None) -> Iterator[None]:
+    """Job folders of oracle calls without an explicit ``workdir`` go under ``path`` in this context.
+
+    A runner sets it around each firework (a context variable, so per thread):
+    the job folders of every oracle call the firework makes land in its own
+    folder, not in the current directory its worker threads share.
+    """
+    token = _DEFAULT_WORKDIR.set(str(path) if path is not None else None)
+    try:
+        yield
+    finally:
+        _DEFAULT_WORKDIR.reset(token)
+
+
 def run_in_jobdir(maker: Any, structure: Any, workdir: str | None, prefix: str,
                   failure_message: Callable[[Exception, Path], str]) -> tuple[Any, Path]:
     """Run ``maker.make(structure)`` in a fresh ``<workdir>/<prefix>_<id>`` directory.
@@ -45,7 +65,7 @@ def run_in_jobdir(maker: Any, structure: Any, workdir: str | None, prefix: str,
     from jobflow import JobStore
     from maggma.stores import MemoryStore
 
-    base = Path(workdir or os.getcwd()).resolve()
+    base = Path(workdir or _DEFAULT_WORKDIR.get() or os.getcwd()).resolve()
     jobdir = base / f"{prefix}_{uuid.uuid4().hex[:12]}"
     jobdir.mkdir(parents=True, exist_ok=False)
     job = maker.make(structure)

@@ -205,6 +205,10 @@ class OracleRelaxer:
         (read from it: no extra oracle call), e.g. a
         :class:`pes_core.progress.StepReporter` for first-principles
         relaxations that take hours.
+    workdir : str or None
+        Where file-based oracles (VASP, CP2K) make their job folders (one per
+        oracle call); ``None``: the current directory. Fireworks pass a
+        folder of their own (threads of one ``pes run`` share the cwd).
     """
 
     oracle: Oracle
@@ -215,6 +219,7 @@ class OracleRelaxer:
     min_volume_factor: float = 0.2
     blas_threads: int | None = 1
     progress: Callable[[int, float, float], None] | None = field(default=None, repr=False, compare=False)
+    workdir: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer.upper() not in _OPTIMIZERS:
@@ -236,7 +241,7 @@ class OracleRelaxer:
     def _relax(self, atoms: Atoms, pressure_gpa: float) -> RelaxResult:
         atoms = atoms.copy()
         atoms.pbc = True
-        calc = OracleCalculator(self.oracle)
+        calc = OracleCalculator(self.oracle, workdir=self.workdir)
         atoms.calc = calc
         v0 = atoms.get_volume()
         filt = FrechetCellFilter(atoms, scalar_pressure=pressure_gpa * GPa)

@@ -206,6 +206,11 @@ def _run(project: Path, tmp_path: Path, key: str) -> list[dict]:
     return records
 
 
+def b_root(project: Path) -> Path:
+    with open_backend(project, read_only=True) as b:
+        return b.launch_root()
+
+
 def test_oracle_batch_runs_on_dft_workers_only(tmp_path, project):
     records = _run(project, tmp_path, "oracle_batch")
     ran = [r for rec in records for r in rec["ran"]]
@@ -232,6 +237,11 @@ def test_direct_csp_alternating_workers(tmp_path, project):
         assert gen0.n_oracle_calls >= 2  # at least one oracle call per offspring
         assert run.state["verification"] and all(not v["failed"] for v in run.state["verification"])
         assert Configuration.objects(tags="csp-verify", oracle="vasp").count() >= 1
+        # every VASP job folder lies in the folder of the firework that ran it, never in the shared cwd
+        root = b_root(project)
+        jobs = [d for d in root.rglob("vasp_*") if d.is_dir()]
+        assert jobs and all(d.relative_to(root).parts[0].startswith("fw_") for d in jobs), jobs
+        assert {d.parent.name for d in jobs} >= {"relax", "verify"}
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from fireworks import FWorker
 from fireworks.core.rocket_launcher import launch_rocket
 
+from pes_core.oracles.jobdir import default_workdir
 from workflows.core import runtime
 from workflows.core.backend import Backend
 from workflows.core.spool import drain_spool, has_spooled, read_spool
@@ -225,7 +226,8 @@ def run_local(backend: Backend, workers: int = 1, category: str | list[str] | No
                 continue
             try:
                 runtime.set_current_fw(fw_id)
-                launch_rocket(lp, fworker, fw_id=fw_id, strm_lvl="WARNING")
+                with default_workdir(root / f"fw_{fw_id}"):  # job folders of file-based oracles
+                    launch_rocket(lp, fworker, fw_id=fw_id, strm_lvl="WARNING")
             except Exception:  # a rocket failure is recorded in the firework; keep going
                 logger.exception("rocket for fw %s raised", fw_id)
             finally:

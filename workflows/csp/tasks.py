@@ -61,7 +61,7 @@ from pes_core.search import (
 )
 from workflows.core import runtime
 from workflows.core.backend import retry_store_race
-from workflows.core.runtime import ensure_domain_db, flush_store, worker_env
+from workflows.core.runtime import ensure_domain_db, flush_store, task_workdir, worker_env
 from workflows.csp.active_tasks import (
     oracle_fireworks,
     train_firework,
@@ -158,6 +158,11 @@ def decision_action(run: SearchRun, decision: LearningDecision | CheckDecision, 
                     stored_data={"check_learned": len(decision.learn)})
 
 
+def _oracle_workdir(oracle, fw_spec: dict, name: str) -> str | None:
+    """This firework's own folder for the job folders of a file-based (``dft``) oracle, else None."""
+    return str(task_workdir(fw_spec, name)) if oracle.category == "dft" else None
+
+
 def make_relaxer(run: SearchRun, fw_spec: dict):
     """The relaxer of a search: directly on the oracle, or on the actively learned MTP.
 
@@ -169,7 +174,8 @@ def make_relaxer(run: SearchRun, fw_spec: dict):
         relax = RelaxSettings.from_config(cfg)
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
         return OracleRelaxer(oracle, fmax=relax.fmax, steps=relax.steps, optimizer=relax.optimizer,
-                             progress=StepReporter(f"[{run.name}] oracle relaxation", relax.steps))
+                             progress=StepReporter(f"[{run.name}] oracle relaxation", relax.steps),
+                             workdir=_oracle_workdir(oracle, fw_spec, "relax"))
     return learning_relaxer(run, fw_spec)
 
 
@@ -454,7 +460,8 @@ class CSPVerifyTask(FiretaskBase):
         done = {v["id"]: v for v in stored.verification}
         oracle = get_oracle(cfg["oracle"], cfg.get("oracle_settings"), env=worker_env(fw_spec))
         relaxer = OracleRelaxer(oracle, fmax=rs.fmax, steps=rs.steps, optimizer=rs.optimizer,
-                                progress=StepReporter(f"[{run.name}] verification relaxation", rs.steps))
+                                progress=StepReporter(f"[{run.name}] verification relaxation", rs.steps),
+                                workdir=_oracle_workdir(oracle, fw_spec, "verify"))
         todo = [row["individual"] for row in candidate_table(state, within=verify.within_mev / 1000.0)
                 if row["individual"].id not in done]
         for ind in progress(todo, desc=f"[{run.name}] verification", unit="candidate"):
