@@ -116,7 +116,7 @@ class OracleBatchSpec(OracleSpec):
             if atoms is not None:
                 self.limits.check_atoms(atoms * src.multiplicity(), f"{where} (prototype x supercell)")
                 total += src.per_parent()
-                self.limits.check_structures(total, atoms * src.multiplicity(), f"structures[0..{k}]")
+                self.limits.check_structures(total, atoms * src.multiplicity(), "structures")
         return self
 
 
@@ -162,7 +162,7 @@ def collect_structures(sources: list[StructureSource], base_dir: Path,
             n_atoms = len(parent) * src.multiplicity()
             try:
                 limits.check_atoms(n_atoms, f"structures[{k}]")
-                limits.check_structures(len(structures) + src.per_parent(), n_atoms, f"structures[0..{k}]")
+                limits.check_structures(len(structures) + src.per_parent(), n_atoms, "structures")
             except ValueError as err:
                 raise SpecError(str(err)) from None
             if src.supercell:
