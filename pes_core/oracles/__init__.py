@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from pes_core.oracles.base import Oracle, OracleError, OracleResult, to_atoms, to_structure
+from pes_core.oracles.base import (
+    Oracle,
+    OracleError,
+    OracleResult,
+    to_atoms,
+    to_structure,
+)
 
 __all__ = [
     "ORACLE_SETTINGS",
@@ -233,7 +239,7 @@ def check_oracle_settings(name: str, settings: dict[str, Any] | None, where: str
     if settings is None:
         return
     if not isinstance(settings, dict):
-        raise ValueError(f"{where} must be a mapping of settings, got {settings!r}")
+        raise ValueError(f"{where} must be a mapping of settings, got {settings!r}")  # noqa: TRY004 (pydantic)
     unknown = sorted(str(k) for k in settings if k not in rules)
     if unknown:
         accepted = ", ".join(sorted(rules)) if rules else "none (this oracle takes no settings: leave it out)"

@@ -46,7 +46,13 @@ from pydantic import (
 
 from pes_core.active import ActiveSettings
 from pes_core.search import RelaxSettings, SearchSettings, VerifySettings
-from workflows.core.spec import Limits, OracleName, OracleSpec, StrictModel, check_elements
+from workflows.core.spec import (
+    Limits,
+    OracleName,
+    OracleSpec,
+    StrictModel,
+    check_elements,
+)
 
 __all__ = ["ActiveSpec", "CSPSpec", "MTPSpec", "RelaxSpec", "VerifySpec"]
 

@@ -39,7 +39,14 @@ from pes_core.structures import (
     load_structures,
     validate_structure,
 )
-from workflows.core.spec import Limits, OracleName, OracleSpec, SpecError, StrictModel, check_elements
+from workflows.core.spec import (
+    Limits,
+    OracleName,
+    OracleSpec,
+    SpecError,
+    StrictModel,
+    check_elements,
+)
 
 __all__ = ["OracleBatchSpec", "Perturb", "Prototype", "StructureSource", "collect_structures"]
 

@@ -45,7 +45,13 @@ from pes_core.sampling import (
     SystematicSettings,
     ThermalSettings,
 )
-from workflows.core.spec import Limits, OracleName, OracleSpec, StrictModel, check_elements
+from workflows.core.spec import (
+    Limits,
+    OracleName,
+    OracleSpec,
+    StrictModel,
+    check_elements,
+)
 
 __all__ = ["FitSection", "PESFitSpec", "PESTrainingSetSpec", "Reference", "Refine", "Relax", "Stochastic",
            "Systematic", "Thermal"]

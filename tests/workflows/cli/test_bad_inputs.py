@@ -156,8 +156,8 @@ CSP_ROWS = _rows(CSP, [
     ("{Si: 1}", "{Si: 1, O: 1}", "", "search.composition: oracle 'tersoff' has no parameters for O; it supports C, Si"),
     ("{Si: 1}", "{si: 1}", "", "unknown element(s) ['si'] in composition"),
     ("[4, 4]", "[0, 4]", "", "search.n_atoms[0] is out of range, got 0"),
-    ("[4, 4]", "[4, 10000]", "", "search.n_atoms: 10,000 atoms in one structure, above limits.max_atoms = 5,000; "
-     "if you mean it, raise the limit in the spec: limits: {max_atoms: 10000}"),
+    ("[4, 4]", "[4, 10000]", "", ("search.n_atoms: 10,000 atoms in one structure, above limits.max_atoms = 5,000; "
+                                 "if you mean it, raise the limit in the spec: limits: {max_atoms: 10000}")),
     ("search: {", "search: [", "", "not valid YAML"),
     ("search: {composition: {Si: 1}, n_atoms: [4, 4]}", "search: [1, 2]", "", "search: Input should be a valid dictionary, got [1, 2]"),
     ("oracle: tersoff", "oracle: [tersoff]", "", "oracle: Input should be a valid string, got ['tersoff']"),
@@ -170,8 +170,8 @@ CSP_ROWS = _rows(CSP, [
     (None, "", "verify: {steps: 0}\n", "verify.steps must be a positive number, got 0"),
     ("mode: direct", "mode: mtp", "mtp: {max_dist: -4}\n", "mtp.max_dist must be a positive number, got -4"),
     ("mode: direct", "mode: mtp", "active: {select: .nan}\n", "active.select must be a positive number, got nan"),
-    (None, "", "limits: {max_atom: 5}\n", "limits.max_atom: unknown key (check the spelling against the examples/ specs; "
-     "known keys here: max_atoms, max_structures)"),
+    (None, "", "limits: {max_atom: 5}\n", ("limits.max_atom: unknown key (check the spelling against the "
+                                                "examples/ specs; known keys here: max_atoms, max_structures)")),
     (None, "", "limits: {max_atoms: 0}\n", "limits.max_atoms: Input should be greater than or equal to 1, got 0"),
 ])
 
@@ -191,11 +191,12 @@ BATCH_ROWS = _rows(LJ_BATCH, [
      "oracle_settings.cutoff is out of range for oracle 'cp2k', got -100"),
     ("oracle: lj\noracle_settings: {sigma: 2.3, epsilon: 0.05}", "oracle: emt\noracle_settings: {cutoff: 1}", "",
      "oracle_settings: unknown key(s) cutoff for oracle 'emt'; accepted: none"),
-    ("count: 2", "count: 100000", "", "structures: 100,000 structures (about 350 MB in memory), above "
-     "limits.max_structures = 20,000; if you mean it, raise the limit in the spec: limits: {max_structures: 100000}"),
+    ("count: 2", "count: 100000", "", ("structures: 100,000 structures (at least 190 MB in memory), above "
+                                       "limits.max_structures = 20,000; if you mean it, raise the limit in the spec: "
+                                       "limits: {max_structures: 100000}")),
     ("    perturb", "    supercell: [60, 60, 60]\n    perturb", "",
      "216,000 atoms in one structure, above limits.max_atoms = 5,000; if you mean it, raise the limit in the spec"),
-    ("count: 2", "count: 25", "limits: {max_structures: 20}\n", "25 structures (about 0 MB in memory), above limits.max_structures = 20"),
+    ("count: 2", "count: 25", "limits: {max_structures: 20}\n", "25 structures (at least 0 MB in memory), above limits.max_structures = 20"),
     ("    perturb", "    supercell: [2, 2]\n    perturb", "", "supercell must be three positive integers, e.g. [2, 2, 2], got [2, 2]"),
     ("    perturb", "    supercell: [0, 1, 1]\n    perturb", "", "supercell must be three positive integers"),
     ("seed: 1", "seed: 1, rattle: .nan", "", "structures.0.perturb.rattle: Input should be a finite number, got nan (allowed: >= 0 and <= 1.0)"),
@@ -228,7 +229,7 @@ PES_ROWS = _rows(PES, [
     ("a: 5.87", "a: .nan", "", "reference.a: Input should be a finite number, got nan (allowed: > 2 and < 20)"),
     ("[2, 2, 2]", "[40, 40, 40]", "", "reference.supercell (5 atoms a cubic cell): 320,000 atoms in one structure, above limits.max_atoms"),
     ("count: 10", "count: -1", "", "stochastic.count: Input should be greater than or equal to 0, got -1"),
-    ("count: 10", "count: 200000", "", "200,000 structures (about 28,000 MB in memory), above limits.max_structures = 20,000"),
+    ("count: 10", "count: 200000", "", "200,000 structures (at least 5,840 MB in memory), above limits.max_structures = 20,000"),
     ("count: 10", "count: 10, threshold: .nan", "", "stochastic.threshold: Input should be a finite number, got nan (allowed: > 0 and <= 1.0)"),
     ("count: 10", "count: 10, displacement_radius: [0.2, .inf]", "", "stochastic.displacement_radius.1: Input should be a finite number, got inf (allowed: >= 0 and <= 10)"),
     (None, "", "systematic: {cubic_amplitudes: [0.3, .nan]}\n", "systematic.cubic_amplitudes.1: Input should be a finite number, got nan"),

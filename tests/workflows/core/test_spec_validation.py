@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-import pes_core.oracles as oracles
+from pes_core import oracles
 from pes_core.oracles import ORACLE_SETTINGS, accepted_settings, check_oracle_settings
 from workflows.core.spec import (
     DEFAULT_MAX_ATOMS,
@@ -165,7 +165,7 @@ def test_plugin_oracles_declare_settings_or_are_not_checked():
 
     class Declared(EMTOracle):
         name = "declared-test"
-        accepted_settings = {"delay": oracles.SettingRule("float", ge=0, unit="s")}
+        accepted_settings: typing.ClassVar = {"delay": oracles.SettingRule("float", ge=0, unit="s")}
 
     class Silent(EMTOracle):
         name = "silent-test"
