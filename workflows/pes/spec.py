@@ -189,7 +189,7 @@ class Refine(_Section):
     sweeps: int = Field(_default(_RF, "sweeps"), ge=2, le=100000,
                         description="production sweeps a chain (after sweeps/2 equilibration)")
     rounds: int = Field(_default(_RF, "rounds"), ge=1, le=100, description="at most this many sampling rounds")
-    tolerance_mev: float = Field(_default(_RF, "tolerance_mev"), gt=0, le=10_000,
+    tolerance_mev: float = Field(_default(_RF, "tolerance_mev"), gt=0,
                                  description="stop when the RMS model error on the last samples is below")
     clusters: str | list[str] | None = Field(_default(_RF, "clusters"),
                                              description="cluster set(s) of the sampling models (linear, "
