@@ -126,7 +126,7 @@ def oracle_workflow(structures: Sequence[Structure], oracle: str, *, oracle_sett
 
 
 def oracle_batch_workflow(spec: OracleBatchSpec, base_dir: Path):
-    structures, labels = collect_structures(spec.structures, base_dir, spec.min_distance)
+    structures, labels = collect_structures(spec.structures, base_dir, spec.min_distance, spec.limits)
     cls = oracle_class(spec.oracle)
     probe = cls(settings=spec.oracle_settings)
     for k, s in enumerate(structures):

@@ -45,7 +45,13 @@ from pes_core.sampling import (
     SystematicSettings,
     ThermalSettings,
 )
-from workflows.core.spec import OracleName, StrictModel
+from workflows.core.spec import (
+    Limits,
+    OracleName,
+    OracleSpec,
+    StrictModel,
+    check_elements,
+)
 
 __all__ = ["FitSection", "PESFitSpec", "PESTrainingSetSpec", "Reference", "Refine", "Relax", "Stochastic",
            "Systematic", "Thermal"]
@@ -84,18 +90,25 @@ class _Section(StrictModel):
 
 _SY = SystematicSettings
 
+#: a mode amplitude (Å, norm of the displacement field of the cell)
+Amplitude = Annotated[float, Field(ge=0, le=10)]
+#: a strain amplitude or radius (dimensionless)
+Strain = Annotated[float, Field(ge=-0.5, le=0.5)]
+#: a displacement radius (Å)
+Radius = Annotated[float, Field(ge=0, le=10)]
+
 
 class Systematic(_Section):
     _settings = SystematicSettings
 
-    cubic_amplitudes: list[float] = Field(_default(_SY, "cubic_amplitudes"),
+    cubic_amplitudes: list[Amplitude] = Field(_default(_SY, "cubic_amplitudes"),
                                           description="mode amplitudes about the cubic cell (Å, field norm)")
     cubic_vectors: Literal["all", "first"] = _default(_SY, "cubic_vectors")
-    tilt_amplitudes: list[float] = Field(_default(_SY, "tilt_amplitudes"),
+    tilt_amplitudes: list[Amplitude] = Field(_default(_SY, "tilt_amplitudes"),
                                          description="mode amplitudes about each tilted cell (Å)")
     tilt_max_blocks: int | None = Field(_default(_SY, "tilt_max_blocks"), ge=1,
                                         description="mode blocks per tilted cell (seeded subset)")
-    strain_amplitudes: list[float] = Field(_default(_SY, "strain_amplitudes"), description="strain norms (signed)")
+    strain_amplitudes: list[Strain] = Field(_default(_SY, "strain_amplitudes"), description="strain norms (signed)")
     interpolation_points: int = Field(_default(_SY, "interpolation_points"), ge=0, le=200)
 
 
@@ -106,18 +119,22 @@ class Stochastic(_Section):
     _settings = StochasticSettings
 
     count: int = Field(_default(_ST, "count"), ge=0, le=200000)
-    displacement_radius: float | list[float] = Field(_default(_ST, "displacement_radius"),
-                                                     description="n-sphere radius (Å) or [low, high]")
-    strain_radius: float | list[float] = Field(_default(_ST, "strain_radius"),
-                                               description="strain radius or [low, high]")
+    displacement_radius: Radius | list[Radius] = Field(_default(_ST, "displacement_radius"),
+                                                       description="n-sphere radius (Å) or [low, high]")
+    strain_radius: Annotated[float, Field(ge=0, le=0.5)] | list[Annotated[float, Field(ge=0, le=0.5)]] = Field(
+        _default(_ST, "strain_radius"), description="strain radius or [low, high]")
     threshold: float = Field(_default(_ST, "threshold"), gt=0, le=1.0,
                              description="max feature correlation with known configurations")
     parents: list[str] | None = _default(_ST, "parents")
 
 
+#: highest thermostat or chain temperature (K): above any solid's melting point (W: 3695 K)
+MAX_TEMPERATURE = 10_000.0
+
+
 def _positive_temperatures(v: list[float]) -> list[float]:
-    if any(t <= 0 for t in v):
-        raise ValueError(f"temperatures must be positive (K), got {v}")
+    if any(not 0 < t <= MAX_TEMPERATURE for t in v):
+        raise ValueError(f"temperatures must be positive and at most {MAX_TEMPERATURE:g} K, got {v}")
     return v
 
 
@@ -198,8 +215,8 @@ _RX = ReferenceRelaxSettings
 class Relax(_Section):
     _settings = ReferenceRelaxSettings
 
-    fmax: float = Field(_default(_RX, "fmax"), gt=0, description="eV/Å")
-    fmax_cubic: float = Field(_default(_RX, "fmax_cubic"), gt=0)
+    fmax: float = Field(_default(_RX, "fmax"), gt=0, le=10, description="eV/Å")
+    fmax_cubic: float = Field(_default(_RX, "fmax_cubic"), gt=0, le=10, description="eV/Å")
     steps: int = Field(_default(_RX, "steps"), ge=1, le=5000)
 
 
@@ -232,7 +249,7 @@ class Reference(StrictModel):
 _FI = FitSettings
 
 
-class PESFitSpec(StrictModel):
+class PESFitSpec(OracleSpec):
     kind: Literal["pes_fit"] = "pes_fit"
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     training_set: str = Field("", description="Configuration.workflow of the training set")
@@ -277,7 +294,7 @@ class FitSection(PESFitSpec):
     kind: Literal["pes_fit"] = "pes_fit"
 
 
-class PESTrainingSetSpec(StrictModel):
+class PESTrainingSetSpec(OracleSpec):
     kind: Literal["pes_training_set"]
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     oracle: OracleName = "chgnet"
@@ -296,6 +313,24 @@ class PESTrainingSetSpec(StrictModel):
     refine: Refine | None = Field(None, description="model-driven Monte Carlo samples (left out: none)")
     featurize: dict[str, list] = Field(default_factory=lambda: {"clusters": ["7pairs+triplet+oct"], "orders": [4]})
     fit: FitSection | None = None
+    limits: Limits = Field(default_factory=Limits, description="size limits checked before anything is built")
+
+    @model_validator(mode="after")
+    def _elements_and_sizes(self):
+        """The perovskite's elements against the oracle; cell size and sample count against ``limits``."""
+        sp = self.reference.species
+        check_elements([sp.A, sp.B, sp.X], self.oracle, "reference.species")
+        a, b, c = self.reference.supercell
+        n_atoms = 5 * a * b * c
+        self.limits.check_atoms(n_atoms, "reference.supercell (5 atoms a cubic cell)")
+        n = self.stochastic.count
+        if self.thermal is not None:
+            runs = len(self.thermal.temperatures) * len(self.thermal.parents)
+            n += runs * ((self.thermal.steps - self.thermal.equilibration) // self.thermal.every)
+        if self.refine is not None:
+            n += len(self.refine.temperatures) * self.refine.chains * self.refine.rounds
+        self.limits.check_structures(n, n_atoms, "stochastic + thermal + refine samples")
+        return self
 
     @model_validator(mode="before")
     @classmethod
