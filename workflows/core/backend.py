@@ -59,6 +59,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from workflows.core.yamlio import DuplicateKeyError, UniqueKeyLoader
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -148,9 +150,14 @@ class LaunchpadConfig:
                 "(embedded store) or `pes init --mongodb-uri mongodb://HOST:PORT/DB`"
             )
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+        except DuplicateKeyError as err:
+            raise ConfigError(f"launchpad file {path}: duplicate key {err.key!r} at line {err.line} (first given "
+                              f"at line {err.first_line}); each key may appear once") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"launchpad file {path} is not valid YAML: {err}") from err
+        except UnicodeDecodeError:
+            raise ConfigError(f"launchpad file {path} is not a text file; write one with `pes init`") from None
         return cls.from_dict(data, path)
 
     @classmethod

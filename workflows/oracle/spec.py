@@ -35,6 +35,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from pes_core.sampling import rattled_strained
 from pes_core.structures import (
+    DEFAULT_COVALENT_FACTOR,
     DEFAULT_MIN_DISTANCE,
     load_structures,
     validate_structure,
@@ -175,7 +176,9 @@ def collect_structures(sources: list[StructureSource], base_dir: Path,
             if src.supercell:
                 parent = parent.copy()
                 parent.make_supercell(src.supercell)
-            validate_structure(parent, min_distance, f"structures[{k}]")
+            # prototypes get the covalent-radius overlap check that structure files get on reading
+            validate_structure(parent, min_distance, f"structures[{k}]",
+                               covalent_factor=DEFAULT_COVALENT_FACTOR if src.file is None else None)
             if src.perturb is None or src.perturb.include_parent:
                 structures.append(parent)
                 labels.append(label)

@@ -306,6 +306,15 @@ CASES = [
     ({"lp.yaml": "host: 127.0.0.1\nport: 9\nname: pes\nmongoclient_kwargs: {serverSelectionTimeoutMS: 200}\n"},
      ["run", "-l", "lp.yaml"], 1, "unreachable"),
     ({"lp.yaml": "embedded_store: s.json\n", "s.json": "garbage"}, ["run", "-l", "lp.yaml"], 1, "not a store file"),
+    ({"lp.yaml": "embedded_store: s.json\nname: a\nname: b\n", "s.json": "{}"}, ["status", "-l", "lp.yaml"], 1,
+     "duplicate key 'name' at line 3 (first given at line 2)"),
+    ({"lp.yaml": "embedded_store: s.json\nembedded_store: t.json\n"}, ["run", "-l", "lp.yaml"], 1,
+     "duplicate key 'embedded_store'"),
+    # a prototype of a 0.6 Å one-atom cell: -443 eV/atom and 811,000 GPa on LJ if it got through
+    ({"spec.yaml": "kind: oracle_batch\noracle: emt\nstructures:\n  - prototype: {formula: Cu, structure: sc, a: 0.6}\n"},
+     ["submit", "spec.yaml"], 1, "from its own periodic image"),
+    ({"spec.yaml": "kind: oracle_batch\noracle: emt\nstructures:\n  - prototype: {formula: Cu, structure: fcc, a: 1.2}\n"},
+     ["submit", "spec.yaml"], 1, "below 0.5 x the sum of the covalent radii"),
     # --- spec numbers, keys, oracles and sizes, kind by kind
     *CSP_ROWS, *BATCH_ROWS, *EMT_ROWS, *PES_ROWS, *PES_FIT_ROWS,
 ]
