@@ -259,3 +259,18 @@ def test_thermo_killed_temperature_resumes_to_the_same_numbers(project, lj_data,
         for mine, theirs in zip(points, ref.points):
             for key in _SAME:
                 assert mine[key] == theirs[key], key
+
+
+def test_example_spec_builds():
+    from pathlib import Path
+
+    import yaml
+
+    from workflows.core.spec import build_from_spec
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "pes_thermo_quick.yaml"
+    wf = build_from_spec(path)
+    fit = yaml.safe_load((path.parent / "pes_cspbbr3_quick.yaml").read_text())["fit"]["name"]
+    assert wf.metadata["model"] == f"{fit}-cluster"
+    oracle = [fw for fw in wf.fws if fw.spec["pes_kind"] == "oracle"]
+    assert len(oracle) == 9 and {fw.spec["_category"] for fw in oracle} == {"ml"}  # chgnet: a stand-in, batched
