@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pes_core.thermo.transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
+from pes_core.thermo.transition import (
+    finite_size_extrapolation,
+    scan_transitions,
+    susceptibility_peak,
+)
 
 
 def _lorentz(t, t0, width=30.0, height=5.0):

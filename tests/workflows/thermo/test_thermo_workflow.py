@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-import workflows.thermo.builders  # noqa: F401  (registers kind pes_thermo)
-import workflows.thermo.report  # noqa: F401  (registers its reporter)
+import workflows.thermo.builders  # registers kind pes_thermo
+import workflows.thermo.report  # registers its reporter
 
 LJ = {"sigma": 2.6, "epsilon": 0.05}
 MODEL = "tiny-thermo-linear"
@@ -127,15 +127,16 @@ def _store_model(lj_data, small_featurizer) -> None:
     doc.save()
 
 
-def _reference_scan():
+def _reference_scan(direction: str = "cooling"):
     """The same chains run by pes_core.thermo.scan in one process (the workflow must reproduce them)."""
     from pes_core.ann.calculator import stored_model_with_domain
     from pes_core.thermo import MCSettings, scan
     from workflows.thermo.store import model_reference
 
     model, domain = stored_model_with_domain(MODEL)
-    return scan(model, model_reference(model), 2, sorted(TEMPS, reverse=True), 20, 10, 0.0, 3,
-                settings=MCSettings(block=5, cell_moves="shape"), domain=domain, report=False)
+    start = {"start": "a0a0c+", "start_angle_deg": 5.0} if direction == "heating" else {}
+    return scan(model, model_reference(model), 2, sorted(TEMPS, reverse=direction == "cooling"), 20, 10, 0.0, 3,
+                settings=MCSettings(block=5, cell_moves="shape"), domain=domain, report=False, **start)
 
 
 def _blob_names(prefix: str) -> list[str]:
@@ -146,10 +147,11 @@ def _blob_names(prefix: str) -> list[str]:
     return sorted(f.filename for f in fs.find({"filename": {"$regex": f"^{prefix}"}}))
 
 
-def _points(name: str = "tiny-thermo") -> list[dict]:
+def _points(name: str = "tiny-thermo", direction: str = "cooling") -> list[dict]:
     from workflows.thermo.store import get_json, result_name
 
-    return [get_json(result_name(name, 2, "cooling", t))["point"] for t in sorted(TEMPS, reverse=True)]
+    return [get_json(result_name(name, 2, direction, t))["point"]
+            for t in sorted(TEMPS, reverse=direction == "cooling")]
 
 
 _SAME = ("T", "e_mean", "e_err", "h_mean", "cp", "cp_err", "m_abs", "r_abs", "chi_m", "chi_r", "lattice", "glazer",
@@ -157,15 +159,21 @@ _SAME = ("T", "e_mean", "e_err", "h_mean", "cp", "cp_err", "m_abs", "r_abs", "ch
 
 
 def test_thermo_end_to_end_rerun_and_report(project, lj_data, small_featurizer):
+    from pymatgen.core import Structure
+
     from pes_core.db import Configuration, calculation_hash
     from pes_core.thermo import SupercellPES
     from pes_core.thermo.transition import scan_transitions
-    from pymatgen.core import Structure
     from workflows.core.backend import open_backend
     from workflows.core.report import write_report
     from workflows.core.runner import run_local
     from workflows.thermo.builders import pes_thermo_workflow
-    from workflows.thermo.store import feedback_name, get_json, load_model_cached, summary_name
+    from workflows.thermo.store import (
+        feedback_name,
+        get_json,
+        load_model_cached,
+        summary_name,
+    )
 
     with open_backend(project) as b:
         _store_model(lj_data, small_featurizer)
@@ -181,7 +189,7 @@ def test_thermo_end_to_end_rerun_and_report(project, lj_data, small_featurizer):
         names = _blob_names("thermo/tiny-thermo/")
         assert len(names) == len(set(names)) == 3 * 4 + 2
         # snapshots: the configurations of their sweeps (model energy = the chain's energy there)
-        model, domain, _ = load_model_cached(MODEL)
+        model, _, _ = load_model_cached(MODEL)
         pes = SupercellPES(model, 2)
         hashes = []
         for t in TEMPS:
@@ -228,17 +236,16 @@ def test_thermo_end_to_end_rerun_and_report(project, lj_data, small_featurizer):
 
 def test_thermo_killed_temperature_resumes_to_the_same_numbers(project, lj_data, small_featurizer, monkeypatch):
     """A firework that dies mid-temperature (end state written, result not) restarts from its start state."""
-    import workflows.thermo.tasks as tasks
-    from fireworks.core.firework import Firework  # noqa: F401
     from workflows.core.backend import open_backend
     from workflows.core.runner import run_local
+    from workflows.thermo import tasks
     from workflows.thermo.builders import pes_thermo_workflow
 
     real = tasks.put_blob
     killed = []
 
     def dying_put_blob(name, data, replace=True):
-        if name.endswith("/300.json") and not killed:
+        if name.endswith("/cooling/300.json") and not killed:
             killed.append(name)
             raise RuntimeError("worker killed")
         return real(name, data, replace)
@@ -246,7 +253,8 @@ def test_thermo_killed_temperature_resumes_to_the_same_numbers(project, lj_data,
     with open_backend(project) as b:
         _store_model(lj_data, small_featurizer)
         monkeypatch.setattr(tasks, "put_blob", dying_put_blob)
-        b.lp.add_wf(pes_thermo_workflow(_spec(validation=None)))
+        b.lp.add_wf(pes_thermo_workflow(_spec(validation=None, direction="both", heating_start="a0a0c+",
+                                              start_angle_deg=5.0)))
         first = run_local(b, workers=1, progress=False)
         assert killed and first.fizzled == 1
         assert _blob_names("thermo/tiny-thermo/2/cooling/300.")  # the dead firework left its end state behind
@@ -254,11 +262,12 @@ def test_thermo_killed_temperature_resumes_to_the_same_numbers(project, lj_data,
         assert fizzled["spec"]["T"] == 300.0
         b.lp.rerun_fw(fizzled["fw_id"])
         assert run_local(b, workers=1, progress=False).fizzled == 0
-        points = _points()
-        ref = _reference_scan()
-        for mine, theirs in zip(points, ref.points):
-            for key in _SAME:
-                assert mine[key] == theirs[key], key
+        for direction in ("cooling", "heating"):
+            points = _points(direction=direction)
+            ref = _reference_scan(direction)
+            for mine, theirs in zip(points, ref.points):
+                for key in _SAME:
+                    assert mine[key] == theirs[key], (direction, key)
 
 
 def test_example_spec_builds():
