@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from workflows.core.spec import OracleName, StrictModel
 
@@ -57,13 +57,24 @@ class TemperatureRange(StrictModel):
         return [round(self.start + k * self.step, 6) for k in range(n)]
 
 
+def _temperature_form(v) -> str:
+    return "range" if isinstance(v, (dict, TemperatureRange)) else "list"
+
+
+#: a list of temperatures (K) or an inclusive {start, stop, step} range; errors name ``temperatures.list`` or
+#: ``temperatures.range``
+Temperatures = Annotated[Annotated[list[Kelvin], Tag("list")] | Annotated[TemperatureRange, Tag("range")],
+                         Discriminator(_temperature_form)]
+
+
 class Validation(StrictModel):
     """Oracle relabelling of ensemble snapshots (issue 20, item 3a)."""
 
-    oracle: OracleName
-    oracle_settings: dict[str, Any] = Field(default_factory=dict)
-    snapshots_per_temperature: int = Field(4, ge=1, le=1000)
-    tolerance_mev: float = Field(3.0, gt=0, allow_inf_nan=False)
+    oracle: OracleName = Field(description="oracle relabelling the snapshots")
+    oracle_settings: dict[str, Any] = Field(default_factory=dict, description="its settings")
+    snapshots_per_temperature: int = Field(4, ge=1, le=1000, description="snapshots per scanned temperature")
+    tolerance_mev: float = Field(3.0, gt=0, allow_inf_nan=False,
+                                 description="RMSE (meV/atom) above which a temperature is flagged")
     batch_size: int | None = Field(None, ge=1, le=10000, description="snapshots per oracle firework (stand-ins)")
     feedback_set: str | None = Field(None, description="training-set name of the snapshots to feed back "
                                                        "(default <name>-feedback)")
@@ -73,23 +84,27 @@ class PESThermoSpec(StrictModel):
     """``pes_thermo``: heating/cooling NPT Metropolis scans of a stored model; see the module docstring."""
 
     kind: Literal["pes_thermo"]
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-    model: str = Field(min_length=1)
-    supercells: list[int] = Field(default_factory=lambda: [4], min_length=1)
-    temperatures: list[Kelvin] | TemperatureRange
-    direction: Literal["cooling", "heating", "both"] = "cooling"
-    sweeps: int = Field(1000, ge=1, le=10_000_000)
-    equilibration: int = Field(300, ge=0, le=10_000_000)
-    block: int = Field(50, ge=1)
-    pressure_gpa: float = Field(0.0, ge=-50, le=500, allow_inf_nan=False)
-    seed: int = Field(0, ge=0)
-    cell_moves: Literal["shape", "volume", "none"] = "shape"
-    cooling_start: str = "a0a0a0"
-    heating_start: str = "a-a-c+"
-    start_angle_deg: float = Field(8.0, ge=0, le=30, allow_inf_nan=False)
-    threshold_deg: float = Field(3.0, gt=0, le=30, allow_inf_nan=False)
-    margin: float = Field(0.25, ge=0, le=10, allow_inf_nan=False)
-    validation: Validation | None = None
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+                      description="name of the run (blobs under thermo/<name>/)")
+    model: str = Field(min_length=1, description="stored PotentialModel (cluster, site or linear) of a pes_fit")
+    supercells: list[int] = Field(default_factory=lambda: [4], min_length=1,
+                                  description="n of the n x n x n supercells (even; two or more: finite-size)")
+    temperatures: Temperatures = Field(description="K: a list or {start, stop, step}")
+    direction: Literal["cooling", "heating", "both"] = Field("cooling", description="scan direction(s)")
+    sweeps: int = Field(1000, ge=1, le=10_000_000, description="production sweeps per temperature")
+    equilibration: int = Field(300, ge=0, le=10_000_000, description="equilibration sweeps per temperature")
+    block: int = Field(50, ge=1, description="sweeps per block of the error bars")
+    pressure_gpa: float = Field(0.0, ge=-50, le=500, allow_inf_nan=False, description="pressure (GPa)")
+    seed: int = Field(0, ge=0, description="seed of the chains ((seed, index, T) per temperature)")
+    cell_moves: Literal["shape", "volume", "none"] = Field("shape", description="NPT cell moves (none: NVT)")
+    cooling_start: str = Field("a0a0a0", description="Glazer system of the cooling scan's first configuration")
+    heating_start: str = Field("a-a-c+", description="Glazer system of the heating scan's first configuration")
+    start_angle_deg: float = Field(8.0, ge=0, le=30, allow_inf_nan=False, description="tilt of a tilted start (deg)")
+    threshold_deg: float = Field(3.0, gt=0, le=30, allow_inf_nan=False,
+                                 description="Glazer classification threshold (deg)")
+    margin: float = Field(0.25, ge=0, le=10, allow_inf_nan=False,
+                          description="training-domain wall margin (range widths)")
+    validation: Validation | None = Field(None, description="oracle relabelling of ensemble snapshots")
 
     @field_validator("supercells")
     @classmethod
