@@ -228,6 +228,13 @@ def test_thermo_end_to_end_rerun_and_report(project, lj_data, small_featurizer):
         assert Configuration.objects.count() == n_conf
         assert _blob_names("thermo/tiny-thermo/") == names
         assert _points() == points
+        # a stored temperature made with other inputs is refused, naming what differs
+        from workflows.thermo.tasks import run_temperature
+
+        cfg = workflows.thermo.builders.PESThermoSpec.model_validate(
+            {"kind": "pes_thermo", **_spec(sweeps=30)}).model_dump()
+        with pytest.raises(ValueError, match="differs in: settings"):
+            run_temperature(cfg, 2, "cooling", 0, report=False)
         index = write_report(b, "pes thermo tiny-thermo", project.parent / "report")
         html = index.read_text()
         for png in ("scan_2.png", "validation_rmse.png", "transitions.png"):
