@@ -8,7 +8,10 @@
 * :class:`OctahedralTilts`, :func:`glazer_pattern`, :func:`lattice_parameters`
   -- tilt angles, M/R tilt modes per axis and the Glazer system (:mod:`.order`);
 * :func:`scan`, :class:`ScanResult`, :func:`plot_scans` -- heating/cooling
-  scans with block-averaged error bars, resumable per temperature (:mod:`.scan`).
+  scans with block-averaged error bars, resumable per temperature (:mod:`.scan`);
+* :func:`susceptibility_peak`, :func:`scan_transitions`,
+  :func:`finite_size_extrapolation` -- transition temperatures with error
+  bars (:mod:`.transition`).
 
 See ``docs/thermo.md`` for the API, the physics and measured speeds.
 """
@@ -21,7 +24,9 @@ from .mc import EV_PER_GPA_A3, KB, MCSettings, cell_log_acceptance, propose_cell
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
 from .scan import ScanResult, model_fingerprint, plot_scans, scan
 from .stats import block_mean, jackknife, summarize
+from .transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
 
 __all__ = ["EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
-           "block_mean", "cell_log_acceptance", "glazer_pattern", "jackknife", "lattice_parameters", "model_fingerprint", "plot_scans",
-           "propose_cell", "run_npt", "scan", "summarize", "supercell_diagonal", "symmetric_cell"]
+           "block_mean", "cell_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife",
+           "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "run_npt", "scan", "scan_transitions",
+           "summarize", "supercell_diagonal", "susceptibility_peak", "symmetric_cell"]

@@ -1,0 +1,297 @@
+"""State of the ``pes_thermo`` job: blob names, the stored model, scan order, stored results, the summary.
+
+Where the state lives (GridFS blobs, :mod:`workflows.core.blobs`), with
+``P = thermo/<name>/<supercell>/<direction>/<T>`` (``T`` in K, ``%g``)::
+
+    P.json            the temperature's result: inputs (with the model fingerprint) and summary (written last)
+    P.state.npz       end state of the chain (positions, cell): the next temperature's start
+    P.series.npz      per-sweep series (energy, enthalpy, volume, cell, phi_m, phi_r)
+    P.snapshots.json  the snapshots (pymatgen dicts), their sweeps and model energies
+    thermo/<name>/summary.json   transitions, finite-size estimate, validation RMSE per temperature
+    thermo/<name>/feedback.json  ids of snapshots at temperatures above the tolerance, under a training-set name
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+
+import numpy as np
+from pymatgen.core import Structure
+
+from pes_core.db import calculation_hash, get_configuration
+from pes_core.thermo.transition import finite_size_extrapolation, scan_transitions
+from workflows.core.blobs import get_blob
+
+__all__ = ["SnapshotRecorder", "blob_name", "directions", "feedback_name", "get_json", "load_model_cached",
+           "load_scan_points", "mc_settings", "model_reference", "npz_arrays", "npz_bytes", "result_name", "scan_formula",
+           "scan_order", "snapshot_sweeps", "start_symbol", "summary_name", "temperature_inputs", "thermo_summary",
+           "validation_errors"]
+
+
+# --------------------------------------------------------------------------- names
+def _t(t: float) -> str:
+    return f"{float(t):g}"
+
+
+def scan_prefix(name: str, supercell: int, direction: str) -> str:
+    """Blob prefix of one (supercell, direction) scan."""
+    return f"thermo/{name}/{int(supercell)}/{direction}"
+
+
+def result_name(name: str, supercell: int, direction: str, t: float) -> str:
+    """Blob name of one temperature's result (``thermo/<name>/<supercell>/<direction>/<T>.json``)."""
+    return f"{scan_prefix(name, supercell, direction)}/{_t(t)}.json"
+
+
+def blob_name(name: str, supercell: int, direction: str, t: float, what: str) -> str:
+    return f"{scan_prefix(name, supercell, direction)}/{_t(t)}.{what}"
+
+
+def summary_name(name: str) -> str:
+    return f"thermo/{name}/summary.json"
+
+
+def feedback_name(name: str) -> str:
+    return f"thermo/{name}/feedback.json"
+
+
+def get_json(name: str) -> dict | None:
+    blob = get_blob(name)
+    return json.loads(blob) if blob is not None else None
+
+
+# --------------------------------------------------------------------------- model
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model_cached(name: str) -> tuple:
+    """``(model, domain, fingerprint)`` of the newest stored model ``name`` (cached per stored version).
+
+    Raises
+    ------
+    ValueError
+        No such model (the message lists the stored ones) or not a cluster, site or linear model.
+    """
+    from pes_core.ann.calculator import stored_model_with_domain
+    from pes_core.db import PotentialModel
+    from pes_core.thermo import model_fingerprint
+
+    doc = PotentialModel.objects(name=name).order_by("-version").only("id", "version").first()
+    key = (name, str(doc.id) if doc is not None else None)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            try:
+                model, domain = stored_model_with_domain(name)
+            except LookupError as err:
+                raise ValueError(f"pes_thermo: {err} (the spec's model key names a model stored by a pes_fit, "
+                                 "e.g. <fit name>-cluster)") from None
+            dom = (None if domain is None else
+                   hashlib.sha256(json.dumps(domain.to_dict(), sort_keys=True).encode()).hexdigest()[:16])
+            _MODELS[key] = (model, domain, {"model": model_fingerprint(model), "domain": dom})
+        return _MODELS[key]
+
+
+def model_reference(model):
+    """The :class:`~pes_core.clusters.PerovskiteReference` of a model (its featurizer's 5-atom cubic cell).
+
+    The cell's sites are ordered B, A, X, X, X (:func:`pes_core.clusters.perovskite`).
+    """
+    from pes_core.clusters import PerovskiteReference
+
+    s = model.featurizer.space_group.structure
+    sp = [str(site.specie) for site in s]
+    if len(s) != 5 or len(set(sp[2:])) != 1:
+        raise ValueError(f"model reference {s.composition.reduced_formula} is not a 5-atom ABX3 perovskite cell: "
+                         "pes_thermo needs a model of a pes_training_set perovskite")
+    return PerovskiteReference(sp[1], sp[0], sp[2], float(s.lattice.a))
+
+
+# --------------------------------------------------------------------------- snapshots
+def snapshot_sweeps(equilibration: int, sweeps: int, n: int) -> list[int]:
+    """Sweep indices (0-based, equilibration included) of ``n`` evenly spaced production snapshots.
+
+    >>> snapshot_sweeps(10, 100, 4)
+    [34, 59, 84, 109]
+    """
+    return [int(equilibration) + (k + 1) * int(sweeps) // int(n) - 1 for k in range(int(n))]
+
+
+class SnapshotRecorder:
+    """An order-parameter calculator for :func:`pes_core.thermo.run_npt` that also keeps chosen configurations.
+
+    ``run_npt`` calls ``modes(positions, cell)`` once after every sweep; the
+    configurations of the sweeps in ``sweeps`` are copied (Å).  The
+    workflow test checks each kept configuration's energy against the
+    chain's energy series at that sweep.
+    """
+
+    def __init__(self, tilts, sweeps) -> None:
+        self.tilts = tilts
+        self.wanted = {int(s) for s in sweeps}
+        self.calls = 0
+        self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def modes(self, positions: np.ndarray, cell: np.ndarray):
+        if self.calls in self.wanted:
+            self.kept[self.calls] = (np.array(positions, dtype=float), np.array(cell, dtype=float))
+        self.calls += 1
+        return self.tilts.modes(positions, cell)
+
+
+def npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def npz_arrays(blob: bytes) -> dict:
+    with np.load(io.BytesIO(blob)) as z:
+        return {k: z[k].copy() for k in z.files}
+
+
+# --------------------------------------------------------------------------- settings
+def mc_settings(cfg: dict):
+    from pes_core.thermo import MCSettings
+
+    return MCSettings(sweeps=int(cfg["sweeps"]), equilibration=int(cfg["equilibration"]), block=int(cfg["block"]),
+                      cell_moves=cfg["cell_moves"])
+
+
+def scan_order(cfg: dict, direction: str) -> list[float]:
+    """The temperatures of ``cfg`` in scan order (K; descending for cooling)."""
+    t = cfg["temperatures"]
+    if isinstance(t, dict):
+        n = int(np.floor((t["stop"] - t["start"]) / t["step"] + 1e-9)) + 1
+        t = [round(t["start"] + k * t["step"], 6) for k in range(n)]
+    t = sorted(float(x) for x in t)
+    return t[::-1] if direction == "cooling" else t
+
+
+def start_symbol(cfg: dict, direction: str) -> str | None:
+    s = cfg["cooling_start"] if direction == "cooling" else cfg["heating_start"]
+    return None if s == "a0a0a0" else s
+
+
+# --------------------------------------------------------------------------- summary
+def load_scan_points(cfg: dict, supercell: int, direction: str) -> list[dict]:
+    """The stored per-temperature summaries of one scan, in scan order (missing temperatures left out)."""
+    out = []
+    for t in scan_order(cfg, direction):
+        res = get_json(result_name(cfg["name"], supercell, direction, t))
+        if res is not None:
+            out.append(res["point"])
+    return out
+
+
+def scan_formula(cfg: dict) -> str | None:
+    """Reduced formula of the scanned perovskite (from the first stored temperature; ``None`` before any)."""
+    for n in cfg["supercells"]:
+        for d in directions(cfg):
+            for t in scan_order(cfg, d):
+                res = get_json(result_name(cfg["name"], n, d, t))
+                if res is not None:
+                    return res.get("formula")
+    return None
+
+
+def validation_errors(cfg: dict) -> dict:
+    """Model - oracle energy errors on the relabelled snapshots, per scan temperature and per temperature.
+
+    Returns
+    -------
+    dict
+        ``per_scan`` (list: ``supercell``, ``direction``, ``T``, ``n``,
+        ``n_missing``, ``rmse``, ``mean``, ``max_abs`` in meV/atom,
+        ``ids``), ``per_temperature`` (same, all scans of a temperature
+        pooled, plus ``flagged``: RMSE above ``tolerance_mev``),
+        ``tolerance_mev``, ``oracle``.
+    """
+    v = cfg["validation"]
+    oracle, settings = v["oracle"], v.get("oracle_settings") or {}
+    per_scan, pooled = [], {}
+    for n in cfg["supercells"]:
+        for d in directions(cfg):
+            for t in scan_order(cfg, d):
+                res = get_json(result_name(cfg["name"], n, d, t))
+                snaps = get_json(res["snapshots"]) if res and res.get("snapshots") else None
+                if snaps is None:
+                    continue
+                err, ids, missing = [], [], 0
+                for sd, e_model in zip(snaps["structures"], snaps["model_energy"]):
+                    conf = get_configuration(calculation_hash(Structure.from_dict(sd), oracle, settings))
+                    if conf is None:
+                        missing += 1
+                        continue
+                    err.append(1000.0 * (e_model - conf.energy) / conf.n_atoms)
+                    ids.append(conf.content_hash)
+                per_scan.append({"supercell": int(n), "direction": d, "T": t, **_stats(err), "n_missing": missing,
+                                 "ids": ids})
+                acc = pooled.setdefault(t, {"err": [], "ids": [], "n_missing": 0})
+                acc["err"] += err
+                acc["ids"] += ids
+                acc["n_missing"] += missing
+    tol = float(v["tolerance_mev"])
+    per_t = []
+    for t in sorted(pooled):
+        s = _stats(pooled[t]["err"])
+        per_t.append({"T": t, **s, "n_missing": pooled[t]["n_missing"], "ids": pooled[t]["ids"],
+                      "flagged": bool(s["n"] and s["rmse"] > tol)})
+    return {"oracle": oracle, "tolerance_mev": tol, "per_scan": per_scan, "per_temperature": per_t}
+
+
+def _stats(err: list[float]) -> dict:
+    e = np.asarray(err, dtype=float)
+    if not len(e):
+        return {"n": 0, "rmse": None, "mean": None, "max_abs": None}
+    return {"n": len(e), "rmse": float(np.sqrt(np.mean(e ** 2))), "mean": float(e.mean()),
+            "max_abs": float(np.abs(e).max())}
+
+
+def directions(cfg: dict) -> list[str]:
+    return ["cooling", "heating"] if cfg["direction"] == "both" else [cfg["direction"]]
+
+
+def thermo_summary(cfg: dict) -> dict:
+    """Transition temperatures per scan, the finite-size estimate and the validation (stored as a blob).
+
+    See :func:`pes_core.thermo.transition.scan_transitions` and
+    :func:`~pes_core.thermo.transition.finite_size_extrapolation`.
+    """
+    out: dict = {"name": cfg["name"], "model": cfg["model"], "scans": [], "transitions": [], "finite_size": []}
+    for n in cfg["supercells"]:
+        for d in directions(cfg):
+            points = load_scan_points(cfg, n, d)
+            out["scans"].append({"supercell": int(n), "direction": d, "T": [p["T"] for p in points],
+                                 "glazer": [p.get("glazer", {}).get("symbol") for p in points],
+                                 "space_group": [p.get("glazer", {}).get("space_group") for p in points]})
+            if len(points) >= 3:
+                out["transitions"].append({"supercell": int(n), "direction": d,
+                                           "peaks": scan_transitions(points, seed=int(cfg["seed"]))})
+    if len(cfg["supercells"]) >= 2:
+        for d in directions(cfg):
+            for mode in ("m", "r"):
+                rows = [(r["supercell"], r["peaks"][mode]["total"]) for r in out["transitions"] if r["direction"] == d]
+                if len(rows) >= 2:
+                    fs = finite_size_extrapolation([L for L, _ in rows], [p["T_c"] for _, p in rows],
+                                                   [p["error"] for _, p in rows])
+                    fs.update({"direction": d, "mode": mode, "edge": any(p["edge"] for _, p in rows)})
+                    out["finite_size"].append(fs)
+    if cfg.get("validation"):
+        out["validation"] = validation_errors(cfg)
+    return out
+
+
+def temperature_inputs(cfg: dict, fingerprint: dict, supercell: int, direction: str, index: int) -> dict:
+    """Everything a temperature's result depends on (compared on a rerun)."""
+    temps = scan_order(cfg, direction)
+    v = cfg.get("validation") or {}
+    return {**fingerprint, "model_name": cfg["model"], "supercell": int(supercell), "direction": direction,
+            "index": int(index), "history": temps[:index + 1], "T": temps[index],
+            "pressure_gpa": float(cfg["pressure_gpa"]), "seed": int(cfg["seed"]),
+            "settings": mc_settings(cfg).to_dict(), "start": start_symbol(cfg, direction),
+            "start_angle_deg": float(cfg["start_angle_deg"]), "threshold_deg": float(cfg["threshold_deg"]),
+            "margin": float(cfg["margin"]), "snapshots": int(v.get("snapshots_per_temperature", 0))}

@@ -1,0 +1,233 @@
+"""Firetasks of the ``pes_thermo`` job: one NPT Monte Carlo temperature, oracle relabelling, summary.
+
+Per (supercell, direction) a chain of :class:`ThermoTemperatureTask`
+fireworks (category ``ml``) runs the temperatures in scan order, each
+starting from the previous one's end state; per temperature a
+:class:`SnapshotOracleTask` firework (the oracle's category) relabels the
+stored snapshots with the oracle; :class:`ThermoSummaryTask` (``ml``) last
+computes the transition temperatures and the model's RMSE on the snapshots.
+
+The blobs are listed in :mod:`workflows.thermo.store`.
+
+Resuming: a temperature whose ``P.json`` exists (with the same inputs) is
+not run again; one that crashed has no ``P.json`` and restarts from the
+previous temperature's ``P.state.npz`` with the same seed, so it gives the
+numbers of an uninterrupted run (and of :func:`pes_core.thermo.scan` with the
+same inputs: the chains are seeded by ``(seed, index, T)`` in the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+from fireworks import FiretaskBase, FWAction, explicit_serialize
+from pymatgen.core import Lattice, Structure
+
+from pes_core.sampling.tilts import glazer_tilted
+from pes_core.thermo import OctahedralTilts, SupercellPES, run_npt, summarize
+from workflows.core.blobs import get_blob, put_blob
+from workflows.core.runtime import ensure_domain_db, flush_store
+from workflows.oracle.tasks import OracleTask
+from workflows.thermo.store import (
+    SnapshotRecorder,
+    blob_name,
+    feedback_name,
+    get_json,
+    load_model_cached,
+    mc_settings,
+    model_reference,
+    npz_arrays,
+    npz_bytes,
+    result_name,
+    scan_order,
+    snapshot_sweeps,
+    start_symbol,
+    summary_name,
+    temperature_inputs,
+    thermo_summary,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SnapshotOracleTask", "ThermoSummaryTask", "ThermoTemperatureTask", "run_temperature"]
+
+
+def run_temperature(cfg: dict, supercell: int, direction: str, index: int, report: bool = True) -> dict:
+    """Run (or reuse) temperature ``index`` of a scan and store its blobs; returns the stored result.
+
+    The result is ``{"inputs", "point", "snapshots"}``; ``point`` is the
+    :func:`pes_core.thermo.summarize` summary (per-temperature averages with
+    block errors, susceptibilities, Glazer pattern, lattice parameters).
+
+    Raises
+    ------
+    ValueError
+        The stored result of this temperature was made with other inputs
+        (other model weights, settings ...), or the previous temperature's end
+        state is missing.
+    """
+    name = cfg["name"]
+    temps = scan_order(cfg, direction)
+    t = temps[index]
+    model, domain, fingerprint = load_model_cached(cfg["model"])
+    inputs = temperature_inputs(cfg, fingerprint, supercell, direction, index)
+    rname = result_name(name, supercell, direction, t)
+    old = get_json(rname)
+    if old is not None:
+        diff = sorted(k for k in set(old["inputs"]) | set(inputs) if old["inputs"].get(k) != inputs.get(k))
+        if diff:
+            raise ValueError(f"{rname} holds a result made with other inputs (differs in: {', '.join(diff)}); "
+                             "give the pes_thermo spec another name to scan again")
+        if report:
+            print(f"  [{name}] {supercell}^3 {direction} {t:g} K: stored result reused", flush=True)
+        return old
+    reference = model_reference(model)
+    diag = (int(supercell),) * 3
+    settings = mc_settings(cfg)
+    pes = SupercellPES(model, diag, domain=domain, margin=float(cfg["margin"]))
+    tilts = OctahedralTilts(reference, diag)
+    e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
+    if index == 0:
+        start = start_symbol(cfg, direction)
+        if start is None:
+            state = (pes.ref_positions, pes.ref_cell)
+        else:
+            state = tilts.arrays(glazer_tilted(start, float(cfg["start_angle_deg"]), a=reference.a,
+                                               species=reference.species, supercell=diag))
+        x0 = pes.excess(*state)
+        if x0 > float(cfg["margin"]):
+            raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies {x0:.2f} range widths outside "
+                             f"the training domain of {cfg['model']} (margin {cfg['margin']}): lower "
+                             "start_angle_deg or raise margin")
+    else:
+        blob = get_blob(blob_name(name, supercell, direction, temps[index - 1], "state.npz"))
+        if blob is None:
+            raise ValueError(f"the end state of {temps[index - 1]:g} K ({direction}, {supercell}^3) is not stored: "
+                             "rerun that temperature's firework first")
+        z = npz_arrays(blob)
+        state = (z["positions"], z["cell"])
+    pes.set_state(*state)
+    n_snap = inputs["snapshots"]
+    wanted = snapshot_sweeps(settings.equilibration, settings.sweeps, n_snap) if n_snap else []
+    recorder = SnapshotRecorder(tilts, wanted)
+    seed = np.random.SeedSequence([int(cfg["seed"]), int(index), round(1000 * t)])
+    series = run_npt(pes, recorder, t, float(cfg["pressure_gpa"]), settings, seed=seed)
+    point = summarize(series, t, float(cfg["pressure_gpa"]), pes.n_atoms, tilts.n_oct, diag, settings.block,
+                      settings.equilibration, e_ref, float(cfg["threshold_deg"]))
+    point["index"] = int(index)
+    snaps = None
+    if wanted:
+        structures, energies = [], []
+        for s in wanted:
+            pos, cell = recorder.kept[s]
+            structures.append(Structure(Lattice(cell), pes.species, pos, coords_are_cartesian=True).as_dict())
+            energies.append(float(pes.energy_of(pos, cell)))
+        snaps = blob_name(name, supercell, direction, t, "snapshots.json")
+        put_blob(snaps, json.dumps({"structures": structures, "sweeps": wanted, "model_energy": energies,
+                                    "series_energy": [float(series["energy"][s]) for s in wanted],
+                                    "n_atoms": pes.n_atoms, "T": t}).encode())
+    put_blob(blob_name(name, supercell, direction, t, "state.npz"), npz_bytes(positions=pes.positions, cell=pes.cell))
+    put_blob(blob_name(name, supercell, direction, t, "series.npz"),
+             npz_bytes(**{k: series[k] for k in ("energy", "enthalpy", "volume", "cell", "phi_m", "phi_r")}))
+    result = {"inputs": inputs, "point": point, "snapshots": snaps, "formula": reference.formula}
+    put_blob(rname, json.dumps(result).encode())  # written last: the temperature counts as done once it exists
+    flush_store()
+    if report:
+        g = point.get("glazer", {})
+        print(f"  [{name}] {supercell}^3 {direction} {t:g} K: <E> {point['e_mean']:.2f} +- {point['e_err']:.2f} "
+              f"meV/atom, |phi_M| {np.round(point['m_abs'], 2).tolist()} |phi_R| "
+              f"{np.round(point['r_abs'], 2).tolist()} deg, {g.get('symbol', '')}, "
+              f"{point['sweeps_per_second']:.1f} sweeps/s", flush=True)
+    return result
+
+
+@explicit_serialize
+class ThermoTemperatureTask(FiretaskBase):
+    """One temperature of a heating or cooling scan (NPT Metropolis), stored as GridFS blobs.
+
+    Required parameters: ``config`` (the spec as a dict), ``supercell`` (n of
+    n x n x n), ``direction`` (``cooling``/``heating``), ``index`` (position in
+    the scan order).
+    """
+
+    required_params = ["config", "supercell", "direction", "index"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        ensure_domain_db(fw_spec)
+        res = run_temperature(self["config"], int(self["supercell"]), self["direction"], int(self["index"]))
+        p = res["point"]
+        return FWAction(stored_data={"T": p["T"], "e_mean": p["e_mean"], "e_err": p["e_err"], "cp": p["cp"],
+                                     "glazer": p.get("glazer", {}).get("symbol"),
+                                     "acceptance": p["acceptance"], "wall_fraction": p["wall_fraction"]})
+
+
+# --------------------------------------------------------------------------- oracle relabelling
+@explicit_serialize
+class SnapshotOracleTask(FiretaskBase):
+    """Compute stored snapshots ``[start, stop)`` of one temperature with the oracle (via :class:`OracleTask`).
+
+    The snapshots are known only once the temperature has run, so this task
+    reads them from their blob and hands them to
+    :class:`workflows.oracle.tasks.OracleTask`: the results are stored once as
+    ``Configuration`` documents with provenance (a rerun skips stored ones).
+
+    Required parameters: ``snapshot_blob``, ``start``, ``stop``, ``oracle``.
+    Optional: ``oracle_settings``, ``workflow``, ``tags``, ``generator``.
+    """
+
+    required_params = ["snapshot_blob", "start", "stop", "oracle"]
+    optional_params = ["oracle_settings", "workflow", "tags", "generator"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        ensure_domain_db(fw_spec)
+        snaps = get_json(self["snapshot_blob"])
+        if snaps is None:
+            raise ValueError(f"snapshot blob {self['snapshot_blob']} is missing: its Monte Carlo firework has not "
+                             "finished (rerun it first)")
+        lo, hi = int(self["start"]), int(self["stop"])
+        structures = snaps["structures"][lo:hi]
+        extra = [{"thermo_T": snaps["T"], "sweep": int(s), "model_energy": float(e)}
+                 for s, e in zip(snaps["sweeps"][lo:hi], snaps["model_energy"][lo:hi])]
+        task = OracleTask(oracle=self["oracle"], structures=structures,
+                          oracle_settings=dict(self.get("oracle_settings") or {}), tags=list(self.get("tags") or []),
+                          generator=self.get("generator"), workflow=self.get("workflow"), extra=extra)
+        return task.run_task(fw_spec)
+
+
+@explicit_serialize
+class ThermoSummaryTask(FiretaskBase):
+    """Transition temperatures, finite-size estimate, validation RMSE per temperature and the feedback list.
+
+    Writes ``thermo/<name>/summary.json`` and, with a validation section,
+    ``thermo/<name>/feedback.json``: the content hashes of the snapshots at
+    temperatures whose RMSE exceeds ``tolerance_mev``, under the training-set
+    name ``validation.feedback_set`` (default ``<name>-feedback``), for a
+    later refit (no refinement loop is run here).
+    """
+
+    required_params = ["config"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        ensure_domain_db(fw_spec)
+        cfg = self["config"]
+        summary = thermo_summary(cfg)
+        put_blob(summary_name(cfg["name"]), json.dumps(summary).encode())
+        stored = {"n_transitions": len(summary["transitions"])}
+        if "validation" in summary:
+            val = summary["validation"]
+            flagged = [r for r in val["per_temperature"] if r["flagged"]]
+            feedback = {"training_set": cfg["validation"].get("feedback_set") or f"{cfg['name']}-feedback",
+                        "model": cfg["model"], "oracle": val["oracle"], "tolerance_mev": val["tolerance_mev"],
+                        "temperatures": [r["T"] for r in flagged],
+                        "ids": sorted({i for r in flagged for i in r["ids"]})}
+            put_blob(feedback_name(cfg["name"]), json.dumps(feedback).encode())
+            stored.update({"flagged_temperatures": feedback["temperatures"], "n_feedback": len(feedback["ids"]),
+                           "rmse_mev": {f"{r['T']:g}": r["rmse"] for r in val["per_temperature"]}})
+            for r in val["per_temperature"]:
+                print(f"  [{cfg['name']}] validation {r['T']:g} K: RMSE "
+                      f"{'-' if r['rmse'] is None else format(r['rmse'], '.2f')} meV/atom on {r['n']} snapshots"
+                      f"{' (above tolerance)' if r['flagged'] else ''}", flush=True)
+        flush_store()
+        return FWAction(stored_data=stored)
