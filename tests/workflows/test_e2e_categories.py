@@ -99,6 +99,17 @@ SPECS = {
         oracle: vasp
         grid: {{model: [linear], clusters: ["2pairs"], order: [2]}}
     """,
+    "pes_thermo": """
+        kind: pes_thermo
+        name: cpb-dft-thermo
+        model: cpb-dft-fit-linear
+        supercells: [2]
+        temperatures: [300, 400]
+        sweeps: 20
+        equilibration: 10
+        block: 5
+        validation: {{oracle: vasp, oracle_settings: {settings}, snapshots_per_temperature: 1}}
+    """,
 }
 
 
@@ -131,6 +142,8 @@ def test_every_kind_built_with_a_dft_oracle_routes_oracle_work_to_dft(tmp_path, 
         "csp-mtp": {("csp_preselect", "ml"), ("mtp_train", "ml"), ("csp_generation", "ml")},
         "pes_training_set": {("pes_reference", "dft")},  # relaxes the reference cells on the oracle
         "pes_fit": {("pes_split", "ml")},
+        # Monte Carlo on the model is ml work; relabelling its snapshots is oracle work
+        "pes_thermo": {("pes_thermo_mc", "ml"), ("oracle", "dft"), ("pes_thermo_summary", "ml")},
     }
     batch = build_from_spec(_spec_file(tmp_path, "oracle_batch"))
     assert len(batch.fws) == 3 and all(fw.spec["n_structures"] == 1 for fw in batch.fws)

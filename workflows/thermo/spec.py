@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from workflows.core.spec import OracleName, StrictModel
+from workflows.core.spec import OracleName, OracleSpec, StrictModel
 
 __all__ = ["PESThermoSpec", "TemperatureRange", "Validation"]
 
@@ -67,7 +67,7 @@ Temperatures = Annotated[Annotated[list[Kelvin], Tag("list")] | Annotated[Temper
                          Discriminator(_temperature_form)]
 
 
-class Validation(StrictModel):
+class Validation(OracleSpec):
     """Oracle relabelling of ensemble snapshots (issue 20, item 3a)."""
 
     oracle: OracleName = Field(description="oracle relabelling the snapshots")

@@ -253,6 +253,28 @@ PES_FIT_ROWS = _rows(PES_FIT, [
     (None, "", "test_fraction: 1.5\n", "test_fraction: Input should be less than 1, got 1.5"),
 ])
 
+THERMO = textwrap.dedent("""\
+    kind: pes_thermo
+    name: th
+    model: m-linear
+    supercells: [4]
+    temperatures: [300, 400]
+    sweeps: 100
+    equilibration: 50
+    validation: {oracle: lj, oracle_settings: {sigma: 2.6, epsilon: 0.05}, snapshots_per_temperature: 1}
+    """)
+
+THERMO_ROWS = _rows(THERMO, [
+    ("[300, 400]", "[300, .nan]", "", "temperatures"),
+    ("[4]", "[3]", "", "supercells"),
+    ("sweeps: 100", "sweeps: 0", "", "sweeps"),
+    ("sweeps: 100", "sweeps: 100\nsweeps: 200", "", "duplicate key 'sweeps'"),
+    ("oracle: lj", "oracle: vasp5", "", "unknown oracle 'vasp5'"),
+    ("sigma: 2.6", "sigma: -2.6", "", "oracle_settings.sigma"),
+    (None, "", "pressure_gpa: .inf\n", "pressure_gpa"),
+    (None, "", "cell_moves: wobble\n", "cell_moves"),
+])
+
 # (files to write, argv, exit code, message fragment)
 CASES = [
     # --- spec files
@@ -316,7 +338,7 @@ CASES = [
     ({"spec.yaml": "kind: oracle_batch\noracle: emt\nstructures:\n  - prototype: {formula: Cu, structure: fcc, a: 1.2}\n"},
      ["submit", "spec.yaml"], 1, "below 0.5 x the sum of the covalent radii"),
     # --- spec numbers, keys, oracles and sizes, kind by kind
-    *CSP_ROWS, *BATCH_ROWS, *EMT_ROWS, *PES_ROWS, *PES_FIT_ROWS,
+    *CSP_ROWS, *BATCH_ROWS, *EMT_ROWS, *PES_ROWS, *PES_FIT_ROWS, *THERMO_ROWS,
 ]
 
 
