@@ -263,8 +263,11 @@ def _plot_calls(name: str, acc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_csp_report(name: str, out_dir: Path) -> Path:
+def write_csp_report(name: str, out_dir: Path, store: bool = True) -> Path:
     """Write ``history.png``, ``calls.png``, ``candidates.txt``, ``verified.json``, CIFs and ``summary.json``.
+
+    With ``store`` the accounting is also kept in ``SearchRun.state['accounting']``
+    (the figures the report was written with).
 
     ``candidates.txt`` holds the search's ranked table and, once verified, the
     final table merged by structure and re-ranked by the oracle
@@ -310,5 +313,9 @@ def write_csp_report(name: str, out_dir: Path) -> Path:
     summary["candidates"] = [{k: v for k, v in r.items() if k != "individual"} for r in rows]
     summary["verified_candidates"] = [{k: v for k, v in r.items() if k != "structure"} for r in final]
     summary["mtp_accuracy"] = warning
+    if store:
+        stored = RunState.of(run)
+        stored.other["accounting"] = {**acc, "mtp_accuracy": warning}
+        stored.save(run)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return out_dir

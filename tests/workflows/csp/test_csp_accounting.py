@@ -67,6 +67,8 @@ def _check_report(project, name: str, acc: dict) -> list[dict]:
     ver = SearchRun.objects.get(name=name).state["verification"]
     assert sorted(members) == sorted(v["id"] for v in ver if not v["failed"])
     assert all(r["spacegroup"].endswith(f"({r['spacegroup_number']})") for r in final)
+    kept = SearchRun.objects.get(name=name).state["accounting"]
+    assert kept["oracle_calls_by_purpose"] == acc["oracle_calls_by_purpose"]
     return final
 
 
