@@ -131,12 +131,17 @@ EXPECTED_SPACEGROUP = {"diamond": 227, "beta-Sn": 141, "lonsdaleite": 194, "bc8"
                        "tetragonal perovskite (a0a0c-)": 140}
 
 
-def relax_polymorph(atoms: Atoms, oracle, fmax: float = 0.001, steps: int = 3000) -> dict:
+def relax_polymorph(atoms: Atoms, oracle, fmax: float = 0.001, steps: int = 3000, rattle: float = 0.02,
+                    seed: int = 0) -> dict:
     """Relax ``atoms`` (positions and cell, zero pressure) on ``oracle``; its figures.
 
-    BFGS on ASE's ``FrechetCellFilter`` (``UnitCellFilter`` on older ASE) until
-    the largest force and stress component (eV/Å, with the filter's scaling)
-    is below ``fmax``, at most ``steps`` steps.
+    The positions are first rattled (Gaussian, ``rattle`` Å, ``seed``): an
+    ideal high-symmetry prototype has zero forces by symmetry even where it
+    is a saddle (ideal beta-cristobalite, straight Si-O-Si), and the rattle
+    lets the relaxation leave it.  Then BFGS on ASE's ``FrechetCellFilter``
+    (``UnitCellFilter`` on older ASE) until the largest force and stress
+    component (eV/Å, with the filter's scaling) is below ``fmax``, at most
+    ``steps`` steps.
 
     Returns
     -------
@@ -144,7 +149,7 @@ def relax_polymorph(atoms: Atoms, oracle, fmax: float = 0.001, steps: int = 3000
         energy_per_atom (eV/atom), volume_per_atom (Å^3), n_atoms, spacegroup
         (``"symbol (number)"`` at symprec 0.1 Å), spacegroup_number,
         spacegroup_tight (at 0.01 Å), converged, steps, fmax (eV/Å), wall_s,
-        structure (pymatgen dict).
+        rattle (Å), structure (pymatgen dict).
     """
     from ase.optimize import BFGS
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -157,6 +162,8 @@ def relax_polymorph(atoms: Atoms, oracle, fmax: float = 0.001, steps: int = 3000
     except ImportError:  # older ASE
         from ase.constraints import UnitCellFilter as CellFilter
     a = atoms.copy()
+    if rattle > 0:
+        a.rattle(stdev=rattle, seed=seed)
     a.calc = OracleCalculator(oracle)
     t0 = time.perf_counter()
     opt = BFGS(CellFilter(a), logfile=None)
@@ -167,7 +174,7 @@ def relax_polymorph(atoms: Atoms, oracle, fmax: float = 0.001, steps: int = 3000
     out = {"energy_per_atom": e / n, "volume_per_atom": a.get_volume() / n, "n_atoms": n,
            "spacegroup": label, "spacegroup_number": int(label.rsplit("(", 1)[1].rstrip(")")),
            "spacegroup_tight": spacegroup_label(a, 0.01), "converged": converged,
-           "steps": int(opt.nsteps), "fmax": fmax, "wall_s": time.perf_counter() - t0}
+           "steps": int(opt.nsteps), "fmax": fmax, "rattle": rattle, "wall_s": time.perf_counter() - t0}
     a.calc = None
     out["structure"] = AseAtomsAdaptor.get_structure(a).as_dict()
     return out

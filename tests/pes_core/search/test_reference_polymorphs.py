@@ -83,3 +83,14 @@ def test_classical_references_are_reproducible(key):
         assert res["converged"]
         assert res["energy_per_atom"] == pytest.approx(stored[proto]["energy_per_atom"], abs=1e-5)
         assert res["spacegroup"] == stored[proto]["spacegroup"]
+
+
+def test_benchmark_systems_and_their_references():
+    bench = _load("csp")
+    assert bench.parse_system("Na4Cl4@chgnet", "sw") == ({"Na": 1, "Cl": 1}, 8, "chgnet")
+    assert bench.parse_system("Sr2Ti2O6", "chgnet") == ({"Sr": 1, "Ti": 1, "O": 3}, 10, "chgnet")
+    with pytest.raises(ValueError, match="integer counts"):
+        bench.parse_system("Si0.5", "sw")
+    ref = bench.reference_of({"Si": 1}, "sw")
+    assert ref["prototype"] == "diamond" and ref["spacegroup_number"] == 227
+    assert bench.reference_of({"Si": 1}, "no-such-oracle") is None
