@@ -52,8 +52,8 @@ import contextlib
 import glob
 import io
 import json
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,7 +132,7 @@ def parse_system(text: str, default_oracle: str) -> tuple[dict[str, int], int, s
     if any(abs(v - round(v)) > 1e-8 for v in comp.values()):
         raise ValueError(f"system {text!r}: give integer counts of one cell, e.g. Na4Cl4@chgnet")
     reduced, _ = comp.get_reduced_composition_and_factor()
-    return ({el.symbol: int(round(n)) for el, n in reduced.items()}, int(round(comp.num_atoms)),
+    return ({el.symbol: round(n) for el, n in reduced.items()}, round(comp.num_atoms),
             oracle or default_oracle)
 
 
@@ -151,7 +151,12 @@ def build_references(oracles: list[str] | None, only: list[str] | None, fmax: fl
     from pes_core.oracles import get_oracle
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from csp_prototypes import DEFAULT_ORACLES, EXPECTED_SPACEGROUP, PROTOTYPES, relax_polymorph
+    from csp_prototypes import (
+        DEFAULT_ORACLES,
+        EXPECTED_SPACEGROUP,
+        PROTOTYPES,
+        relax_polymorph,
+    )
 
     data = json.loads(REFERENCES.read_text()) if REFERENCES.is_file() else {"references": {}}
     data["about"] = ("oracle ground states of the CSP benchmark: known polymorphs (benchmarks/csp_prototypes.py) "
@@ -205,8 +210,8 @@ def run_one(mode: str, seed: int, args, threshold: float | None, composition: di
     with contextlib.redirect_stdout(io.StringIO()):
         pes(["init", str(tmp / "proj")])
     from workflows.core.backend import open_backend
-    from workflows.csp.builders import csp_workflow
     from workflows.core.runner import run_local
+    from workflows.csp.builders import csp_workflow
 
     n = n_atoms or args.atoms
     search = {"composition": composition or {args.element: 1}, "n_atoms": [n, n],
@@ -345,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.reference is not None:
             ref, ref_note = args.reference, "--reference"
         elif ref_entry is not None:
-            ref, ref_note = ref_entry["energy_per_atom"], f"{ref_entry['prototype']} {ref_entry['spacegroup']}, " \
-                                                          "csp_references.json"
+            ref = ref_entry["energy_per_atom"]
+            ref_note = f"{ref_entry['prototype']}, {ref_entry['spacegroup']}, csp_references.json"
         elif len(comp) == 1 and (next(iter(comp)), oracle) in GROUND_STATES:
             ref, ref_note = GROUND_STATES[(next(iter(comp)), oracle)], "GROUND_STATES"
         else:

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms

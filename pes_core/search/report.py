@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
 from pes_core.search.geometry import (
@@ -31,9 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "candidate_table",
     "format_table",
+    "format_verified_table",
     "has_clash",
     "has_vacuum",
-    "format_verified_table",
     "largest_gap",
     "merge_verified",
     "plot_history",

@@ -36,18 +36,18 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from pes_core.db import Configuration, GenerationRecord, PotentialModel, SearchRun  # noqa: E402
-from pes_core.search import (  # noqa: E402
+from pes_core.db import Configuration, GenerationRecord, PotentialModel, SearchRun
+from pes_core.search import (
     VerifySettings,
     candidate_table,
     format_table,
     plot_history,
     write_cifs,
 )
-from pes_core.search.report import format_verified_table, merge_verified  # noqa: E402
-from workflows.csp.state import RunState  # noqa: E402
+from pes_core.search.report import format_verified_table, merge_verified
+from workflows.csp.state import RunState
 
 __all__ = ["PURPOSES", "RESOLUTION_MEV", "accuracy_warning", "search_accounting", "search_summary",
            "verified_table", "write_csp_report"]
@@ -193,7 +193,8 @@ def accuracy_warning(name: str, rows: list[dict[str, Any]] | None = None,
         within = VerifySettings.from_config(run.settings).within_mev / 1000.0
         hs = [float(r["enthalpy_per_atom"]) for r in candidate_table(state, within=within)]
         source = "search candidates"
-    gap_mev = 1000.0 * (sorted(hs)[1] - sorted(hs)[0]) if len(hs) > 1 else None
+    lowest = sorted(hs)[:2]
+    gap_mev = 1000.0 * (lowest[1] - lowest[0]) if len(lowest) > 1 else None
     required = max(resolution_mev, gap_mev) if gap_mev is not None else resolution_mev
     warn = rmse_mev > required
     gap_txt = f"{gap_mev:.1f} meV/atom between the two lowest distinct {source}" if gap_mev is not None \
@@ -294,9 +295,10 @@ def write_csp_report(name: str, out_dir: Path, store: bool = True) -> Path:
             lines.append(f"  {r['id']:<10} search {v['search_enthalpy_per_atom']:.4f}  oracle "
                          f"{v['oracle_enthalpy_per_atom'] if v['oracle_enthalpy_per_atom'] is None else round(v['oracle_enthalpy_per_atom'], 4)}")
     if final:
-        lines += ["", f"after verification: {len(final)} distinct structures of {len(verified)} verified "
-                      "(merged by pymatgen StructureMatcher, ranked by the oracle enthalpy; space group of the "
-                      "oracle-relaxed structure, spglib):", format_verified_table(final)]
+        head = (f"after verification: {len(final)} distinct structures of {len(verified)} verified "
+                "(merged by pymatgen StructureMatcher, ranked by the oracle enthalpy; space group of the "
+                "oracle-relaxed structure, spglib):")
+        lines += ["", head, format_verified_table(final)]
     by = acc["oracle_calls_by_purpose"]
     calls = (f"oracle calls {acc['oracle_calls']}: " + ", ".join(f"{p} {n}" for p, n in by.items() if n)
              + f"; MTP evaluations {acc['mtp_evaluations']}"
