@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
 from pes_core.search.geometry import (
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "candidate_table",
     "format_table",
+    "format_verified_table",
     "has_clash",
     "has_vacuum",
     "largest_gap",
+    "merge_verified",
     "plot_history",
     "spacegroup_label",
     "write_cifs",
@@ -95,6 +98,113 @@ def candidate_table(individuals: Iterable[Individual] | SearchState, within: flo
             "generation": ind.generation, "flags": ",".join(flags), "individual": ind,
         })
     return rows
+
+
+#: StructureMatcher tolerances of :func:`merge_verified` (pymatgen's defaults: fractional length, site and Å)
+MATCH_TOLERANCES = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0}
+
+
+def merge_verified(entries: Iterable[dict[str, Any]], symprec: float = 0.1, angle_tolerance: float = 5.0,
+                   match: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Final table after oracle verification: candidates merged by the structure they relaxed to, re-ranked.
+
+    Verified candidates whose oracle-relaxed structures match (pymatgen's
+    ``StructureMatcher`` with :data:`MATCH_TOLERANCES`, supercells allowed)
+    are one row: the lowest of them represents the group, the others are
+    listed as its ``members``.  Each row carries the space group of the
+    oracle-relaxed structure (spglib through pymatgen's ``SpacegroupAnalyzer``
+    at ``symprec`` Å and ``angle_tolerance`` degrees) and is ranked by the
+    verified (oracle) enthalpy.
+
+    Parameters
+    ----------
+    entries : iterable of dict
+        Verification entries (``id``, ``search_enthalpy_per_atom``,
+        ``oracle_enthalpy_per_atom`` in eV/atom, ``structure`` as pymatgen
+        ``Structure.as_dict()``, ``failed``); failed ones and those without a
+        structure are left out.
+    symprec : float
+        Symmetry tolerance in Å.
+    angle_tolerance : float
+        Angle tolerance of the symmetry search in degrees.
+    match : dict, optional
+        ``StructureMatcher`` tolerances (default :data:`MATCH_TOLERANCES`).
+
+    Returns
+    -------
+    list of dict
+        rank, id (the lowest member), members (ids, lowest first), formula,
+        n_atoms, oracle_enthalpy_per_atom and search_enthalpy_per_atom
+        (eV/atom, of the lowest member), delta_mev (meV/atom above the lowest
+        row), volume_per_atom (Å^3), spacegroup (``"symbol (number)"``),
+        spacegroup_number, symprec, structure (dict).
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from pymatgen.io.ase import AseAtomsAdaptor
+    >>> d = AseAtomsAdaptor.get_structure(bulk("Si", "diamond", a=5.43, cubic=True)).as_dict()
+    >>> b = AseAtomsAdaptor.get_structure(bulk("Si", "diamond", a=5.43)).as_dict()
+    >>> rows = merge_verified([
+    ...     {"id": "a", "oracle_enthalpy_per_atom": -4.33, "search_enthalpy_per_atom": -4.30, "structure": d},
+    ...     {"id": "b", "oracle_enthalpy_per_atom": -4.3366, "search_enthalpy_per_atom": -4.31, "structure": b}])
+    >>> [(r["id"], r["members"], r["spacegroup"]) for r in rows]
+    [('b', ['b', 'a'], 'Fd-3m (227)')]
+    """
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    ok = [e for e in entries if not e.get("failed") and e.get("structure")
+          and e.get("oracle_enthalpy_per_atom") is not None]
+    ok.sort(key=lambda e: (float(e["oracle_enthalpy_per_atom"]), str(e["id"])))
+    matcher = StructureMatcher(**(match or MATCH_TOLERANCES), primitive_cell=True, scale=True,
+                               attempt_supercell=True)
+    groups: list[tuple[Structure, list[dict]]] = []
+    for e in ok:
+        s = Structure.from_dict(e["structure"])
+        for rep, members in groups:
+            if rep.composition.reduced_composition == s.composition.reduced_composition and matcher.fit(rep, s):
+                members.append(e)
+                break
+        else:
+            groups.append((s, [e]))
+    rows: list[dict[str, Any]] = []
+    h0 = float(ok[0]["oracle_enthalpy_per_atom"]) if ok else 0.0
+    for s, members in groups:
+        best = members[0]
+        try:
+            sga = SpacegroupAnalyzer(s, symprec=symprec, angle_tolerance=angle_tolerance)
+            label, number = f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()})", \
+                sga.get_space_group_number()
+        except Exception as err:  # spglib fails on some degenerate cells
+            log.debug("space group analysis failed: %s", err)
+            label, number = "P1? (1)", 1
+        h = float(best["oracle_enthalpy_per_atom"])
+        rows.append({"rank": len(rows) + 1, "id": best["id"], "members": [m["id"] for m in members],
+                     "formula": s.composition.formula.replace(" ", ""), "n_atoms": len(s),
+                     "oracle_enthalpy_per_atom": h,
+                     "search_enthalpy_per_atom": best.get("search_enthalpy_per_atom"),
+                     "delta_mev": 1000.0 * (h - h0), "volume_per_atom": s.volume / len(s),
+                     "spacegroup": label, "spacegroup_number": number, "symprec": symprec,
+                     "structure": best["structure"]})
+    return rows
+
+
+def format_verified_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`merge_verified` rows (enthalpies in eV/atom, differences in meV/atom)."""
+    symprec = rows[0]["symprec"] if rows else 0.1
+    head = (f"{'rank':>4} {'id':<10} {'formula':<10} {'H oracle':>10} {'dH (meV)':>9} {'H search':>10} "
+            f"{'V/atom':>7} {'space group (symprec ' + format(symprec, 'g') + ' A)':<28} merged")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        hs = r["search_enthalpy_per_atom"]
+        others = [m for m in r["members"] if m != r["id"]]
+        lines.append(f"{r['rank']:>4} {r['id']:<10} {r['formula']:<10} {r['oracle_enthalpy_per_atom']:>10.4f} "
+                     f"{r['delta_mev']:>9.1f} {'-' if hs is None else format(hs, '.4f'):>10} "
+                     f"{r['volume_per_atom']:>7.2f} {r['spacegroup']:<28} "
+                     f"{len(r['members'])}{(' (' + ', '.join(others) + ')') if others else ''}")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -7,7 +7,9 @@
      "active": {"rounds": {"<gen>": n}, "n_selected": n, "check_rounds": {"<gen>": n},
                 "check_requested": [hash], "check_learned": [hash], "n_check_learned": n,
                 "preselect": {"pool": n, "selected": n}},   # mode mtp only
-     "verification": [<entry>]}                       # the final oracle relaxations
+     "verification": [<entry>],                       # the final oracle relaxations
+     "accounting": {...}}                             # oracle calls by purpose when the report was written
+                                                      # (workflows.csp.report.search_accounting)
 
 Keys this module does not know are kept as they are.
 

@@ -350,7 +350,8 @@ def relax_one(ind, relaxer, settings) -> dict:
 
 def _progress_line(name: str, gen: int, k: int, n: int, ind) -> str:
     """The line of one finished relaxation: offspring ``k + 1`` of ``n``, its origin, enthalpy and space group."""
-    h = "failed" if ind.flags.get("failed") else f"{ind.enthalpy_per_atom:.4f} eV/atom"
+    h = (f"failed: {(ind.relax_info or {}).get('reason') or 'no reason given'}" if ind.flags.get("failed")
+         else f"{ind.enthalpy_per_atom:.4f} eV/atom")
     return f"  [{name} gen {gen}] {k + 1}/{n} {ind.origin:<11} -> {h} ({ind.spacegroup or '-'})"
 
 
@@ -477,7 +478,8 @@ def _verify_one(name: str, ind, relaxer: OracleRelaxer, oracle, pressure_gpa: fl
     res = relaxer(ind.atoms, pressure_gpa)
     entry = {"id": ind.id, "search_enthalpy_per_atom": ind.enthalpy_per_atom,
              "oracle_enthalpy_per_atom": None if res.failed else res.enthalpy_per_atom,
-             "oracle_calls": res.n_calls, "converged": res.converged, "failed": res.failed}
+             "oracle_calls": res.n_calls + (0 if res.failed else 1),  # the relaxation + the stored single point
+             "converged": res.converged, "failed": res.failed}
     if not res.failed:
         final = oracle.compute(res.atoms)
         doc, _ = store_result(final, tags=[f"csp:{name}", "csp-verify"], workflow=name,
