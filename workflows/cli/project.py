@@ -350,21 +350,23 @@ def status(launchpad: str | None, fizzled: bool) -> None:
         for m in PotentialModel.objects.order_by("-created_at").limit(5):
             metrics = ", ".join(f"{k}={v:.4g}" for k, v in (m.metrics or {}).items() if isinstance(v, (int, float)))
             click.echo(f"model {m.name} ({m.kind} v{m.version}, {len(m.training_ids)} training configs) {metrics}")
-        from pes_core.db import GenerationRecord
+
+        from workflows.csp.report import search_accounting
 
         for s in SearchRun.objects.order_by("-created_at").limit(5):
-            best = f"{s.best_enthalpy_per_atom:.4f} eV/atom" if s.best_enthalpy_per_atom is not None else "-"
-            gens = list(GenerationRecord.objects(search=s.name).only("n_oracle_calls", "n_model_evaluations"))
-            n_oracle = sum(g.n_oracle_calls for g in gens)
-            n_model = sum(g.n_model_evaluations for g in gens)
-            line = (f"search {s.name} ({s.settings.get('mode', 'direct')}): {s.status}, generation "
-                    f"{s.current_generation}, best {best}, oracle calls {n_oracle}")
-            if s.settings.get("mode") == "mtp":
-                # every oracle call of an MTP search is stored as a Configuration tagged csp:<name>
-                n_oracle_all = Configuration.objects(tags=f"csp:{s.name}").count()
+            acc = search_accounting(s.name)  # the one count behind summary.json, the plots and this line
+            best = acc["best_verified_enthalpy_per_atom"]
+            best_txt = (f"best {best:.4f} eV/atom (verified)" if best is not None else
+                        f"best {acc['best_search_enthalpy_per_atom']:.4f} eV/atom (search)"
+                        if acc["best_search_enthalpy_per_atom"] is not None else "best -")
+            last = acc["last_generation"]
+            purposes = ", ".join(f"{k} {v}" for k, v in acc["oracle_calls_by_purpose"].items() if v)
+            line = (f"search {s.name} ({acc['mode']}): {s.status}, generations done "
+                    f"{'-' if last is None else last + 1}, {best_txt}, oracle calls {acc['oracle_calls']}"
+                    + (f" ({purposes})" if purposes else ""))
+            if acc["mode"] == "mtp":
                 model = PotentialModel.objects(id=s.model_id).first() if s.model_id else None
-                line = line.replace(f"oracle calls {n_oracle}", f"oracle calls {n_oracle_all}")
-                line += f", MTP evaluations {n_model}"
+                line += f", MTP evaluations {acc['mtp_evaluations']}"
                 if model is not None:
                     line += f", model v{model.version} trained on {len(model.training_ids)}"
             click.echo(line)

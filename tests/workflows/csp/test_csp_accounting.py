@@ -17,6 +17,7 @@ from pymatgen.core import Structure
 
 from pes_core.db import Configuration, GenerationRecord, SearchRun
 from pes_core.oracles.ase_calc import StillingerWeberOracle
+from workflows.cli import main as pes
 from workflows.core.backend import open_backend
 from workflows.core.runner import run_local
 from workflows.csp.builders import csp_workflow
@@ -72,7 +73,7 @@ def _check_report(project, name: str, acc: dict) -> list[dict]:
     return final
 
 
-def test_direct_search_counts_every_oracle_call(project, counted_sw):
+def test_direct_search_counts_every_oracle_call(project, counted_sw, capsys):
     with open_backend(project) as b:
         b.lp.add_wf(csp_workflow("acc-direct", SEARCH, oracle="sw", mode="direct", relax=RELAX,
                                  verify={"within_mev": 100}))
@@ -85,7 +86,15 @@ def test_direct_search_counts_every_oracle_call(project, counted_sw):
         assert by["direct_relaxations"] == sum(g.n_oracle_calls for g in GenerationRecord.objects(search="acc-direct"))
         assert acc["mtp_evaluations"] == 0 and acc["wall_s"] > 0
         assert accuracy_warning("acc-direct") is None  # no MTP, nothing to warn about
-        _check_report(project, "acc-direct", acc)
+        final = _check_report(project, "acc-direct", acc)
+    # pes status gives the same total, the purposes, the generations done and the verified best
+    capsys.readouterr()
+    pes(["status", "-l", str(project)])
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("search acc-direct"))
+    assert f"oracle calls {acc['oracle_calls']} (" in line and f"verification {by['verification']}" in line
+    assert f"generations done {acc['last_generation'] + 1}" in line
+    assert f"best {final[0]['oracle_enthalpy_per_atom']:.4f} eV/atom (verified)" in line
 
 
 def test_mtp_search_counts_every_oracle_call_by_purpose(project, counted_sw):
