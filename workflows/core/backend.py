@@ -725,6 +725,8 @@ class Backend:
                 _validate_store_file(store, config.path)
                 # copy so a concurrent atomic replace by the writer cannot tear our read
                 self._snapshot_dir = tempfile.mkdtemp(prefix="pes_snapshot_")
+                # removed by close(), or at exit when a caller never closes the backend
+                weakref.finalize(self, shutil.rmtree, self._snapshot_dir, True)
                 snap = Path(self._snapshot_dir) / "store.json"
                 shutil.copyfile(store, snap)
                 try:
