@@ -52,6 +52,8 @@ __all__ = ["NumbaLoss", "loss_gradient_kernel"]
 if kernels.HAVE_NUMBA:
     from numba import njit
 
+    from pes_core.mtp.kernels import LANES, _lanes_axpy, _lanes_fma, _lanes_load, _lanes_splat, _lanes_store, _lanes_sum
+
     @njit(cache=True, nogil=True, fastmath=True)
     def loss_gradient_kernel(  # pragma: no cover - compiled
         starts, nbr, types, vec, dist, dvec, r_min, r_cut, coeffs, moment_coeffs, alpha, basic_mu, basic_mono,
@@ -62,13 +64,19 @@ if kernels.HAVE_NUMBA:
         Inputs: ``starts`` (N + 1) first pair of each atom (pairs sorted by
         centre), ``nbr`` (P), ``types`` (N), ``vec`` (P, 3) pair vectors in Å,
         ``dist`` (P), ``dvec`` (P, 3) the pair displacements ``d_p`` of ``Psi``
-        (eV/Å^2 times the loss units; see the module docstring), the
+        (loss units per eV, times Å; see the module docstring), the
         Chebyshev interval ``r_min``/``r_cut`` (Å), ``coeffs`` (S, S, N_mu, N_Q)
         radial coefficients times scaling, ``moment_coeffs`` (m), ``alpha``
         (loss per eV), and the contraction program of
         :class:`~pes_core.mtp.engine.ContractionPlan`.  Outputs, accumulated:
         ``g_moment`` (m) and ``g_coeffs`` (S, S, N_mu, N_Q), the derivatives
         with respect to the scaled radial coefficients.  Returns ``Psi``.
+
+        Atoms go in blocks of ``LANES``: per atom, the pair quantities and
+        the moments with their tangents; per block, the contraction program
+        forward (with tangents) and its adjoint sweep, one SIMD lane per atom
+        (the program is most of the work at levels >= 16); per atom again, the
+        radial-coefficient derivatives of its pairs.
         """
         n_atoms = starts.shape[0] - 1
         n_mono = parent.shape[0]
@@ -80,13 +88,13 @@ if kernels.HAVE_NUMBA:
         n_max = 1
         for a in range(n_atoms):
             n_max = max(n_max, starts[a + 1] - starts[a])
-        mono = np.empty((n_max, n_mono))
-        dmono = np.empty((n_max, n_mono))
-        qv = np.empty((n_max, n_q))
-        dqv = np.empty((n_max, n_q))
+        mono = np.empty((LANES, n_max, n_mono))
+        dmono = np.empty((LANES, n_max, n_mono))
+        qv = np.empty((LANES, n_max, n_q))
+        dqv = np.empty((LANES, n_max, n_q))
+        rdot = np.empty((LANES, n_max))
         fv = np.empty((n_max, n_mu))
         tv = np.empty((n_max, n_mu))
-        rdot = np.empty(n_max)
         cheb = np.empty(n_q)
         dcheb = np.empty(n_q)
         u = np.empty(3)
@@ -95,131 +103,150 @@ if kernels.HAVE_NUMBA:
         md = np.zeros((n_mu, n_mono))
         gm = np.zeros((n_mu, n_mono))
         gh = np.zeros((n_mu, n_mono))
-        mom = np.empty(n_moments)
-        tmom = np.empty(n_moments)
-        bar = np.empty(n_moments)
-        hat = np.empty(n_moments)
+        # [moment * LANES + lane]: moments, tangents, their adjoints (bar) and the tangents' adjoints (hat)
+        mom = np.zeros(n_moments * LANES)
+        tmom = np.zeros(n_moments * LANES)
+        bar = np.zeros(n_moments * LANES)
+        hat = np.zeros(n_moments * LANES)
         scale = 2.0 / (r_cut - r_min)
+        zero = _lanes_splat(0.0)
         psi = 0.0
-        for a in range(n_atoms):
-            p0 = starts[a]
-            nn = starts[a + 1] - p0
-            if nn == 0:
-                continue
-            ta = types[a]
-            # ---- per pair: radial basis, radial functions, monomials, and their tangents along d_p
-            for s in range(nn):
-                p = p0 + s
-                r = dist[p]
-                inv = 1.0 / r
-                for ax in range(3):
-                    u[ax] = vec[p, ax] * inv
-                rd = u[0] * dvec[p, 0] + u[1] * dvec[p, 1] + u[2] * dvec[p, 2]
-                rdot[s] = rd
-                for ax in range(3):
-                    du[ax] = (dvec[p, ax] - u[ax] * rd) * inv
-                x = (2.0 * r - (r_min + r_cut)) / (r_cut - r_min)
-                env = (r_cut - r) * (r_cut - r) if r < r_cut else 0.0
-                denv = -2.0 * (r_cut - r) if r < r_cut else 0.0
-                cheb[0] = 1.0
-                dcheb[0] = 0.0
-                if n_q > 1:
-                    cheb[1] = x
-                    dcheb[1] = 1.0
-                for b in range(2, n_q):
-                    cheb[b] = 2.0 * x * cheb[b - 1] - cheb[b - 2]
-                    dcheb[b] = 2.0 * cheb[b - 1] + 2.0 * x * dcheb[b - 1] - dcheb[b - 2]
-                for b in range(n_q):
-                    qv[s, b] = cheb[b] * env
-                    dqv[s, b] = dcheb[b] * scale * env + cheb[b] * denv
-                tb = types[nbr[p]]
-                for mu in range(n_mu):
-                    acc = 0.0
-                    dacc = 0.0
+        for a0 in range(0, n_atoms, LANES):
+            a1 = min(a0 + LANES, n_atoms)
+            # ---------------- per atom: pairs, moments and tangents
+            for a in range(a0, a1):
+                lane = a - a0
+                p0 = starts[a]
+                nn = starts[a + 1] - p0
+                ta = types[a]
+                for s in range(nn):
+                    p = p0 + s
+                    r = dist[p]
+                    inv = 1.0 / r
+                    for ax in range(3):
+                        u[ax] = vec[p, ax] * inv
+                    rd = u[0] * dvec[p, 0] + u[1] * dvec[p, 1] + u[2] * dvec[p, 2]
+                    rdot[lane, s] = rd
+                    for ax in range(3):
+                        du[ax] = (dvec[p, ax] - u[ax] * rd) * inv
+                    x = (2.0 * r - (r_min + r_cut)) / (r_cut - r_min)
+                    env = (r_cut - r) * (r_cut - r) if r < r_cut else 0.0
+                    denv = -2.0 * (r_cut - r) if r < r_cut else 0.0
+                    cheb[0] = 1.0
+                    dcheb[0] = 0.0
+                    if n_q > 1:
+                        cheb[1] = x
+                        dcheb[1] = 1.0
+                    for b in range(2, n_q):
+                        cheb[b] = 2.0 * x * cheb[b - 1] - cheb[b - 2]
+                        dcheb[b] = 2.0 * cheb[b - 1] + 2.0 * x * dcheb[b - 1] - dcheb[b - 2]
                     for b in range(n_q):
-                        c = coeffs[ta, tb, mu, b]
-                        acc += c * qv[s, b]
-                        dacc += c * dqv[s, b]
-                    fv[s, mu] = acc
-                    tv[s, mu] = dacc * rd
-                mono[s, 0] = 1.0
-                dmono[s, 0] = 0.0
-                for c in range(1, n_mono):
-                    pc = parent[c]
-                    ax = axis[c]
-                    mono[s, c] = mono[s, pc] * u[ax]
-                    dmono[s, c] = dmono[s, pc] * u[ax] + mono[s, pc] * du[ax]
-            # ---- moment tensors and their tangents
-            for mu in range(n_mu):
-                for c in range(mu_ncols[mu]):
-                    mm[mu, c] = 0.0
-                    md[mu, c] = 0.0
-            for s in range(nn):
+                        qv[lane, s, b] = cheb[b] * env
+                        dqv[lane, s, b] = dcheb[b] * scale * env + cheb[b] * denv
+                    tb = types[nbr[p]]
+                    for mu in range(n_mu):
+                        acc = 0.0
+                        dacc = 0.0
+                        for b in range(n_q):
+                            c = coeffs[ta, tb, mu, b]
+                            acc += c * qv[lane, s, b]
+                            dacc += c * dqv[lane, s, b]
+                        fv[s, mu] = acc
+                        tv[s, mu] = dacc * rd
+                    mono[lane, s, 0] = 1.0
+                    dmono[lane, s, 0] = 0.0
+                    for c in range(1, n_mono):
+                        pc = parent[c]
+                        ax = axis[c]
+                        mono[lane, s, c] = mono[lane, s, pc] * u[ax]
+                        dmono[lane, s, c] = dmono[lane, s, pc] * u[ax] + mono[lane, s, pc] * du[ax]
                 for mu in range(n_mu):
-                    f = fv[s, mu]
-                    t = tv[s, mu]
                     for c in range(mu_ncols[mu]):
-                        mm[mu, c] += f * mono[s, c]
-                        md[mu, c] += t * mono[s, c] + f * dmono[s, c]
-            for k in range(n_basic):
-                mom[k] = mm[basic_mu[k], basic_mono[k]]
-                tmom[k] = md[basic_mu[k], basic_mono[k]]
-            # ---- contraction program with tangents (forward)
+                        mm[mu, c] = 0.0
+                        md[mu, c] = 0.0
+                for s in range(nn):
+                    for mu in range(n_mu):
+                        f = fv[s, mu]
+                        t = tv[s, mu]
+                        for c in range(mu_ncols[mu]):
+                            mm[mu, c] += f * mono[lane, s, c]
+                            md[mu, c] += t * mono[lane, s, c] + f * dmono[lane, s, c]
+                for k in range(n_basic):
+                    mom[k * LANES + lane] = mm[basic_mu[k], basic_mono[k]]
+                    tmom[k * LANES + lane] = md[basic_mu[k], basic_mono[k]]
+            for lane in range(a1 - a0, LANES):  # lanes without an atom
+                for k in range(n_basic):
+                    mom[k * LANES + lane] = 0.0
+                    tmom[k * LANES + lane] = 0.0
+            # ---------------- per block: the program with tangents, one lane per atom
             for d in range(n_d):
-                acc = 0.0
-                tacc = 0.0
+                v = zero
+                w = zero
                 for t in range(f_ptr[d], f_ptr[d + 1]):
-                    i = f_i[t]
-                    j = f_j[t]
                     m = f_mult[t]
-                    acc += m * mom[i] * mom[j]
-                    tacc += m * (tmom[i] * mom[j] + mom[i] * tmom[j])
-                k = f_target[d]
-                mom[k] = acc
-                tmom[k] = tacc
+                    oi = f_i[t] * LANES
+                    oj = f_j[t] * LANES
+                    mi = _lanes_load(mom, oi)
+                    mj = _lanes_load(mom, oj)
+                    v = _lanes_fma(v, m, mi, mj)
+                    w = _lanes_fma(w, m, _lanes_load(tmom, oi), mj)
+                    w = _lanes_fma(w, m, mi, _lanes_load(tmom, oj))
+                k = f_target[d] * LANES
+                _lanes_store(mom, k, v)
+                _lanes_store(tmom, k, w)
             for k in range(n_moments):
-                bar[k] = 0.0
-                hat[k] = 0.0
+                _lanes_store(bar, k * LANES, zero)
+                _lanes_store(hat, k * LANES, zero)
             for q in range(n_m):
-                k = mapping[q]
-                g_moment[q] += alpha * mom[k] + tmom[k]
-                psi += moment_coeffs[q] * tmom[k]
-                bar[k] += alpha * moment_coeffs[q]
-                hat[k] += moment_coeffs[q]
-            # ---- adjoints of alpha E + Psi: bar (of the moments), hat (of their tangents)
+                k = mapping[q] * LANES
+                xq = moment_coeffs[q]
+                mk = _lanes_load(mom, k)
+                tk = _lanes_load(tmom, k)
+                g_moment[q] += _lanes_sum(_lanes_axpy(tk, alpha, mk))  # empty lanes are zero
+                psi += xq * _lanes_sum(tk)
+                _lanes_store(bar, k, _lanes_axpy(_lanes_load(bar, k), alpha * xq, _lanes_splat(1.0)))
+                _lanes_store(hat, k, _lanes_axpy(_lanes_load(hat, k), xq, _lanes_splat(1.0)))
+            # adjoints of alpha E + Psi, latest products first
             for d in range(n_d - 1, -1, -1):
-                k = f_target[d]
-                bk = bar[k]
-                hk = hat[k]
-                if bk == 0.0 and hk == 0.0:
-                    continue
+                k = f_target[d] * LANES
+                bk = _lanes_load(bar, k)
+                hk = _lanes_load(hat, k)
                 for t in range(f_ptr[d], f_ptr[d + 1]):
-                    i = f_i[t]
-                    j = f_j[t]
                     m = f_mult[t]
-                    bar[i] += m * (bk * mom[j] + hk * tmom[j])
-                    bar[j] += m * (bk * mom[i] + hk * tmom[i])
-                    hat[i] += m * hk * mom[j]
-                    hat[j] += m * hk * mom[i]
-            for mu in range(n_mu):
-                for c in range(mu_ncols[mu]):
-                    gm[mu, c] = 0.0
-                    gh[mu, c] = 0.0
-            for k in range(n_basic):
-                gm[basic_mu[k], basic_mono[k]] += bar[k]
-                gh[basic_mu[k], basic_mono[k]] += hat[k]
-            # ---- per pair: d/df_mu and d/df'_mu, then d/dcoeffs
-            for s in range(nn):
-                tb = types[nbr[p0 + s]]
+                    oi = f_i[t] * LANES
+                    oj = f_j[t] * LANES
+                    mi = _lanes_load(mom, oi)
+                    mj = _lanes_load(mom, oj)
+                    ti = _lanes_load(tmom, oi)
+                    tj = _lanes_load(tmom, oj)
+                    _lanes_store(bar, oi, _lanes_fma(_lanes_fma(_lanes_load(bar, oi), m, bk, mj), m, hk, tj))
+                    _lanes_store(bar, oj, _lanes_fma(_lanes_fma(_lanes_load(bar, oj), m, bk, mi), m, hk, ti))
+                    _lanes_store(hat, oi, _lanes_fma(_lanes_load(hat, oi), m, hk, mj))
+                    _lanes_store(hat, oj, _lanes_fma(_lanes_load(hat, oj), m, hk, mi))
+            # ---------------- per atom: d/df_mu and d/df'_mu of its pairs, then d/dcoeffs
+            for a in range(a0, a1):
+                lane = a - a0
+                p0 = starts[a]
+                nn = starts[a + 1] - p0
+                ta = types[a]
                 for mu in range(n_mu):
-                    a_f = 0.0
-                    a_t = 0.0
                     for c in range(mu_ncols[mu]):
-                        a_f += gm[mu, c] * mono[s, c] + gh[mu, c] * dmono[s, c]
-                        a_t += gh[mu, c] * mono[s, c]
-                    a_t *= rdot[s]
-                    for b in range(n_q):
-                        g_coeffs[ta, tb, mu, b] += a_f * qv[s, b] + a_t * dqv[s, b]
+                        gm[mu, c] = 0.0
+                        gh[mu, c] = 0.0
+                for k in range(n_basic):
+                    gm[basic_mu[k], basic_mono[k]] += bar[k * LANES + lane]
+                    gh[basic_mu[k], basic_mono[k]] += hat[k * LANES + lane]
+                for s in range(nn):
+                    tb = types[nbr[p0 + s]]
+                    for mu in range(n_mu):
+                        a_f = 0.0
+                        a_t = 0.0
+                        for c in range(mu_ncols[mu]):
+                            a_f += gm[mu, c] * mono[lane, s, c] + gh[mu, c] * dmono[lane, s, c]
+                            a_t += gh[mu, c] * mono[lane, s, c]
+                        a_t *= rdot[lane, s]
+                        for b in range(n_q):
+                            g_coeffs[ta, tb, mu, b] += a_f * qv[lane, s, b] + a_t * dqv[lane, s, b]
         return psi
 
 else:  # pragma: no cover
