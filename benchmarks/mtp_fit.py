@@ -89,7 +89,7 @@ def _run_fit(conn, name: str, level: int, n_atoms: int, max_iter: int, batch_ato
     records = training_set(n_atoms)
     train, valid = split_records(records, 0.1, seed=0)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    conv = dict(tol=tol, tol_iterations=tol_iterations)
+    conv = {"tol": tol, "tol_iterations": tol_iterations}
     if log_every > 0:
         conv.update(log=lambda line: print(f"  [{name}] {line}", flush=True), log_every=log_every)
     if name == "former":

@@ -52,7 +52,15 @@ __all__ = ["NumbaLoss", "loss_gradient_kernel"]
 if kernels.HAVE_NUMBA:
     from numba import njit
 
-    from pes_core.mtp.kernels import LANES, _lanes_axpy, _lanes_fma, _lanes_load, _lanes_splat, _lanes_store, _lanes_sum
+    from pes_core.mtp.kernels import (
+        LANES,
+        _lanes_axpy,
+        _lanes_fma,
+        _lanes_load,
+        _lanes_splat,
+        _lanes_store,
+        _lanes_sum,
+    )
 
     @njit(cache=True, nogil=True, fastmath=True)
     def loss_gradient_kernel(  # pragma: no cover - compiled
@@ -386,7 +394,10 @@ class NumbaLoss:
         moment = np.ascontiguousarray(moment, dtype=float)
         coeffs = np.ascontiguousarray(self.scaling * np.asarray(radial, dtype=float))
         idx = range(len(self.pairs)) if configs is None else configs
-        work = lambda c: self.config(c, species, moment, coeffs)  # noqa: E731
+
+        def work(c: int):
+            return self.config(c, species, moment, coeffs)
+
         if self.threads > 1 and len(idx) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mtp-loss")

@@ -89,7 +89,7 @@ def test_threads_give_the_same_fit() -> None:
     records = _records(pot, 2)
     start = pot.copy()
     start.radial_coeffs = pot.radial_coeffs * 1.1
-    common = dict(optimizer="lbfgs", max_iter=8, log=None)
+    common = {"optimizer": "lbfgs", "max_iter": 8, "log": None}
     one, _ = fit_mtp(start, records, FitSettings(threads=1, **common), validation=[])
     two, _ = fit_mtp(start, records, FitSettings(threads=3, **common), validation=[])
     assert np.array_equal(one.parameters, two.parameters)
@@ -109,7 +109,7 @@ def test_numba_fit_recovers_known_potential() -> None:
     held_out = [random_crystal(1, seed=s, rattle=0.2) for s in (50, 51)]
     start = true.copy()
     start.radial_coeffs = true.radial_coeffs * (1 + 0.05 * np.random.default_rng(0).normal(size=true.radial_coeffs.shape))
-    lin = dict(auto_min_dist=False, regularization=0.0, log=None)
+    lin = {"auto_min_dist": False, "regularization": 0.0, "log": None}
     _, lin_report = fit_mtp(start, records, FitSettings(fit_radial=False, **lin), validation=[])
     fitted, report = fit_mtp(start, records, FitSettings(max_iter=800, optimizer="lbfgs", engine="numba", threads=2,
                                                          radial_regularization=0.0, tol=1e-10, tol_iterations=20,
