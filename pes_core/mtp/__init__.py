@@ -8,7 +8,8 @@ Modules
 ``neighbours``   vectorized neighbour lists (vesin)
 ``engine``       numpy/numba evaluation, linear design matrices
 ``kernels``      numba kernels
-``torch_model``  differentiable batched evaluation for fitting
+``torch_model``  differentiable batched evaluation (the fit's ``engine="torch"``)
+``loss``         compiled fitting loss and its exact gradient over all parameters (default engine)
 ``calculator``   :func:`evaluate` and the ASE :class:`MTPCalculator`
 ``gradients``    energy derivatives over parameters (active learning rows)
 ``records``      :class:`TrainingRecord` (eV, eV/Å, GPa ASE sign)

@@ -37,10 +37,13 @@ Stages:
 2. linear least squares for ``species_coeffs`` and ``moment_coeffs`` with the
    radial coefficients fixed (columns scaled to unit norm, ridge
    ``regularization`` relative to that scale);
-3. all parameters together with L-BFGS on the torch loss (linear parameters
-   in the scaled units of stage 2): scipy's L-BFGS-B (``optimizer="scipy"``)
-   or this module's L-BFGS (``optimizer="lbfgs"``), whose state can be
-   checkpointed and resumed exactly;
+3. all parameters together with L-BFGS (linear parameters in the scaled
+   units of stage 2): scipy's L-BFGS-B (``optimizer="scipy"``) or this
+   module's L-BFGS (``optimizer="lbfgs"``), whose state can be checkpointed
+   and resumed exactly.  The loss and its exact gradient come from compiled
+   kernels (``engine="numba"``, :mod:`pes_core.mtp.loss`: one configuration at
+   a time, on ``threads`` threads) or from a torch graph over groups of
+   configurations (``engine="torch"``, the former path);
 4. a final linear solve with the optimized radial functions.
 """
 
@@ -66,6 +69,7 @@ __all__ = ["WEIGHTINGS", "ErrorMetrics", "FitReport", "FitSettings", "error_metr
 #: weighting modes of :class:`FitSettings` (MLIP's three and the project's former one)
 WEIGHTINGS = ("vibrations", "molecules", "structures", "per_atom")
 _OPTIMIZERS = ("scipy", "lbfgs")
+_ENGINES = ("numba", "torch")
 
 
 @dataclass
@@ -111,8 +115,18 @@ class FitSettings:
     log_every : int
         Report every this many L-BFGS iterations (loss, gradient norm, time per iteration).
     torch_threads : int
-        Threads of torch during the nonlinear stage (restored afterwards); 1 is
-        fastest for small batches and on shared machines.
+        Threads of torch during the nonlinear stage with ``engine="torch"``
+        (restored afterwards); 1 is fastest for small batches and on shared machines.
+    engine : {"numba", "torch"}
+        How the nonlinear stage computes the loss and its gradient: ``numba``
+        (default): compiled kernels, exact analytic gradient, configurations
+        streamed one at a time (memory of one configuration) on ``threads``
+        threads; ``torch``: a torch graph per group of ``batch_atoms`` atoms
+        (the former path, kept for comparison).  Both give the same loss and
+        gradient to round-off.
+    threads : int
+        Threads over configurations of the ``numba`` engine (the sum does not
+        depend on it: same fit for any value).
     optimizer : {"scipy", "lbfgs"}
         ``scipy``: scipy's L-BFGS-B; ``lbfgs``: this module's L-BFGS (same
         memory of 50 pairs, Armijo backtracking), needed for checkpoints.
@@ -125,10 +139,11 @@ class FitSettings:
         Stop when the gradient norm of the loss divided by its initial value
         (the optimizer's variables) falls below ``gtol`` (0: off).
     batch_atoms : int or None
-        Evaluate the loss and its gradient for groups of configurations of at
-        most about this many atoms, one torch graph at a time, accumulating
-        the gradient: memory grows with the group, not with the training set.
-        ``None``: one graph for everything.
+        ``engine="torch"``: evaluate the loss and its gradient for groups of
+        configurations of at most about this many atoms, one torch graph at a
+        time, accumulating the gradient: memory grows with the group, not with
+        the training set.  ``None``: one graph for everything.  (The numba
+        engine always streams single configurations.)
     checkpoint : str or None
         Path of a .mtp file the current potential is written to every
         ``checkpoint_every`` iterations and when the fit is interrupted
@@ -163,8 +178,14 @@ class FitSettings:
     checkpoint: str | None = None
     checkpoint_every: int = 10
     resume: bool = False
+    engine: str = "numba"
+    threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.engine not in _ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(_ENGINES)}")
+        if int(self.threads) < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
         if self.optimizer not in _OPTIMIZERS:
@@ -231,7 +252,11 @@ class ErrorMetrics:
 
 @dataclass
 class FitReport:
-    """What a fit did and how well it fits (RMSE and MAE on train and validation)."""
+    """What a fit did and how well it fits (RMSE and MAE on train and validation).
+
+    ``time_nonlinear_s`` (s) is the nonlinear stage with its final linear solve,
+    ``time_optimizer_s`` (s) the L-BFGS iterations alone.
+    """
 
     train: ErrorMetrics
     validation: ErrorMetrics | None
@@ -240,6 +265,7 @@ class FitReport:
     loss_history: list[float] = field(default_factory=list)
     time_linear_s: float = 0.0
     time_nonlinear_s: float = 0.0
+    time_optimizer_s: float = 0.0
 
     def format(self) -> str:
         """A small text table."""
@@ -476,6 +502,63 @@ class _Objective:
         return val, gnp
 
 
+class _NumbaObjective:
+    """The loss of :class:`_Objective` and its exact gradient from the compiled kernels of :mod:`pes_core.mtp.loss`.
+
+    Same variables, normalization, cache and interface as :class:`_Objective`;
+    configurations are streamed one at a time (on ``threads`` threads), so
+    the memory is that of one configuration, whatever the training set.
+    """
+
+    def __init__(self, pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.ndarray) -> None:
+        from pes_core.mtp.loss import NumbaLoss
+
+        self.st = st
+        self.n_conf = len(prep.records)
+        self.s, self.n_lin = pot.n_species, pot.n_linear
+        self.scale = np.asarray(scale, dtype=float)
+        self.shape = pot.radial_coeffs.shape
+        self.norm = 1.0
+        self.n_eval = 0
+        self._cache: tuple[bytes, float, np.ndarray] | None = None
+        factors = np.array([np.array(st.factors(r.n_atoms)) * r.weight for r in prep.records])
+        need_forces = st.force_weight > 0 or st.stress_weight > 0
+        self.loss = NumbaLoss.from_records(pot, prep.pairs, prep.types, prep.records, factors,
+                                           need_forces=need_forces, threads=st.threads)
+        self.groups = [[k] for k in range(self.n_conf)]  # streamed one configuration at a time
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self.loss.close()
+
+    def __call__(self, x_np: np.ndarray) -> tuple[float, np.ndarray]:
+        key = x_np.tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2].copy()
+        self.n_eval += 1
+        theta_lin = x_np[: self.n_lin] * self.scale
+        radial = x_np[self.n_lin:]
+        value, (g_s, g_m, g_r) = self.loss(theta_lin[: self.s], theta_lin[self.s:], radial.reshape(self.shape))
+        lam = self.st.radial_regularization
+        val = (value / self.n_conf + lam * float(radial @ radial)) / self.norm
+        grad = np.concatenate([np.concatenate([g_s, g_m]) * self.scale, g_r.ravel()]) / self.n_conf
+        grad[self.n_lin:] += 2.0 * lam * radial
+        grad /= self.norm
+        self._cache = (key, val, grad.copy())
+        return val, grad
+
+
+def _objective(pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.ndarray):
+    """The objective of ``st.engine`` (torch when numba is not installed)."""
+    from pes_core.mtp import kernels
+
+    if st.engine == "numba" and kernels.HAVE_NUMBA:
+        return _NumbaObjective(pot, prep, st, scale)
+    if st.engine == "numba" and st.log is not None:
+        st.log("  numba is not installed: the loss gradient comes from the torch graph (engine='torch')")
+    return _Objective(pot, prep, st, scale)
+
+
 def _state_path(checkpoint: str) -> str:
     return str(checkpoint) + ".state.npz"
 
@@ -589,7 +672,7 @@ def _nonlinear(pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.nd
                resume: tuple[_LBFGSState, list[float]] | None = None) -> tuple[int, list[float]]:
     from scipy.optimize import minimize
 
-    fun = _Objective(pot, prep, st, scale)
+    fun = _objective(pot, prep, st, scale)
     history: list[float] = []
     log = st.log
     x0 = np.concatenate([np.concatenate([pot.species_coeffs, pot.moment_coeffs]) / scale, pot.radial_coeffs.ravel()])
@@ -607,8 +690,9 @@ def _nonlinear(pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.nd
         fun._cache = None
         history.append(val0)
         if log is not None:
-            log(f"  nonlinear stage: {len(x0)} parameters, {len(fun.groups)} group(s) of configurations, "
-                f"initial loss {val0:.6e}")
+            how = (f"{st.engine} engine on {st.threads} thread(s)" if isinstance(fun, _NumbaObjective)
+                   else f"torch engine, {len(fun.groups)} group(s) of configurations")
+            log(f"  nonlinear stage: {len(x0)} parameters, {how}, initial loss {val0:.6e}")
     clock = {"t0": time.perf_counter(), "t_last": time.perf_counter(), "it_last": 0 if resume is None else resume[0].it}
     f_hist: list[float] = [] if resume is None else resume[0].f_hist
 
@@ -678,6 +762,8 @@ def _nonlinear(pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.nd
         if checkpoint:
             write_checkpoint()
         x_final, f_final, n_it = state.x, state.f, state.it
+    if hasattr(fun, "close"):
+        fun.close()
     _set_parameters(pot, x_final, scale)
     history.append(f_final * fun.norm)
     if log is not None:
@@ -686,7 +772,12 @@ def _nonlinear(pot: MTPPotential, prep: _Prepared, st: FitSettings, scale: np.nd
 
 
 @contextmanager
-def _torch_threads(n: int):
+def _torch_threads(n: int, engine: str = "torch"):
+    from pes_core.mtp import kernels
+
+    if engine == "numba" and kernels.HAVE_NUMBA:  # the numba engine does not import torch
+        yield
+        return
     import torch
 
     old = torch.get_num_threads()
@@ -772,18 +863,19 @@ def fit_mtp(
     else:
         _set_parameters(pot, resume[0].x, scale)
         t_lin = 0.0
-    iterations, history = 0, []
+    iterations, history, t_opt = 0, [], 0.0
     t1 = time.perf_counter()
     if st.fit_radial and st.max_iter > 0:
-        with _torch_threads(st.torch_threads):
+        with _torch_threads(st.torch_threads, st.engine):
             iterations, history = _nonlinear(pot, prep, st, scale, resume)
+        t_opt = time.perf_counter() - t1
         _solve_linear(pot, prep, st)
     t_nl = time.perf_counter() - t1
     report = FitReport(
         train=error_metrics(pot, train),
         validation=error_metrics(pot, validation) if validation else None,
         min_dist=pot.min_dist, iterations=iterations, loss_history=history,
-        time_linear_s=t_lin, time_nonlinear_s=t_nl,
+        time_linear_s=t_lin, time_nonlinear_s=t_nl, time_optimizer_s=t_opt,
     )
     log(report.format())
     return pot, report

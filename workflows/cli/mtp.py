@@ -94,9 +94,12 @@ def mtp() -> None:
 @click.option("--tol-iterations", default=10, show_default=True, help="Iterations of the --tol window.")
 @click.option("--gtol", default=0.0, show_default=True,
               help="Stop when the gradient norm of loss / initial loss is below this (0: off).")
-@click.option("--threads", default=1, show_default=True, help="Threads of the nonlinear stage.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 1024),
+              help="Threads of the nonlinear stage (over configurations; the fit does not depend on it).")
+@click.option("--engine", type=click.Choice(["numba", "torch"]), default="numba", show_default=True,
+              help="Loss gradient: numba (compiled kernels, streamed configurations) or torch (a graph per group).")
 @click.option("--batch-atoms", default=4096, show_default=True,
-              help="Atoms per group of configurations evaluated at once (bounds memory; 0: all at once).")
+              help="--engine torch: atoms per group of configurations evaluated at once (bounds memory; 0: all at once).")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
               help="Write the current potential here every --checkpoint-every iterations and on Ctrl-C.")
 @click.option("--checkpoint-every", default=10, show_default=True, help="Iterations between checkpoints.")
@@ -106,7 +109,7 @@ def mtp() -> None:
 @species_option
 def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, stress_weight, weighting,
           validation_fraction, valid_cfg, reset_min_dist, keep_min_dist, optimizer, tol, tol_iterations, gtol,
-          threads, batch_atoms, checkpoint, checkpoint_every, resume, log_every, seed, species) -> None:
+          threads, engine, batch_atoms, checkpoint, checkpoint_every, resume, log_every, seed, species) -> None:
     """Fit POTENTIAL (.mtp template or trained potential) to TRAIN_CFG and write --save-to.
 
     R_min stays the template's (MLIP's behaviour; set it with ``pes mtp template --min-dist``)
@@ -127,7 +130,7 @@ def train(potential, train_cfg, save_to, max_iter, energy_weight, force_weight, 
     settings = FitSettings(
         energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight, weighting=weighting,
         max_iter=max_iter, validation_fraction=validation_fraction, auto_min_dist=reset_min_dist,
-        seed=seed, log=click.echo, log_every=log_every, torch_threads=threads, optimizer=optimizer, tol=tol,
+        seed=seed, log=click.echo, log_every=log_every, torch_threads=threads, threads=threads, engine=engine, optimizer=optimizer, tol=tol,
         tol_iterations=tol_iterations, gtol=gtol, batch_atoms=batch_atoms or None, checkpoint=checkpoint,
         checkpoint_every=checkpoint_every, resume=resume,
     )

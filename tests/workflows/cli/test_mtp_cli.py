@@ -94,6 +94,14 @@ def test_train_keeps_template_min_dist_and_resumes(data) -> None:
               "--checkpoint", str(tmp / "ck.mtp"), "--resume")
     assert "resuming" in out
     assert np.array_equal(read_mtp(tmp / "resumed.mtp").parameters, full.parameters)
+    out = run(*base, "--save-to", str(tmp / "threads.mtp"), "--max-iter", "6", "--weighting", "structures",
+              "--threads", "2")
+    assert "numba engine on 2 thread(s)" in out
+    assert np.array_equal(read_mtp(tmp / "threads.mtp").parameters, full.parameters)
+    out = run(*base, "--save-to", str(tmp / "torch.mtp"), "--max-iter", "6", "--weighting", "structures",
+              "--engine", "torch")
+    assert "torch engine" in out
+    assert np.allclose(read_mtp(tmp / "torch.mtp").parameters, full.parameters, rtol=1e-6, atol=1e-9)
     out = run(*base, "--save-to", str(tmp / "reset.mtp"), "--max-iter", "0", "--reset-min-dist")
     assert "R_min set from the training data" in out
     assert read_mtp(tmp / "reset.mtp").min_dist > 1.2
