@@ -9,6 +9,8 @@ dataclasses into work (oracle fireworks, retraining, the generation again).
 ``pick_for_check``    which offspring could become the new best and need an oracle check
 ``decide_check``      apply the oracle checks to the offspring; what is still to check, what to learn
 ``choose_training``   the fitted subset of a training set and its weights
+``decide_widening``   whether the next generation checks (and learns) more: the MTP's in-window error
+                      against the energy differences the search must resolve
 
 Every function here is deterministic in its inputs (same seeds, same search).
 
@@ -19,6 +21,7 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +42,10 @@ from pes_core.search.individual import (
 )
 from pes_core.search.relax import enthalpy_per_atom
 
-__all__ = ["CheckDecision", "CheckItem", "LearnItem", "LearningDecision", "OracleCheck", "OracleFrame",
-           "TrainingChoice", "choose_training", "decide_check", "decide_learning", "pick_for_check",
-           "redo_ids"]
+__all__ = ["RESOLUTION_MEV", "CheckDecision", "CheckItem", "LearnItem", "LearningDecision", "OracleCheck",
+           "OracleFrame", "TrainingChoice", "WideningDecision", "choose_training", "decide_check",
+           "decide_learning", "decide_widening", "in_window_rmse_mev", "pick_for_check", "redo_ids",
+           "required_resolution", "widened_settings", "widening_steps"]
 
 #: offspring within this enthalpy (eV/atom) and with the same space group are one structure in the check
 CHECK_DEDUP_EV = 0.002
@@ -461,3 +465,208 @@ class _Energy:
     index: int
     energy: float | None
     n_atoms: int = 1
+
+
+# ---------------------------------------------------------------------------------------------- widening
+#: energy resolution (meV/atom) a search must reach at least: smaller energy differences are within the
+#: accuracy expected of a relaxation with fmax 0.05 eV/Å and are not asked of the MTP
+RESOLUTION_MEV = 5.0
+
+
+def required_resolution(enthalpies_per_atom: Sequence[float],
+                        resolution_mev: float = RESOLUTION_MEV) -> tuple[float | None, float]:
+    """The energy difference the search must resolve: ``(gap, required)`` in meV/atom.
+
+    ``gap`` is the difference between the lowest and the second-lowest of
+    the enthalpies (eV/atom) of the *distinct* candidates (None with fewer
+    than two); ``required`` is the gap, but at least ``resolution_mev``: an
+    MTP whose error exceeds it cannot tell the best from its nearest rival.
+
+    >>> gap, required = required_resolution([-4.30, -4.28, -4.0])
+    >>> round(gap, 6), round(required, 6)
+    (20.0, 20.0)
+    >>> required_resolution([-4.30, -4.299])[1], required_resolution([-4.3])
+    (5.0, (None, 5.0))
+    """
+    hs = sorted(float(h) for h in enthalpies_per_atom if h is not None and math.isfinite(float(h)))
+    gap = 1000.0 * (hs[1] - hs[0]) if len(hs) > 1 else None
+    required = max(float(resolution_mev), gap) if gap is not None else float(resolution_mev)
+    return gap, required
+
+
+def in_window_rmse_mev(errors: Sequence[float]) -> float | None:
+    """Root mean square of MTP errors given in eV/atom, in meV/atom (None when there are none).
+
+    >>> round(in_window_rmse_mev([0.003, -0.004]), 6), in_window_rmse_mev([])
+    (3.535534, None)
+    """
+    e = [float(x) for x in errors if x is not None and math.isfinite(float(x))]
+    return 1000.0 * math.sqrt(sum(x * x for x in e) / len(e)) if e else None
+
+
+def widening_steps(settings: ActiveSettings) -> int:
+    """Most widening steps: doublings of ``check_top`` until ``widen_max_check_top`` (0 when off).
+
+    >>> widening_steps(ActiveSettings(check_top=3, widen_max_check_top=12))
+    2
+    >>> widening_steps(ActiveSettings(check_top=5, widen_max_check_top=12))
+    2
+    >>> widening_steps(ActiveSettings(check_top=3, widen_checks=False)), widening_steps(ActiveSettings(check_top=0))
+    (0, 0)
+    """
+    top, cap = int(settings.check_top), int(settings.widen_max_check_top)
+    if not settings.widen_checks or top <= 0:
+        return 0
+    n = 0
+    while top * 2 ** n < cap:
+        n += 1
+    return n
+
+
+def widened_settings(settings: ActiveSettings, level: int) -> ActiveSettings:
+    """``settings`` at widening step ``level``: ``check_top`` doubled per step (at most
+    ``widen_max_check_top``), ``widen_extra_rounds`` more learning rounds per step.
+
+    Level 0 (or widening off) returns ``settings`` itself.
+
+    >>> st = widened_settings(ActiveSettings(check_top=3, max_rounds_per_generation=5), 2)
+    >>> st.check_top, st.max_rounds_per_generation
+    (12, 7)
+    """
+    level = min(max(int(level), 0), widening_steps(settings))
+    if level == 0:
+        return settings
+    top = min(settings.check_top * 2 ** level, max(settings.widen_max_check_top, settings.check_top))
+    return dataclasses.replace(settings, check_top=int(top),
+                               max_rounds_per_generation=settings.max_rounds_per_generation
+                               + level * settings.widen_extra_rounds)
+
+
+@dataclass
+class WideningDecision:
+    """How widely the next generation checks and learns, from the error of the one just finished.
+
+    Parameters
+    ----------
+    generation : int
+        The generation whose checks were measured.
+    rmse_mev : float or None
+        MTP energy RMSE (meV/atom) on its oracle-checked offspring (None: none checked).
+    n_checked : int
+        Oracle-checked distinct offspring behind ``rmse_mev``.
+    gap_mev : float or None
+        Gap (meV/atom) between the best and the next distinct candidate.
+    required_mev : float
+        The resolution needed: ``gap_mev``, at least :data:`RESOLUTION_MEV`.
+    previous_level, level : int
+        Widening step of the generation measured and of the next one.
+    max_level : int
+        Most widening steps (:func:`widening_steps`).
+    check_top : int
+        Offspring the next generation checks per check round.
+    max_rounds_per_generation : int
+        Learning rounds the next generation may take.
+    """
+
+    generation: int
+    rmse_mev: float | None
+    n_checked: int
+    gap_mev: float | None
+    required_mev: float
+    previous_level: int
+    level: int
+    max_level: int
+    check_top: int
+    max_rounds_per_generation: int
+
+    @property
+    def warn(self) -> bool:
+        """The MTP's in-window error exceeds the energy differences the search must resolve."""
+        return self.rmse_mev is not None and self.rmse_mev > self.required_mev
+
+    @property
+    def action(self) -> str:
+        """``widen``, ``narrow``, ``widest`` (too inaccurate, at the cap) or ``keep``."""
+        if self.level > self.previous_level:
+            return "widen"
+        if self.level < self.previous_level:
+            return "narrow"
+        if self.warn and self.level == self.max_level:
+            return "widest"
+        return "keep"
+
+    def message(self) -> str:
+        """One line for the log, e.g. ``widening: in-window RMSE 22.0 meV/atom > 5.0 meV/atom needed; ...``."""
+        rounds = f"up to {self.max_rounds_per_generation} learning rounds"
+        if self.rmse_mev is None:
+            return (f"accuracy: no offspring oracle-checked this generation; checking top {self.check_top}, "
+                    f"{rounds}")
+        cmp = (f"in-window RMSE {self.rmse_mev:.1f} meV/atom {'>' if self.warn else '<='} "
+               f"{self.required_mev:.1f} meV/atom needed (over {self.n_checked} checked)")
+        head = {"widen": "widening", "narrow": "narrowing", "widest": "widest already",
+                "keep": "widened" if self.level else "accuracy"}[self.action]
+        tail = " (active.widen_max_check_top)" if self.action == "widest" else ""
+        return f"{head}: {cmp}; checking top {self.check_top}{tail}, {rounds}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON of the decision (the search state keeps one per generation)."""
+        return {"generation": int(self.generation), "rmse_mev": self.rmse_mev, "n_checked": int(self.n_checked),
+                "gap_mev": self.gap_mev, "required_mev": float(self.required_mev),
+                "previous_level": int(self.previous_level), "level": int(self.level), "action": self.action,
+                "warn": bool(self.warn), "check_top": int(self.check_top),
+                "max_rounds_per_generation": int(self.max_rounds_per_generation)}
+
+
+def decide_widening(errors: Sequence[float], enthalpies_per_atom: Sequence[float], *, generation: int,
+                    level: int, settings: ActiveSettings,
+                    resolution_mev: float = RESOLUTION_MEV) -> WideningDecision:
+    """Widen the checks of the next generation while the MTP cannot resolve the search's energy gaps.
+
+    Parameters
+    ----------
+    errors : sequence of float
+        MTP minus oracle enthalpy (eV/atom) at the MTP minimum of each
+        distinct oracle-checked offspring of the generation (all of them
+        within ``check_window`` of the best: the in-window error).
+    enthalpies_per_atom : sequence of float
+        Enthalpies (eV/atom) of the search's distinct candidates (oracle-checked
+        where they were checked), for :func:`required_resolution`.
+    generation : int
+        The generation measured.
+    level : int
+        Its widening step (0: not widened).
+    settings : ActiveSettings
+        The search's own settings (not widened): ``check_top``,
+        ``max_rounds_per_generation`` and the ``widen_*`` fields.
+    resolution_mev : float
+        Floor of the resolution needed (meV/atom).
+
+    Returns
+    -------
+    WideningDecision
+        One step wider when the RMSE exceeds the resolution needed (at most
+        :func:`widening_steps`), one step narrower when it does not, the same
+        step when nothing was checked.
+
+    >>> st = ActiveSettings(check_top=3, widen_max_check_top=12)
+    >>> d = decide_widening([0.022, -0.022], [-4.30, -4.3], generation=2, level=0, settings=st)
+    >>> d.action, d.level, d.check_top
+    ('widen', 1, 6)
+    >>> d.message()
+    'widening: in-window RMSE 22.0 meV/atom > 5.0 meV/atom needed (over 2 checked); checking top 6, up to 6 learning rounds'
+    """
+    top = widening_steps(settings)
+    previous = min(max(int(level), 0), top)
+    rmse = in_window_rmse_mev(errors)
+    gap, required = required_resolution(enthalpies_per_atom, resolution_mev)
+    if rmse is None:
+        new = previous
+    elif rmse > required:
+        new = min(previous + 1, top)
+    else:
+        new = max(previous - 1, 0)
+    eff = widened_settings(settings, new)
+    n = sum(1 for x in errors if x is not None and math.isfinite(float(x)))
+    return WideningDecision(generation=int(generation), rmse_mev=rmse, n_checked=n, gap_mev=gap,
+                            required_mev=required, previous_level=previous, level=new, max_level=top,
+                            check_top=int(eff.check_top), max_rounds_per_generation=int(eff.max_rounds_per_generation))

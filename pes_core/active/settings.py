@@ -105,6 +105,22 @@ class ActiveSettings:
         the lowest energy of the training set is aborted as failed (an
         extrapolation hole, not a structure); see also the closest-pair guard of
         :class:`pes_core.active.ActiveRelaxer`.
+    widen_checks : bool
+        After each generation, compare the MTP's energy RMSE on the
+        oracle-checked offspring (all within ``check_window`` of the best) with
+        the energy difference the search must resolve (the gap between the best
+        and the next distinct candidate, at least
+        :data:`pes_core.active.decisions.RESOLUTION_MEV`); while the error is
+        larger, the next generation checks more offspring (``check_top``
+        doubled per widening step, up to ``widen_max_check_top``) and may learn
+        for ``widen_extra_rounds`` more rounds per step; each generation whose
+        error is within the resolution narrows back one step (see
+        :func:`pes_core.active.decisions.decide_widening`).  ``False``: fixed
+        ``check_top`` and ``max_rounds_per_generation``.
+    widen_max_check_top : int
+        Most offspring a widened generation checks per check round.
+    widen_extra_rounds : int
+        Learning rounds per generation added per widening step.
     """
 
     level: int = 10
@@ -131,6 +147,10 @@ class ActiveSettings:
     prerelax_every: int = 3
     check_steps: int = 10
     floor_margin: float = 1.0
+    # widening (issue 19): checks and learning that grow while the MTP cannot resolve the search's energy gaps
+    widen_checks: bool = True
+    widen_max_check_top: int = 12
+    widen_extra_rounds: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in ("neighbourhood", "configuration"):

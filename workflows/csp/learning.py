@@ -23,12 +23,22 @@ break threshold (the task's cache) and redoes the broken and unphysical ones
 ``active.max_rounds_per_generation`` rounds the relaxations go on without
 breaking, so every generation ends.
 
+Once a generation is ready to be ranked, :func:`record_widening` compares the
+MTP's energy RMSE on its oracle-checked offspring with the energy difference
+the search must resolve (:func:`pes_core.active.decisions.decide_widening`):
+while the error is larger, the next generations check more offspring and may
+learn longer (``active.widen_checks``); the history is kept in
+``SearchRun.state['widening']``::
+
+    {"level": n, "history": [<WideningDecision.to_dict()>, ...]}   # one entry per generation
+
 Nothing here builds fireworks: the modules import one way, ``spec -> state ->
 learning -> report -> active_tasks -> tasks -> builders``.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -47,9 +57,12 @@ from pes_core.active.decisions import (
     LearningDecision,
     OracleCheck,
     OracleFrame,
+    WideningDecision,
     decide_check,
     decide_learning,
+    decide_widening,
     pick_for_check,
+    widened_settings,
 )
 from pes_core.active.mlip_state import potential_from_text
 from pes_core.db import (
@@ -61,14 +74,21 @@ from pes_core.db import (
     jsonable,
 )
 from pes_core.oracles import to_atoms, to_structure
-from pes_core.search import RelaxSettings, atoms_from_dict, atoms_to_dict
+from pes_core.search import (
+    FingerprintComparator,
+    Individual,
+    RelaxSettings,
+    atoms_from_dict,
+    atoms_to_dict,
+    mark_duplicates,
+)
 from workflows.core.runtime import flush_store
 from workflows.csp.state import RunState
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["LearningRelaxer", "after_generation", "candidates_from_json", "learning_relaxer", "load_model",
-           "summary", "trajectory_frames"]
+           "record_widening", "summary", "trajectory_frames", "widening_level"]
 
 
 def load_model(model_id: str):
@@ -94,17 +114,20 @@ class LearningRelaxer:
     Relaxations stop at the break threshold (``extra['break']``), and the
     break/select candidates are kept for :func:`after_generation`.
     ``extra['n_oracle_calls']`` is 0: oracle calls run in their own fireworks.
+    ``settings`` are the search's, widened for this generation
+    (:func:`widening_level`, :func:`pes_core.active.decisions.widened_settings`).
     """
 
     def __init__(self, run: SearchRun, fw_spec: dict) -> None:
         if not run.model_id:
             raise RuntimeError(f"search {run.name} runs in mode mtp but has no trained model yet; "
                                "the training firework must run before the first generation")
-        self.settings = ActiveSettings.from_config(run.settings)
         self.pot, self.aset, self.model = load_model(run.model_id)
         self.model_id = run.model_id
         state = RunState.of(run)
         self.generation = state.generation
+        self.widening = widening_level(state, self.generation)
+        self.settings = widened_settings(ActiveSettings.from_config(run.settings), self.widening)
         self.round = state.active.round_of(self.generation)
         self.capped = self.round >= self.settings.max_rounds_per_generation
         th = self.settings.thresholds()
@@ -160,6 +183,7 @@ def after_generation(run: SearchRun, relaxer: LearningRelaxer, gen: int, relaxed
                     run.name, gen, len(learning.redo))
     check = check_decision(run, relaxer.settings, gen, relaxed)
     if check is None or check.done:
+        record_widening(run, gen, relaxed)
         return None
     record_check(run, check, relaxer.settings.check_tolerance)
     return check
@@ -269,6 +293,76 @@ def record_check(run: SearchRun, decision: CheckDecision, tolerance: float) -> N
               f"exceeds {1e3 * tolerance:.0f} meV/atom", flush=True)
     state.save(run)
     flush_store()
+
+
+# ------------------------------------------------------------------ widening
+def widening_level(state: RunState, generation: int) -> int:
+    """Widening step of ``generation``: the one decided after the last earlier generation (0: none).
+
+    Read from the history, not from the latest entry, so that a generation
+    run again (after learning, a check or a crash) gets the same step.
+
+    >>> st = RunState(search={"generation": 3}, other={"widening": {"history": [
+    ...     {"generation": 1, "level": 1}, {"generation": 2, "level": 2}, {"generation": 3, "level": 1}]}})
+    >>> widening_level(st, 3), widening_level(st, 4), widening_level(st, 1)
+    (2, 1, 0)
+    """
+    history = (state.other.get("widening") or {}).get("history") or []
+    earlier = [h for h in history if int(h["generation"]) < int(generation)]
+    return int(max(earlier, key=lambda h: int(h["generation"]))["level"]) if earlier else 0
+
+
+def _checked_enthalpies(state: RunState, relaxed: list) -> list[float]:
+    """Oracle enthalpies (eV/atom) of the distinct oracle-checked candidates: the search so far plus ``relaxed``.
+
+    Only oracle values: an unchecked offspring's MTP enthalpy is what is in
+    doubt (a poor MTP puts offspring hundreds of meV/atom off, so a gap to
+    one of them says nothing).  Duplicates (fingerprint and enthalpy, the
+    search's own test) count once.
+    """
+    search = state.search_state()
+    pool: dict[str, Individual] = {}
+    for ind in list(search.archive) + list(search.population.members) + list(relaxed):
+        if ind.id not in pool and ind.usable and "oracle_check" in (ind.relax_info or {}):
+            pool[ind.id] = Individual.from_dict(copy.deepcopy(ind.to_dict()))
+            pool[ind.id].flags["duplicate_of"] = None
+    members = list(pool.values())
+    mark_duplicates(members, FingerprintComparator.from_settings(search.settings))
+    return sorted(float(i.enthalpy_per_atom) for i in members if not i.is_duplicate)
+
+
+def record_widening(run: SearchRun, gen: int, relaxed: list) -> WideningDecision | None:
+    """Measure generation ``gen``'s in-window MTP error, decide the next generation's widening, store it.
+
+    The error: MTP minus oracle enthalpy at the MTP minimum of each distinct
+    oracle-checked offspring (``relax_info['oracle_check']['error']``, all
+    within ``active.check_window`` of the best); the resolution needed: the
+    oracle gap between the best and the next distinct oracle-checked
+    candidate, at least :data:`pes_core.active.decisions.RESOLUTION_MEV`.  The decision goes into
+    ``SearchRun.state['widening']['history']`` (replacing an earlier entry of
+    ``gen``: a rerun decides the same) and its line is printed.  None when
+    ``active.widen_checks`` is off or the check is (``check_top`` 0).
+    """
+    settings = ActiveSettings.from_config(run.settings)
+    if not settings.widen_checks or settings.check_top <= 0:
+        return None
+    state = RunState.of(run)
+    errors = []
+    for ind in relaxed:
+        oc = (ind.relax_info or {}).get("oracle_check")
+        if oc and oc.get("checked_as") == ind.id and oc.get("error") is not None:
+            errors.append(float(oc["error"]))
+    decision = decide_widening(errors, _checked_enthalpies(state, relaxed), generation=gen,
+                               level=widening_level(state, gen), settings=settings)
+    widening = dict(state.other.get("widening") or {})
+    history = [h for h in widening.get("history") or [] if int(h["generation"]) != gen]
+    history.append(decision.to_dict())
+    history.sort(key=lambda h: int(h["generation"]))
+    state.other["widening"] = {"level": int(history[-1]["level"]), "history": history}
+    state.save(run)
+    flush_store()
+    print(f"  [{run.name} gen {gen}] {decision.message()}", flush=True)
+    return decision
 
 
 def summary(name: str) -> dict[str, Any]:

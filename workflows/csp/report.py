@@ -38,6 +38,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from pes_core.active.decisions import RESOLUTION_MEV, required_resolution
 from pes_core.db import Configuration, GenerationRecord, PotentialModel, SearchRun
 from pes_core.search import (
     VerifySettings,
@@ -54,10 +55,6 @@ __all__ = ["PURPOSES", "RESOLUTION_MEV", "accuracy_warning", "search_accounting"
 
 #: the purposes of oracle calls, in the order of a search
 PURPOSES = ("preexploration", "learning", "checks", "direct_relaxations", "verification", "other")
-
-#: energy resolution (meV/atom) a search must reach at least: smaller energy differences are within the
-#: accuracy expected of a relaxation with fmax 0.05 eV/Å and are not asked of the MTP
-RESOLUTION_MEV = 5.0
 
 #: generator (before the first ":") of a stored oracle result -> purpose
 _GENERATOR_PURPOSE = {"csp-preselect": "preexploration", "csp-active": "learning", "csp-check": "checks",
@@ -193,9 +190,7 @@ def accuracy_warning(name: str, rows: list[dict[str, Any]] | None = None,
         within = VerifySettings.from_config(run.settings).within_mev / 1000.0
         hs = [float(r["enthalpy_per_atom"]) for r in candidate_table(state, within=within)]
         source = "search candidates"
-    lowest = sorted(hs)[:2]
-    gap_mev = 1000.0 * (lowest[1] - lowest[0]) if len(lowest) > 1 else None
-    required = max(resolution_mev, gap_mev) if gap_mev is not None else resolution_mev
+    gap_mev, required = required_resolution(hs, resolution_mev)  # the same test as the search's widening
     warn = rmse_mev > required
     gap_txt = f"{gap_mev:.1f} meV/atom between the two lowest distinct {source}" if gap_mev is not None \
         else "no second distinct candidate"
@@ -216,6 +211,8 @@ def search_summary(name: str) -> dict:
     generations), ``target`` (``stop_enthalpy`` reached), ``max_generations``,
     or None while the search runs.  ``oracle_calls`` is the accounting's total
     (verification included); each generation row carries its calls by purpose.
+    ``widening``: the per-generation widening of the oracle checks in ``mode:
+    mtp`` (:func:`workflows.csp.learning.record_widening`; None when off).
     """
     run = SearchRun.objects.get(name=name)
     stored = RunState.of(run)
@@ -230,7 +227,7 @@ def search_summary(name: str) -> dict:
     return {"name": name, "status": run.status, "stop_reason": stop, "settings": run.settings, "generations": rows,
             "oracle_calls": acc["oracle_calls"], "oracle_calls_by_purpose": acc["oracle_calls_by_purpose"],
             "model_evaluations": acc["mtp_evaluations"], "wall_s": acc["wall_s"], "accounting": acc,
-            "verification": stored.verification}
+            "verification": stored.verification, "widening": stored.other.get("widening")}
 
 
 def _plot_calls(name: str, acc: dict[str, Any], path: Path) -> None:

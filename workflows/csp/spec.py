@@ -160,10 +160,11 @@ MTPSpec = _mirror("MTPSpec", ActiveSettings, "mtp", list(MTP_KEYS), zero_ok={"ma
 ActiveSpec = _mirror(
     "ActiveSpec", ActiveSettings, "active", [f.name for f in dataclasses.fields(ActiveSettings) if f.name not in MTP_KEYS],
     zero_ok={"max_rounds_per_generation", "check_top", "check_window", "max_check_rounds", "min_train",
-             "prerelax_steps", "check_steps", "max_initial"},
+             "prerelax_steps", "check_steps", "max_initial", "widen_extra_rounds"},
     aliases={"break_": "break"},
     maxima={"pool_size": 100_000, "volume_factors": 10.0, "max_rounds_per_generation": 10_000,
-            "max_configurations_per_round": 100_000, "prerelax_steps": 100_000, "check_steps": 100_000})
+            "max_configurations_per_round": 100_000, "prerelax_steps": 100_000, "check_steps": 100_000,
+            "widen_max_check_top": 100_000, "widen_extra_rounds": 10_000})
 
 
 #: the numbers of the ``search`` section: key -> (kind, low, high, unit); ``low``/``high`` inclusive,
