@@ -57,8 +57,12 @@ def oracle_cubic_a(calc, species=("Cs", "Pb", "Br"), guess: float = 5.9) -> floa
     return float(-c[1] / (2 * c[0]))
 
 
-def find_model(launchpad: str, name: str):
+def find_model(launchpad: str, name: str, model_file: str | None = None):
     """``(model, domain, source)`` or ``(None, None, why)``: the project is opened read-only."""
+    if model_file:
+        from workflows.pes.models import load_model
+
+        return load_model(model_file=model_file)
     if not Path(launchpad).is_file():
         return None, None, f"no launchpad {launchpad}"
     try:
@@ -85,6 +89,7 @@ def main(argv=None) -> int:
     p.add_argument("--a", type=float, default=None, help="cubic lattice parameter, Å (default: see the docstring)")
     p.add_argument("--launchpad", default="/tmp/pesmodels_proj/my_launchpad.yaml")
     p.add_argument("--model", default="cspbbr3-quick-fit-cluster")
+    p.add_argument("--model-file", default=None, help="a model file (pes model export) instead of --model")
     p.add_argument("--model-method", choices=["mc", "md"], default="mc")
     p.add_argument("--model-steps", type=int, default=1500, help="MC sweeps (or MD steps) per temperature")
     p.add_argument("--seed", type=int, default=0)
@@ -99,7 +104,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(machine_line())
-    model, domain, source = find_model(args.launchpad, args.model)
+    model, domain, source = find_model(args.launchpad, args.model, args.model_file)
     print(f"model: {source if model is not None else 'none (' + source + '): oracle side only'}")
     calc = None
     if not args.reuse_oracle:

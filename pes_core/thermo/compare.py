@@ -464,7 +464,7 @@ def _z(ma, ea, mb, eb) -> float:
     return d / e if e > 0 else (0.0 if d == 0 else math.copysign(math.inf, d))
 
 
-def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 30, z_max: float = 3.0,
+def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15, z_max: float = 3.0,
                       alpha: float = 0.01) -> dict:
     """Mean energy, tilt-mode distributions and lattice parameters of two ensembles at one temperature.
 
@@ -663,9 +663,11 @@ def plot_comparison(pairs: list[tuple[Ensemble, Ensemble]], path: str | Path, re
                 mid = 0.5 * (edges[1:] + edges[:-1])
                 shade = ("tab:red", "tab:blue")
                 ls = ("-", "--", ":")[k]
-                ax.plot(mid, rr["hist_a"], color=shade[0], ls=ls, lw=1.0, label=f"{a.label} {rr['axis']}")
+                ax.plot(mid, rr["hist_a"], color=shade[0], ls=ls, lw=1.0, drawstyle="steps-mid",
+                        label=f"{a.label} {rr['axis']}")
                 if b is not None:
-                    ax.plot(mid, rr["hist_b"], color=shade[1], ls=ls, lw=1.0, label=f"{b.label} {rr['axis']}")
+                    ax.plot(mid, rr["hist_b"], color=shade[1], ls=ls, lw=1.0, drawstyle="steps-mid",
+                            label=f"{b.label} {rr['axis']}")
             ks = "; KS D = " + ", ".join(f"{rr['ks']:.2f}" for rr in r["tilts"][mode]) if b is not None else ""
             ax.set_title(f"|phi_{mode}| per axis (x solid, y dashed, z dotted){ks}", fontsize=9)
             ax.set_xlabel("degrees")
