@@ -494,6 +494,9 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
         (asymptotic p-value at the effective sizes), ``agree`` (means within
         ``z_max`` and ``D`` below critical), ``edges``, ``hist_a``, ``hist_b``
         (densities per degree); ``lattice`` -> key -> means, errors, ``z``;
+        ``short_runs`` (the quantities with fewer than ``2 * blocks``
+        effective samples: their blocks are not much longer than the
+        correlation time, so the errors are lower bounds: run longer);
         ``kinetic_temperature`` (MD ensembles: mean and error, K); ``agree``
         (energy and every tilt mode agree); ``n_production`` per ensemble.
 
@@ -509,9 +512,13 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
     if abs(a.temperature - b.temperature) > 1e-9 or tuple(a.diagonal) != tuple(b.diagonal):
         raise ValueError(f"compare ensembles at one temperature in one cell: {a.label} is {a.temperature} K "
                          f"{a.diagonal}, {b.label} is {b.temperature} K {b.diagonal}")
-    ea, eea, _ = _mean_err(a.e_mev(), blocks)
-    eb, eeb, _ = _mean_err(b.e_mev(), blocks)
+    ea, eea, nea = _mean_err(a.e_mev(), blocks)
+    eb, eeb, neb = _mean_err(b.e_mev(), blocks)
     z = _z(ea, eea, eb, eeb)
+    short: list[str] = []  # quantities whose blocks are not much longer than their correlation time
+    for lab, ne in ((a.label, nea), (b.label, neb)):
+        if float(ne) < 2 * blocks:
+            short.append(f"energy of {lab}")
     out: dict = {"temperature": a.temperature, "labels": [a.label, b.label], "methods": [a.method, b.method],
                  "n_production": [a.n_production, b.n_production],
                  "energy": {"a": float(ea), "a_err": float(eea), "b": float(eb), "b_err": float(eeb),
@@ -531,6 +538,9 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
             top = max(float(xa[:, ax].max()), float(xb[:, ax].max()), 1e-6)
             edges = np.linspace(0.0, top * 1.0001, bins + 1)
             zt = _z(ma[ax], era[ax], mb[ax], erb[ax])
+            for lab, ne in ((a.label, na[ax]), (b.label, nb[ax])):
+                if float(ne) < 2 * blocks:
+                    short.append(f"|phi_{mode},{'xyz'[ax]}| of {lab}")
             rows.append({"axis": "xyz"[ax], "mean_a": float(ma[ax]), "err_a": float(era[ax]),
                          "mean_b": float(mb[ax]), "err_b": float(erb[ax]), "z": zt, "ks": d,
                          "n_eff_a": float(na[ax]), "n_eff_b": float(nb[ax]), "ks_critical": crit,
@@ -555,6 +565,7 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
             kin[tag], kin[f"{tag}_err"] = float(m), float(e)
     out["kinetic_temperature"] = kin
     out["agree"] = bool(out["energy"]["agree"] and all(r["agree"] for rows in tilts.values() for r in rows))
+    out["short_runs"] = short
     return out
 
 
@@ -613,6 +624,10 @@ def comparison_lines(results: dict | list[dict]) -> list[str]:
             lines.append("  kinetic T (K): " + "   ".join(
                 f"{(la if t == 'a' else lb)} {kin[t]:.1f} +- {kin[t + '_err']:.1f}" for t in ("a", "b") if t in kin))
         lines.append(f"  agree within errors: {'yes' if r['agree'] else 'NO'}")
+        if r.get("short_runs"):
+            lines.append(f"  caution: {len(r['short_runs'])} quantities have fewer than 2 effective samples per block "
+                         f"(errors are lower bounds; run longer): {', '.join(r['short_runs'][:4])}"
+                         + (" ..." if len(r["short_runs"]) > 4 else ""))
     return lines
 
 
@@ -668,8 +683,8 @@ def plot_comparison(pairs: list[tuple[Ensemble, Ensemble]], path: str | Path, re
                 if b is not None:
                     ax.plot(mid, rr["hist_b"], color=shade[1], ls=ls, lw=1.0, drawstyle="steps-mid",
                             label=f"{b.label} {rr['axis']}")
-            ks = "; KS D = " + ", ".join(f"{rr['ks']:.2f}" for rr in r["tilts"][mode]) if b is not None else ""
-            ax.set_title(f"|phi_{mode}| per axis (x solid, y dashed, z dotted){ks}", fontsize=9)
+            ks = "; KS D x,y,z = " + ", ".join(f"{rr['ks']:.2f}" for rr in r["tilts"][mode]) if b is not None else ""
+            ax.set_title(f"|phi_{mode}| (x solid, y dashed, z dotted){ks}", fontsize=8)
             ax.set_xlabel("degrees")
             ax.set_ylabel("density (1/deg)")
             ax.legend(fontsize=6, ncol=2)

@@ -134,3 +134,23 @@ def test_tilt_modes_do_not_see_a_rigid_rotation_or_a_translation():
     m1, r1, _ = sampler.modes(pos @ rot.T + np.array([0.7, -1.3, 2.1]), cell @ rot.T)
     assert np.allclose(m0, m1, atol=1e-10) and np.allclose(r0, r1, atol=1e-10)
     assert np.degrees(abs(m0[2])) > 5 and np.degrees(abs(r0[0])) > 3
+
+
+def test_short_runs_are_flagged_and_uncorrelated_samples_are_not():
+    """Effective sample sizes: white noise has n_eff ~ n; a slow random walk has few and is flagged."""
+    rng = np.random.default_rng(0)
+    n = 2000
+
+    def ens(energy, label):
+        phi = np.radians(1.0) * rng.normal(size=(n, 3))
+        return Ensemble(label, "mc-nvt", 300.0, 0.0, (2, 2, 2), 40, 0.0, energy, np.tile(np.eye(3) * 11.74, (n, 1, 1)),
+                        phi, phi.copy(), 0, 1.0)
+
+    white = ens(rng.normal(size=n), "white")
+    walk = ens(np.cumsum(rng.normal(size=n)), "walk")
+    r = compare_ensembles(white, ens(rng.normal(size=n), "white2"))
+    assert r["short_runs"] == [] and r["energy"]["agree"]
+    assert all(n / 3 < row["n_eff_a"] <= n for row in r["tilts"]["M"])
+    r = compare_ensembles(white, walk)
+    assert "energy of walk" in r["short_runs"]
+    assert any("caution" in line for line in comparison_lines(r))
