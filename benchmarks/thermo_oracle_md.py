@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_line  # noqa: E402
+from _machine import machine_line
 
 
 def oracle_cubic_a(calc, species=("Cs", "Pb", "Br"), guess: float = 5.9) -> float:
@@ -98,8 +98,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from pes_core.clusters import PerovskiteReference
-    from pes_core.thermo.compare import (Ensemble, compare_ensembles, comparison_lines, ensemble_summary,
-                                         model_ensemble, oracle_md, plot_comparison)
+    from pes_core.thermo.compare import (
+        Ensemble,
+        compare_ensembles,
+        comparison_lines,
+        ensemble_summary,
+        model_ensemble,
+        oracle_md,
+        plot_comparison,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +139,9 @@ def main(argv=None) -> int:
               "barostat_tau_fs": args.barostat_tau,
               "supercell": [n, n, n], "a": a, "a_from": why, "model": args.model if model is not None else None,
               "model_method": args.model_method, "model_steps": args.model_steps, "seed": args.seed}
+    if args.reuse_oracle:  # the oracle settings are those stored with the ensembles (printed per temperature)
+        for k in ("steps", "dt_fs", "friction_tau_fs", "barostat_tau_fs", "npt", "pressure_GPa"):
+            inputs.pop(k)
     print("inputs: " + json.dumps(inputs))
     pairs, results, summaries = [], [], []
     for i, t in enumerate(args.temperatures):
@@ -139,6 +149,8 @@ def main(argv=None) -> int:
         if args.reuse_oracle:
             oracle = Ensemble.load(path)
             a = a or oracle.lattice()["a"][0]
+            print(f"oracle ensemble {path} (not rerun): {oracle.method}, " + json.dumps(
+                {k: oracle.meta.get(k) for k in ("steps", "dt_fs", "friction_tau_fs", "seed")}))
         else:
             ref = PerovskiteReference("Cs", "Pb", "Br", a, (n, n, n))
             oracle = oracle_md(calc, ref, None, t, args.steps, dt=args.dt, seed=args.seed + i, npt=args.npt,
@@ -153,8 +165,8 @@ def main(argv=None) -> int:
         mate = None
         if model is not None:
             ref = PerovskiteReference("Cs", "Pb", "Br", float(np.linalg.norm(oracle.cell[0][0])) / n, (n, n, n))
-            mate = model_ensemble(model, ref, None, t, args.model_steps, method=args.model_method, npt=args.npt,
-                                  pressure=args.pressure, seed=args.seed + 100 + i, domain=domain,
+            mate = model_ensemble(model, ref, None, t, args.model_steps, method=args.model_method,
+                                  npt=oracle.method.endswith("npt"), pressure=oracle.pressure, seed=args.seed + 100 + i, domain=domain,
                                   label=f"model ({args.model_method})")
             mate.save(out / f"model_{t:.0f}K.npz")
             results.append(compare_ensembles(oracle, mate))

@@ -66,7 +66,7 @@ import numpy as np
 
 from pes_core.clusters.reference import PerovskiteReference
 
-from .mc import KB, MCSettings, run_npt, symmetric_cell
+from .mc import MCSettings, run_npt, symmetric_cell
 from .order import OctahedralTilts, lattice_parameters
 from .stats import block_mean
 

@@ -8,8 +8,16 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from pes_core.clusters import PerovskiteReference
 from pes_core.thermo import KB
-from pes_core.thermo.compare import (Ensemble, _Sampler, compare_ensembles, comparison_lines, model_ensemble,
-                                     oracle_md, plot_comparison, reference_atoms)
+from pes_core.thermo.compare import (
+    Ensemble,
+    _Sampler,
+    compare_ensembles,
+    comparison_lines,
+    model_ensemble,
+    oracle_md,
+    plot_comparison,
+    reference_atoms,
+)
 
 REF = PerovskiteReference("Cs", "Pb", "Br", 5.87)
 
@@ -24,7 +32,7 @@ class SiteWells(Calculator):
     only (no stress).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ("energy", "free_energy", "forces")
 
     def __init__(self, k2: float, k4: float = 0.0, scale: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
