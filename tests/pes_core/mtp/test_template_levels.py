@@ -155,7 +155,7 @@ def test_counts_match_published_templates(level: int) -> None:
     "level", [*range(2, 22, 2), pytest.param(22, marks=pytest.mark.slow), pytest.param(24, marks=pytest.mark.slow)]
 )
 def test_template_is_exactly_the_allowed_contractions(level: int) -> None:
-    """Each basis function is one allowed contraction, no two coincide, and none is missing.
+    """Each basis function is one allowed contraction (its plain value), no two coincide, none is missing.
 
     Up to level 24 the rule is the plain level rule with at most four factors
     (the radial index cap ``mu <= 5`` and tensor rank cap ``nu <= 10`` of
@@ -165,13 +165,15 @@ def test_template_is_exactly_the_allowed_contractions(level: int) -> None:
     m = pot.basis.alpha_scalar_moments
     n_env = max(60, 3 * m)
     pairs, types = _environments(n_env, 1, seed=level)
-    ours = _unit_columns(_basis_values(pot, pairs, types, n_env))
-    allowed = _contraction_values(pot, pairs, types, n_env, level)
-    assert all(np.abs(c).max() > 0 for c in allowed)
-    allowed = _unit_columns(np.stack(allowed, axis=1))
-    # each of our functions is an allowed contraction (up to a constant factor) ...
+    values = _basis_values(pot, pairs, types, n_env)
+    raw = np.stack(_contraction_values(pot, pairs, types, n_env, level), axis=1)
+    assert (np.abs(raw).max(axis=0) > 0).all()
+    ours, allowed = _unit_columns(values), _unit_columns(raw)
+    # each of our functions is an allowed contraction, with its plain normalisation ...
     cos = np.abs(ours.T @ allowed)
     assert np.allclose(cos.max(axis=1), 1.0, rtol=0, atol=1e-10)
+    partner = raw[:, cos.argmax(axis=1)]
+    assert (np.abs(values - partner).max(axis=0) / np.abs(values).max(axis=0)).max() < 1e-10
     # ... no two of ours are the same function ...
     self_cos = np.abs(ours.T @ ours) - np.eye(m)
     assert self_cos.max() < 1 - 1e-6
