@@ -17,6 +17,17 @@ such graphs up to isomorphism with
 (the limits of MLIP's template generator; they reproduce the function counts
 of MLIP's ``untrained_mtps/NN.mtp`` templates for every level 2..26).
 
+The basis functions are MLIP's own: evaluated on random environments, every
+function of MLIP's templates of levels 4..26 has the same values as exactly one
+of ours (a permutation; each is the plain full contraction, without extra
+factors), so both span the same space, with the same linear dependencies
+(e.g. rank 91 of 92 functions at level 16, 282 of 288 at level 20).  Only the
+order of the functions and the intermediate program differ:
+``alpha_moments_count`` is not a property of the basis (318 here against
+MLIP's 350 at level 16, 1286 against 1352 at level 20), because intermediates
+are shared differently.  The per-level properties are
+checked in ``tests/pes_core/mtp/test_template_levels.py``.
+
 Each graph is compiled into MLIP's scalar program (``alpha_index_basic``,
 ``alpha_index_times``, ``alpha_moment_mapping``): basic moments are tensor
 components ``(mu, a, b, c)`` with value ``f_mu * x^a y^b z^c / r^(a+b+c)``;
