@@ -247,8 +247,8 @@ class CSPPreselectTask(FiretaskBase):
         grades = [float(res.grades[k]) for k in res.indices]
         labelled += len(chosen)
         state = RunState.of(run)
-        info = {"pool": len(pool) if round_ == 0 else int((state.active.preselect or {}).get("pool", len(pool))),
-                "selected": labelled}
+        info = {"pool": len(pool)} if round_ == 0 else dict(state.active.preselect or {})  # later rounds add up
+        info["selected"] = labelled
         if adaptive:
             info.update(rounds=round_ + 1, prerelax_steps=int(steps))
         if n_prior is not None:

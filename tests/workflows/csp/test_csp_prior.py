@@ -44,7 +44,7 @@ def _search(project, name: str, active: dict) -> tuple:
 
 def test_prior_search_labels_prior_relaxed_geometries_with_single_points(project):
     run, pre, fws, acc, models = _search(project, "si4-prior", {"prior": "tersoff", "preexploration": "adaptive",
-                                                                "preexploration_batch": 4})
+                                                                "preexploration_batch": 8})
     info = run.state["active"]["preselect"]
     assert info["prior_relaxations"] == ACTIVE["pool_size"]  # every random structure relaxed on the prior
     # the oracle only labelled: one single point per chosen configuration, no oracle trajectory
@@ -53,10 +53,10 @@ def test_prior_search_labels_prior_relaxed_geometries_with_single_points(project
     assert all(c.extra["prior_step"] > 0 for c in pre)  # prior-relaxed geometries and points along the way
     assert acc["oracle_calls_by_purpose"]["preexploration"] == len(pre) == info["selected"]
     assert not Configuration.objects(oracle="tersoff").count()  # the prior's results are not oracle data
-    # adaptive: labelled in batches of 4, a fit after each, until the rest of the pool was covered
+    # adaptive: labelled in batches of 8, a fit after each, until the rest of the pool was covered
     rounds = [c.extra["preselect_round"] for c in pre]
     assert max(rounds) + 1 == info["rounds"] >= 1
-    assert all(rounds.count(r) <= 4 for r in set(rounds))
+    assert all(rounds.count(r) <= 8 for r in set(rounds))
     kinds = [fw["spec"]["pes_kind"] for fw in fws]
     assert kinds.count("csp_preselect") == info["rounds"] + 1  # the last round only grades and stops
     assert len(models) >= info["rounds"]
