@@ -8,6 +8,7 @@ minute or two; the CHGNet prior runs in the slow test.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -29,7 +30,9 @@ MTP = {"level": 10, "max_iter": 30, "max_dist": 4.0}
 ACTIVE = {"pool_size": 10, "max_rounds_per_generation": 3, "prerelax_steps": 3, "max_configurations_per_round": 6}
 
 
-def _search(project, name: str, active: dict) -> tuple:
+@contextmanager
+def _search(project, name: str, active: dict):
+    """Run a Si4 search on the SW oracle with ``active``; yields its records while the store is open."""
     with open_backend(project) as b:
         b.lp.add_wf(csp_workflow(name, SEARCH, oracle="sw", mode="mtp", relax=RELAX, mtp=MTP,
                                  active={**ACTIVE, **active}, verify={"within_mev": 50}))
@@ -39,12 +42,16 @@ def _search(project, name: str, active: dict) -> tuple:
         fws = list(b.lp.fireworks.find({}, {"name": 1, "spec": 1}))
         run = SearchRun.objects.get(name=name)
         pre = list(Configuration.objects(tags=f"csp:{name}", generator="csp-preselect"))
-        return run, pre, fws, search_accounting(name), list(PotentialModel.objects(workflow=name))
+        yield run, pre, fws, search_accounting(name), list(PotentialModel.objects(workflow=name))
 
 
 def test_prior_search_labels_prior_relaxed_geometries_with_single_points(project):
-    run, pre, fws, acc, models = _search(project, "si4-prior", {"prior": "tersoff", "preexploration": "adaptive",
-                                                                "preexploration_batch": 8})
+    with _search(project, "si4-prior", {"prior": "tersoff", "preexploration": "adaptive",
+                                        "preexploration_batch": 8}) as (run, pre, fws, acc, models):
+        _check_prior_search(run, pre, fws, acc, models)
+
+
+def _check_prior_search(run, pre, fws, acc, models) -> None:
     info = run.state["active"]["preselect"]
     assert info["prior_relaxations"] == ACTIVE["pool_size"]  # every random structure relaxed on the prior
     # the oracle only labelled: one single point per chosen configuration, no oracle trajectory
@@ -60,9 +67,8 @@ def test_prior_search_labels_prior_relaxed_geometries_with_single_points(project
     kinds = [fw["spec"]["pes_kind"] for fw in fws]
     assert kinds.count("csp_preselect") == info["rounds"] + 1  # the last round only grades and stops
     assert len(models) >= info["rounds"]
-    # the prior-relaxed geometries are low in energy: nothing 5 eV/atom up like a raw random structure
-    lowest = min(c.energy / len(c.structure["sites"]) for c in pre)
-    assert all(c.energy / len(c.structure["sites"]) < lowest + 2.0 for c in pre)
+    # the prior relaxations reach condensed, low-energy basins (random structures lie 1-2 eV/atom up)
+    assert min(c.energy / len(c.structure["sites"]) for c in pre) < DIAMOND_SW + 0.5
     ver = [v for v in run.state["verification"] if not v["failed"]]
     assert ver and min(v["oracle_enthalpy_per_atom"] for v in ver) >= DIAMOND_SW - 0.002
     print(f"prior tersoff + adaptive: {acc['oracle_calls_by_purpose']}, rounds {info['rounds']}, "
@@ -71,10 +77,11 @@ def test_prior_search_labels_prior_relaxed_geometries_with_single_points(project
 
 @pytest.mark.slow
 def test_chgnet_prior_search(project):
-    run, pre, _, acc, _ = _search(project, "si4-chgnet", {"prior": "chgnet"})
-    assert {c.extra["prior"] for c in pre} == {"chgnet"}
-    assert acc["oracle_calls_by_purpose"]["preexploration"] == len(pre) == run.state["active"]["preselect"]["selected"]
-    assert not Configuration.objects(oracle="chgnet").count()
+    with _search(project, "si4-chgnet", {"prior": "chgnet"}) as (run, pre, _, acc, _):
+        assert {c.extra["prior"] for c in pre} == {"chgnet"}
+        assert (acc["oracle_calls_by_purpose"]["preexploration"] == len(pre)
+                == run.state["active"]["preselect"]["selected"])
+        assert not Configuration.objects(oracle="chgnet").count()
 
 
 def _actions(project, active: dict) -> tuple[list, list]:
