@@ -121,6 +121,35 @@ class ActiveSettings:
         Most offspring a widened generation checks per check round.
     widen_extra_rounds : int
         Learning rounds per generation added per widening step.
+    preexploration : str
+        ``fixed`` (default): every configuration maxvol picks from the pool is
+        labelled at once.  ``adaptive``: the picks are labelled in batches of
+        ``preexploration_batch``; after each batch the MTP is refitted and the
+        rest of the pool graded against its active set, and pre-exploration
+        stops when fewer than ``preexploration_cover`` of the remaining pool
+        exceed the ``select`` grade (:func:`pes_core.active.preselect.preexploration_covered`);
+        the oracle pre-relaxation shortens (halves) when the MTP before a batch
+        already predicted the batch's relaxed energies within
+        ``prerelax_tolerance`` (:func:`pes_core.active.preselect.adapt_prerelax_steps`).
+    preexploration_batch : int
+        Pool structures labelled per adaptive round.
+    preexploration_cover : float
+        Adaptive stop: share (0-1) of the remaining pool allowed above ``select``.
+    prerelax_tolerance : float
+        Adaptive pre-relaxation (eV/atom): RMS error of the MTP on the last frames
+        of the newest oracle pre-relaxations below which the next batch gets
+        half the steps.
+    prior : str or None
+        A universal potential (``chgnet``, ``sevenn``; any registered oracle of
+        category ``ml`` that is not the oracle) that relaxes the random pool
+        for free; maxvol then chooses among the prior-relaxed geometries and
+        points along the prior trajectories, and the oracle labels them with
+        single points (no oracle pre-relaxation).  ``None``: no prior.
+    prior_steps : int
+        BFGS steps (positions and cell) of each prior relaxation.
+    prior_frames : int
+        Points along each prior trajectory offered to maxvol besides the
+        relaxed geometry (evenly spaced between the start and the end).
     """
 
     level: int = 10
@@ -151,10 +180,25 @@ class ActiveSettings:
     widen_checks: bool = True
     widen_max_check_top: int = 12
     widen_extra_rounds: int = 1
+    preexploration: str = "fixed"
+    preexploration_batch: int = 8
+    preexploration_cover: float = 0.1
+    prerelax_tolerance: float = 0.05
+    prior: str | None = None
+    prior_steps: int = 100
+    prior_frames: int = 2
 
     def __post_init__(self) -> None:
         if self.mode not in ("neighbourhood", "configuration"):
             raise ValueError(f"active.mode must be 'neighbourhood' or 'configuration', got {self.mode!r}")
+        if self.preexploration not in ("fixed", "adaptive"):
+            raise ValueError(f"active.preexploration must be 'fixed' or 'adaptive', got {self.preexploration!r}")
+        if not 0.0 <= float(self.preexploration_cover) <= 1.0:
+            raise ValueError(f"active.preexploration_cover is a share of the pool from 0 to 1, "
+                             f"got {self.preexploration_cover!r}")
+        if self.prior is not None and (not isinstance(self.prior, str) or not self.prior):
+            raise ValueError(f"active.prior must be the name of a universal potential (chgnet, sevenn) or null, "
+                             f"got {self.prior!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> ActiveSettings:

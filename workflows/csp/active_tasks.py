@@ -1,9 +1,12 @@
 """Firetasks of MTP active learning in the CSP loop.
 
-``CSPPreselectTask``  pre-exploration: pool of random structures, maxvol on an
-                      untrained MTP, short oracle relaxations of the chosen
-                      ones (``active.prerelax_steps``; single points with 0)
-                      as a detour before the training firework; no oracle call itself.
+``CSPPreselectTask``  pre-exploration: pool of random structures (relaxed on
+                      ``active.prior`` when set), maxvol on an untrained MTP,
+                      short oracle relaxations of the chosen ones
+                      (``active.prerelax_steps``; single points with 0 or a
+                      prior) as a detour before the training firework, in
+                      rounds with ``active.preexploration: adaptive``; no
+                      oracle call itself.
 ``OracleTrajectoryTask`` short oracle relaxations; every frame stored (oracle category).
 ``MTPTrainTask``      fit the search's MTP on every ``Configuration`` tagged
                       ``csp:<search>`` (warm start from the current model),
@@ -35,6 +38,12 @@ from pymatgen.core import Structure
 from pes_core.active import ActiveSet, oracle_trajectory, preselect, random_pool
 from pes_core.active.decisions import TrainingChoice, choose_training
 from pes_core.active.mlip_state import potential_to_text
+from pes_core.active.preselect import (
+    adapt_prerelax_steps,
+    check_prior,
+    preexploration_covered,
+    prior_candidates,
+)
 from pes_core.active.settings import ActiveSettings
 from pes_core.db import (
     ActiveLearningEvent,
@@ -61,8 +70,8 @@ from workflows.oracle.builders import oracle_batches, oracle_firework
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSPPreselectTask", "MTPTrainTask", "OracleTrajectoryTask", "oracle_fireworks", "train_firework",
-           "trajectory_fireworks"]
+__all__ = ["CSPPreselectTask", "MTPTrainTask", "OracleTrajectoryTask", "oracle_fireworks", "preselect_firework",
+           "train_firework", "trajectory_fireworks"]
 
 
 def _species(config: dict) -> list[str]:
@@ -114,11 +123,77 @@ def train_firework(name: str, parents=None, label: str = "") -> Firework:
                     spec={"_category": "ml", "pes_kind": "mtp_train", "search": name}, parents=parents)
 
 
+def preselect_firework(name: str, *, round_: int = 0, pool: list | None = None, steps: int | None = None,
+                       labelled: int = 0, parents=None, formula: str | None = None) -> Firework:
+    """The pre-exploration firework (category ``ml``: maxvol and the prior are models, no oracle call).
+
+    ``round_`` > 0: a later round of ``active.preexploration: adaptive``, with
+    the ``pool`` members not labelled yet (structure dicts), the oracle
+    pre-relaxation ``steps`` of its batch and the number ``labelled`` so far.
+    """
+    params = {} if round_ == 0 else {"round": int(round_), "pool": pool or [], "steps": int(steps or 0),
+                                     "labelled": int(labelled)}
+    spec = {"_category": "ml", "pes_kind": "csp_preselect", "search": name}
+    if formula is not None:
+        spec["formula"] = formula
+    label = "" if round_ == 0 else f" (round {round_ + 1})"
+    return Firework([CSPPreselectTask(search=name, **params)], name=f"csp {name} pre-exploration{label}",
+                    spec=spec, parents=parents)
+
+
+def _pool_dict(atoms) -> dict:
+    """A pool member as firework parameter: its structure and its ``info``."""
+    return {"structure": to_structure(atoms).as_dict(), "info": jsonable(dict(atoms.info))}
+
+
+def _pool_atoms(d: dict):
+    sd = d["structure"]
+    atoms = to_atoms(sd if isinstance(sd, Structure) else Structure.from_dict(sd))  # FireWorks may deserialize
+    atoms.info = dict(d.get("info") or {})
+    return atoms
+
+
+def _prerelax_errors(name: str, config: dict, round_: int, model: PotentialModel) -> list[float]:
+    """Errors (eV/atom) of the fit before round ``round_``'s batch on the last frames of its oracle pre-relaxations.
+
+    Empty when that model has no parent (the batch was the first one fitted).
+    """
+    if not model.parent:
+        return []
+    parent = load_model(model.parent)[0]
+    docs = Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"], generator="csp-preselect",
+                                 extra__preselect_round=int(round_))
+    last: dict[str, Configuration] = {}
+    for d in docs:
+        ex = d.extra or {}
+        key = ex.get("trajectory") or d.content_hash
+        if d.energy is not None and np.isfinite(d.energy) and (
+                key not in last or int(ex.get("step", 0)) > int((last[key].extra or {}).get("step", 0))):
+            last[key] = d
+    out = []
+    for d in last.values():
+        atoms = to_atoms(Structure.from_dict(d.structure))
+        out.append((evaluate(parent, atoms, forces=False).energy - d.energy) / len(atoms))
+    return out
+
+
 @explicit_serialize
 class CSPPreselectTask(FiretaskBase):
-    """Pre-exploration of search ``search``: choose the initial training set by the grade alone."""
+    """Pre-exploration of search ``search``: choose the initial training set by the grade alone.
+
+    ``active.preexploration: fixed`` (round 0 only): maxvol on an untrained
+    MTP picks from the random pool and the oracle labels the picks.
+    ``adaptive``: the picks are labelled ``preexploration_batch`` at a time,
+    each batch followed by a fit and a next round (``round``, ``pool``,
+    ``steps``, ``labelled``) that grades the rest of the pool on the new
+    active set and stops once it is covered
+    (:func:`pes_core.active.preselect.preexploration_covered`).  With
+    ``active.prior`` the pool is relaxed on the prior first (here, in this
+    ``ml`` firework) and the oracle labels single points.
+    """
 
     required_params = ["search"]
+    optional_params = ["round", "pool", "steps", "labelled"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
         ensure_domain_db(fw_spec)
@@ -131,26 +206,114 @@ class CSPPreselectTask(FiretaskBase):
         config = run.settings
         st = ActiveSettings.from_config(config)
         settings = SearchSettings.from_dict(config["search"])
-        pool = random_pool(settings, st.pool_size, seed=settings.seed, volume_factors=st.volume_factors)
-        pot = _initial_potential(config, st)
-        res = preselect(pot, pool, mode=st.mode, include_radial=st.include_radial, max_configurations=st.max_initial)
+        round_ = int(self.get("round", 0))
+        adaptive = st.preexploration == "adaptive"
+        labelled = int(self.get("labelled", 0))
+        cap = st.max_initial
+        if adaptive:
+            left = None if cap is None else max(0, int(cap) - labelled)
+            cap = st.preexploration_batch if left is None else min(st.preexploration_batch, left)
+        aset, note = None, ""
+        if round_ == 0:
+            pool, n_prior = self._pool(name, config, st, settings, fw_spec)
+            pot = _initial_potential(config, st)
+            steps = 0 if st.prior else st.prerelax_steps
+        else:
+            pool, n_prior = [_pool_atoms(d) for d in self.get("pool") or []], None
+            pot, aset, model = load_model(run.model_id)
+            steps = int(self.get("steps", 0))
+            if steps > 0:
+                errors = _prerelax_errors(name, config, round_ - 1, model)
+                new = adapt_prerelax_steps(steps, errors, st.prerelax_tolerance)
+                if new != steps:
+                    note = (f"; the MTP predicted the last batch's relaxed energies within "
+                            f"{1e3 * float(np.sqrt(np.mean(np.square(errors)))):.0f} meV/atom: "
+                            f"pre-relaxation {steps} -> {new} oracle steps")
+                steps = new
+            grades = aset.grade_many(pot, pool) if pool else np.zeros(0)
+            covered = preexploration_covered(grades, st.select, st.preexploration_cover)
+            if covered or cap == 0:
+                above = int(np.count_nonzero(grades > st.select))
+                why = (f"{above} of {len(pool)} remaining pool structures above grade {st.select:g}"
+                       if covered else f"max_initial {st.max_initial} labelled")
+                return self._finish(run, name, round_, labelled, f"pool covered ({why})")
+        if cap == 0:
+            return self._finish(run, name, round_, labelled, "max_initial is 0")
+        res = preselect(pot, pool, mode=st.mode, include_radial=st.include_radial, max_configurations=cap,
+                        active_set=aset)
+        if not res.indices:
+            return self._finish(run, name, round_, labelled, "maxvol found nothing new in the pool")
         chosen = [pool[k] for k in res.indices]
         grades = [float(res.grades[k]) for k in res.indices]
+        labelled += len(chosen)
         state = RunState.of(run)
-        state.active.preselect = {"pool": len(pool), "selected": len(chosen)}
+        info = {"pool": len(pool)} if round_ == 0 else dict(state.active.preselect or {})  # later rounds add up
+        info["selected"] = labelled
+        if adaptive:
+            info.update(rounds=round_ + 1, prerelax_steps=int(steps))
+        if n_prior is not None:
+            info["prior_relaxations"] = n_prior
+        state.active.preselect = info
         state.save(run)
         flush_store()
-        print(f"  [{name}] pre-exploration: {len(chosen)} of {len(pool)} random structures selected "
-              f"(maxvol on an untrained level-{st.level} MTP, no oracle calls)", flush=True)
-        extra = [{"grade": g, "reason": "preselect"} for g in grades]
-        if st.prerelax_steps > 0:
-            fws = trajectory_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
-                                       steps=st.prerelax_steps, every=st.prerelax_every, extra=extra)
+        what = (f"{len(chosen)} of {len(pool)} {'prior-relaxed' if st.prior else 'random'} configurations selected "
+                f"(maxvol on {'an untrained' if round_ == 0 else 'the current'} level-{st.level} MTP, "
+                "no oracle calls)")
+        print(f"  [{name}] pre-exploration{f' round {round_ + 1}' if adaptive else ''}: {what}{note}", flush=True)
+        extra = [{"grade": g, "reason": "prior" if st.prior else "preselect"} for g in grades]
+        if st.prior:
+            for ex, a in zip(extra, chosen):
+                ex.update(prior=st.prior, prior_step=a.info.get("prior_step"),
+                          prior_energy_per_atom=a.info.get("prior_energy_per_atom"))
+        if adaptive:
+            for ex in extra:
+                ex["preselect_round"] = round_
+        structures = [to_structure(a) for a in chosen]
+        if steps > 0:
+            fws = trajectory_fireworks(name, config, structures, generator="csp-preselect", steps=steps,
+                                       every=st.prerelax_every, extra=extra)
         else:
-            fws = oracle_fireworks(name, config, [to_structure(a) for a in chosen], generator="csp-preselect",
-                                   extra=extra)
+            fws = oracle_fireworks(name, config, structures, generator="csp-preselect", extra=extra)
+        if adaptive:
+            rest = [_pool_dict(pool[k]) for k in range(len(pool)) if k not in set(res.indices)]
+            train = train_firework(name, parents=fws, label=f"(pre-exploration round {round_ + 1})")
+            nxt = preselect_firework(name, round_=round_ + 1, pool=rest, steps=steps, labelled=labelled,
+                                     parents=[train])
+            fws = fws + [train, nxt]
         return FWAction(detours=[Workflow(fws, name=f"csp {name} pre-exploration oracle")],
-                        stored_data={"pool": len(pool), "selected": len(chosen)})
+                        stored_data={"pool": len(pool), "selected": len(chosen), "round": round_,
+                                     "oracle_steps": steps})
+
+    @staticmethod
+    def _pool(name: str, config: dict, st: ActiveSettings, settings: SearchSettings,
+              fw_spec: dict) -> tuple[list, int | None]:
+        """The candidates of round 0: the random pool, or its prior relaxations (with their number)."""
+        if not st.prior:
+            return random_pool(settings, st.pool_size, seed=settings.seed, volume_factors=st.volume_factors), None
+        check_prior(st.prior, config["oracle"], settings.elements())
+        starts = random_pool(settings, st.pool_size, seed=settings.seed, volume_factors=[1.0])
+        prior = get_oracle(st.prior, {}, env=worker_env(fw_spec))
+        pool = prior_candidates(prior, starts, steps=st.prior_steps, frames=st.prior_frames,
+                                volume_factors=st.volume_factors, pressure_gpa=settings.pressure_gpa,
+                                fmax=0.05)
+        if not pool:
+            raise RuntimeError(f"search {name}: every prior ({st.prior}) relaxation of the random pool failed at "
+                               "its first step; set active.prior: null or check the prior on this composition")
+        print(f"  [{name}] prior {st.prior}: {len(starts)} random structures relaxed ({st.prior_steps} steps at "
+              f"most, no oracle calls), {len(pool)} candidate configurations", flush=True)
+        return pool, len(starts)
+
+    @staticmethod
+    def _finish(run: SearchRun, name: str, round_: int, labelled: int, why: str) -> FWAction:
+        state = RunState.of(run)
+        info = dict(state.active.preselect or {})
+        info.update(rounds=round_, selected=labelled)
+        state.active.preselect = info
+        state.save(run)
+        flush_store()
+        print(f"  [{name}] pre-exploration stops after {round_} round(s), {labelled} structures labelled: {why}",
+              flush=True)
+        return FWAction(stored_data={"round": round_, "stopped": why, "labelled": labelled})
 
 
 @explicit_serialize

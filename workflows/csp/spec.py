@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from pes_core.active import ActiveSettings
+from pes_core.active.preselect import check_prior
 from pes_core.search import RelaxSettings, SearchSettings, VerifySettings
 from workflows.core.spec import (
     Limits,
@@ -160,11 +161,14 @@ MTPSpec = _mirror("MTPSpec", ActiveSettings, "mtp", list(MTP_KEYS), zero_ok={"ma
 ActiveSpec = _mirror(
     "ActiveSpec", ActiveSettings, "active", [f.name for f in dataclasses.fields(ActiveSettings) if f.name not in MTP_KEYS],
     zero_ok={"max_rounds_per_generation", "check_top", "check_window", "max_check_rounds", "min_train",
-             "prerelax_steps", "check_steps", "max_initial", "widen_extra_rounds"},
+             "prerelax_steps", "check_steps", "max_initial", "widen_extra_rounds", "preexploration_cover",
+             "prior_frames"},
     aliases={"break_": "break"},
     maxima={"pool_size": 100_000, "volume_factors": 10.0, "max_rounds_per_generation": 10_000,
             "max_configurations_per_round": 100_000, "prerelax_steps": 100_000, "check_steps": 100_000,
-            "widen_max_check_top": 100_000, "widen_extra_rounds": 10_000})
+            "widen_max_check_top": 100_000, "widen_extra_rounds": 10_000,
+            "preexploration_batch": 100_000, "preexploration_cover": 1.0, "prerelax_tolerance": 100.0,
+            "prior_steps": 100_000, "prior_frames": 1000})
 
 
 #: the numbers of the ``search`` section: key -> (kind, low, high, unit); ``low``/``high`` inclusive,
@@ -268,6 +272,8 @@ class CSPSpec(OracleSpec):
     def _oracle_and_size(self):
         check_elements(self.search["composition"], self.oracle, "search.composition")
         self.limits.check_atoms(int(self.search["n_atoms"][1]), "search.n_atoms")
+        if self.mode == "mtp" and self.active.prior is not None:  # the prior pre-relaxes for this oracle
+            check_prior(self.active.prior, self.oracle, list(self.search["composition"]))
         return self
 
     def config(self) -> dict[str, Any]:
