@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None,
                     help="with --repeats: merge per-split RMSEs into this JSON file and summarise all its rows "
                          "(variants run one at a time, compared over the same splits)")
+    ap.add_argument("--first-split", type=int, default=1,
+                    help="with --repeats: run splits FIRST..N only (share the splits of one study among "
+                         "processes; --results files then hold only those splits)")
     ap.add_argument("--reference", default="linear",
                     help="with --repeats: label the paired differences are also taken against (default linear)")
     args = ap.parse_args(argv)
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = args.kinds.split(",") if args.kinds is not None else (
             [] if args.points else ["cluster", "site", "linear"])
         return repeats(args.launchpad, args.spec, [k for k in kinds if k], args.repeats, args.points,
-                       args.results, args.reference)
+                       args.results, args.reference, args.first_split)
     if args.refit:
         if not args.launchpad:
             ap.error("--refit needs --launchpad")
@@ -354,7 +357,7 @@ def _t_half(v, n: int) -> float:
 
 
 def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: str | None = None,
-            results_path: str | None = None, reference: str = "linear") -> int:
+            results_path: str | None = None, reference: str = "linear", first: int = 1) -> int:
     """Holdout RMSE of grid points over ``n`` further splits and training seeds.
 
     Split ``k`` (k = 1..n) uses ``holdout_split(ids, test_fraction, seed=k)``
@@ -384,9 +387,10 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: st
     per_split: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
     with open_backend(launchpad, read_only=True), torch_threads(base.threads):
-        record = fit_record(fit.name)
-        if record is None:
-            print("no fit record: run the fit first (the stored split and grid points come from it)")
+        record = fit_record(fit.name) or {"models": {}}
+        if [k for k in kinds if k != "hiphive"] and not record["models"]:
+            print("no fit record: run the fit first (the stored winners of --kinds come from it), "
+                  "or give only --points (and --kinds hiphive)")
             return 1
         stored = load_split(fit.name)
         ids = sorted(stored["train"] + stored["holdout"])
@@ -396,7 +400,10 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: st
         points.update(extra)
         print(f"{len(ids)} configurations; points {json.dumps(points)}")
         ref = split_reference(stored)
-        for k in range(1, n + 1):
+        if not 1 <= first <= n:
+            print(f"--first-split {first} must be in 1..{n}")
+            return 1
+        for k in range(first, n + 1):
             train_ids, holdout_ids = holdout_split(ids, fit.test_fraction, seed=k)
             errors = {}
             for label, point in points.items():
@@ -423,18 +430,19 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: st
     if results_path:
         path = Path(results_path)
         saved = json.loads(path.read_text()) if path.is_file() else {}
-        if saved and (saved.get("n") != n or saved.get("n_configurations") != len(ids)):
+        if saved and (saved.get("n") != n or saved.get("n_configurations") != len(ids)
+                      or saved.get("first", 1) != first):
             print(f"{path}: holds n={saved.get('n')} splits of {saved.get('n_configurations')} configurations, "
                   f"not {n} of {len(ids)}: not merged (use another file)")
             return 1
         rows = saved.get("rows", {})
         rows.update({label: {"point": points[label], "rmse": per_split[label], "seconds": seconds[label]}
                      for label in points})
-        saved = {"n": n, "n_configurations": len(ids), "spec": str(spec_path), "rows": rows}
+        saved = {"n": n, "first": first, "n_configurations": len(ids), "spec": str(spec_path), "rows": rows}
         path.write_text(json.dumps(saved, indent=1))
         per_split = {label: r["rmse"] for label, r in rows.items()}
         seconds = {label: r["seconds"] for label, r in rows.items()}
-    summarize(per_split, seconds, n, reference)
+    summarize(per_split, seconds, n - first + 1, reference)
     return 0
 
 
