@@ -467,7 +467,8 @@ def summarize(per_split: dict[str, list[float]], seconds: dict[str, list[float]]
                 continue
             d = np.asarray(per_split[label]) - np.asarray(per_split[other])
             half = _t_half(d, n)
-            verdict = "outside the noise" if abs(d.mean()) > half else "inside the noise"
+            verdict = ("one split: no interval" if n < 2
+                       else "outside the noise" if abs(d.mean()) > half else "inside the noise")
             print(f"  {label} - {other}: {d.mean():+.3f} +- {half:.3f} ({verdict})")
 
 
