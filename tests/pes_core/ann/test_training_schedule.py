@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from pes_core.ann import ClusterModel, PESData, TrainSettings, compute_features, train_model
+from pes_core.ann import (
+    ClusterModel,
+    PESData,
+    TrainSettings,
+    compute_features,
+    train_model,
+)
 from pes_core.ann.training import PAPER_SCHEDULE, parse_schedule
 
 
