@@ -71,19 +71,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--refit", action="store_true",
                     help="re-run CV and holdout test of the spec's grid now (read-only; needs --launchpad)")
-    ap.add_argument("--kinds", default="cluster,site,linear", help="model kinds for --refit")
+    ap.add_argument("--kinds", default=None,
+                    help="model kinds: --refit (default cluster,site,linear); --repeats: the stored winners to "
+                         "retrain (default cluster,site,linear without --points, none with it; 'hiphive' "
+                         "refits the spec's hiPhive baseline on every split)")
     ap.add_argument("--repeats", type=int, default=0,
                     help="with --launchpad: retrain each kind's stored winner on this many other 80/20 splits "
                          "(split and training seed 1..N) and report mean holdout RMSE with t intervals")
+    ap.add_argument("--points", default=None,
+                    help="with --repeats: JSON object (or a file) of label -> grid point to retrain on the same "
+                         "splits, e.g. '{\"cluster-o2-h8\": {\"model\": \"cluster\", \"clusters\": "
+                         "\"4pairs+oct\", \"order\": 2, \"hidden\": [8], \"training\": {\"weight_decay\": "
+                         "0.0001}}}'; a point may carry 'training' (TrainSettings overrides) and 'shortcut'")
+    ap.add_argument("--results", default=None,
+                    help="with --repeats: merge per-split RMSEs into this JSON file and summarise all its rows "
+                         "(variants run one at a time, compared over the same splits)")
+    ap.add_argument("--first-split", type=int, default=1,
+                    help="with --repeats: run splits FIRST..N only (share the splits of one study among "
+                         "processes; --results files then hold only those splits)")
+    ap.add_argument("--reference", default="linear",
+                    help="with --repeats: label the paired differences are also taken against (default linear)")
     args = ap.parse_args(argv)
     if args.repeats:
         if not args.launchpad:
             ap.error("--repeats needs --launchpad")
-        return repeats(args.launchpad, args.spec, args.kinds.split(","), args.repeats)
+        kinds = args.kinds.split(",") if args.kinds is not None else (
+            [] if args.points else ["cluster", "site", "linear"])
+        return repeats(args.launchpad, args.spec, [k for k in kinds if k], args.repeats, args.points,
+                       args.results, args.reference, args.first_split)
     if args.refit:
         if not args.launchpad:
             ap.error("--refit needs --launchpad")
-        return refit(args.launchpad, args.spec, args.kinds.split(","))
+        return refit(args.launchpad, args.spec, (args.kinds or "cluster,site,linear").split(","))
 
     from workflows.core.backend import open_backend
     from workflows.core.runner import run_local
@@ -250,20 +269,111 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
     return 0
 
 
-def repeats(launchpad, spec_path: str, kinds: list[str], n: int) -> int:
-    """Holdout RMSE of each kind's stored grid point over ``n`` further splits and training seeds.
+def _load_points(text: str | None) -> dict[str, dict]:
+    """``--points``: a JSON object (or a file holding one) of label -> grid point.
 
-    Split ``k`` (k = 1..n) uses ``holdout_split(ids, test_fraction, seed=k)``
-    and trains with ``seed=k``; the grid point of each kind is the one the
-    stored fit selected (no new CV).  Prints per-split RMSEs and paired
-    bootstrap statements, then the mean over splits with a Student-t 95 %
-    interval and the mean paired difference to the best kind with its t
-    interval: the spread a ranking must exceed, training noise included.
+    A point is a ``pes_fit`` grid point (``model``, ``clusters``, ``order``,
+    ``layers``/``width`` or ``hidden``, ``alpha``) plus optionally
+    ``shortcut`` (false: networks without the linear shortcut) and
+    ``training`` (:class:`TrainSettings` fields overriding the spec's, e.g.
+    ``{"schedule": [[10, 100], [100, 200]], "weight_decay": 1e-4,
+    "force_weight": 0.1}``).  ``{"model": "hiphive"}`` fits the spec's
+    hiPhive baseline on each split.
     """
+    import json
+
+    if not text:
+        return {}
+    path = Path(text)
+    raw = path.read_text() if not text.lstrip().startswith("{") and path.is_file() else text
+    try:
+        points = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--points: not JSON ({exc}); give e.g. '{{\"o2\": {{\"model\": \"cluster\", "
+                         f"\"order\": 2, \"hidden\": [8]}}}}' or a file holding such an object") from None
+    if not isinstance(points, dict) or not all(isinstance(v, dict) for v in points.values()):
+        raise SystemExit("--points must be a JSON object of label -> grid point (an object)")
+    for label, p in points.items():
+        kind = p.get("model", "cluster")
+        if kind not in ("cluster", "site", "linear", "hiphive"):
+            raise SystemExit(f"--points {label!r}: unknown model {kind!r}; use cluster, site, linear or hiphive")
+    return points
+
+
+def _fit_variant(point: dict, feat, train, settings, data_train=None):
+    """Fit one ``--points`` entry (``shortcut`` and force data handled here); returns ``(model, seconds)``."""
+    from pes_core.ann import build_model, fit_point, train_model
+    from pes_core.ann.cv import _hidden
+
+    kind = point.get("model", "cluster")
+    if kind == "linear" or point.get("shortcut", True) and settings.force_weight == 0:
+        model, _, seconds = fit_point(point, feat, train, settings)
+        return model, seconds
+    model = build_model(kind, feat, hidden=_hidden(point), shortcut=bool(point.get("shortcut", True)))
+    report = train_model(model, train, settings, data=data_train if settings.force_weight > 0 else None)
+    return model, report.wall_time_s
+
+
+def _hiphive_errors(hip: dict, reference, train_ids: list[str], holdout_ids: list[str]):
+    """hiPhive baseline of the spec fitted on ``train_ids`` (forces): holdout errors (meV/atom) and seconds."""
+    import numpy as np
+    from pymatgen.core import Structure
+
+    from pes_core.ann import HiphiveBaseline
+    from pes_core.db import Configuration
+    from workflows.pes.store import featurizer_for
+
+    feat = featurizer_for(reference, {"clusters": "4pairs+oct", "order": 2})
+    t0 = time.perf_counter()
+    ids = list(train_ids)
+    max_n = hip.get("max_structures")
+    if max_n and len(ids) > max_n:  # as workflows.pes.fit._hiphive
+        ids = sorted(np.random.default_rng(0).choice(ids, int(max_n), replace=False).tolist())
+    docs = {c.content_hash: c for c in Configuration.objects(content_hash__in=ids + list(holdout_ids))}
+    tr, te = [docs[k] for k in ids], [docs[k] for k in holdout_ids]
+    base = HiphiveBaseline(feat, cutoffs=hip.get("cutoffs", (5.8, 4.2, 3.0)),
+                           fit_method=hip.get("fit_method", "least-squares"))
+    base.fit([Structure.from_dict(c.structure) for c in tr], [c.energy for c in tr], [c.forces for c in tr])
+    seconds = time.perf_counter() - t0
+    pred = base.predict([Structure.from_dict(c.structure) for c in te]) / feat.n_atoms
+    ref = np.array([c.energy_per_atom for c in te])
+    return 1000 * (pred - ref), seconds
+
+
+def _forces_data(training_set: str, feat, ids: list[str]):
+    """Positions, cells, energies and forces of ``ids`` in ``feat``'s atom order (force training)."""
+    from pes_core.ann import PESData
+    from pes_core.db import Configuration
+
+    docs = {c.content_hash: c for c in Configuration.objects(content_hash__in=list(ids))}
+    return PESData.from_configurations(feat, [docs[k] for k in ids], with_forces=True)
+
+
+def _t_half(v, n: int) -> float:
     import numpy as np
     from scipy import stats
 
-    from pes_core.ann import TrainSettings, fit_point, holdout_split, torch_threads
+    return float(stats.t.ppf(0.975, n - 1) * np.std(v, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+
+def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: str | None = None,
+            results_path: str | None = None, reference: str = "linear", first: int = 1) -> int:
+    """Holdout RMSE of grid points over ``n`` further splits and training seeds.
+
+    Split ``k`` (k = 1..n) uses ``holdout_split(ids, test_fraction, seed=k)``
+    and trains with ``seed=k`` (plus any ``training`` overrides of a
+    ``--points`` entry); the points are the stored fit's winners of
+    ``kinds`` (no new CV) and/or the ``--points`` entries.  Prints per-split
+    RMSEs and paired bootstrap statements, then the mean over splits with a
+    Student-t 95 % interval and the mean paired difference to the best label
+    and to ``reference`` with their t intervals: the spread a ranking must
+    exceed, training noise included.  ``results_path``: per-split RMSEs and
+    training times are merged into this JSON file (same ``n`` and data), so
+    variants run in separate processes are summarised together.
+    """
+    import json
+
+    from pes_core.ann import TrainSettings, holdout_split, torch_threads
     from pes_core.ann.compare import compare_models
     from workflows.core.backend import open_backend
     from workflows.jobs import load_spec
@@ -273,45 +383,93 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int) -> int:
     spec, _ = load_spec(spec_path)
     fit = spec.fit
     base = TrainSettings.from_dict(fit.training)
+    extra = _load_points(points_json)
     per_split: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
     with open_backend(launchpad, read_only=True), torch_threads(base.threads):
-        record = fit_record(fit.name)
-        if record is None:
-            print("no fit record: run the fit first (the grid points come from it)")
+        record = fit_record(fit.name) or {"models": {}}
+        if [k for k in kinds if k != "hiphive"] and not record["models"]:
+            print("no fit record: run the fit first (the stored winners of --kinds come from it), "
+                  "or give only --points (and --kinds hiphive)")
             return 1
         stored = load_split(fit.name)
         ids = sorted(stored["train"] + stored["holdout"])
-        points = {k: record["models"][k]["point"] for k in kinds if k in record["models"]}
-        print(f"{len(ids)} configurations; points {points}")
-        for k in range(1, n + 1):
+        points = {k: dict(record["models"][k]["point"]) for k in kinds if k in record["models"]}
+        if "hiphive" in kinds and fit.hiphive:
+            points["hiphive"] = {"model": "hiphive", **fit.hiphive}
+        points.update(extra)
+        print(f"{len(ids)} configurations; points {json.dumps(points)}")
+        ref = split_reference(stored)
+        if not 1 <= first <= n:
+            print(f"--first-split {first} must be in 1..{n}")
+            return 1
+        for k in range(first, n + 1):
             train_ids, holdout_ids = holdout_split(ids, fit.test_fraction, seed=k)
-            settings = TrainSettings.from_dict({**base.to_dict(), "seed": k})
             errors = {}
-            for kind, point in points.items():
-                feat = featurizer_for(split_reference(stored), point)
-                train = _features(stored["training_set"], feat, train_ids)
-                test = _features(stored["training_set"], feat, holdout_ids)
-                model, _, _ = fit_point(point, feat, train, settings)
-                errors[kind] = 1000 * (model.predict(test).numpy() - test.energies.numpy()) / test.n_atoms
+            for label, point in points.items():
+                if point.get("model") == "hiphive":
+                    hip = {kk: v for kk, v in point.items() if kk != "model"}
+                    errors[label], sec = _hiphive_errors(hip, ref, train_ids, holdout_ids)
+                else:
+                    settings = TrainSettings.from_dict({**base.to_dict(), **point.get("training", {}), "seed": k})
+                    grid_point = {kk: v for kk, v in point.items() if kk != "training"}
+                    feat = featurizer_for(ref, grid_point)
+                    train = _features(stored["training_set"], feat, train_ids)
+                    test = _features(stored["training_set"], feat, holdout_ids)
+                    data_train = (_forces_data(stored["training_set"], feat, train_ids)
+                                  if settings.force_weight > 0 else None)
+                    model, sec = _fit_variant(grid_point, feat, train, settings, data_train)
+                    errors[label] = 1000 * (model.predict(test).detach().numpy()
+                                            - test.energies.numpy()) / test.n_atoms
+                seconds.setdefault(label, []).append(sec)
             comp = compare_models(errors, seed=k)
-            for kind, m in comp["models"].items():
-                per_split.setdefault(kind, []).append(m["rmse"])
+            for label in points:
+                per_split.setdefault(label, []).append(comp["models"][label]["rmse"])
             print(f"split {k}: " + ", ".join(f"{kk} {m['rmse']:.3f}" for kk, m in comp["models"].items())
                   + f"; {comp['statement']}", flush=True)
-    order = sorted(per_split, key=lambda kk: np.mean(per_split[kk]))
-    t = stats.t.ppf(0.975, n - 1) if n > 1 else float("nan")
-    print(f"holdout RMSE over {n} splits and training seeds (meV/atom, mean and 95 % t interval):")
-    for kind in order:
-        v = np.asarray(per_split[kind])
-        half = t * v.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-        print(f"  {kind:<9}{v.mean():>7.3f} +- {half:.3f}   per split {np.round(v, 3).tolist()}")
-    best = order[0]
-    for kind in order[1:]:
-        d = np.asarray(per_split[kind]) - np.asarray(per_split[best])
-        half = t * d.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-        verdict = "outside the noise" if d.mean() - half > 0 else "inside the noise"
-        print(f"  {kind} - {best}: {d.mean():+.3f} +- {half:.3f} ({verdict})")
+    if results_path:
+        path = Path(results_path)
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        if saved and (saved.get("n") != n or saved.get("n_configurations") != len(ids)
+                      or saved.get("first", 1) != first):
+            print(f"{path}: holds n={saved.get('n')} splits of {saved.get('n_configurations')} configurations, "
+                  f"not {n} of {len(ids)}: not merged (use another file)")
+            return 1
+        rows = saved.get("rows", {})
+        rows.update({label: {"point": points[label], "rmse": per_split[label], "seconds": seconds[label]}
+                     for label in points})
+        saved = {"n": n, "first": first, "n_configurations": len(ids), "spec": str(spec_path), "rows": rows}
+        path.write_text(json.dumps(saved, indent=1))
+        per_split = {label: r["rmse"] for label, r in rows.items()}
+        seconds = {label: r["seconds"] for label, r in rows.items()}
+    summarize(per_split, seconds, n - first + 1, reference)
     return 0
+
+
+def summarize(per_split: dict[str, list[float]], seconds: dict[str, list[float]], n: int,
+              reference: str = "linear") -> None:
+    """Mean RMSE per label with t intervals; mean paired differences to the best and to ``reference``."""
+    import numpy as np
+
+    order = sorted(per_split, key=lambda kk: np.mean(per_split[kk]))
+    print(f"holdout RMSE over {n} splits and training seeds (meV/atom, mean and 95 % t interval; "
+          f"training s per split):")
+    for label in order:
+        v = np.asarray(per_split[label])
+        print(f"  {label:<16}{v.mean():>7.3f} +- {_t_half(v, n):.3f}  {np.mean(seconds[label]):>7.1f} s"
+              f"   per split {np.round(v, 3).tolist()}")
+    best = order[0]
+    for other in dict.fromkeys([best, reference]):
+        if other not in per_split:
+            continue
+        for label in order:
+            if label == other:
+                continue
+            d = np.asarray(per_split[label]) - np.asarray(per_split[other])
+            half = _t_half(d, n)
+            verdict = ("one split: no interval" if n < 2
+                       else "outside the noise" if abs(d.mean()) > half else "inside the noise")
+            print(f"  {label} - {other}: {d.mean():+.3f} +- {half:.3f} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ from ._torch import torch_threads
 from .base import PESModel
 from .data import FeatureData, PESData
 
-__all__ = ["DEFAULT_SCHEDULE", "PAPER_SCHEDULE", "TrainReport", "TrainSettings", "rmse_mev_per_atom", "train_model"]
+__all__ = ["DEFAULT_SCHEDULE", "NAMED_SCHEDULES", "PAPER_SCHEDULE", "TrainReport", "TrainSettings", "parse_schedule",
+           "rmse_mev_per_atom", "train_model"]
 
 #: the schedule of the paper: (batch size, max epochs) per stage
 PAPER_SCHEDULE: tuple[tuple[int, int], ...] = ((2, 1000), (10, 1000), (100, 1000), (1000, 1000))
@@ -64,14 +65,43 @@ def rmse_mev_per_atom(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np
     return float(1000.0 * np.sqrt(np.mean(((p - t) / n_atoms) ** 2)))
 
 
+#: schedules by name (``schedule: paper`` in a spec)
+NAMED_SCHEDULES: dict[str, tuple[tuple[int, int], ...]] = {"paper": PAPER_SCHEDULE, "default": DEFAULT_SCHEDULE}
+
+
+def parse_schedule(schedule) -> tuple[tuple[int, int], ...]:
+    """``(batch size, max epochs)`` stages from a list of pairs or a name of :data:`NAMED_SCHEDULES`.
+
+    Examples
+    --------
+    >>> parse_schedule([[10, 100], [100, 50]])
+    ((10, 100), (100, 50))
+    >>> parse_schedule("paper")[0]
+    (2, 1000)
+    """
+    if isinstance(schedule, str):
+        if schedule not in NAMED_SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}: give [[batch size, epochs], ...] or one of "
+                             f"{sorted(NAMED_SCHEDULES)}")
+        return NAMED_SCHEDULES[schedule]
+    try:
+        stages = tuple((int(b), int(e)) for b, e in schedule)
+    except (TypeError, ValueError):
+        raise ValueError(f"schedule must be [[batch size, epochs], ...] pairs of integers, got {schedule!r}") from None
+    if not stages or any(b < 1 or e < 0 for b, e in stages):
+        raise ValueError(f"schedule must be (batch size >= 1, epochs >= 0) pairs, got {stages}")
+    return stages
+
+
 @dataclass
 class TrainSettings:
     """Training hyperparameters.
 
     Attributes
     ----------
-    schedule : tuple of (int, int)
-        ``(batch size, max epochs)`` per stage.
+    schedule : tuple of (int, int) or str
+        ``(batch size, max epochs)`` per stage, or a name of
+        :data:`NAMED_SCHEDULES` (``"paper"``: :data:`PAPER_SCHEDULE`).
     learning_rate : float
         Adam step size (the same in every stage).
     patience : int
@@ -125,9 +155,7 @@ class TrainSettings:
     time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
-        self.schedule = tuple((int(b), int(e)) for b, e in self.schedule)
-        if not self.schedule or any(b < 1 or e < 0 for b, e in self.schedule):
-            raise ValueError(f"schedule must be (batch size >= 1, epochs >= 0) pairs, got {self.schedule}")
+        self.schedule = parse_schedule(self.schedule)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -142,8 +170,6 @@ class TrainSettings:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        if "schedule" in d:
-            d["schedule"] = tuple(tuple(s) for s in d["schedule"])
         return cls(**d)
 
 
