@@ -35,7 +35,7 @@ from ase import Atoms
 from pes_core.search import operators as ops
 from pes_core.search.fingerprints import FingerprintComparator, mark_duplicates
 from pes_core.search.individual import Individual, atoms_to_dict, canonical_atoms, structure_hash
-from pes_core.search.population import Population
+from pes_core.search.population import Population, niche_capped
 from pes_core.search.relax import Relaxer, RelaxResult
 from pes_core.search.geometry import has_clash, has_vacuum, spacegroup_label
 from pes_core.search.settings import OPERATORS, SearchSettings
@@ -43,6 +43,7 @@ from pes_core.search.settings import OPERATORS, SearchSettings
 __all__ = [
     "SearchState",
     "allocate",
+    "diversifying",
     "evaluate",
     "new_search",
     "next_generation",
@@ -225,12 +226,32 @@ def _make_random(state: SearchState, rng: np.random.Generator) -> Atoms:
     )
 
 
-def _apply(op: str, state: SearchState, rng: np.random.Generator) -> tuple[Atoms | None, list[str]]:
+def diversifying(state: SearchState) -> bool:
+    """Whether niching and symmetric offspring act on the next generation.
+
+    True once the best has not changed for ``settings.diversify_after``
+    generations (always with 0).
+    """
+    return state.stalled >= state.settings.diversify_after
+
+
+def _niched_pool(state: SearchState) -> list[Individual] | None:
+    """The niche-capped breeding pool, or ``None`` when niching does not act now."""
+    s = state.settings
+    if not (s.niching and diversifying(state)):
+        return None
+    comparator = FingerprintComparator.from_settings(s)
+    return state.population.breeding_pool(
+        s.best_frac, niche=lambda d: niche_capped(d, comparator.distance, s.niche_radius, s.niche_cap))
+
+
+def _apply(op: str, state: SearchState, rng: np.random.Generator,
+           pool: list[Individual] | None = None) -> tuple[Atoms | None, list[str]]:
     s = state.settings
     if op == "random":
         return ops.random_structure(s, rng, volume_per_atom=state.volume_per_atom), []
     n_parents = ops.OPERATOR_FUNCTIONS[op][0]
-    parents = state.population.select(rng, n_parents, s.best_frac)
+    parents = state.population.select(rng, n_parents, s.best_frac, pool=pool)
     if op == "heredity":
         child = ops.heredity(parents[0].atoms, parents[1].atoms, s, rng)
     elif op == "coordinate":
@@ -250,7 +271,12 @@ def propose_offspring(state: SearchState, rng: np.random.Generator | None = None
     Generation 0: the seeds, then random symmetric structures up to the
     initial population size. Later generations: ``n_offspring`` individuals
     split over the operators by the current fractions; an operator that fails
-    ``max_attempts`` times gives a random structure instead.
+    ``max_attempts`` times gives a random structure instead. While
+    :func:`diversifying`, parents come from the niche-capped pool
+    (``niching``) and each child of heredity or a mutation is, with
+    probability ``symmetrize_prob``, symmetrized (``flags["symmetrized"]``:
+    its space group) or, when no group above P1 is found within
+    ``symmetrize_tol``, replaced by a random symmetric structure.
     """
     s = state.settings
     gen = state.generation + 1
@@ -268,18 +294,31 @@ def propose_offspring(state: SearchState, rng: np.random.Generator | None = None
             out.append(Individual.from_atoms(new_id(), _make_random(state, rng), "random", generation=gen))
         return out
 
+    pool = _niched_pool(state)
+    sym_prob = s.symmetrize_prob if diversifying(state) else 0.0
     for op, count in allocate(state.fractions, s.n_offspring()).items():
         for _ in range(count):
             child, parents = None, []
             for _attempt in range(s.max_attempts):
-                child, parents = _apply(op, state, rng)
+                child, parents = _apply(op, state, rng, pool)
                 if child is not None:
                     break
             origin = op
             if child is None:
                 log.debug("operator %s failed %d times; random structure instead", op, s.max_attempts)
                 child, parents, origin = _make_random(state, rng), [], "random"
-            out.append(Individual.from_atoms(new_id(), child, origin, parents, generation=gen))
+            symmetrized = None
+            # the draw only when the option acts, so searches without it keep their random stream
+            if origin != "random" and sym_prob > 0 and rng.random() < sym_prob:
+                sym = ops.symmetrize(child, s)
+                if sym is None:
+                    child, parents, origin = _make_random(state, rng), [], "random"
+                else:
+                    child, symmetrized = sym, int(sym.info["spacegroup"])
+            ind = Individual.from_atoms(new_id(), child, origin, parents, generation=gen)
+            if symmetrized is not None:
+                ind.flags["symmetrized"] = symmetrized
+            out.append(ind)
     return out
 
 
@@ -326,8 +365,9 @@ def relax_offspring(offspring: list[Individual], relaxer: Relaxer | Callable[[At
 
 
 # -- updating --------------------------------------------------------------------------
-def _adapt(fractions: dict[str, float], made: dict[str, int], success: dict[str, int],
+def _adapt(fractions: dict[str, float], made: dict[str, int], success: dict[str, float],
            settings: SearchSettings) -> dict[str, float]:
+    """Fractions moved towards the success shares, floored at ``fraction_floor``, renormalized."""
     rates = {op: success[op] / made[op] for op in fractions if made.get(op, 0) > 0}
     if not rates or sum(rates.values()) <= 0:
         return dict(fractions)
@@ -388,21 +428,27 @@ def update(state: SearchState, relaxed: list[Individual]) -> SearchState:
         st["made"] += made[op]
         st["success"] += success[op]
         st["made_last"], st["success_last"] = made[op], success[op]
-    if s.adapt_fractions and gen > 0:
-        new.fractions = _adapt(state.fractions, made, success, s)
 
     # totals, best, stall counter
     calls = sum(int(i.relax_info.get("n_calls", 0)) for i in offspring)
     new.n_calls += calls
     new.n_relaxations += len(offspring)
     best = population.best()
+    new_best_origin = None
     if best is not None and (new.best_reference is None
                              or best.enthalpy_per_atom < new.best_reference - s.converge_tol):
         new.best_reference = best.enthalpy_per_atom
         new.stalled = 0
         new.calls_to_best = new.n_calls
+        if gen > 0 and best.generation == gen and best.origin in made:
+            new_best_origin = best.origin
     elif gen > 0:
         new.stalled += 1
+    if s.adapt_fractions and gen > 0:
+        credit: dict[str, float] = dict(success)
+        if new_best_origin is not None and s.adapt_best_bonus > 0:
+            credit[new_best_origin] += s.adapt_best_bonus
+        new.fractions = _adapt(state.fractions, made, credit, s)
     if best is not None:
         new.best_id = best.id
 
@@ -449,6 +495,9 @@ def update(state: SearchState, relaxed: list[Individual]) -> SearchState:
         "fractions": dict(new.fractions),
         "stalled": new.stalled,
         "volume_per_atom": new.volume_per_atom,
+        "diversifying": diversifying(state) and gen > 0,
+        "n_symmetrized": sum(i.flags.get("symmetrized") is not None for i in offspring),
+        "n_atoms": sorted({i.n_atoms for i in distinct}),
     }
     new.history.append(record)
     log.info(

@@ -45,6 +45,7 @@ __all__ = [
     "random_structure",
     "scale_to_volume",
     "standardize",
+    "symmetrize",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,54 @@ def random_structure(settings: SearchSettings, rng: np.random.Generator,
     return None
 
 
+def symmetrize(atoms: Atoms, settings: SearchSettings, tol_step: float = 0.1) -> Atoms | None:
+    """Copy of ``atoms`` moved onto the nearest space group above P1 (spglib).
+
+    Tolerances ``tol_step, 2 tol_step, ...`` up to ``settings.symmetrize_tol``
+    (Å) are tried in turn; at the first that finds a space group other than
+    P1 the cell and the positions are symmetrized in that group
+    (:func:`ase.spacegroup.symmetrize.refine_symmetry`; the atom count and
+    the cell setting are kept) and the result is accepted when no pair is
+    closer than the minimal distances. ``None`` when no tolerance gives such
+    a structure. Deterministic: no random numbers.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> s = SearchSettings(composition={"Si": 1}, n_atoms=(8, 8))
+    >>> d = bulk("Si", "diamond", a=5.43, cubic=True)
+    >>> d.positions += np.random.default_rng(0).normal(0, 0.05, (8, 3))
+    >>> int(symmetrize(d, s).info["spacegroup"]) > 1
+    True
+    """
+    import spglib
+    from ase.spacegroup.symmetrize import refine_symmetry
+
+    n_steps = max(1, int(np.floor(settings.symmetrize_tol / tol_step + 1e-9)))
+    for k in range(1, n_steps + 1):
+        tol = k * tol_step
+        cell = (np.array(atoms.cell), atoms.get_scaled_positions(wrap=True), atoms.numbers)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = spglib.get_symmetry_dataset(cell, symprec=tol)
+        if data is None or data.number <= 1:
+            continue
+        out = atoms.copy()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refine_symmetry(out, symprec=tol, verbose=False)
+        except Exception as err:  # spglib/ase refuse some loose-tolerance groups
+            log.debug("symmetrization at %.2f Å failed: %s", tol, err)
+            continue
+        out = standardize(out)
+        if out is None or len(out) != len(atoms) or not check_distances(out, settings):
+            continue
+        out.info["spacegroup"] = int(data.number)
+        return out
+    return None
+
+
 # -- operators on parents ----------------------------------------------------------
 def heredity(p1: Atoms, p2: Atoms, settings: SearchSettings, rng: np.random.Generator,
              volume_per_atom: float | None = None) -> Atoms | None:
@@ -202,11 +251,18 @@ def heredity(p1: Atoms, p2: Atoms, settings: SearchSettings, rng: np.random.Gene
     atoms are removed at random, missing ones are taken from the discarded
     parts of the parents nearest the cut planes. The volume is set to the
     parents' mean volume per atom (or ``volume_per_atom``).
+
+    Parents of different sizes (a search over a range of atom counts) are
+    cut and spliced in space instead (:func:`_heredity_across_sizes`): the
+    child takes the cell and the atom count of the chosen parent.
     """
     target_parent = p1 if rng.random() < 0.5 else p2
     target = _counts_by_z(target_parent)
     axis = int(rng.integers(3))
     x = float(rng.uniform(*settings.heredity_cut))
+    if len(p1) != len(p2):
+        return _heredity_across_sizes(target_parent, p2 if target_parent is p1 else p1,
+                                      axis, x, settings, rng, volume_per_atom)
     f1 = (p1.get_scaled_positions(wrap=True) + rng.random(3)) % 1.0
     f2 = (p2.get_scaled_positions(wrap=True) + rng.random(3)) % 1.0
     take1 = f1[:, axis] < x
@@ -242,6 +298,83 @@ def heredity(p1: Atoms, p2: Atoms, settings: SearchSettings, rng: np.random.Gene
     if volume_per_atom is None:
         volume_per_atom = 0.5 * (p1.get_volume() / len(p1) + p2.get_volume() / len(p2))
     child = scale_to_volume(child, volume_per_atom * len(child))
+    out = standardize(child)
+    if out is None or not _has_composition(out, target) or not check_distances(out, settings):
+        return None
+    return out
+
+
+def _fill_counts(frac: np.ndarray, numbers: np.ndarray, spare_f: np.ndarray, spare_z: np.ndarray,
+                 spare_d: np.ndarray, target: dict[int, int],
+                 rng: np.random.Generator) -> tuple[list, list] | None:
+    """Atoms kept per species to match ``target``: surplus dropped at random, missing ones
+    taken from the spare atoms nearest the cut (smallest ``spare_d``); ``None`` if too few."""
+    keep_f, keep_z = [], []
+    for z, n_target in target.items():
+        idx = np.flatnonzero(numbers == z)
+        if len(idx) > n_target:
+            idx = np.sort(rng.choice(idx, size=n_target, replace=False))
+        keep_f.extend(frac[idx])
+        keep_z.extend([z] * len(idx))
+        missing = n_target - len(idx)
+        if missing > 0:
+            cand = np.flatnonzero(spare_z == z)
+            cand = cand[np.argsort(spare_d[cand], kind="stable")]
+            if len(cand) < missing:
+                return None
+            keep_f.extend(spare_f[cand[:missing]])
+            keep_z.extend([z] * missing)
+    return keep_f, keep_z
+
+
+def _heredity_across_sizes(target_parent: Atoms, other: Atoms, axis: int, x: float,
+                           settings: SearchSettings, rng: np.random.Generator,
+                           volume_per_atom: float | None, max_images: int = 2000) -> Atoms | None:
+    """Heredity of parents with different atom counts: cut and splice in space.
+
+    Both parents are scaled to the common volume per atom (the parents'
+    mean, or ``volume_per_atom``, Å^3/atom). The child's cell is the target
+    parent's; its slab ``f_axis < x`` (after a random shift) is kept, and the
+    rest of the cell is filled with the other parent's crystal (periodic
+    images, randomly shifted) where it falls at ``f_axis >= x``. The atom
+    counts are then repaired to the target parent's as in :func:`heredity`.
+    """
+    if volume_per_atom is None:
+        volume_per_atom = 0.5 * (target_parent.get_volume() / len(target_parent)
+                                 + other.get_volume() / len(other))
+    t = scale_to_volume(target_parent, volume_per_atom * len(target_parent))
+    o = scale_to_volume(other, volume_per_atom * len(other))
+    cell = np.array(t.cell)
+    ft = (t.get_scaled_positions(wrap=True) + rng.random(3)) % 1.0
+    fo = (o.get_scaled_positions(wrap=True) + rng.random(3)) % 1.0
+    # the other parent's lattice points that can put an atom into the child's cell
+    ocell = np.array(o.cell)
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ cell
+    c_in_o = corners @ np.linalg.inv(ocell)
+    lo = np.floor(c_in_o.min(axis=0)).astype(int) - 1
+    hi = np.ceil(c_in_o.max(axis=0)).astype(int) + 1
+    if np.prod(hi - lo) * len(o) > max_images * max(1, len(t)):
+        return None
+    shifts = np.array([[i, j, k] for i in range(lo[0], hi[0]) for j in range(lo[1], hi[1])
+                       for k in range(lo[2], hi[2])], dtype=float)
+    cart = ((fo[None, :, :] + shifts[:, None, :]).reshape(-1, 3)) @ ocell
+    zo = np.tile(o.numbers, len(shifts))
+    fc = cart @ np.linalg.inv(cell)
+    inside = np.all((fc >= 0.0) & (fc < 1.0), axis=1)
+    fc, zo = fc[inside], zo[inside]
+    take_t = ft[:, axis] < x
+    take_o = fc[:, axis] >= x
+    frac = np.vstack([ft[take_t], fc[take_o]])
+    numbers = np.concatenate([t.numbers[take_t], zo[take_o]])
+    spare_f = np.vstack([ft[~take_t], fc[~take_o]])
+    spare_z = np.concatenate([t.numbers[~take_t], zo[~take_o]])
+    spare_d = np.concatenate([np.minimum(ft[~take_t, axis] - x, 1.0 - ft[~take_t, axis]),
+                              np.minimum(x - fc[~take_o, axis], fc[~take_o, axis])])
+    target = _counts_by_z(target_parent)
+    kept = _fill_counts(frac, numbers, spare_f, spare_z, spare_d, target, rng)
+    if kept is None:
+        return None
+    child = Atoms(numbers=kept[1], cell=cell, scaled_positions=np.array(kept[0]), pbc=True)
     out = standardize(child)
     if out is None or not _has_composition(out, target) or not check_distances(out, settings):
         return None

@@ -124,6 +124,30 @@ class SearchSettings:
         Tries of an operator before it falls back to a random structure.
     archive_size : int
         Distinct best structures remembered across generations (for reports).
+    niching : bool
+        Niche-capped selection: among the breeding candidates, structures
+        whose fingerprints lie within ``niche_radius`` of a better one share
+        its niche, and a niche gives at most ``niche_cap`` parents, so
+        near-duplicates of one basin cannot take over the breeding pool.
+    niche_radius : float
+        Cosine fingerprint distance within which two structures share a niche
+        (duplicates are below ``fp_cos_max``; diamond vs lonsdaleite Si is 0.029).
+    niche_cap : int
+        Parents a niche may give at most.
+    symmetrize_prob : float
+        Probability that an offspring of heredity or a mutation is symmetrized
+        (spglib, the smallest tolerance up to ``symmetrize_tol`` that finds a
+        space group other than P1); when none is found it is replaced by a
+        random symmetric structure (origin ``random``). 0 = never.
+    symmetrize_tol : float
+        Largest symmetry tolerance in Å of the symmetrization.
+    adapt_best_bonus : float
+        Extra success credited in the fraction adaptation to the operator
+        whose offspring set a new best (0 = success is only making the
+        breeding pool).
+    diversify_after : int
+        Niching and symmetric offspring act only once the best has not
+        changed for this many generations (0 = always).
     """
 
     composition: dict[str, int]
@@ -158,6 +182,13 @@ class SearchSettings:
     coordinate_sigma: tuple[float, float] = (0.15, 0.5)
     max_attempts: int = 50
     archive_size: int = 50
+    niching: bool = False
+    niche_radius: float = 0.05
+    niche_cap: int = 2
+    symmetrize_prob: float = 0.0
+    symmetrize_tol: float = 0.8
+    adapt_best_bonus: float = 0.0
+    diversify_after: int = 0
 
     def __post_init__(self) -> None:
         self.composition = {str(k): int(v) for k, v in self.composition.items()}
@@ -196,6 +227,20 @@ class SearchSettings:
             raise ValueError(f"heredity_cut must satisfy 0 < lo <= hi < 1, got {self.heredity_cut}")
         if self.max_generations < 1:
             raise ValueError("max_generations must be >= 1")
+        if not isinstance(self.niching, bool):
+            raise ValueError(f"niching must be true or false, got {self.niching!r}")
+        if not 0 <= self.niche_radius <= 1:
+            raise ValueError(f"niche_radius must be a cosine distance in [0, 1], got {self.niche_radius}")
+        if self.niche_cap < 1:
+            raise ValueError(f"niche_cap must be >= 1 (parents a niche may give), got {self.niche_cap}")
+        if not 0 <= self.symmetrize_prob <= 1:
+            raise ValueError(f"symmetrize_prob must be a probability in [0, 1], got {self.symmetrize_prob}")
+        if self.symmetrize_tol <= 0:
+            raise ValueError(f"symmetrize_tol must be a positive tolerance in Å, got {self.symmetrize_tol}")
+        if self.adapt_best_bonus < 0:
+            raise ValueError(f"adapt_best_bonus must be >= 0, got {self.adapt_best_bonus}")
+        if self.diversify_after < 0:
+            raise ValueError(f"diversify_after must be >= 0 generations, got {self.diversify_after}")
         if self.stop_enthalpy is not None:
             try:
                 self.stop_enthalpy = float(self.stop_enthalpy)

@@ -205,6 +205,12 @@ SEARCH_RANGES: dict[str, tuple[str, float | None, float | None, str]] = {
     "min_distances": ("pos", 0.0, 10.0, "Å"),
     "heredity_cut": ("pos", 0.0, 1.0, "fraction of the lattice vector"),
     "coordinate_sigma": ("pos", 0.0, 5.0, "Å"),
+    "niche_radius": ("float", 0.0, 1.0, "cosine distance"),
+    "niche_cap": ("int", 1, 100_000, "parents a niche"),
+    "symmetrize_prob": ("float", 0.0, 1.0, "probability"),
+    "symmetrize_tol": ("pos", 0.0, 5.0, "Å"),
+    "adapt_best_bonus": ("float", 0.0, 1000.0, "successes"),
+    "diversify_after": ("int", 0, 100_000, "generations"),
 }
 
 
