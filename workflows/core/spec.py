@@ -195,7 +195,7 @@ BYTES_PER_STRUCTURE, BYTES_PER_ATOM = 1_200, 700
 class Limits(StrictModel):
     """Size limits checked before any structure is built (the ``limits`` section of a spec).
 
-    Parameters
+    Attributes
     ----------
     max_atoms : int
         Atoms in one structure (default 5,000: beyond what the oracles here
