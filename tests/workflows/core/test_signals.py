@@ -93,14 +93,14 @@ def test_sigterm_lets_the_running_firework_finish_and_exits_143(project):
 
 
 def test_sigint_past_the_grace_period_leaves_running_fireworks_for_the_next_run(project):
-    store = _submit(project, delay=2.0)
+    # 10 s fireworks against a 0.5 s grace: the signal below lands early in the first one, so it cannot finish
+    # inside the grace (with 4 s fireworks it sometimes did, and nothing was left RUNNING)
+    store = _submit(project, delay=5.0)
     proc = _start_run(project, "--grace", "0.5")
     _wait_for(store, 0, proc)
     # while it runs, status names the process that holds the RUNNING firework
     status = _pes_cli("status", "-l", project)
     assert f"RUNNING fireworks [" in status.stdout and f"pid {proc.pid} on" in status.stdout, status.stdout
-    # on a loaded machine the status process can outlast that firework: signal while one is surely running
-    _wait_for(store, 0, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_SIGINT == 130, err
