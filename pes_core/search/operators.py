@@ -279,21 +279,10 @@ def heredity(p1: Atoms, p2: Atoms, settings: SearchSettings, rng: np.random.Gene
     cell = x * np.array(p1.cell) + (1.0 - x) * np.array(p2.cell)
     if abs(np.linalg.det(cell)) < 1e-6:
         return None
-    keep_f, keep_z = [], []
-    for z, n_target in target.items():
-        idx = np.flatnonzero(numbers == z)
-        if len(idx) > n_target:
-            idx = np.sort(rng.choice(idx, size=n_target, replace=False))
-        keep_f.extend(frac[idx])
-        keep_z.extend([z] * len(idx))
-        missing = n_target - len(idx)
-        if missing > 0:
-            cand = np.flatnonzero(spare_z == z)
-            cand = cand[np.argsort(spare_d[cand], kind="stable")]
-            if len(cand) < missing:
-                return None
-            keep_f.extend(spare_f[cand[:missing]])
-            keep_z.extend([z] * missing)
+    kept = _fill_counts(frac, numbers, spare_f, spare_z, spare_d, target, rng)
+    if kept is None:
+        return None
+    keep_f, keep_z = kept
     child = Atoms(numbers=keep_z, cell=cell, scaled_positions=np.array(keep_f), pbc=True)
     if volume_per_atom is None:
         volume_per_atom = 0.5 * (p1.get_volume() / len(p1) + p2.get_volume() / len(p2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 from ase.build import bulk
 from fireworks import Firework, ScriptTask
 from pymatgen.io.ase import AseAtomsAdaptor
+from store_helpers import store_state
 
 from pes_core.sampling import rattled_strained
 from workflows.cli import main as pes
@@ -20,20 +20,6 @@ from workflows.core.backend import open_backend
 from workflows.oracle.builders import oracle_workflow
 
 N_STRUCTURES, BATCH = 8, 2
-
-
-def _state(store):
-    for _ in range(50):
-        try:
-            db = json.loads(store.read_text())["pes"]
-            break
-        except (ValueError, FileNotFoundError):  # never with atomic writes; just in case
-            time.sleep(0.05)
-    states: dict[str, int] = {}
-    for _, doc in db["fireworks"]["documents"]:
-        states[doc["state"]] = states.get(doc["state"], 0) + 1
-    hashes = [doc["content_hash"] for _, doc in db.get("pes_configurations", {}).get("documents", [])]
-    return hashes, states
 
 
 def _submit(project, delay):
@@ -58,7 +44,7 @@ def _wait_for(store, n_configurations, proc, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        hashes, states = _state(store)
+        hashes, states = store_state(store)
         if len(hashes) >= n_configurations and states.get("RUNNING"):
             return
         time.sleep(0.05)
@@ -69,7 +55,7 @@ def _finish_and_check(project, store, expect_recovered):
     res = _pes_cli("run", "-l", project)
     assert res.returncode == 0, res.stderr
     assert ("recovered lost runs none" in res.stdout) != expect_recovered, res.stdout
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert states == {"COMPLETED": N_STRUCTURES // BATCH}
     assert len(hashes) == len(set(hashes)) == N_STRUCTURES  # nothing lost, nothing duplicated
 
@@ -82,7 +68,7 @@ def test_sigterm_lets_the_running_firework_finish_and_exits_143(project):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_SIGTERM == 143, err
     assert "SIGTERM received: launching no new firework" in err
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert "RUNNING" not in states and states.get("READY", 0) >= 1, states  # finished, nothing new launched
     assert states.get("COMPLETED", 0) >= 1 and len(hashes) == BATCH * states["COMPLETED"]
     assert f"the next `pes run` will launch the {states['READY']} READY firework(s)" in err
@@ -105,7 +91,7 @@ def test_sigint_past_the_grace_period_leaves_running_fireworks_for_the_next_run(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_SIGINT == 130, err
     assert "stopped by SIGINT" in err and "left RUNNING: the next `pes run` reruns them" in err, err
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert states.get("RUNNING") == 1, states
     # the owner is gone: status says so (the lock file still names it)
     status = _pes_cli("status", "-l", project)

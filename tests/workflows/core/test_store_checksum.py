@@ -10,9 +10,9 @@ import re
 import pytest
 from ase.build import bulk
 from pymatgen.io.ase import AseAtomsAdaptor
+from store_helpers import run_pes, store_state
 
 from pes_core.sampling import rattled_strained
-from workflows.cli import main as pes
 from workflows.core import backend as backend_module
 from workflows.core.backend import (
     STORE_META_KEY,
@@ -28,26 +28,6 @@ from workflows.oracle.builders import oracle_workflow
 N_STRUCTURES = 6
 
 
-def _pes(capsys, *argv) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        pes([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def _state(store):
-    db = json.loads(store.read_text())["pes"]
-    states: dict[str, int] = {}
-    for _, doc in db["fireworks"]["documents"]:
-        states[doc["state"]] = states.get(doc["state"], 0) + 1
-    hashes = [doc["content_hash"] for _, doc in db.get("pes_configurations", {}).get("documents", [])]
-    return hashes, states
-
-
 @pytest.fixture
 def half_done(project, capsys):
     """3 oracle fireworks (2 structures each), 2 of them run."""
@@ -55,7 +35,7 @@ def half_done(project, capsys):
     with open_backend(project) as b:
         b.lp.add_wf(oracle_workflow(rattled_strained(parent, N_STRUCTURES, seed=7), "emt", batch_size=2,
                                     name="checksum"))
-    code, out = _pes(capsys, "run", "-l", project, "--max-launches", 2)
+    code, out = run_pes(capsys, "run", "-l", project, "--max-launches", 2)
     assert code == 0, out
     return project, project.parent / "store.json"
 
@@ -113,7 +93,7 @@ def test_a_changed_byte_that_still_parses_is_detected_and_repaired(half_done, ca
         damaged = good[:k] + (b"0" if good[k:k + 1] != b"0" else b"1") + good[k + 1:]
     store.write_bytes(damaged)
     for cmd in ("status", "run"):
-        code, out = _pes(capsys, cmd, "-l", project)
+        code, out = run_pes(capsys, cmd, "-l", project)
         assert code == 1, out
         assert str(store) in out and "checksum" in out and f"pes repair -l {project}" in out, out
         assert "Traceback" not in out
@@ -121,23 +101,23 @@ def test_a_changed_byte_that_still_parses_is_detected_and_repaired(half_done, ca
     with pytest.raises(StoreDamagedError, match="checksum"):
         with open_backend(project):
             pass
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 0 and "restored" in out and "store.json.bak.1" in out, out
     assert [p.read_bytes() for p in store.parent.glob("store.json.damaged-*")] == [damaged]
-    code, out = _pes(capsys, "run", "-l", project)
+    code, out = run_pes(capsys, "run", "-l", project)
     assert code == 0, out
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert states == {"COMPLETED": 3} and len(hashes) == len(set(hashes)) == N_STRUCTURES
 
 
 def test_a_damaged_backup_is_skipped_by_repair(half_done, capsys):
     project, store = half_done
-    code, out = _pes(capsys, "run", "-l", project, "--max-launches", 1)
+    code, out = run_pes(capsys, "run", "-l", project, "--max-launches", 1)
     assert code == 0, out
     copies = backup_files(store)
     store.write_bytes(_flip_a_digit(store.read_bytes()))
     copies[0].write_bytes(_flip_a_digit(copies[0].read_bytes()))
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 0, out
     assert "skipped store.json.bak.1: unreadable too" in out and "from store.json.bak.2" in out
     assert verify_store_text(store.read_text())

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 
 import pytest
 from ase.build import bulk
 from pymatgen.io.ase import AseAtomsAdaptor
+from store_helpers import run_pes, store_state
 
 from pes_core.sampling import rattled_strained
-from workflows.cli import main as pes
 from workflows.core.backend import StoreDamagedError, backup_files, open_backend
 from workflows.oracle.builders import oracle_workflow
 
 N_STRUCTURES = 8
-
-
-def _pes(capsys, *argv) -> tuple[int, str]:
-    """Run `pes argv` in this process: (exit code, stdout + stderr)."""
-    capsys.readouterr()
-    try:
-        pes([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def _state(store):
-    """(configuration hashes, fireworks by state) read straight from the file."""
-    db = json.loads(store.read_text())["pes"]
-    states: dict[str, int] = {}
-    for _, doc in db["fireworks"]["documents"]:
-        states[doc["state"]] = states.get(doc["state"], 0) + 1
-    hashes = [doc["content_hash"] for _, doc in db.get("pes_configurations", {}).get("documents", [])]
-    return hashes, states
 
 
 @pytest.fixture
@@ -47,10 +24,10 @@ def half_done(project, capsys):
     with open_backend(project) as b:
         b.lp.add_wf(oracle_workflow(rattled_strained(parent, N_STRUCTURES, seed=5), "emt", batch_size=2,
                                     name="recovery"))
-    code, out = _pes(capsys, "run", "-l", project, "--max-launches", 2)
+    code, out = run_pes(capsys, "run", "-l", project, "--max-launches", 2)
     assert code == 0, out
     store = project.parent / "store.json"
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert len(hashes) == 4 and states == {"COMPLETED": 2, "READY": 2}
     assert backup_files(store)[0].is_file()
     return project, store
@@ -83,7 +60,7 @@ def test_damaged_store_is_named_repaired_and_the_work_finished_once(half_done, c
     _damage(store, how)
     damaged = store.read_bytes() if store.exists() else None
     for cmd in ("status", "run"):
-        code, out = _pes(capsys, cmd, "-l", project)
+        code, out = run_pes(capsys, cmd, "-l", project)
         assert code == 1, out
         assert str(store) in out and "pes repair -l" in out and "bak.1" in out, out
         assert "Traceback" not in out
@@ -93,39 +70,39 @@ def test_damaged_store_is_named_repaired_and_the_work_finished_once(half_done, c
         if name != "store.json":
             assert (store.parent / name).read_bytes() == data
 
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 0, out
     assert "restored" in out and "store.json.bak.1" in out and "next `pes run`" in out
     if how != "delete":
         kept = list(store.parent.glob("store.json.damaged-*"))
         assert len(kept) == 1 and kept[0].read_bytes() == damaged
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert len(set(hashes)) == len(hashes) <= 4 and sum(states.values()) == 4
 
-    code, out = _pes(capsys, "run", "-l", project)
+    code, out = run_pes(capsys, "run", "-l", project)
     assert code == 0, out
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert states == {"COMPLETED": 4}
     assert len(hashes) == len(set(hashes)) == N_STRUCTURES  # redone, never duplicated
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 0 and "readable; nothing to repair" in out
 
 
 def test_unreadable_newest_copy_is_skipped(half_done, capsys):
     project, store = half_done
     # a few more writes so that three copies exist
-    code, out = _pes(capsys, "run", "-l", project, "--max-launches", 1)
+    code, out = run_pes(capsys, "run", "-l", project, "--max-launches", 1)
     assert code == 0, out
     copies = backup_files(store)
     assert all(c.is_file() for c in copies) and not store.with_name(store.name + ".bak.4").exists()
     _damage(store, "truncate")
     copies[0].write_text("{\"pes\": ")
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 0, out
     assert "skipped store.json.bak.1: unreadable too" in out and "from store.json.bak.2" in out
-    code, out = _pes(capsys, "run", "-l", project)
+    code, out = run_pes(capsys, "run", "-l", project)
     assert code == 0, out
-    hashes, states = _state(store)
+    hashes, states = store_state(store)
     assert states == {"COMPLETED": 4} and len(hashes) == len(set(hashes)) == N_STRUCTURES
 
 
@@ -134,7 +111,7 @@ def test_no_readable_copy_is_a_clear_error(half_done, capsys):
     for path in [store, *backup_files(store)]:
         if path.exists():
             _damage(path, "empty")
-    code, out = _pes(capsys, "repair", "-l", project)
+    code, out = run_pes(capsys, "repair", "-l", project)
     assert code == 1 and "no readable copy exists" in out and "pes init" in out
 
 
@@ -180,7 +157,7 @@ def test_run_refuses_a_missing_store(project, capsys):
     store.unlink()
     for c in backup_files(store):
         c.unlink(missing_ok=True)
-    code, out = _pes(capsys, "run", "-l", project)
+    code, out = run_pes(capsys, "run", "-l", project)
     assert code == 1 and f"embedded store {store} does not exist yet; run `pes init` first" in out
     assert not store.exists()
     with pytest.raises(StoreDamagedError, match="is empty; move it away and run `pes init`"):
