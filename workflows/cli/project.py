@@ -100,8 +100,20 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool, allow_
     LaunchPad or in the queue is refused (exit 1) unless --allow-duplicate;
     --if-new skips it (exit 0).
     """
-    from workflows.core.backend import Backend, LaunchpadConfig, StoreBusyError, lock_purpose
-    from workflows.core.spool import content_hash, drain_spool, find_duplicates, holder_summary, spool_dir, write_spool
+    from workflows.core.backend import (
+        Backend,
+        LaunchpadConfig,
+        StoreBusyError,
+        lock_purpose,
+    )
+    from workflows.core.spool import (
+        content_hash,
+        drain_spool,
+        find_duplicates,
+        holder_summary,
+        spool_dir,
+        write_spool,
+    )
     from workflows.jobs import build_from_spec
 
     if if_new and allow_duplicate:
@@ -148,11 +160,6 @@ def submit(spec: str, launchpad: str | None, dry_run: bool, if_new: bool, allow_
         id_map = backend.lp.add_wf(wf)
         backend.flush()
     click.echo(_added(id_map))
-
-
-def is_quiet() -> bool:
-    """Whether ``PES_QUIET`` asks for quiet output (``1``, ``true``, ``yes``; ``pes run --quiet`` sets it)."""
-    return os.environ.get("PES_QUIET", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 #: exit codes of `pes run` (documented in its --help)
@@ -203,13 +210,14 @@ def run(launchpad: str | None, workers: int, category: str | None, max_launches:
         fworker_file: str | None, wait_lock: float, grace: float, quiet: bool) -> None:
     from fireworks import FWorker
 
+    from pes_core.progress import quiet as env_quiet
     from workflows.core.backend import lock_purpose
     from workflows.core.runner import run_local
 
     previous_quiet = os.environ.get("PES_QUIET")
     if quiet:
         os.environ["PES_QUIET"] = "1"  # read by fireworks running in this process (progress bars)
-    quiet = quiet or is_quiet()
+    quiet = quiet or env_quiet()
 
     lp_path = find_launchpad_file(launchpad)
     fw_path = Path(fworker_file) if fworker_file else lp_path.resolve().parent / "my_fworker.yaml"
