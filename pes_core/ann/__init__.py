@@ -74,6 +74,7 @@ _LAZY: dict[str, str] = {
     "expand_grid": "cv",
     "fit_point": "cv",
     "get_featurizer": "featurizers",
+    "grid_dicts": "settings",
     "holdout_split": "cv",
     "interpolate_structures": "paths",
     "kfold_indices": "cv",
@@ -81,6 +82,7 @@ _LAZY: dict[str, str] = {
     "model_from_bytes": "io",
     "model_to_bytes": "io",
     "perovskite_featurizer": "featurizers",
+    "point_train_settings": "cv",
     "ridge_gcv": "linear",
     "rmse_mev_per_atom": "training",
     "save_model": "io",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover
         fit_point,
         holdout_split,
         kfold_indices,
+        point_train_settings,
         select_best,
     )
     from .data import FeatureData, PESData, compute_features, structure_order
@@ -127,7 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .linear import LinearModel, ridge_gcv
     from .models import ClusterModel, PESModel, SiteModel, build_model
     from .paths import PATH_LABELS, energy_paths, interpolate_structures
-    from .settings import FitSettings, RefineSettings
+    from .settings import FitSettings, RefineSettings, grid_dicts
     from .training import (
         DEFAULT_SCHEDULE,
         PAPER_SCHEDULE,
@@ -162,6 +165,7 @@ __all__ = [
     "expand_grid",
     "fit_point",
     "get_featurizer",
+    "grid_dicts",
     "holdout_split",
     "interpolate_structures",
     "kfold_indices",
@@ -169,6 +173,7 @@ __all__ = [
     "model_from_bytes",
     "model_to_bytes",
     "perovskite_featurizer",
+    "point_train_settings",
     "ridge_gcv",
     "rmse_mev_per_atom",
     "save_model",

@@ -3,12 +3,17 @@
 * :func:`holdout_split` -- a deterministic 80/20 split by configuration id;
   the holdout is kept out of every fit, every fold and every choice.
 * :func:`kfold_indices` -- seeded folds of the remaining 80 %.
-* :func:`expand_grid` -- the Cartesian product of hyperparameter lists.
+* :func:`expand_grid` -- the Cartesian product of hyperparameter lists (or the
+  concatenation of several such products), from :mod:`pes_core.ann.settings`.
+* :func:`point_train_settings` -- the training settings of one grid point (its
+  own ``training`` over the fit's).
 * :func:`cross_validate` -- train/validation RMSE of one grid point per fold.
 * :func:`select_best` -- the grid point of lowest mean validation RMSE.
 
 A grid point is a dict such as ``{"model": "cluster", "clusters":
-"7pairs+triplet+oct", "order": 4, "layers": 1, "width": 16}``.
+"7pairs+triplet+oct", "order": 4, "layers": 1, "width": 16}``; it may carry
+``training`` (:class:`TrainSettings` fields), which override the fit's
+settings for that point wherever it is trained (:func:`fit_point`).
 
 Example
 -------
@@ -19,12 +24,13 @@ Example
 [2, 2, 2, 2, 2]
 >>> len(expand_grid({"order": [2, 4], "layers": [1, 2], "width": [8]}))
 4
+>>> point_train_settings({"training": {"patience": 5}}, TrainSettings(patience=50, weight_decay=0.0)).patience
+5
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 from collections.abc import Sequence
 
@@ -32,10 +38,11 @@ import numpy as np
 
 from .data import FeatureData
 from .models import build_model
-from .settings import FitSettings
+from .settings import FitSettings, expand_grid
 from .training import TrainSettings, rmse_mev_per_atom, train_model
 
-__all__ = ["FitSettings", "cross_validate", "expand_grid", "fit_point", "holdout_split", "kfold_indices", "select_best"]
+__all__ = ["FitSettings", "cross_validate", "expand_grid", "fit_point", "holdout_split", "kfold_indices",
+           "point_train_settings", "select_best"]
 
 
 def holdout_split(ids: Sequence[str], test_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -65,13 +72,31 @@ def kfold_indices(n: int, k: int = 10, seed: int = 0) -> list[tuple[np.ndarray, 
             for i in range(k)]
 
 
-def expand_grid(grid: dict[str, Sequence]) -> list[dict]:
-    """All combinations of the hyperparameter lists (keys keep their order)."""
-    keys = list(grid)
-    for key in keys:
-        if isinstance(grid[key], (str, bytes)) or not isinstance(grid[key], Sequence) or not grid[key]:
-            raise ValueError(f"grid entry {key!r} must be a non-empty list, got {grid[key]!r}")
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+def point_train_settings(point: dict, base: TrainSettings | dict | None = None) -> TrainSettings:
+    """The training settings of grid point ``point``: its ``training`` fields over ``base``'s.
+
+    Parameters
+    ----------
+    point : dict
+        A grid point (:func:`expand_grid`); its optional ``training`` is a dict
+        of :class:`TrainSettings` fields.
+    base : TrainSettings, dict or None
+        The fit's settings (``None``: the defaults).
+
+    Returns
+    -------
+    TrainSettings
+        ``base`` itself when the point has no ``training``; else a new one
+        where each field the point gives wins and every other is ``base``'s.
+    """
+    if not isinstance(base, TrainSettings):
+        base = TrainSettings.from_dict(base)
+    override = point.get("training")
+    if not override:
+        return base
+    if not isinstance(override, dict):
+        raise ValueError(f"a grid point's training must be a dict of TrainSettings fields, got {override!r}")
+    return TrainSettings.from_dict({**base.to_dict(), **override})
 
 
 def _hidden(point: dict) -> list[int]:
@@ -83,7 +108,9 @@ def _hidden(point: dict) -> list[int]:
 def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettings | None = None):
     """Build and fit the model of one grid point on ``train``; returns ``(model, report, seconds)``.
 
-    ``point["model"]`` is ``"cluster"`` (default), ``"site"`` or ``"linear"``.
+    ``point["model"]`` is ``"cluster"`` (default), ``"site"`` or ``"linear"``;
+    the networks train with :func:`point_train_settings` of ``point`` over
+    ``settings`` (the point's own ``training`` wins field by field).
     """
     kind = point.get("model", "cluster")
     if kind == "linear":
@@ -92,13 +119,16 @@ def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettin
         model.fit(train)
         return model, None, time.perf_counter() - t0
     model = build_model(kind, featurizer, hidden=_hidden(point))
-    report = train_model(model, train, settings)
+    report = train_model(model, train, point_train_settings(point, settings))
     return model, report, report.wall_time_s
 
 
 def cross_validate(point: dict, featurizer, features: FeatureData, k: int = 10,
                    settings: TrainSettings | None = None, seed: int = 0) -> dict:
     """Train/validation RMSE (meV/atom) of one grid point over ``k`` folds.
+
+    ``settings`` are the fit's; the point's own ``training`` overrides them
+    (:func:`fit_point`).
 
     Returns
     -------
