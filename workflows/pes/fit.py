@@ -5,7 +5,8 @@ the plots of :mod:`workflows.pes.report`); kept apart so the firetask module
 stays small.  The perovskite (species, supercell, lattice parameter) is that of
 the training set (:func:`workflows.pes.store.perovskite_reference`).  For every model kind in the grid (``cluster``,
 ``site``, ``linear``) the grid point of lowest mean CV RMSE is retrained on
-the whole 80 %; the hiPhive baseline is fitted to the forces of the same
+the whole 80 % (with the point's own ``training`` over the fit's, and stored
+with those merged settings); the hiPhive baseline is fitted to the forces of the same
 80 %; all are evaluated on the holdout (never seen before) and along the four
 energy paths, stored as ``PotentialModel`` documents, and plotted.
 """
@@ -108,7 +109,9 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
             feat = featurizer_for(reference, point)
             train = load_features(split["training_set"], feat, train_ids)
             test = load_features(split["training_set"], feat, holdout_ids)
-            model, report, seconds = fit_point(point, feat, train, settings)
+            point_settings = fs.train_settings(point)  # the point's own training over the fit's
+            with torch_threads(point_settings.threads):
+                model, report, seconds = fit_point(point, feat, train, point_settings)
             pred_tr = model.predict(train).numpy() / train.n_atoms
             pred_te = model.predict(test).numpy() / test.n_atoms
             path_pred = {}
@@ -122,7 +125,7 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
             record["models"][kind] = entry
             for name in paths:
                 record["paths"][name]["models"][kind] = path_pred[name]
-            _save_model(fit, kind, model_to_bytes(model, {"point": point}), point, settings, entry,
+            _save_model(fit, kind, model_to_bytes(model, {"point": point}), point, point_settings, entry,
                         train_ids, holdout_ids)
             print(f"  [{fit['name']}] {kind}: CV {results[best]['val_rmse_mean']:.3f}, holdout "
                   f"{entry['holdout_rmse']:.3f} meV/atom ({seconds:.0f} s)", flush=True)

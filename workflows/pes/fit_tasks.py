@@ -18,7 +18,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 from pymatgen.core import Structure
 
 from pes_core.ann.paths import energy_paths
-from pes_core.ann.settings import FitSettings
+from pes_core.ann.settings import FitSettings, grid_dicts
 from pes_core.db import Configuration, calculation_hash, get_configuration
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
@@ -75,7 +75,8 @@ class PESFeaturizeTask(FiretaskBase):
         combos = {(c, int(o)) for c in cfg.get("featurize", {}).get("clusters", ["7pairs+triplet+oct"])
                   for o in cfg.get("featurize", {}).get("orders", [4])}
         grid = (cfg.get("fit") or {}).get("grid") or {}
-        combos |= {(c, int(o)) for c in grid.get("clusters", []) for o in grid.get("order", [])}
+        combos |= {(c, int(o)) for _, g in grid_dicts(grid)  # each grid dict's (clusters, order) pairs
+                   for c in g.get("clusters", []) for o in g.get("order", [])}
         t0 = time.perf_counter()
         n = 0
         for clusters, order in sorted(combos):
@@ -158,7 +159,10 @@ def path_fireworks(fit: dict, split: dict, settings: FitSettings) -> list[Firewo
 
 @explicit_serialize
 class PESCVTask(FiretaskBase):
-    """k-fold cross-validation of one grid point on the training part of the split."""
+    """k-fold cross-validation of one grid point on the training part of the split.
+
+    The point trains with its own ``training`` over the fit's (:meth:`FitSettings.train_settings`).
+    """
 
     required_params = ["fit", "point", "index"]
 
@@ -171,7 +175,7 @@ class PESCVTask(FiretaskBase):
         split = load_split(fit["name"])
         feat = featurizer_for(split_reference(split), self["point"])
         features = load_features(split["training_set"], feat, split["train"])
-        settings = fs.train_settings()
+        settings = fs.train_settings(self["point"])  # the point's own training over the fit's
         with torch_threads(settings.threads):
             res = cross_validate(self["point"], feat, features, k=int(fs.folds), settings=settings, seed=int(fs.seed))
         res["index"] = int(self["index"])

@@ -49,8 +49,9 @@ def plot_energy_histogram(rel_mev: np.ndarray, path: Path, title: str = "") -> P
 
 
 def _point_label(p: dict) -> str:
-    short = {"model": "", "clusters": "", "order": "o", "layers": "L", "width": "w"}
-    return " ".join(f"{short.get(k, k + '=')}{v}" for k, v in p.items())
+    """A short axis label of a grid point (its own ``training`` shown as ``+training``)."""
+    short = {"model": "", "clusters": "", "order": "o", "layers": "L", "width": "w", "hidden": "h"}
+    return " ".join("+training" if k == "training" else f"{short.get(k, k + '=')}{v}" for k, v in p.items())
 
 
 def write_fit_plots(record: dict, out: Path) -> list[tuple[str, str, str]]:

@@ -20,6 +20,17 @@
              order: [2, 4], layers: [1], width: [16]}
       training: {schedule: [[10, 30], [100, 200], [1000, 300]], patience: 30}
 
+``grid`` may also be a list of such dicts (scikit-learn's ``param_grid``
+convention): the grid points are the concatenation of each dict's
+combinations, and a dict may carry ``training`` (TrainSettings fields) that
+overrides the fit's ``training`` field by field for its points -- in the
+cross-validation, the retraining of the winner and the stored model::
+
+      grid:
+        - {model: [site, linear], clusters: ["4pairs+oct"], order: [4], layers: [1], width: [16]}
+        - {model: [cluster], clusters: ["4pairs+oct"], order: [2], hidden: [[8]],
+           training: {schedule: [[10, 100], [100, 200], [1000, 300]], weight_decay: 0.0001, patience: 100}}
+
 ``pes_fit`` (a fit of an existing training set)::
 
     kind: pes_fit
@@ -258,7 +269,10 @@ class PESFitSpec(OracleSpec):
     test_fraction: float = Field(_default(_FI, "test_fraction"), gt=0, lt=1)
     folds: int = Field(_default(_FI, "folds"), ge=2, le=100)
     seed: int = Field(_default(_FI, "seed"), ge=0)
-    grid: dict[str, list] = Field(default_factory=lambda: _default(_FI, "grid"))
+    grid: dict[str, Any] | list[Any] = Field(
+        default_factory=lambda: _default(_FI, "grid"),
+        description="hyperparameter lists (every combination is cross-validated), or a list of such dicts "
+                    "(the concatenation of their combinations); a dict may carry its own training: {...}")
     training: dict[str, Any] = Field(default_factory=lambda: _default(_FI, "training"),
                                      description="TrainSettings fields")
     hiphive: dict[str, Any] | None = Field(default_factory=lambda: _default(_FI, "hiphive"))
@@ -268,17 +282,33 @@ class PESFitSpec(OracleSpec):
         """The :class:`pes_core.ann.FitSettings` of this spec."""
         return FitSettings.from_dict(self.model_dump())
 
-    @field_validator("grid")
+    @field_validator("grid", mode="before")
     @classmethod
-    def _grid(cls, v: dict) -> dict:
-        from pes_core.ann import cluster_set_specs, expand_grid  # defers torch
+    def _grid(cls, v):
+        """Each grid dict: non-empty lists, known models and cluster sets, hidden layers, training overrides."""
+        from pes_core.ann import TrainSettings, cluster_set_specs  # defers torch
+        from pes_core.ann.settings import expand_grid, grid_dicts
 
-        expand_grid(v)
-        for m in v.get("model", []):
-            if m not in ("cluster", "site", "linear"):
-                raise ValueError(f"grid model {m!r} unknown; choose cluster, site or linear")
-        for c in v.get("clusters", []):
-            cluster_set_specs(c)
+        expand_grid(v)  # shapes: a dict or a non-empty list of dicts, non-empty lists, training a dict
+        for where, g in grid_dicts(v):  # where: "grid", or "grid[i]" in a list
+            for m in g.get("model", []):
+                if m not in ("cluster", "site", "linear"):
+                    raise ValueError(f"{where} model {m!r} unknown; choose cluster, site or linear")
+            for c in g.get("clusters", []):
+                try:
+                    cluster_set_specs(c)
+                except ValueError as err:
+                    raise ValueError(f"{where}.clusters: {err}") from None
+            for h in g.get("hidden", []):
+                if (isinstance(h, (str, bytes, bool)) or not isinstance(h, (list, tuple)) or not h
+                        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in h)):
+                    raise ValueError(f"{where}.hidden: each choice is a list of hidden-layer widths such as "
+                                     f"[8] or [16, 16], got {h!r} (write hidden: [[8]] for one layer of 8)")
+            if "training" in g:
+                try:
+                    TrainSettings.from_dict(g["training"])
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{where}.training: {err}") from None
         return v
 
     @field_validator("training")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from pes_core.ann.settings import grid_dicts
 from pes_core.clusters import PerovskiteReference
 from pes_core.db import Configuration
 from pes_core.sampling.pes_training import refine_label
@@ -94,12 +95,18 @@ def section_seed(cfg: dict, section: str) -> int:
 
 
 def refine_cluster_sets(cfg: dict) -> list[str]:
-    """Cluster sets of the refinement's sampling models: ``refine.clusters``, else those of the fit grid."""
+    """Cluster sets of the refinement's sampling models: ``refine.clusters``, else those of the fit grid.
+
+    A list grid gives the cluster sets of all its dicts, in order, each once.
+    """
     rf = cfg["refine"]
     if rf.get("clusters"):
         return [rf["clusters"]] if isinstance(rf["clusters"], str) else list(rf["clusters"])
     grid = (cfg.get("fit") or {}).get("grid") or {}
-    return list(grid.get("clusters") or ["4pairs+oct"])
+    dicts = grid_dicts(grid)
+    if len(dicts) == 1:  # one grid dict: its cluster sets as given
+        return list(dicts[0][1].get("clusters") or ["4pairs+oct"])
+    return list(dict.fromkeys(c for _, g in dicts for c in g.get("clusters") or [])) or ["4pairs+oct"]
 
 
 def refine_errors(name: str, rnd: int) -> np.ndarray:

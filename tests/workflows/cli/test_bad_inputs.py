@@ -242,6 +242,7 @@ PES_ROWS = _rows(PES, [
     (None, "", "seed: -1\n", "seed: Input should be greater than or equal to 0, got -1"),
     (None, "", "fit: {name: pf, folds: 1}\n", "fit.folds: Input should be greater than or equal to 2, got 1"),
     (None, "", "fit: {name: pf, test_fraction: .nan}\n", "fit.test_fraction: Input should be a finite number, got nan"),
+    (None, "", "fit: {name: pf, grid: [{model: [linear]}, 3]}\n", "grid[1] must be a dict of hyperparameter lists"),
     ("A: Cs", "A: Cs, A: Rb", "", "duplicate key 'A' at line 5"),
     (None, "", "refine: {temperatures: [300], tolerance_mev: .nan}\n", "refine.tolerance_mev: Input should be a finite number, got nan"),
 ])
@@ -251,6 +252,11 @@ PES_FIT_ROWS = _rows(PES_FIT, [
     ("sigma: 2.6", "sigma: 2.6, cutoff: 5", "", "oracle_settings: unknown key(s) cutoff for oracle 'lj'"),
     (None, "", "training: {learning_rate: .nan}\n", "training.learning_rate = nan is not a finite number"),
     (None, "", "test_fraction: 1.5\n", "test_fraction: Input should be less than 1, got 1.5"),
+    (None, "", "grid: []\n", "grid is an empty list: give at least one dict of hyperparameter lists"),
+    (None, "", "grid: [{model: [linear]}, {model: [cluster], training: [{patience: 3}]}]\n",
+     "grid[1].training must be a dict of TrainSettings fields"),
+    (None, "", "grid: [{model: [linear]}, {model: [cluster], training: {patience: -1, shedule: 3}}]\n",
+     "grid[1].training: unknown training settings ['shedule']"),
 ])
 
 THERMO = textwrap.dedent("""\

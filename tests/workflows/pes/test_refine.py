@@ -162,6 +162,12 @@ def test_refine_spec_validation():
     assert refine_cluster_sets(_config(with_fit)) == ["4pairs+oct", "7pairs+triplet+oct"]  # the fit's sets
     chosen = PESTrainingSetSpec.model_validate({**base, "refine": {"clusters": "2pairs+oct"}, "fit": fit})
     assert refine_cluster_sets(_config(chosen)) == ["2pairs+oct"]
+    # a list grid: the cluster sets of all its dicts, in order, each once
+    listed = {"name": "x-fit", "grid": [{"model": ["linear"], "clusters": ["7pairs+triplet+oct", "4pairs+oct"]},
+                                        {"model": ["cluster"], "clusters": ["4pairs+oct", "2pairs+oct"],
+                                         "training": {"patience": 5}}]}
+    with_list = PESTrainingSetSpec.model_validate({**base, "refine": {}, "fit": listed})
+    assert refine_cluster_sets(_config(with_list)) == ["7pairs+triplet+oct", "4pairs+oct", "2pairs+oct"]
     for bad in ({"temperatures": [0]}, {"clusters": "9pairs+nothing"}, {"clusters": ["2pairs+oct", "x"]},
                 {"chains": 0}, {"tolerance_mev": -1}, {"sweep": 3}):
         with pytest.raises(ValidationError):
