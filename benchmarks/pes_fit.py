@@ -14,7 +14,8 @@ produced and how long it took.
         --repeats 5   # the stored winners on 5 more splits and seeds: mean RMSE with intervals
 
 ``--refit`` opens the project read-only and repeats the model selection in
-this process with the spec's current grid and training settings: the
+this process with the spec's current grid and training settings (a grid
+point's own ``training`` over the fit's, as in the fit itself): the
 stored (or, before the fit ran, the recomputed) 80/20 split, k-fold CV of
 every grid point, retraining of each kind's winner on the 80 % and the
 holdout RMSE; the hiPhive row is taken from the stored fit record when
@@ -202,6 +203,7 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
         expand_grid,
         fit_point,
         holdout_split,
+        point_train_settings,
         rmse_mev_per_atom,
         select_best,
         torch_threads,
@@ -237,7 +239,8 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
             feat = featurizer_for(split_reference(split), p)
             train = _features(split["training_set"], feat, split["train"])
             t0 = time.perf_counter()
-            r = cross_validate(p, feat, train, k=fit.folds, settings=settings, seed=fit.seed)
+            with torch_threads(point_train_settings(p, settings).threads):
+                r = cross_validate(p, feat, train, k=fit.folds, settings=settings, seed=fit.seed)
             results.append(r)
             print(f"  CV {p}: {r['val_rmse_mean']:.3f} +- {r['val_rmse_std']:.3f} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
@@ -249,7 +252,11 @@ def refit(launchpad, spec_path: str, kinds: list[str]) -> int:
             feat = featurizer_for(split_reference(split), p)
             train = _features(split["training_set"], feat, split["train"])
             test = _features(split["training_set"], feat, split["holdout"])
-            model, _, seconds = fit_point(p, feat, train, settings)
+            t0 = time.perf_counter()
+            with torch_threads(point_train_settings(p, settings).threads):
+                model, _, seconds = fit_point(p, feat, train, settings)
+            print(f"  retrain {kind} on the {len(train)} training configurations: {seconds:.0f} s training, "
+                  f"{time.perf_counter() - t0:.0f} s in all", flush=True)
             rows[kind] = (rmse_mev_per_atom(model.predict(test), test.energies, test.n_atoms),
                           results[best]["val_rmse_mean"], seconds, p)
     if record and "hiphive" in record.get("models", {}):
@@ -275,7 +282,8 @@ def _load_points(text: str | None) -> dict[str, dict]:
     A point is a ``pes_fit`` grid point (``model``, ``clusters``, ``order``,
     ``layers``/``width`` or ``hidden``, ``alpha``) plus optionally
     ``shortcut`` (false: networks without the linear shortcut) and
-    ``training`` (:class:`TrainSettings` fields overriding the spec's, e.g.
+    ``training`` (:class:`TrainSettings` fields overriding the spec's, merged
+    by :func:`pes_core.ann.cv.point_train_settings` as in the fit, e.g.
     ``{"schedule": [[10, 100], [100, 200]], "weight_decay": 1e-4,
     "force_weight": 0.1}``).  ``{"model": "hiphive"}`` fits the spec's
     hiPhive baseline on each split.
@@ -371,9 +379,10 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: st
     training times are merged into this JSON file (same ``n`` and data), so
     variants run in separate processes are summarised together.
     """
+    import dataclasses
     import json
 
-    from pes_core.ann import TrainSettings, holdout_split, torch_threads
+    from pes_core.ann import TrainSettings, holdout_split, point_train_settings, torch_threads
     from pes_core.ann.compare import compare_models
     from workflows.core.backend import open_backend
     from workflows.jobs import load_spec
@@ -411,7 +420,7 @@ def repeats(launchpad, spec_path: str, kinds: list[str], n: int, points_json: st
                     hip = {kk: v for kk, v in point.items() if kk != "model"}
                     errors[label], sec = _hiphive_errors(hip, ref, train_ids, holdout_ids)
                 else:
-                    settings = TrainSettings.from_dict({**base.to_dict(), **point.get("training", {}), "seed": k})
+                    settings = dataclasses.replace(point_train_settings(point, base), seed=k)
                     grid_point = {kk: v for kk, v in point.items() if kk != "training"}
                     feat = featurizer_for(ref, grid_point)
                     train = _features(stored["training_set"], feat, train_ids)
