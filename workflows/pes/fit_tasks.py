@@ -18,7 +18,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 from pymatgen.core import Structure
 
 from pes_core.ann.paths import energy_paths
-from pes_core.ann.settings import FitSettings, grid_dicts
+from pes_core.ann.settings import FitSettings
 from pes_core.db import Configuration, calculation_hash, get_configuration
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
@@ -26,6 +26,7 @@ from workflows.oracle.builders import oracle_batches, oracle_firework
 from workflows.pes.fit import finish_fit
 from workflows.pes.report import write_fit_plots
 from workflows.pes.store import (
+    feature_combos,
     featurizer_for,
     load_features,
     load_split,
@@ -72,11 +73,7 @@ class PESFeaturizeTask(FiretaskBase):
         ensure_domain_db(fw_spec)
         cfg = self["config"]
         reference = perovskite_reference(cfg["name"])
-        combos = {(c, int(o)) for c in cfg.get("featurize", {}).get("clusters", ["7pairs+triplet+oct"])
-                  for o in cfg.get("featurize", {}).get("orders", [4])}
-        grid = (cfg.get("fit") or {}).get("grid") or {}
-        combos |= {(c, int(o)) for _, g in grid_dicts(grid)  # each grid dict's (clusters, order) pairs
-                   for c in g.get("clusters", []) for o in g.get("order", [])}
+        combos = feature_combos(cfg)
         t0 = time.perf_counter()
         n = 0
         for clusters, order in sorted(combos):

@@ -29,6 +29,7 @@ from workflows.core.blobs import get_blob, put_blob
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "feature_combos",
     "feature_name",
     "featurizer_for",
     "load_features",
@@ -115,6 +116,19 @@ def refine_errors(name: str, rnd: int) -> np.ndarray:
         "energy_per_atom", "extra")
     return np.array([1000.0 * (float(d.extra["refine"]["model_energy_per_atom"]) - d.energy_per_atom)
                      for d in docs if (d.extra or {}).get("refine")])
+
+
+def feature_combos(cfg: dict) -> set[tuple[str, int]]:
+    """``(cluster set, order)`` featurizers a training set caches: its ``featurize`` section and its fit grid's.
+
+    Every grid dict of the fit (one dict or a list) adds the pairs of its
+    ``clusters`` and ``order`` lists.
+    """
+    combos = {(c, int(o)) for c in cfg.get("featurize", {}).get("clusters", ["7pairs+triplet+oct"])
+              for o in cfg.get("featurize", {}).get("orders", [4])}
+    grid = (cfg.get("fit") or {}).get("grid") or {}
+    return combos | {(c, int(o)) for _, g in grid_dicts(grid)
+                     for c in g.get("clusters", []) for o in g.get("order", [])}
 
 
 def feature_name(training_set: str, settings) -> str:

@@ -168,6 +168,14 @@ def test_refine_spec_validation():
                                          "training": {"patience": 5}}]}
     with_list = PESTrainingSetSpec.model_validate({**base, "refine": {}, "fit": listed})
     assert refine_cluster_sets(_config(with_list)) == ["7pairs+triplet+oct", "4pairs+oct", "2pairs+oct"]
+    # the featurizers cached for the fit: each grid dict's (clusters, order) pairs, the featurize section's
+    from workflows.pes.store import feature_combos
+
+    assert feature_combos(_config(with_fit)) == {("7pairs+triplet+oct", 4), ("4pairs+oct", 4)}
+    listed["grid"][0]["order"], listed["grid"][1]["order"] = [4], [2]
+    with_list = PESTrainingSetSpec.model_validate({**base, "refine": {}, "fit": listed})
+    assert feature_combos(_config(with_list)) == {("7pairs+triplet+oct", 4), ("4pairs+oct", 4), ("4pairs+oct", 2),
+                                                  ("2pairs+oct", 2)}
     for bad in ({"temperatures": [0]}, {"clusters": "9pairs+nothing"}, {"clusters": ["2pairs+oct", "x"]},
                 {"chains": 0}, {"tolerance_mev": -1}, {"sweep": 3}):
         with pytest.raises(ValidationError):
