@@ -71,7 +71,7 @@ tension); the oracle reports stress in GPa.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -80,7 +80,7 @@ from scipy.special import erfc
 
 from pes_core.oracles.ase_calc import AseCalculatorOracle, _pkg_version
 
-__all__ = ["BKS_CHARGES", "BKS_PAIRS", "COULOMB", "BKSCalculator", "BKSOracle", "SAIKA_VOIVOD_WALL"]
+__all__ = ["BKS_CHARGES", "BKS_PAIRS", "COULOMB", "SAIKA_VOIVOD_WALL", "BKSCalculator", "BKSOracle"]
 
 #: e^2 / (4 pi eps0) in eV Å (the value LAMMPS and matscipy use)
 COULOMB = 14.399645
@@ -120,8 +120,8 @@ class BKSCalculator(Calculator):
         Add the Saika-Voivod 30-6 wall (default True; False is bare BKS, which collapses).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
-    default_parameters = {"cutoff": 8.0, "ewald_accuracy": 1e-10, "repulsion": True}
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+    default_parameters: ClassVar[dict[str, Any]] = {"cutoff": 8.0, "ewald_accuracy": 1e-10, "repulsion": True}
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
