@@ -52,7 +52,8 @@ its Ewald sizes the reciprocal lattice from the diagonal of the cell only and
 fails on any non-orthorhombic cell with numpy >= 1.24 (``np.int``; quartz is
 hexagonal), and its BKS pair term is energy-shifted only (a force step at the
 cutoff).  This calculator uses matscipy's neighbour list (C) for all pairs
-and numpy for the rest; 9-atom quartz takes about 5 ms per call.
+and numpy for the rest; energy, forces and stress of 9-atom quartz take
+about 5 ms, of 72 atoms 80 ms, of 243 atoms 0.5 s (one core).
 
 The energy zero is separated point ions, so alpha-quartz lies at
 -19.32 eV/atom: BKS energies are comparable with each other, not with DFT

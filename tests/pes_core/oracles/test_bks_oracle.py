@@ -13,7 +13,12 @@ from ase.spacegroup import crystal
 from ase.stress import voigt_6_to_full_3x3_stress as full_stress
 from ase.units import GPa
 
-from pes_core.oracles import OracleError, available_oracles, check_oracle_settings, get_oracle
+from pes_core.oracles import (
+    OracleError,
+    available_oracles,
+    check_oracle_settings,
+    get_oracle,
+)
 from pes_core.oracles.bks import BKS_CHARGES, BKSCalculator
 from pes_core.oracles.calculator import OracleCalculator
 
