@@ -79,6 +79,12 @@ def _quartz(a: float = 4.913, c: float = 5.405) -> Atoms:
                             [[0.4697, 0.0, 2 / 3], [0.4135, 0.2669, 0.1191 + 2 / 3]])
 
 
+def _alpha_cristobalite(a: float = 4.9717, c: float = 6.9223) -> Atoms:
+    """alpha-cristobalite (P4_12_12, 12 atoms): Si 4a (0.3003, 0.3003, 0), O 8b (0.2392, 0.1044, 0.1787); Si-O 1.60 Å."""
+    return _from_spacegroup("P4_12_12", (a, a, c, 90, 90, 90), ["Si", "O"],
+                            [[0.3003, 0.3003, 0.0], [0.2392, 0.1044, 0.1787]])
+
+
 def _stishovite(a: float = 4.18, c: float = 2.67, x: float = 0.3062) -> Atoms:
     """Stishovite (rutile type, P4_2/mnm): Si (0, 0, 0), O (x, x, 0)."""
     return Atoms("Si2O4", scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (x, x, 0), (-x, -x, 0),
@@ -115,19 +121,20 @@ PROTOTYPES: dict[str, dict[str, Callable[[], Atoms]]] = {
              "wurtzite": lambda: bulk("GaAs", "wurtzite", a=3.99, c=6.56),
              "rock salt": lambda: bulk("GaAs", "rocksalt", a=5.30, cubic=True)},
     "Al2O3": {"corundum": _corundum},
-    "SiO2": {"alpha-quartz": _quartz, "beta-cristobalite": _beta_cristobalite, "stishovite": _stishovite},
+    "SiO2": {"alpha-quartz": _quartz, "alpha-cristobalite": _alpha_cristobalite,
+             "beta-cristobalite": _beta_cristobalite, "stishovite": _stishovite},
     "SrTiO3": {"cubic perovskite": lambda: _perovskite("Sr", "Ti", 3.905),
                "tetragonal perovskite (a0a0c-)": _tetragonal_perovskite},
 }
 
-#: oracles that describe each composition (SW and Tersoff: Si and C only; CHGNet: the periodic table)
+#: oracles that describe each composition (SW and Tersoff: Si and C only; BKS: Si and O; CHGNet: the periodic table)
 DEFAULT_ORACLES = {"Si": ["sw", "tersoff"], "C": ["tersoff", "chgnet"], "NaCl": ["chgnet"], "GaAs": ["chgnet"],
-                   "Al2O3": ["chgnet"], "SiO2": ["chgnet"], "SrTiO3": ["chgnet"]}
+                   "Al2O3": ["chgnet"], "SiO2": ["bks", "chgnet"], "SrTiO3": ["chgnet"]}
 
 #: space-group number of each prototype as built (before relaxation)
 EXPECTED_SPACEGROUP = {"diamond": 227, "beta-Sn": 141, "lonsdaleite": 194, "bc8": 206, "graphite": 194,
                        "rock salt": 225, "CsCl": 221, "zinc blende": 216, "wurtzite": 186, "corundum": 167,
-                       "alpha-quartz": 154, "beta-cristobalite": 227, "stishovite": 136, "cubic perovskite": 221,
+                       "alpha-quartz": 154, "alpha-cristobalite": 92, "beta-cristobalite": 227, "stishovite": 136, "cubic perovskite": 221,
                        "tetragonal perovskite (a0a0c-)": 140}
 
 

@@ -6,7 +6,7 @@
 >>> round(result.energy, 4)
 -0.0067
 
-Names: ``emt``, ``lj``, ``tersoff``, ``sw`` (fast classical), ``chgnet``, ``sevenn``
+Names: ``emt``, ``lj``, ``tersoff``, ``sw``, ``bks`` (fast classical), ``chgnet``, ``sevenn``
 (universal ML potentials, the embedded default stand-in for DFT), and the
 first-principles ``vasp`` and ``cp2k`` where their modules are present.
 
@@ -58,6 +58,7 @@ _REGISTRY: dict[str, str | type[Oracle]] = {
     "lj": "pes_core.oracles.ase_calc:LennardJonesOracle",
     "tersoff": "pes_core.oracles.ase_calc:TersoffOracle",
     "sw": "pes_core.oracles.ase_calc:StillingerWeberOracle",
+    "bks": "pes_core.oracles.bks:BKSOracle",
     "chgnet": "pes_core.oracles.ase_calc:CHGNetOracle",
     "sevenn": "pes_core.oracles.ase_calc:SevenNetOracle",
     "vasp": "pes_core.oracles.vasp:VaspOracle",
@@ -193,6 +194,11 @@ ORACLE_SETTINGS: dict[str, dict[str, SettingRule]] = {
     "emt": {},
     "tersoff": {},
     "sw": {},
+    "bks": {
+        "cutoff": _S("float", ge=5, le=30, unit="Å, shifted-force cutoff of the Buckingham part"),
+        "ewald_accuracy": _S("float", ge=1e-16, le=1e-3, unit="relative truncation error of the Ewald sums"),
+        "repulsion": _S("bool", unit="Saika-Voivod 30-6 short-range wall against the BKS collapse"),
+    },
     "chgnet": {},
     "sevenn": {},
     "lj": {

@@ -34,7 +34,7 @@ REFS = json.loads((BENCH / "csp_references.json").read_text())["references"]
 
 #: space group of each composition's ground state, where the oracle agrees with experiment
 GROUND_STATE_SPACEGROUP = {"Si@sw": 227, "Si@tersoff": 227, "C@tersoff": 194, "NaCl@chgnet": 225,
-                           "GaAs@chgnet": 216, "Al2O3@chgnet": 167}
+                           "GaAs@chgnet": 216, "Al2O3@chgnet": 167, "SiO2@bks": 154}
 
 
 @pytest.mark.parametrize("comp,proto", [(c, p) for c, ps in protos.PROTOTYPES.items() for p in ps])
@@ -80,6 +80,22 @@ def test_classical_references_are_reproducible(key):
     stored = {p["prototype"]: p for p in REFS[key]["polymorphs"]}
     for proto in ("diamond", "beta-Sn" if comp == "Si" else "graphite"):
         res = protos.relax_polymorph(protos.PROTOTYPES[comp][proto](), oracle, fmax=REFS[key]["fmax"])
+        assert res["converged"]
+        assert res["energy_per_atom"] == pytest.approx(stored[proto]["energy_per_atom"], abs=1e-5)
+        assert res["spacegroup"] == stored[proto]["spacegroup"]
+
+
+def test_bks_silica_reference_is_reproducible_and_tetrahedral():
+    ref = REFS["SiO2@bks"]
+    stored = {p["prototype"]: p for p in ref["polymorphs"]}
+    # BKS (8 Å cutoff): quartz lowest, cristobalite (alpha; beta relaxes into it) and stishovite above
+    assert ref["prototype"] == "alpha-quartz"
+    assert stored["beta-cristobalite"]["spacegroup_number"] == stored["alpha-cristobalite"]["spacegroup_number"] == 92
+    assert stored["stishovite"]["energy_per_atom"] > ref["energy_per_atom"] + 0.01
+    assert stored["stishovite"]["volume_per_atom"] < 0.7 * stored["alpha-quartz"]["volume_per_atom"]
+    oracle = get_oracle("bks")
+    for proto in ("alpha-quartz", "stishovite"):
+        res = protos.relax_polymorph(protos.PROTOTYPES["SiO2"][proto](), oracle, fmax=ref["fmax"])
         assert res["converged"]
         assert res["energy_per_atom"] == pytest.approx(stored[proto]["energy_per_atom"], abs=1e-5)
         assert res["spacegroup"] == stored[proto]["spacegroup"]
