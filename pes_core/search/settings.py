@@ -37,6 +37,15 @@ DEFAULT_FRACTIONS: dict[str, float] = {
 }
 
 
+def _plain(x: Any) -> Any:
+    """``x`` with every mapping a ``dict`` and every sequence a ``list`` (e.g. mongoengine's BaseList)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
 @dataclass
 class SearchSettings:
     """Parameters of one search; all physical ones carry their unit.
@@ -205,8 +214,8 @@ class SearchSettings:
         self.coordinate_sigma = tuple(float(x) for x in self.coordinate_sigma)  # type: ignore[assignment]
         self.fractions = {str(k): float(v) for k, v in self.fractions.items()}
         self.min_distances = {str(k): float(v) for k, v in self.min_distances.items()}
-        if self.seeds is None or isinstance(self.seeds, tuple):
-            self.seeds = list(self.seeds or [])
+        if self.seeds is None or isinstance(self.seeds, (list, tuple)):  # plain containers (not a database's)
+            self.seeds = [_plain(e) for e in self.seeds or []]
         self.validate()
 
     # -- checks ---------------------------------------------------------------
