@@ -6,7 +6,8 @@ as one of
 * a prototype name of :mod:`pes_core.search.prototypes`, ``"diamond"`` or
   ``"NaCl:rock salt"`` (``"<formula>:<name>"`` where several compositions have
   a prototype of that name);
-* a structure file (POSIX path, relative to the spec's folder; CIF, POSCAR,
+* a structure file (a string that names no prototype; write ``./diamond`` for
+  a file whose name is a prototype's; POSIX path, relative to the spec's folder; CIF, POSCAR,
   extxyz, pymatgen JSON; read by the checked reader
   :func:`pes_core.structures.load_structures`, every frame of a multi-frame
   file is one seed);

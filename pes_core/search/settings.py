@@ -63,7 +63,8 @@ class SearchSettings:
     population_size : int or None
         Individuals per generation; ``None`` gives 2 x max atoms clamped to [10, 60].
     initial_population_size : int or None
-        Random structures of generation 0; ``None`` = population size.
+        Structures of generation 0 (the ``seeds``, then random ones);
+        ``None`` = population size.
     best_frac : float
         Share of the (distinct) population allowed to breed (USPEX bestFrac).
     survivor_frac : float
