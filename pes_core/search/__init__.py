@@ -6,7 +6,8 @@ Modules: ``settings`` (:class:`SearchSettings`), ``individual`` and
 permutation), ``fingerprints`` (Oganov-Valle niching), ``relax`` (pluggable
 relaxers; :class:`OracleRelaxer` relaxes directly on an oracle; :class:`RelaxSettings`,
 :class:`VerifySettings`), ``engine``
-(the generation step and the loop), ``geometry`` (vacuum, clash, space-group checks), ``report`` (tables,
+(the generation step and the loop), ``seeds`` (known structures adapted into generation 0),
+``prototypes`` (named polymorphs: seeds and benchmark references), ``geometry`` (vacuum, clash, space-group checks), ``report`` (tables,
 CIFs, plots).
 
 >>> from pes_core.oracles import get_oracle

@@ -27,6 +27,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -93,7 +94,8 @@ class SearchState:
     calls_to_best : int
         Oracle calls spent when the current best was first found.
     seeds : list of dict
-        User structures to put into generation 0.
+        Structures to put into generation 0 (:func:`atoms_to_dict` keys, and
+        ``label``: the seed's name, kept in the individual's ``flags["seed"]``).
     """
 
     settings: SearchSettings
@@ -184,11 +186,22 @@ class SearchState:
         return SearchState.from_dict(self.to_dict())
 
 
-def new_search(settings: SearchSettings, seeds: list[Atoms] | None = None) -> SearchState:
-    """Fresh state; ``seeds`` (structures of the right composition) join generation 0."""
+def new_search(settings: SearchSettings, seeds: list[Atoms] | None = None,
+               base_dir: str | Path | None = None) -> SearchState:
+    """Fresh state; the seeds of ``settings.seeds`` and ``seeds`` join generation 0.
+
+    ``settings.seeds`` are read (files relative to ``base_dir``, default the
+    working folder) and adapted by :func:`pes_core.search.seeds.resolve_seeds`;
+    ``seeds`` must already have the composition and an allowed atom count.
+    """
     fractions = settings.initial_fractions()
     stats = {op: {"made": 0, "success": 0, "made_last": 0, "success_last": 0} for op in OPERATORS}
     seed_dicts = []
+    if settings.seeds:
+        from pes_core.search.seeds import resolve_seeds
+
+        for label, atoms in resolve_seeds(settings, base_dir):
+            seed_dicts.append({**atoms_to_dict(canonical_atoms(atoms)), "label": label})
     for atoms in seeds or []:
         counts = dict(zip(*np.unique(atoms.numbers, return_counts=True)))
         n = len(atoms)
@@ -288,7 +301,11 @@ def propose_offspring(state: SearchState, rng: np.random.Generator | None = None
 
     if gen == 0 or not state.population.breeding_pool(s.best_frac):
         for d in state.seeds if gen == 0 else []:
-            out.append(Individual(id=new_id(), structure=copy.deepcopy(d), origin="seed", generation=gen))
+            structure = {key: copy.deepcopy(d[key]) for key in ("numbers", "cell", "scaled_positions")}
+            ind = Individual(id=new_id(), structure=structure, origin="seed", generation=gen)
+            if d.get("label"):
+                ind.flags["seed"] = d["label"]
+            out.append(ind)
         n = s.resolved_initial_size() if gen == 0 else s.n_offspring()
         while len(out) < n:
             out.append(Individual.from_atoms(new_id(), _make_random(state, rng), "random", generation=gen))

@@ -37,6 +37,15 @@ DEFAULT_FRACTIONS: dict[str, float] = {
 }
 
 
+def _plain(x: Any) -> Any:
+    """``x`` with every mapping a ``dict`` and every sequence a ``list`` (e.g. mongoengine's BaseList)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
 @dataclass
 class SearchSettings:
     """Parameters of one search; all physical ones carry their unit.
@@ -54,7 +63,8 @@ class SearchSettings:
     population_size : int or None
         Individuals per generation; ``None`` gives 2 x max atoms clamped to [10, 60].
     initial_population_size : int or None
-        Random structures of generation 0; ``None`` = population size.
+        Structures of generation 0 (the ``seeds``, then random ones);
+        ``None`` = population size.
     best_frac : float
         Share of the (distinct) population allowed to breed (USPEX bestFrac).
     survivor_frac : float
@@ -148,6 +158,13 @@ class SearchSettings:
     diversify_after : int
         Niching and symmetric offspring act only once the best has not
         changed for this many generations (0 = always).
+    seeds : list
+        Known structures that join generation 0 in place of random ones
+        (origin ``seed``): prototype names (``"diamond"``,
+        ``"NaCl:rock salt"``), structure files, or mappings ``{file|prototype:
+        ..., species: {Na: Mg, Cl: O}}``; each is mapped onto the composition,
+        made a supercell of an allowed size and scaled in volume
+        (:mod:`pes_core.search.seeds`). Empty: a purely random start.
     """
 
     composition: dict[str, int]
@@ -189,6 +206,7 @@ class SearchSettings:
     symmetrize_tol: float = 0.8
     adapt_best_bonus: float = 0.0
     diversify_after: int = 0
+    seeds: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.composition = {str(k): int(v) for k, v in self.composition.items()}
@@ -197,6 +215,8 @@ class SearchSettings:
         self.coordinate_sigma = tuple(float(x) for x in self.coordinate_sigma)  # type: ignore[assignment]
         self.fractions = {str(k): float(v) for k, v in self.fractions.items()}
         self.min_distances = {str(k): float(v) for k, v in self.min_distances.items()}
+        if self.seeds is None or isinstance(self.seeds, (list, tuple)):  # plain containers (not a database's)
+            self.seeds = [_plain(e) for e in self.seeds or []]
         self.validate()
 
     # -- checks ---------------------------------------------------------------
@@ -241,6 +261,10 @@ class SearchSettings:
             raise ValueError(f"adapt_best_bonus must be >= 0, got {self.adapt_best_bonus}")
         if self.diversify_after < 0:
             raise ValueError(f"diversify_after must be >= 0 generations, got {self.diversify_after}")
+        if self.seeds or not isinstance(self.seeds, list):  # form only; files are read and seeds adapted by pes_core.search.seeds.resolve_seeds
+            from pes_core.search.seeds import check_seed_entries
+
+            check_seed_entries(self.seeds, self.composition)
         if self.stop_enthalpy is not None:
             try:
                 self.stop_enthalpy = float(self.stop_enthalpy)

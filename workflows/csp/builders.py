@@ -20,6 +20,7 @@ from fireworks import Firework, Workflow
 
 from pes_core.active import ActiveSettings
 from pes_core.search import SearchSettings
+from pes_core.search.seeds import embed_seeds, resolve_seeds
 from workflows.core.spec import register_kind
 from workflows.csp.active_tasks import CSPPreselectTask, train_firework
 from workflows.csp.spec import CSPSpec
@@ -54,9 +55,13 @@ def initial_fireworks(name: str, config: dict, formula: str) -> list[Firework]:
 
 
 def _build(spec: CSPSpec, base_dir=None) -> Workflow:
+    """The workflow of ``spec``; seed files are read relative to ``base_dir`` (default: the working folder)."""
     settings = SearchSettings.from_dict(spec.search)
     formula = "".join(f"{el}{n if n > 1 else ''}" for el, n in settings.composition.items())
     config = spec.config()
+    if settings.seeds:  # files read now (relative to the spec), every seed adapted: a bad one is refused here
+        config["search"]["seeds"] = embed_seeds(settings.seeds, settings.composition, base_dir)
+        resolve_seeds(SearchSettings.from_dict(config["search"]))
     if spec.mode == "mtp":
         fws = initial_fireworks(spec.name, config, formula)
     else:

@@ -176,7 +176,7 @@ ActiveSpec = _mirror(
 SEARCH_RANGES: dict[str, tuple[str, float | None, float | None, str]] = {
     "pressure_gpa": ("float", -100.0, 5000.0, "GPa"),
     "population_size": ("int", 2, 100_000, "structures a generation; a GA needs two parents"),
-    "initial_population_size": ("int", 1, 1_000_000, "random structures of generation 0"),
+    "initial_population_size": ("int", 1, 1_000_000, "structures of generation 0"),
     "best_frac": ("pos", 0.0, 1.0, "share of the population"),
     "survivor_frac": ("float", 0.0, 0.99, "share of the population"),
     "fraction_floor": ("float", 0.0, 0.99, "share"),

@@ -150,6 +150,13 @@ CSP_ROWS = _rows(CSP, [
     (*_search("volume_per_atom: 0"), "", "search.volume_per_atom is out of range, got 0"),
     (*_search("stop_enthalpy: .nan"), "", "search.stop_enthalpy must be a finite number, got nan"),
     (*_search("n_atoms: [4, 4]"), "", "duplicate key 'n_atoms' at line 5"),
+    (*_search("seeds: [si.cif]"), "", "seeds[0] ('si.cif'): no structure file"),
+    (*_search("seeds: [bc8]"), "", ("seed prototype:Si:bc8: its cell has 16 atoms (primitive cell 8) and no multiple "
+                                    "of 8 is an allowed cell size of the search ([4], n_atoms [4, 4]); widen n_atoms")),
+    (*_search("seeds: ['NaCl:rock salt']"), "", ("seed prototype:NaCl:rock salt has composition NaCl (AB), the search "
+                                                 "Si (A): no species mapping keeps the stoichiometry")),
+    (*_search("seeds: [{prototype: diamond, species: {Si: C}}]"), "",
+     "seeds[0].species: Si -> 'C', but 'C' is not in the search's composition ['Si']"),
     ("{Si: 1}", "{Si: 0}", "", "search.composition.Si is out of range, got 0"),
     ("{Si: 1}", "{Si: -1}", "", "search.composition.Si is out of range, got -1"),
     ("{Si: 1}", "{Si: 1.5}", "", "search.composition.Si must be an integer, got 1.5"),
