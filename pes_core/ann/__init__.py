@@ -82,7 +82,7 @@ _LAZY: dict[str, str] = {
     "model_from_bytes": "io",
     "model_to_bytes": "io",
     "perovskite_featurizer": "featurizers",
-    "point_train_settings": "cv",
+    "point_train_settings": "training",
     "ridge_gcv": "linear",
     "rmse_mev_per_atom": "training",
     "save_model": "io",
@@ -115,7 +115,6 @@ if TYPE_CHECKING:  # pragma: no cover
         fit_point,
         holdout_split,
         kfold_indices,
-        point_train_settings,
         select_best,
     )
     from .data import FeatureData, PESData, compute_features, structure_order
@@ -136,6 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PAPER_SCHEDULE,
         TrainReport,
         TrainSettings,
+        point_train_settings,
         rmse_mev_per_atom,
         train_model,
     )

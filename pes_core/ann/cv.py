@@ -39,10 +39,15 @@ import numpy as np
 from .data import FeatureData
 from .models import build_model
 from .settings import FitSettings, expand_grid
-from .training import TrainSettings, rmse_mev_per_atom, train_model
+from .training import (
+    TrainSettings,
+    point_train_settings,
+    rmse_mev_per_atom,
+    train_model,
+)
 
 __all__ = ["FitSettings", "cross_validate", "expand_grid", "fit_point", "holdout_split", "kfold_indices",
-           "point_train_settings", "select_best"]
+           "select_best"]
 
 
 def holdout_split(ids: Sequence[str], test_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -72,31 +77,6 @@ def kfold_indices(n: int, k: int = 10, seed: int = 0) -> list[tuple[np.ndarray, 
             for i in range(k)]
 
 
-def point_train_settings(point: dict, base: TrainSettings | dict | None = None) -> TrainSettings:
-    """The training settings of grid point ``point``: its ``training`` fields over ``base``'s.
-
-    Parameters
-    ----------
-    point : dict
-        A grid point (:func:`expand_grid`); its optional ``training`` is a dict
-        of :class:`TrainSettings` fields.
-    base : TrainSettings, dict or None
-        The fit's settings (``None``: the defaults).
-
-    Returns
-    -------
-    TrainSettings
-        ``base`` itself when the point has no ``training``; else a new one
-        where each field the point gives wins and every other is ``base``'s.
-    """
-    if not isinstance(base, TrainSettings):
-        base = TrainSettings.from_dict(base)
-    override = point.get("training")
-    if not override:
-        return base
-    if not isinstance(override, dict):
-        raise ValueError(f"a grid point's training must be a dict of TrainSettings fields, got {override!r}")
-    return TrainSettings.from_dict({**base.to_dict(), **override})
 
 
 def _hidden(point: dict) -> list[int]:

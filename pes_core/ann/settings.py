@@ -66,7 +66,7 @@ def expand_grid(grid: dict[str, Sequence] | list[dict[str, Any]]) -> list[dict]:
         :class:`~pes_core.ann.training.TrainSettings` fields (not a list) that
         is attached to each of its points as ``point["training"]`` and
         overrides the fit's ``training`` field by field for those points
-        (:func:`pes_core.ann.cv.point_train_settings`).
+        (:func:`pes_core.ann.training.point_train_settings`).
 
     Returns
     -------
@@ -134,10 +134,9 @@ class FitSettings:
         """The :class:`~pes_core.ann.training.TrainSettings` of ``training``.
 
         With a grid ``point``: those of the point, its own ``training``
-        overriding the fit's field by field (:func:`pes_core.ann.cv.point_train_settings`).
+        overriding the fit's field by field (:func:`pes_core.ann.training.point_train_settings`).
         """
-        from .cv import point_train_settings  # torch
-        from .training import TrainSettings
+        from .training import TrainSettings, point_train_settings  # torch
 
         base = TrainSettings.from_dict(self.training)
         return base if point is None else point_train_settings(point, base)

@@ -48,7 +48,7 @@ from .base import PESModel
 from .data import FeatureData, PESData
 
 __all__ = ["DEFAULT_SCHEDULE", "NAMED_SCHEDULES", "PAPER_SCHEDULE", "TrainReport", "TrainSettings", "parse_schedule",
-           "rmse_mev_per_atom", "train_model"]
+           "point_train_settings", "rmse_mev_per_atom", "train_model"]
 
 #: the schedule of the paper: (batch size, max epochs) per stage
 PAPER_SCHEDULE: tuple[tuple[int, int], ...] = ((2, 1000), (10, 1000), (100, 1000), (1000, 1000))
@@ -309,3 +309,29 @@ def _force_loss(model: PESModel, data: PESData, b: torch.Tensor, n_atoms: int, s
     scale_f = scale / n_atoms  # energy-per-atom scale, as (eV/Å) with 1 Å
     lf = torch.mean(((-g - data.forces[b]) / scale_f) ** 2)
     return le + weight * lf
+
+def point_train_settings(point: dict, base: TrainSettings | dict | None = None) -> TrainSettings:
+    """The training settings of grid point ``point``: its ``training`` fields over ``base``'s.
+
+    Parameters
+    ----------
+    point : dict
+        A grid point (:func:`expand_grid`); its optional ``training`` is a dict
+        of :class:`TrainSettings` fields.
+    base : TrainSettings, dict or None
+        The fit's settings (``None``: the defaults).
+
+    Returns
+    -------
+    TrainSettings
+        ``base`` itself when the point has no ``training``; else a new one
+        where each field the point gives wins and every other is ``base``'s.
+    """
+    if not isinstance(base, TrainSettings):
+        base = TrainSettings.from_dict(base)
+    override = point.get("training")
+    if not override:
+        return base
+    if not isinstance(override, dict):
+        raise ValueError(f"a grid point's training must be a dict of TrainSettings fields, got {override!r}")
+    return TrainSettings.from_dict({**base.to_dict(), **override})
