@@ -120,7 +120,13 @@ if TYPE_CHECKING:  # pragma: no cover
         kfold_indices,
         select_best,
     )
-    from .data import FeatureData, PESData, compute_features, concat_features, structure_order
+    from .data import (
+        FeatureData,
+        PESData,
+        compute_features,
+        concat_features,
+        structure_order,
+    )
     from .featurizers import (
         FeaturizerSettings,
         cluster_set_specs,
@@ -131,7 +137,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import load_model, model_from_bytes, model_to_bytes, save_model
     from .linear import LinearModel, ridge_gcv
     from .models import ClusterModel, PESModel, SiteModel, build_model
-    from .multicell import configuration_features, multicell_features, split_rows, supercell_featurizer
+    from .multicell import (
+        configuration_features,
+        multicell_features,
+        split_rows,
+        supercell_featurizer,
+    )
     from .paths import PATH_LABELS, energy_paths, interpolate_structures
     from .settings import FitSettings, RefineSettings
     from .training import (

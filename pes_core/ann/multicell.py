@@ -176,7 +176,7 @@ def multicell_features(featurizer: CCDFeaturizer, structures: Sequence, energies
     by_cell: dict[tuple, list[int]] = {}
     for k, st in enumerate(structures):
         p = supercell_matrix(featurizer, st)
-        cells = int(round(abs(np.linalg.det(p))))
+        cells = round(abs(np.linalg.det(p)))
         if cells % n_cells:
             raise ValueError(f"structure {ids[k]!r} is a supercell of {cells} primitive cells ({len(st)} atoms), "
                              f"not a multiple of the model's {n_cells} ({featurizer.n_atoms} atoms); only "

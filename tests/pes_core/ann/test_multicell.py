@@ -6,9 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from pes_core.ann import (ClusterModel, FeatureData, LinearModel, PESData, SiteModel, TrainSettings, compute_features,
-                          concat_features, cross_validate, kfold_indices, multicell_features, rmse_mev_per_atom,
-                          split_rows, supercell_featurizer, train_model)
+from pes_core.ann import (
+    ClusterModel,
+    FeatureData,
+    LinearModel,
+    PESData,
+    SiteModel,
+    TrainSettings,
+    compute_features,
+    concat_features,
+    cross_validate,
+    kfold_indices,
+    multicell_features,
+    rmse_mev_per_atom,
+    split_rows,
+    supercell_featurizer,
+    train_model,
+)
 from pes_core.ann.training import _split
 from pes_core.oracles import get_oracle
 from pes_core.sampling import glazer_tilted, rattled_strained
