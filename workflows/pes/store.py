@@ -24,6 +24,7 @@ from pes_core.db import Configuration
 from pes_core.sampling.pes_training import refine_label
 from workflows.core import runtime
 from workflows.core.blobs import get_blob, put_blob
+from workflows.thermo.store import feedback_name
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +180,6 @@ def extra_training_ids(entries: list[str], exclude: set[str] | frozenset = froze
     seen: set[str] = set()
     for entry in entries:
         if entry.startswith(FEEDBACK):
-            from workflows.thermo.store import (
-                feedback_name,  # deferred: the thermo job reads stored models
-            )
-
             thermo = entry[len(FEEDBACK):]
             blob = get_blob(feedback_name(thermo))
             if blob is None:
