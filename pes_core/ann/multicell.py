@@ -169,6 +169,8 @@ def multicell_features(featurizer: CCDFeaturizer, structures: Sequence, energies
     ids : sequence of str, optional
         Identifiers; default ``"0", "1", ...``.
     """
+    if not len(structures):
+        raise ValueError("multicell_features needs at least one structure")
     ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(structures))]
     if len(structures) != len(energies) or len(ids) != len(structures):
         raise ValueError(f"{len(structures)} structures, {len(energies)} energies and {len(ids)} ids")
