@@ -69,6 +69,8 @@ _LAZY: dict[str, str] = {
     "build_model": "models",
     "cluster_set_specs": "featurizers",
     "compute_features": "data",
+    "concat_features": "data",
+    "configuration_features": "multicell",
     "cross_validate": "cv",
     "energy_paths": "paths",
     "expand_grid": "cv",
@@ -81,13 +83,16 @@ _LAZY: dict[str, str] = {
     "load_model": "io",
     "model_from_bytes": "io",
     "model_to_bytes": "io",
+    "multicell_features": "multicell",
     "perovskite_featurizer": "featurizers",
     "point_train_settings": "training",
     "ridge_gcv": "linear",
     "rmse_mev_per_atom": "training",
     "save_model": "io",
     "select_best": "cv",
+    "split_rows": "multicell",
     "structure_order": "data",
+    "supercell_featurizer": "multicell",
     "torch_threads": "_torch",
     "train_model": "training",
 }
@@ -117,7 +122,13 @@ if TYPE_CHECKING:  # pragma: no cover
         kfold_indices,
         select_best,
     )
-    from .data import FeatureData, PESData, compute_features, structure_order
+    from .data import (
+        FeatureData,
+        PESData,
+        compute_features,
+        concat_features,
+        structure_order,
+    )
     from .featurizers import (
         FeaturizerSettings,
         cluster_set_specs,
@@ -128,6 +139,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import load_model, model_from_bytes, model_to_bytes, save_model
     from .linear import LinearModel, ridge_gcv
     from .models import ClusterModel, PESModel, SiteModel, build_model
+    from .multicell import (
+        configuration_features,
+        multicell_features,
+        split_rows,
+        supercell_featurizer,
+    )
     from .paths import PATH_LABELS, energy_paths, interpolate_structures
     from .settings import FitSettings, RefineSettings, grid_dicts
     from .training import (
@@ -160,6 +177,8 @@ __all__ = [
     "build_model",
     "cluster_set_specs",
     "compute_features",
+    "concat_features",
+    "configuration_features",
     "cross_validate",
     "energy_paths",
     "expand_grid",
@@ -172,13 +191,16 @@ __all__ = [
     "load_model",
     "model_from_bytes",
     "model_to_bytes",
+    "multicell_features",
     "perovskite_featurizer",
     "point_train_settings",
     "ridge_gcv",
     "rmse_mev_per_atom",
     "save_model",
     "select_best",
+    "split_rows",
     "structure_order",
+    "supercell_featurizer",
     "torch_threads",
     "train_model",
 ]

@@ -44,21 +44,35 @@ class PESModel(nn.Module):
         out = self.featurizer(positions, cells)
         return self.energy_from_features(out.clusters, out.sites)
 
+    def energies(self, data: FeatureData) -> torch.Tensor:
+        """Energies ``(N,)`` (eV) of the configurations of ``data``, with gradients.
+
+        The rows of a configuration of a larger supercell (see
+        :class:`~pes_core.ann.data.FeatureData`) are summed, so the constant
+        ``E0`` counts once per featurizer cell.
+        """
+        return data.sum_rows(self.energy_from_features(data.clusters, data.sites))
+
     def predict(self, data: FeatureData, chunk: int = 4096) -> torch.Tensor:
-        """Energies (eV) of precomputed features, without gradients."""
+        """Energies ``(N,)`` (eV) of precomputed features, without gradients (rows summed per configuration)."""
         with torch.no_grad():
             parts = [self.energy_from_features({k: v[a:a + chunk] for k, v in data.clusters.items()},
                                                {k: v[a:a + chunk] for k, v in data.sites.items()})
-                     for a in range(0, len(data), chunk)]
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+                     for a in range(0, data.n_rows, chunk)]
+            rows = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+            return data.sum_rows(rows) if data.grouped else rows
 
     def hyperparameters(self) -> dict:
         """Constructor arguments (without the featurizer)."""
         return {}
 
     def fit_normalization(self, data: FeatureData) -> None:
-        """Set input standardization and ``E0``/scale from training data."""
-        e = data.energies
+        """Set input standardization and ``E0``/scale from training data.
+
+        ``E0`` and the scale are the mean and spread of the energies per
+        featurizer cell (a configuration of ``m`` cells counts ``E / m``).
+        """
+        e = data.per_cell(data.energies)
         self.e0.fill_(float(e.mean()))
         self.e_scale.fill_(float(e.std()) if len(e) > 1 and float(e.std()) > 0 else 1.0)
 

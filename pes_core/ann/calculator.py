@@ -119,6 +119,46 @@ class TrainingDomain:
         return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data))
 
     @classmethod
+    def merged(cls, domains: list[TrainingDomain]) -> TrainingDomain:
+        """The union of the ranges of several domains (e.g. of training cells of different sizes)."""
+        if len(domains) == 1:
+            return domains[0]
+        ranges = {}
+        for kind, pick in (("pair_lo", np.minimum), ("pair_hi", np.maximum), ("feature_lo", np.minimum),
+                           ("feature_hi", np.maximum)):
+            out: dict = {}
+            for d in domains:
+                for name, v in getattr(d, kind).items():
+                    out[name] = pick(out[name], v) if name in out else np.asarray(v)
+            ranges[kind] = out
+        return cls(**ranges, energy_lo=min(d.energy_lo for d in domains), energy_hi=max(d.energy_hi for d in domains),
+                   n_configurations=sum(d.n_configurations for d in domains))
+
+    @classmethod
+    def from_configurations(cls, featurizer, configurations) -> TrainingDomain:
+        """Ranges of :class:`pes_core.db.Configuration` documents of the featurizer's cell or larger supercells.
+
+        Configurations of the featurizer's atom count are read in its cell;
+        others (e.g. 320-atom snapshots added by ``pes_fit.extra_training``)
+        in a featurizer of their own supercell with the same orbits
+        (:func:`pes_core.ann.multicell.supercell_featurizer`).
+        """
+        from pymatgen.core import Structure
+
+        from .multicell import supercell_featurizer, supercell_matrix
+
+        groups: dict = {}
+        for c in configurations:
+            key = None if int(c.n_atoms) == featurizer.n_atoms else tuple(
+                supercell_matrix(featurizer, Structure.from_dict(c.structure)).reshape(-1))
+            groups.setdefault(key, []).append(c)
+        domains = []
+        for key, docs in groups.items():
+            feat = featurizer if key is None else supercell_featurizer(featurizer, np.array(key).reshape(3, 3))
+            domains.append(cls.from_data(feat, PESData.from_configurations(feat, docs, with_forces=False)))
+        return cls.merged(domains)
+
+    @classmethod
     def from_structures(cls, featurizer, structures, energies) -> TrainingDomain:
         """Ranges of structures (pymatgen or ASE, any atom order) with total energies (eV)."""
         return cls.from_data(featurizer, PESData.from_structures(featurizer, structures, energies))
@@ -292,7 +332,6 @@ def stored_model_with_domain(name: str) -> tuple:
     """
     from pes_core.db import Configuration, PotentialModel
 
-    from .data import PESData
     from .io import model_from_bytes
 
     doc = PotentialModel.objects(name=name).order_by("-version").first()
@@ -303,6 +342,5 @@ def stored_model_with_domain(name: str) -> tuple:
         raise ValueError(f"model {name!r} is a {doc.kind} model; give a cluster, site or linear model")
     model = model_from_bytes(doc.parameters.read())
     configs = list(Configuration.objects(content_hash__in=list(doc.training_ids or [])))
-    domain = (TrainingDomain.from_data(model.featurizer, PESData.from_configurations(
-        model.featurizer, configs, with_forces=False)) if configs else None)
+    domain = TrainingDomain.from_configurations(model.featurizer, configs) if configs else None
     return model, domain

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .data import FeatureData
+from .data import FeatureData, concat_features
 from .models import build_model
 from .settings import FitSettings, expand_grid
 from .training import (
@@ -104,11 +104,14 @@ def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettin
 
 
 def cross_validate(point: dict, featurizer, features: FeatureData, k: int = 10,
-                   settings: TrainSettings | None = None, seed: int = 0) -> dict:
+                   settings: TrainSettings | None = None, seed: int = 0, extra: FeatureData | None = None) -> dict:
     """Train/validation RMSE (meV/atom) of one grid point over ``k`` folds.
 
     ``settings`` are the fit's; the point's own ``training`` overrides them
     (:func:`fit_point`).
+    ``extra`` (e.g. configurations of larger supercells) joins the training
+    part of every fold and never a validation part, so the validation RMSEs
+    stay those of ``features``; the training RMSEs include it.
 
     Returns
     -------
@@ -116,14 +119,15 @@ def cross_validate(point: dict, featurizer, features: FeatureData, k: int = 10,
         ``point``, ``train_rmse``/``val_rmse`` (lists per fold), their
         ``*_mean``/``*_std``, ``wall_time_s``.
     """
-    n_atoms = features.n_atoms
     tr_rmse, va_rmse = [], []
     t0 = time.perf_counter()
     for tr, va in kfold_indices(len(features), k, seed):
         train, val = features.subset(tr), features.subset(va)
+        if extra is not None and len(extra):
+            train = concat_features([train, extra])
         model, _, _ = fit_point(point, featurizer, train, settings)
-        tr_rmse.append(rmse_mev_per_atom(model.predict(train), train.energies, n_atoms))
-        va_rmse.append(rmse_mev_per_atom(model.predict(val), val.energies, n_atoms))
+        tr_rmse.append(rmse_mev_per_atom(model.predict(train), train.energies, train.atoms))
+        va_rmse.append(rmse_mev_per_atom(model.predict(val), val.energies, val.atoms))
     return {"point": dict(point), "train_rmse": tr_rmse, "val_rmse": va_rmse,
             "train_rmse_mean": float(np.mean(tr_rmse)), "train_rmse_std": float(np.std(tr_rmse)),
             "val_rmse_mean": float(np.mean(va_rmse)), "val_rmse_std": float(np.std(va_rmse)),

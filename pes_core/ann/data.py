@@ -19,7 +19,7 @@ from pymatgen.core import Structure
 
 from pes_core.ccd import CCDFeaturizer
 
-__all__ = ["FeatureData", "PESData", "compute_features", "structure_order"]
+__all__ = ["FeatureData", "PESData", "compute_features", "concat_features", "structure_order"]
 
 
 def structure_order(featurizer: CCDFeaturizer, structure) -> np.ndarray:
@@ -135,17 +135,32 @@ class PESData:
 class FeatureData:
     """Precomputed features (no gradients) with energies.
 
+    A configuration of an ``m``-times larger supercell of the featurizer's
+    reference (``m`` times its atoms) is held as ``m`` consecutive feature
+    *rows* of the featurizer's shape: every orbit's clusters and every site
+    orbit's sites split into ``m`` equal chunks (see
+    :func:`pes_core.ann.multicell.split_rows`).  The models are a constant
+    plus a sum of local terms, so the configuration's energy is the sum of
+    the model's energies of its rows (the constant counts ``m`` times).
+    ``row_config`` says which configuration each row belongs to; without it
+    (the usual case) there is one row per configuration.
+
     Attributes
     ----------
     clusters : dict
-        Orbit name -> ``(N, n_clusters, n_basis)``.
+        Orbit name -> ``(R, n_clusters, n_basis)`` (``R`` rows).
     sites : dict
-        Site label -> ``(N, n_sites, n_features)``.
+        Site label -> ``(R, n_sites, n_features)``.
     energies : torch.Tensor
-        ``(N,)`` total energies, eV.
+        ``(N,)`` total energies of the configurations, eV.
     n_atoms : int
-        Atoms per configuration.
+        Atoms per row (the featurizer's supercell).
     ids : list of str
+        One per configuration.
+    row_config : torch.Tensor or None
+        ``(R,)`` int64 index of the configuration of every row,
+        non-decreasing with every configuration present; ``None``: ``R = N``,
+        row ``i`` is configuration ``i``.
     """
 
     clusters: dict[str, torch.Tensor]
@@ -153,22 +168,144 @@ class FeatureData:
     energies: torch.Tensor
     n_atoms: int
     ids: list[str]
+    row_config: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.row_config is None:
+            return
+        rc = torch.as_tensor(self.row_config, dtype=torch.int64)
+        n = len(self.energies)
+        counts = torch.bincount(rc, minlength=n) if len(rc) else torch.zeros(n, dtype=torch.int64)
+        if len(rc) != self.n_rows or (len(rc) and bool(torch.any(rc[1:] < rc[:-1]))) or len(counts) != n \
+                or bool(torch.any(counts < 1)):
+            raise ValueError(f"row_config must give each of the {self.n_rows} feature rows a configuration in "
+                             f"0..{n - 1}, non-decreasing, every configuration at least once")
+        self.row_config = rc
 
     def __len__(self) -> int:
         return int(self.energies.shape[0])
 
+    @property
+    def grouped(self) -> bool:
+        """Whether some configuration spans several rows (or rows are indexed explicitly)."""
+        return self.row_config is not None
+
+    @property
+    def n_rows(self) -> int:
+        """Feature rows (``len(self)`` unless :attr:`grouped`)."""
+        for v in (*self.clusters.values(), *self.sites.values()):
+            return int(v.shape[0])
+        return len(self)
+
+    @property
+    def multiplicity(self) -> np.ndarray:
+        """``(N,)`` rows per configuration (its atoms over :attr:`n_atoms`)."""
+        if self.row_config is None:
+            return np.ones(len(self), dtype=np.int64)
+        return torch.bincount(self.row_config, minlength=len(self)).numpy()
+
+    @property
+    def atoms(self) -> np.ndarray:
+        """``(N,)`` atoms of every configuration."""
+        return self.n_atoms * self.multiplicity
+
+    def sum_rows(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-configuration sums ``(N, ...)`` of per-row values ``(R, ...)`` (the values themselves if not grouped)."""
+        if self.row_config is None:
+            return values
+        out = torch.zeros((len(self), *values.shape[1:]), dtype=values.dtype)
+        return out.index_add(0, self.row_config, values)
+
+    def per_cell(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-configuration values ``(N, ...)`` divided by the multiplicity (per featurizer cell)."""
+        if self.row_config is None:
+            return values
+        m = torch.as_tensor(self.multiplicity, dtype=values.dtype)
+        return values / m.reshape(-1, *([1] * (values.dim() - 1)))
+
+    def _rows(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices of configurations ``index`` (in that order) and their new ``row_config``."""
+        m = self.multiplicity
+        start = np.concatenate([[0], np.cumsum(m)[:-1]])
+        rows = np.concatenate([np.arange(start[i], start[i] + m[i]) for i in index]) if len(index) else \
+            np.zeros(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(index)), m[index]) if len(index) else np.zeros(0, dtype=np.int64)
+        return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(owner, dtype=torch.int64)
+
     def subset(self, index: Sequence[int] | np.ndarray) -> FeatureData:
-        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
-        return FeatureData({k: v[idx] for k, v in self.clusters.items()},
-                           {k: v[idx] for k, v in self.sites.items()}, self.energies[idx], self.n_atoms,
-                           [self.ids[int(i)] for i in idx])
+        """The configurations at ``index`` (in that order), with all their rows."""
+        index = np.asarray(index, dtype=np.int64)
+        idx = torch.as_tensor(index)
+        if self.row_config is None:
+            rows, owner = idx, None
+        else:
+            rows, owner = self._rows(index)
+        return FeatureData({k: v[rows] for k, v in self.clusters.items()},
+                           {k: v[rows] for k, v in self.sites.items()}, self.energies[idx], self.n_atoms,
+                           [self.ids[int(i)] for i in idx], owner)
 
     def select_ids(self, ids: Sequence[str]) -> FeatureData:
+        """The configurations with these ids (``KeyError`` for an unknown id)."""
         where = {k: i for i, k in enumerate(self.ids)}
         missing = [k for k in ids if k not in where]
         if missing:
             raise KeyError(f"{len(missing)} ids not in the feature set, e.g. {missing[0]!r}")
         return self.subset([where[k] for k in ids])
+
+    def to_dict(self) -> dict:
+        """Tensors and lists (for ``torch.save``); :meth:`from_dict` reads it back."""
+        d = {"clusters": self.clusters, "sites": self.sites, "energies": self.energies, "n_atoms": self.n_atoms,
+             "ids": self.ids}
+        if self.row_config is not None:
+            d["row_config"] = self.row_config
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureData:
+        return cls(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]), d.get("row_config"))
+
+
+def concat_features(parts: Sequence[FeatureData]) -> FeatureData:
+    """One feature set of the configurations of ``parts`` (in order); grouped if any part is.
+
+    All parts must come from featurizers of the same supercell shape (same
+    orbits, basis sizes and atoms per row); ids must be unique.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = FeatureData({"p": torch.ones(2, 3, 1)}, {}, torch.tensor([1.0, 2.0]), 5, ["a", "b"])
+    >>> b = FeatureData({"p": torch.ones(4, 3, 1)}, {}, torch.tensor([8.0]), 5, ["c"], torch.zeros(4, dtype=torch.int64))
+    >>> c = concat_features([a, b])
+    >>> len(c), c.n_rows, c.multiplicity.tolist(), c.atoms.tolist()
+    (3, 6, [1, 1, 4], [5, 5, 20])
+    """
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("concat_features needs at least one feature set")
+    first = parts[0]
+    for p in parts[1:]:
+        if p.n_atoms != first.n_atoms or set(p.clusters) != set(first.clusters) or set(p.sites) != set(first.sites) \
+                or any(p.clusters[k].shape[1:] != first.clusters[k].shape[1:] for k in first.clusters) \
+                or any(p.sites[k].shape[1:] != first.sites[k].shape[1:] for k in first.sites):
+            raise ValueError("feature sets of different featurizers (orbits, basis or atoms per row differ) cannot "
+                             "be concatenated; compute both with the same featurizer (larger cells through "
+                             "pes_core.ann.multicell.multicell_features)")
+    ids = [k for p in parts for k in p.ids]
+    if len(set(ids)) != len(ids):
+        dup = next(k for k in ids if ids.count(k) > 1)
+        raise ValueError(f"configuration {dup!r} is in more than one of the feature sets; drop the duplicates")
+    row_config = None
+    if any(p.grouped for p in parts):
+        owners, offset = [], 0
+        for p in parts:
+            own = p.row_config if p.row_config is not None else torch.arange(len(p), dtype=torch.int64)
+            owners.append(own + offset)
+            offset += len(p)
+        row_config = torch.cat(owners)
+    return FeatureData({k: torch.cat([p.clusters[k] for p in parts]) for k in first.clusters},
+                       {k: torch.cat([p.sites[k] for p in parts]) for k in first.sites},
+                       torch.cat([p.energies for p in parts]), first.n_atoms, ids, row_config)
 
 
 def compute_features(featurizer: CCDFeaturizer, data: PESData, chunk: int = 256) -> FeatureData:

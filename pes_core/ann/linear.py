@@ -101,9 +101,20 @@ class LinearModel(PESModel):
         return self.e0 + x @ self.weights
 
     def fit(self, data: FeatureData) -> LinearModel:
-        """Fit on precomputed features (closed form); returns ``self``."""
-        x = self.descriptor(data.clusters).numpy()
-        y = data.energies.numpy()
+        """Fit on precomputed features (closed form); returns ``self``.
+
+        A configuration of ``m`` featurizer cells enters with its descriptor
+        and energy per cell (``X / m``, ``E / m``): the model's energy of it
+        is ``m`` times the per-cell expansion, so this is the least-squares
+        fit of the energies per atom, one equation per configuration, and a
+        cell tiled ``m`` times gives exactly the equation of the cell itself.
+        """
+        if data.grouped:
+            x = data.per_cell(data.sum_rows(self.descriptor(data.clusters))).numpy()
+            y = data.per_cell(data.energies).numpy()
+        else:
+            x = self.descriptor(data.clusters).numpy()
+            y = data.energies.numpy()
         mu = x.mean(axis=0)
         sd = x.std(axis=0)
         sd = np.where(sd > 1e-12, sd, 1.0)

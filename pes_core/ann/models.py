@@ -114,15 +114,24 @@ class _PerGroupModel(PESModel):
         The shortcut sum over a group's members is ``w . sum_members x``, so
         the ridge regression of the energies on those sums (GCV penalty) is
         the linear anharmonic cluster expansion in this model's own inputs.
+        A configuration of ``m`` featurizer cells enters per cell (sums and
+        energy over ``m``), as in :meth:`LinearModel.fit`.
         """
         if not self.shortcut:
             return float("nan")
         with torch.no_grad():
             xs = self._standardized(data.clusters, data.sites)
-            d = torch.cat([x.sum(dim=1) for x in xs], dim=-1).numpy()
-            y = (data.energies.numpy() - float(self.e0)) / float(self.e_scale)
-            if residual:  # fit the shortcuts to what the networks leave (backfitting)
-                y = y - sum(net(x).squeeze(-1).sum(dim=-1) for x, net in zip(xs, self.nets)).numpy()
+            if data.grouped:  # configurations of m cells: descriptors and energies per cell
+                d = data.per_cell(data.sum_rows(torch.cat([x.sum(dim=1) for x in xs], dim=-1))).numpy()
+                y = (data.per_cell(data.energies).numpy() - float(self.e0)) / float(self.e_scale)
+                if residual:
+                    y = y - data.per_cell(data.sum_rows(
+                        sum(net(x).squeeze(-1).sum(dim=-1) for x, net in zip(xs, self.nets)))).numpy()
+            else:
+                d = torch.cat([x.sum(dim=1) for x in xs], dim=-1).numpy()
+                y = (data.energies.numpy() - float(self.e0)) / float(self.e_scale)
+                if residual:  # fit the shortcuts to what the networks leave (backfitting)
+                    y = y - sum(net(x).squeeze(-1).sum(dim=-1) for x, net in zip(xs, self.nets)).numpy()
             mu, sd = d.mean(axis=0), d.std(axis=0)
             sd = np.where(sd > 1e-12, sd, 1.0)
             w, alpha = ridge_gcv((d - mu) / sd, y - y.mean(), alphas)

@@ -56,8 +56,18 @@ PAPER_SCHEDULE: tuple[tuple[int, int], ...] = ((2, 1000), (10, 1000), (100, 1000
 DEFAULT_SCHEDULE: tuple[tuple[int, int], ...] = ((1000, 800),)
 
 
-def rmse_mev_per_atom(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, n_atoms: int) -> float:
-    """Root-mean-square error of total energies (eV), in meV/atom."""
+def rmse_mev_per_atom(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+                      n_atoms: int | np.ndarray) -> float:
+    """Root-mean-square error of total energies (eV), in meV/atom.
+
+    ``n_atoms`` is the atom count of every configuration (one int, or one per
+    configuration, e.g. :attr:`FeatureData.atoms` for a mix of supercells).
+
+    Examples
+    --------
+    >>> rmse_mev_per_atom([41.0, 82.0], [40.0, 80.0], [40, 80])
+    25.0
+    """
     p = np.asarray(pred, dtype=float)
     t = np.asarray(target, dtype=float)
     if p.size == 0:
@@ -202,7 +212,9 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
     model : PESModel
         A cluster- or site-based model (its weights are re-initialized from the seed).
     features : FeatureData
-        Training features and energies (eV).
+        Training features and energies (eV); may hold configurations of
+        larger supercells (grouped rows): the internal validation split is
+        by configuration and the loss is on energies per featurizer cell.
     settings : TrainSettings, optional
         Schedule, learning rate, early stopping, seed.
     data : PESData, optional
@@ -216,6 +228,9 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
         raise ValueError("force training needs PESData with forces (pass data=...)")
     if data is not None and list(data.ids) != list(features.ids):
         raise ValueError("data and features must hold the same configurations in the same order")
+    if s.force_weight > 0 and features.grouped:
+        raise ValueError("force training needs configurations of the featurizer's own supercell; the features "
+                         "hold larger cells (train on energies, force_weight=0)")
     t0 = time.perf_counter()
     n_atoms = features.n_atoms
     with torch_threads(s.threads):
@@ -246,8 +261,8 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
         out_of_time = False
 
         def evaluate() -> tuple[float, float]:
-            tr = rmse_mev_per_atom(model.predict(train), train.energies, n_atoms)
-            va = rmse_mev_per_atom(model.predict(val), val.energies, n_atoms) if len(val) else tr
+            tr = rmse_mev_per_atom(model.predict(train), train.energies, train.atoms)
+            va = rmse_mev_per_atom(model.predict(val), val.energies, val.atoms) if len(val) else tr
             return tr, va
 
         tr0, best_val = evaluate()  # the starting point (linear solution) is a candidate too
@@ -262,6 +277,10 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
                     opt.zero_grad(set_to_none=True)
                     if s.force_weight > 0:
                         loss = _force_loss(model, tr_data, b, n_atoms, scale, s.force_weight)
+                    elif train.grouped:  # energies per featurizer cell: equal weight per atom of every size
+                        sub = train.subset(b.numpy())
+                        m = torch.as_tensor(sub.multiplicity, dtype=torch.float64)
+                        loss = torch.mean(((model.energies(sub) - sub.energies) / (scale * m)) ** 2)
                     else:
                         pred = model.energy_from_features({k: v[b] for k, v in train.clusters.items()},
                                                           {k: v[b] for k, v in train.sites.items()})

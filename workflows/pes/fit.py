@@ -33,6 +33,7 @@ from pes_core.oracles import get_oracle
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import worker_env
 from workflows.pes.store import (
+    extra_training_features,
     featurizer_for,
     load_features,
     load_split,
@@ -41,7 +42,7 @@ from workflows.pes.store import (
     split_reference,
 )
 
-__all__ = ["finish_fit", "fit_record", "path_energies"]
+__all__ = ["finish_fit", "fit_extra_features", "fit_record", "path_energies"]
 
 LOW_WINDOW_MEV = 125.0
 
@@ -73,12 +74,26 @@ def path_energies(fit_name: str, oracle_name: str, oracle_settings: dict, refere
     return out
 
 
+def fit_extra_features(fit: dict, split: dict, featurizer):
+    """Features of the fit's ``extra_training`` configurations (None without), never any of the split's ids.
+
+    They join the training part of every CV fold and of the final retraining,
+    never a validation part or the holdout, so CV and holdout errors stay
+    those of the training set's own configurations.
+    """
+    if not fit.get("extra_training"):
+        return None
+    return extra_training_features(list(fit["extra_training"]), featurizer,
+                                   exclude=set(split["train"]) | set(split["holdout"]))
+
+
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
     """Select, retrain, test, store models and the fit record; returns the record (the caller plots it)."""
     import torch  # deferred
 
     from pes_core.ann import (  # torch
         HiphiveBaseline,
+        concat_features,
         fit_point,
         model_to_bytes,
         select_best,
@@ -108,12 +123,16 @@ def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
             point = results[best]["point"]
             feat = featurizer_for(reference, point)
             train = load_features(split["training_set"], feat, train_ids)
+            extra = fit_extra_features(fit, split, feat)
+            if extra is not None:
+                train = concat_features([train, extra])
+                record["n_extra_training"] = len(extra)
             test = load_features(split["training_set"], feat, holdout_ids)
             point_settings = fs.train_settings(point)  # the point's own training over the fit's
             with torch_threads(point_settings.threads):
                 model, report, seconds = fit_point(point, feat, train, point_settings)
-            pred_tr = model.predict(train).numpy() / train.n_atoms
-            pred_te = model.predict(test).numpy() / test.n_atoms
+            pred_tr = model.predict(train).numpy() / train.atoms
+            pred_te = model.predict(test).numpy() / test.atoms
             path_pred = {}
             for name, p in paths.items():
                 pos, cell = feat.batch(p["structures"])
@@ -162,8 +181,8 @@ def holdout_comparison(models: dict) -> dict:
 
 
 def _metrics(kind, point, cv, train, test, pred_tr, pred_te, e_ref, path_pred, paths, seconds) -> dict:
-    ref_tr = train.energies.numpy() / train.n_atoms
-    ref_te = test.energies.numpy() / test.n_atoms
+    ref_tr = train.energies.numpy() / train.atoms
+    ref_te = test.energies.numpy() / test.atoms
     return {
         "point": point, "kind": kind,
         "cv_val_rmse": cv["val_rmse_mean"], "cv_val_std": cv["val_rmse_std"],

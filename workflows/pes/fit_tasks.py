@@ -23,7 +23,7 @@ from pes_core.db import Configuration, calculation_hash, get_configuration
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
 from workflows.oracle.builders import oracle_batches, oracle_firework
-from workflows.pes.fit import finish_fit
+from workflows.pes.fit import finish_fit, fit_extra_features
 from workflows.pes.report import write_fit_plots
 from workflows.pes.store import (
     feature_combos,
@@ -172,9 +172,11 @@ class PESCVTask(FiretaskBase):
         split = load_split(fit["name"])
         feat = featurizer_for(split_reference(split), self["point"])
         features = load_features(split["training_set"], feat, split["train"])
+        extra = fit_extra_features(fit, split, feat)
         settings = fs.train_settings(self["point"])  # the point's own training over the fit's
         with torch_threads(settings.threads):
-            res = cross_validate(self["point"], feat, features, k=int(fs.folds), settings=settings, seed=int(fs.seed))
+            res = cross_validate(self["point"], feat, features, k=int(fs.folds), settings=settings, seed=int(fs.seed),
+                                 extra=extra)
         res["index"] = int(self["index"])
         print(f"  [{fit['name']}] cv {self['index']} {self['point']}: val {res['val_rmse_mean']:.3f} "
               f"+- {res['val_rmse_std']:.3f} meV/atom ({res['wall_time_s']:.0f} s)", flush=True)

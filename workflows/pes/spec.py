@@ -277,6 +277,13 @@ class PESFitSpec(OracleSpec):
                                      description="TrainSettings fields")
     hiphive: dict[str, Any] | None = Field(default_factory=lambda: _default(_FI, "hiphive"))
     paths: dict[str, Any] = Field(default_factory=lambda: _default(_FI, "paths"))
+    extra_training: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="extra training configurations of any supercell with a whole multiple of the training "
+                    "cell's atoms (e.g. 4x4x4 pes_thermo snapshots): workflow names (all their configurations, "
+                    "e.g. '<thermo name>-validation') or 'feedback:<thermo name>' (the snapshots its feedback "
+                    "list flags); added to the training part of every CV fold and of the final fit, never to "
+                    "the holdout")
 
     def to_settings(self) -> FitSettings:
         """The :class:`pes_core.ann.FitSettings` of this spec."""

@@ -25,11 +25,14 @@ from pes_core.db import Configuration
 from pes_core.sampling.pes_training import refine_label
 from workflows.core import runtime
 from workflows.core.blobs import get_blob, put_blob
+from workflows.thermo.store import feedback_name
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "feature_combos",
+    "extra_training_features",
+    "extra_training_ids",
     "feature_name",
     "featurizer_for",
     "load_features",
@@ -168,6 +171,96 @@ def load_features(training_set: str, featurizer, ids: list[str] | None = None):
                     "n_atoms": cached.n_atoms, "ids": cached.ids}, buf)
         put_blob(name, buf.getvalue())
     return cached.select_ids(wanted)
+
+
+# --------------------------------------------------------------------------- extra (large-cell) training data
+#: prefix of an ``extra_training`` entry naming the feedback list of a ``pes_thermo`` run
+FEEDBACK = "feedback:"
+
+
+def extra_training_ids(entries: list[str], exclude: set[str] | frozenset = frozenset()) -> dict[str, list[str]]:
+    """Content hashes of the extra training configurations of a fit, by their workflow.
+
+    Parameters
+    ----------
+    entries : list of str
+        ``pes_fit.extra_training``: a workflow name (all its ``Configuration``
+        documents, e.g. ``<thermo name>-validation``), or
+        ``feedback:<thermo name>`` (the snapshots of the temperatures that
+        ``thermo/<thermo name>/feedback.json`` flags).
+    exclude : set of str
+        Ids left out (the training set's own configurations, above all its
+        holdout, which must never be trained on).
+
+    Raises
+    ------
+    ValueError
+        An entry names nothing stored.
+    """
+    out: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.startswith(FEEDBACK):
+            thermo = entry[len(FEEDBACK):]
+            blob = get_blob(feedback_name(thermo))
+            if blob is None:
+                raise ValueError(f"extra_training {entry!r}: pes_thermo run {thermo!r} has no feedback list "
+                                 f"({feedback_name(thermo)}); run its validation and summary first, or name the "
+                                 f"workflow '{thermo}-validation' instead")
+            docs = Configuration.objects(content_hash__in=list(json.loads(blob)["ids"])).only("content_hash",
+                                                                                               "workflow")
+        else:
+            docs = Configuration.objects(workflow=entry).only("content_hash", "workflow")
+        docs = list(docs)
+        if not docs:
+            raise ValueError(f"extra_training {entry!r}: no configurations stored under that name; give a workflow "
+                             "name (e.g. '<thermo name>-validation') or 'feedback:<thermo name>'")
+        for d in docs:
+            if d.content_hash not in seen and d.content_hash not in exclude:
+                seen.add(d.content_hash)
+                out.setdefault(d.workflow, []).append(d.content_hash)
+    return out
+
+
+def extra_training_features(entries: list[str], featurizer, exclude: set[str] | frozenset = frozenset()):
+    """Features of the extra training configurations (any supercell with a whole multiple of the model's cells).
+
+    Cached per source workflow and featurizer (``features/<workflow>/<key>-multicell``), completed
+    for new configurations.  Returns ``None`` when there are none.
+
+    Raises
+    ------
+    ValueError
+        A configuration that is not a supercell of the training set's reference
+        with a whole multiple of its atoms (the message names the entry).
+    """
+    import torch  # deferred
+
+    from pes_core.ann import (  # deferred: torch
+        FeatureData,
+        concat_features,
+        configuration_features,
+    )
+
+    parts = []
+    for workflow, ids in extra_training_ids(entries, exclude).items():
+        name = feature_name(workflow, featurizer.settings) + "-multicell"
+        blob = get_blob(name)
+        cached = FeatureData.from_dict(torch.load(io.BytesIO(blob), weights_only=True)) if blob is not None else None
+        have = set(cached.ids) if cached is not None else set()
+        missing = [k for k in ids if k not in have]
+        if missing:
+            docs = list(Configuration.objects(content_hash__in=missing))
+            try:
+                new = configuration_features(featurizer, docs)
+            except ValueError as err:
+                raise ValueError(f"extra training configurations of {workflow!r}: {err}") from None
+            cached = new if cached is None else concat_features([cached, new])
+            buf = io.BytesIO()
+            torch.save(cached.to_dict(), buf)
+            put_blob(name, buf.getvalue())
+        parts.append(cached.select_ids(ids))
+    return concat_features(parts) if parts else None
 
 
 def split_name(fit_name: str) -> str:
