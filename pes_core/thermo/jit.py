@@ -145,6 +145,8 @@ class JitTables:
                      int(self.orb_nq.max(initial=1)), int(self.orb_p.max(initial=1))])
         self.buf = np.zeros((4, int(width)))
         self.mono_buf = np.zeros(max(int(np.diff(self.mono_base).max(initial=0)), 1))
+        self.site_x = np.zeros((int(np.diff(self.tsite_ptr).max(initial=0)), int(width)))
+        self._pa, self._ea, self._sa = self._poly_args(), self._energy_args(), self._site_args()
 
     def _build_groups(self, pes) -> None:
         """Energy groups: weights of each orbit's (or site orbit's) local term; site feature tables."""
@@ -264,8 +266,8 @@ class JitTables:
               local: np.ndarray) -> tuple[bool, float]:
         """``(outside, dE)`` of moving atom ``k`` to ``xyz`` (Å); the candidate stays in the scratch buffers."""
         code, de = _trial(k, xyz, positions, shift_cart, phi, local, self.margin, self.touch_ptr, self.touch_cl,
-                          self.tsite_ptr, self.tsite, self.new_phi, self.new_off, self.new_loc, self.slot, self.buf,
-                          self.mono_buf, self._poly_args(), self._energy_args(), self._site_args())
+                          self.tsite_ptr, self.tsite, self.new_phi, self.new_off, self.new_loc, self.slot,
+                          self.site_x, self.buf, self.mono_buf, self._pa, self._ea, self._sa)
         return code != 0, de
 
     def accept(self, k: int, phi: np.ndarray, local: np.ndarray) -> None:
@@ -278,14 +280,15 @@ class JitTables:
         shift_cart = self.shift @ cell
         phi = np.zeros(int(self.phi_base[-1]))
         local = np.zeros(self.n_local)
-        excess = _evaluate(positions, shift_cart, phi, local, self.slot, self.buf, self.mono_buf, self._poly_args(),
-                           self._energy_args(), self._site_args())
+        site_x = np.zeros((self.n_local if self.sites else 0, self.buf.shape[1]))
+        excess = _evaluate(positions, shift_cart, phi, local, self.slot, site_x, self.buf, self.mono_buf, self._pa,
+                           self._ea, self._sa)
         return phi, local, excess
 
 
 if HAVE_NUMBA:
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, inline="always")
     def _metric(code, d, d0):
         if code == 0:
             return d / d0 - 1.0
@@ -296,158 +299,162 @@ if HAVE_NUMBA:
         return 0.5 * (1.0 - (d0 / d) ** 2)
 
     @njit(cache=True, nogil=True)
-    def _cluster_phi(g, k, xyz, positions, shift_cart, out, out_off, buf, mono_buf, pa):
-        """``phi`` of cluster ``g`` (atom ``k`` at ``xyz``; ``k = -1``: none moved) into ``out[out_off:]``.
+    def _phi_many(clusters, out_off, k, xyz, positions, shift_cart, out, buf, mono_buf, pa):
+        """``phi`` of ``clusters`` (atom ``k`` at ``xyz``; ``k = -1``: none moved) into ``out[out_off[i]:]``.
 
-        Returns the largest domain excess of its pair deformations and features (0 without a domain).
+        One call for many clusters (the tables are unpacked once).  Returns
+        the largest domain excess of their pair deformations and features
+        (range widths; 0 without a domain).
         """
         (pi, pj, pref, cl_orb, pair_off, orb_p, orb_nq, orb_nb, u, u_off, mono_base, mono_parent, mono_last,
          coef_ptr, coef_col, coef_val, metric, bounds_p, pb_off, bounds_f, fb_off, check) = pa
-        o = cl_orb[g]
-        n_p = orb_p[o]
-        n_q = orb_nq[o]
-        n_b = orb_nb[o]
-        p0 = pair_off[g]
-        f = buf[0]
-        q = buf[1]
         worst = 0.0
-        for p in range(n_p):
-            a = pi[p0 + p]
-            b = pj[p0 + p]
-            d2 = 0.0
-            for x in range(3):
-                xa = xyz[x] if a == k else positions[a, x]
-                xb = xyz[x] if b == k else positions[b, x]
-                dx = xb - xa + shift_cart[p0 + p, x]
-                d2 += dx * dx
-            f[p] = _metric(metric, np.sqrt(d2), pref[p0 + p])
-            if check:
-                i = pb_off[o] + p
-                e = max(max(f[p] - bounds_p[1, i], bounds_p[0, i] - f[p]), 0.0) / bounds_p[2, i]
-                worst = max(worst, e)
-        u0 = u_off[o]
-        for j in range(n_q):
-            s = 0.0
+        for ic in range(len(clusters)):
+            g = clusters[ic]
+            o0 = out_off[ic]
+            o = cl_orb[g]
+            n_p = orb_p[o]
+            n_q = orb_nq[o]
+            n_b = orb_nb[o]
+            p0 = pair_off[g]
             for p in range(n_p):
-                s += f[p] * u[u0 + p * n_q + j]
-            q[j] = s
-        for c in range(n_b):
-            out[out_off + c] = 0.0
-        m0 = mono_base[o]
-        for m in range(mono_base[o + 1] - m0):
-            par = mono_parent[m0 + m]
-            v = q[mono_last[m0 + m]]
-            if par >= 0:
-                v *= mono_buf[par]
-            mono_buf[m] = v
-            for z in range(coef_ptr[m0 + m], coef_ptr[m0 + m + 1]):
-                out[out_off + coef_col[z]] += v * coef_val[z]
-        if check:
+                a = pi[p0 + p]
+                b = pj[p0 + p]
+                d2 = 0.0
+                for x in range(3):
+                    xa = xyz[x] if a == k else positions[a, x]
+                    xb = xyz[x] if b == k else positions[b, x]
+                    dx = xb - xa + shift_cart[p0 + p, x]
+                    d2 += dx * dx
+                fp = _metric(metric, np.sqrt(d2), pref[p0 + p])
+                buf[0, p] = fp
+                if check:
+                    i = pb_off[o] + p
+                    worst = max(worst, max(max(fp - bounds_p[1, i], bounds_p[0, i] - fp), 0.0) / bounds_p[2, i])
+            u0 = u_off[o]
+            for j in range(n_q):
+                acc = 0.0
+                for p in range(n_p):
+                    acc += buf[0, p] * u[u0 + p * n_q + j]
+                buf[1, j] = acc
             for c in range(n_b):
-                i = fb_off[o] + c
-                x = out[out_off + c]
-                e = max(max(x - bounds_f[1, i], bounds_f[0, i] - x), 0.0) / bounds_f[2, i]
-                worst = max(worst, e)
+                out[o0 + c] = 0.0
+            m0 = mono_base[o]
+            for m in range(mono_base[o + 1] - m0):
+                par = mono_parent[m0 + m]
+                v = buf[1, mono_last[m0 + m]]
+                if par >= 0:
+                    v *= mono_buf[par]
+                mono_buf[m] = v
+                for z in range(coef_ptr[m0 + m], coef_ptr[m0 + m + 1]):
+                    out[o0 + coef_col[z]] += v * coef_val[z]
+            if check:
+                for c in range(n_b):
+                    i = fb_off[o] + c
+                    x = out[o0 + c]
+                    worst = max(worst, max(max(x - bounds_f[1, i], bounds_f[0, i] - x), 0.0) / bounds_f[2, i])
         return worst
 
     @njit(cache=True, nogil=True)
-    def _group_energy(gi, x, x_off, buf, ea):
-        """Local energy (eV) of group ``gi`` (orbit or site orbit) with features ``x[x_off:]``."""
+    def _energies(items, gmap, x, x_off, out, buf, ea):
+        """Local energies (eV) of ``items`` (group ``gmap[item]``: orbit or site orbit), features ``x[x_off[i]:]``."""
         is_net, in_off, lin_w, mu, sd, has_lin, scale, lay_ptr, lay_in, lay_out, w_off, b_off, w, b = ea
-        n_in = in_off[gi + 1] - in_off[gi]
-        i0 = in_off[gi]
-        if is_net[gi] == 0:
-            s = 0.0
-            for i in range(n_in):
-                s += x[x_off + i] * lin_w[i0 + i]
-            return s
-        for i in range(n_in):  # z = (x - mu) / sd in buf[0], kept for the shortcut
-            buf[0, i] = (x[x_off + i] - mu[i0 + i]) / sd[i0 + i]
-        src = 0
-        dst = 1
-        out = 0.0
-        last = lay_ptr[gi + 1] - 1
-        for ly in range(lay_ptr[gi], lay_ptr[gi + 1]):
-            n_a = lay_in[ly]
-            n_o = lay_out[ly]
-            w0 = w_off[ly]
-            b0 = b_off[ly]
-            for j in range(n_o):
-                s = 0.0
-                for i in range(n_a):
-                    s += buf[src, i] * w[w0 + i * n_o + j]
-                s += b[b0 + j]
-                if ly == last:
-                    out = s
-                else:
-                    buf[dst, j] = np.tanh(s)
-            src = dst  # hidden layers ping-pong between buf[1] and buf[2]
-            dst = 1 if src == 2 else 2
-        if has_lin[gi]:
-            for i in range(n_in):
-                out += buf[0, i] * lin_w[i0 + i]
-        return scale[gi] * out
+        for it in range(len(items)):
+            gi = gmap[items[it]]
+            x0 = x_off[it]
+            n_in = in_off[gi + 1] - in_off[gi]
+            i0 = in_off[gi]
+            if is_net[gi] == 0:
+                acc = 0.0
+                for i in range(n_in):
+                    acc += x[x0 + i] * lin_w[i0 + i]
+                out[it] = acc
+                continue
+            for i in range(n_in):  # z = (x - mu) / sd in buf[0], kept for the shortcut
+                buf[0, i] = (x[x0 + i] - mu[i0 + i]) / sd[i0 + i]
+            src = 0
+            dst = 1
+            e = 0.0
+            last = lay_ptr[gi + 1] - 1
+            for ly in range(lay_ptr[gi], lay_ptr[gi + 1]):
+                n_a = lay_in[ly]
+                n_o = lay_out[ly]
+                w0 = w_off[ly]
+                b0 = b_off[ly]
+                for j in range(n_o):
+                    acc = 0.0
+                    for i in range(n_a):
+                        acc += buf[src, i] * w[w0 + i * n_o + j]
+                    acc += b[b0 + j]
+                    if ly == last:
+                        e = acc
+                    else:
+                        buf[dst, j] = np.tanh(acc)
+                src = dst  # hidden layers ping-pong between buf[1] and buf[2]
+                dst = 1 if src == 2 else 2
+            if has_lin[gi]:
+                for i in range(n_in):
+                    e += buf[0, i] * lin_w[i0 + i]
+            out[it] = scale[gi] * e
 
     @njit(cache=True, nogil=True)
-    def _site_energy(s, phi, new_phi, slot, buf, orb_nb, ea, sa):
-        """Energy (eV) of site ``s``: its features (means of ``phi``; ``slot[g] >= 0``: from ``new_phi``)."""
+    def _site_features(sites, phi, new_phi, slot, site_x, orb_nb, sa):
+        """Features of ``sites`` into the rows of ``site_x``: means of ``phi`` (``slot[g] >= 0``: ``new_phi``)."""
         _, phi_off, site_group, seg_ptr, seg_orb, seg_foff, seg_cptr, seg_cl = sa
-        x = buf[3]
-        for sg in range(seg_ptr[s], seg_ptr[s + 1]):
-            n_b = orb_nb[seg_orb[sg]]
-            f0 = seg_foff[sg]
-            c0 = seg_cptr[sg]
-            c1 = seg_cptr[sg + 1]
-            for c in range(n_b):
-                x[f0 + c] = 0.0
-            for ci in range(c0, c1):
-                g = seg_cl[ci]
-                if slot[g] >= 0:
-                    for c in range(n_b):
-                        x[f0 + c] += new_phi[slot[g] + c]
-                else:
-                    for c in range(n_b):
-                        x[f0 + c] += phi[phi_off[g] + c]
-            for c in range(n_b):
-                x[f0 + c] /= c1 - c0
-        return _group_energy(site_group[s], x, 0, buf, ea)
+        for r in range(len(sites)):
+            s = sites[r]
+            for sg in range(seg_ptr[s], seg_ptr[s + 1]):
+                n_b = orb_nb[seg_orb[sg]]
+                f0 = seg_foff[sg]
+                c0 = seg_cptr[sg]
+                c1 = seg_cptr[sg + 1]
+                for c in range(n_b):
+                    site_x[r, f0 + c] = 0.0
+                for ci in range(c0, c1):
+                    g = seg_cl[ci]
+                    if slot[g] >= 0:
+                        for c in range(n_b):
+                            site_x[r, f0 + c] += new_phi[slot[g] + c]
+                    else:
+                        for c in range(n_b):
+                            site_x[r, f0 + c] += phi[phi_off[g] + c]
+                for c in range(n_b):
+                    site_x[r, f0 + c] /= c1 - c0
 
     @njit(cache=True, nogil=True)
     def _trial(k, xyz, positions, shift_cart, phi, local, margin, touch_ptr, touch_cl, tsite_ptr, tsite, new_phi,
-               new_off, new_loc, slot, buf, mono_buf, pa, ea, sa):
+               new_off, new_loc, slot, site_x, buf, mono_buf, pa, ea, sa):
         cl_orb = pa[3]
         orb_nb = pa[7]
         check = pa[21]
         sites = sa[0]
-        t0 = touch_ptr[k]
-        n_t = touch_ptr[k + 1] - t0
+        clusters = touch_cl[touch_ptr[k]:touch_ptr[k + 1]]
+        n_t = len(clusters)
         off = 0
-        worst = 0.0
         for t in range(n_t):
-            g = touch_cl[t0 + t]
             new_off[t] = off
-            worst = max(worst, _cluster_phi(g, k, xyz, positions, shift_cart, new_phi, off, buf, mono_buf, pa))
-            off += orb_nb[cl_orb[g]]
+            off += orb_nb[cl_orb[clusters[t]]]
+        worst = _phi_many(clusters, new_off, k, xyz, positions, shift_cart, new_phi, buf, mono_buf, pa)
         if check and worst > margin:
             return 1, 0.0
         de = 0.0
         if not sites:
+            _energies(clusters, cl_orb, new_phi, new_off, new_loc, buf, ea)
             for t in range(n_t):
-                g = touch_cl[t0 + t]
-                e = _group_energy(cl_orb[g], new_phi, new_off[t], buf, ea)
-                new_loc[t] = e
-                de += e - local[g]
+                de += new_loc[t] - local[clusters[t]]
             return 0, de
         for t in range(n_t):
-            slot[touch_cl[t0 + t]] = new_off[t]
-        s0 = tsite_ptr[k]
-        for t in range(tsite_ptr[k + 1] - s0):
-            s = tsite[s0 + t]
-            e = _site_energy(s, phi, new_phi, slot, buf, orb_nb, ea, sa)
-            new_loc[t] = e
-            de += e - local[s]
+            slot[clusters[t]] = new_off[t]
+        touched = tsite[tsite_ptr[k]:tsite_ptr[k + 1]]
+        _site_features(touched, phi, new_phi, slot, site_x, orb_nb, sa)
         for t in range(n_t):
-            slot[touch_cl[t0 + t]] = -1
+            slot[clusters[t]] = -1
+        width = site_x.shape[1]
+        flat = site_x.reshape(-1)
+        x_off = np.arange(len(touched)) * width
+        _energies(touched, sa[2], flat, x_off, new_loc, buf, ea)
+        for t in range(len(touched)):
+            de += new_loc[t] - local[touched[t]]
         return 0, de
 
     @njit(cache=True, nogil=True)
@@ -466,18 +473,16 @@ if HAVE_NUMBA:
                 local[tsite[s0 + t]] = new_loc[t]
 
     @njit(cache=True, nogil=True)
-    def _evaluate(positions, shift_cart, phi, local, slot, buf, mono_buf, pa, ea, sa):
+    def _evaluate(positions, shift_cart, phi, local, slot, site_x, buf, mono_buf, pa, ea, sa):
         cl_orb = pa[3]
         orb_nb = pa[7]
         phi_off = sa[1]
-        xyz = np.zeros(3)
-        worst = 0.0
-        for g in range(len(cl_orb)):
-            worst = max(worst, _cluster_phi(g, -1, xyz, positions, shift_cart, phi, phi_off[g], buf, mono_buf, pa))
+        clusters = np.arange(len(cl_orb))
+        worst = _phi_many(clusters, phi_off, -1, np.zeros(3), positions, shift_cart, phi, buf, mono_buf, pa)
         if not sa[0]:
-            for g in range(len(cl_orb)):
-                local[g] = _group_energy(cl_orb[g], phi, phi_off[g], buf, ea)
+            _energies(clusters, cl_orb, phi, phi_off, local, buf, ea)
         else:
-            for s in range(len(local)):
-                local[s] = _site_energy(s, phi, phi, slot, buf, orb_nb, ea, sa)
+            sites = np.arange(len(local))
+            _site_features(sites, phi, phi, slot, site_x, orb_nb, sa)
+            _energies(sites, sa[2], site_x.reshape(-1), sites * site_x.shape[1], local, buf, ea)
         return worst
