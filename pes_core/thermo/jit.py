@@ -19,7 +19,8 @@ over flat tables of all orbits at once:
 The tables are built by :class:`JitTables` from a ``SupercellPES``; the
 results equal the NumPy path to rounding (summation order), which the tests
 check to 1e-10 eV.  Compiled with ``cache=True`` (the first use in a fresh
-environment compiles for ~10-20 s; later processes load the cache), no
+environment compiles for ~15 s, once for all model kinds; later processes
+load the cache in under a second), no
 ``fastmath`` (infinite and NaN values, and the summation order, stay
 IEEE-exact), one thread.
 
