@@ -276,6 +276,20 @@ class JitTables:
         _accept(k, phi, local, self.touch_ptr, self.touch_cl, self.phi_off, self.orb_nb, self.cl_orb,
                 self.tsite_ptr, self.tsite, self.sites, self.new_phi, self.new_off, self.new_loc)
 
+    def sweep(self, atoms: np.ndarray, z: np.ndarray, logu: np.ndarray, steps: np.ndarray, kind_of: np.ndarray,
+              beta: float, positions: np.ndarray, shift_cart: np.ndarray, phi: np.ndarray, local: np.ndarray,
+              energy: float, e_floor: float) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Metropolis trials of ``atoms`` (moved by ``steps[kind_of[k]] * z[i]``, accepted if ``logu[i] < -beta dE``).
+
+        The state (``positions``, ``phi``, ``local``) is updated in place.
+        Returns the new energy (eV), trials and acceptances per kind, and the
+        wall hits ``(features, energy)``.
+        """
+        return _sweep(atoms, z, logu, steps, kind_of, beta, positions, shift_cart, phi, local, energy, e_floor,
+                      self.margin, self.touch_ptr, self.touch_cl, self.tsite_ptr, self.tsite, self.phi_off,
+                      self.new_phi, self.new_off, self.new_loc, self.slot, self.site_x, self.buf, self.mono_buf,
+                      self._pa, self._ea, self._sa)
+
     def evaluate(self, positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Flat ``phi``, flat local energies (eV) and the largest domain excess (range widths) of a configuration."""
         shift_cart = self.shift @ cell
@@ -487,3 +501,38 @@ if HAVE_NUMBA:
             _site_features(sites, phi, phi, slot, site_x, orb_nb, sa)
             _energies(sites, sa[2], site_x.reshape(-1), sites * site_x.shape[1], local, buf, ea)
         return worst
+
+    @njit(cache=True, nogil=True)
+    def _sweep(atoms, z, logu, steps, kind_of, beta, positions, shift_cart, phi, local, energy, e_floor, margin,
+               touch_ptr, touch_cl, tsite_ptr, tsite, phi_off, new_phi, new_off, new_loc, slot, site_x, buf, mono_buf,
+               pa, ea, sa):
+        n_kinds = len(steps)
+        tried = np.zeros(n_kinds, dtype=np.int64)
+        taken = np.zeros(n_kinds, dtype=np.int64)
+        walls = np.zeros(2, dtype=np.int64)
+        n_atoms = positions.shape[0]
+        xyz = np.empty(3)
+        for i in range(len(atoms)):
+            k = atoms[i]
+            sp = kind_of[k]
+            for x in range(3):
+                xyz[x] = positions[k, x] + steps[sp] * z[i, x]
+            code, de = _trial(k, xyz, positions, shift_cart, phi, local, margin, touch_ptr, touch_cl, tsite_ptr,
+                              tsite, new_phi, new_off, new_loc, slot, site_x, buf, mono_buf, pa, ea, sa)
+            ok = False
+            if code != 0:
+                walls[0] += 1
+            elif (energy + de) / n_atoms < e_floor:
+                walls[1] += 1
+            else:
+                ok = de <= 0.0 or logu[i] < -beta * de
+                if ok:
+                    _accept(k, phi, local, touch_ptr, touch_cl, phi_off, pa[7], pa[3], tsite_ptr, tsite, sa[0],
+                            new_phi, new_off, new_loc)
+                    for x in range(3):
+                        positions[k, x] = xyz[x]
+                    energy += de
+            tried[sp] += 1
+            if ok:
+                taken[sp] += 1
+        return energy, tried, taken, walls

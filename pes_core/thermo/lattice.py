@@ -441,6 +441,50 @@ class SupercellPES:
         self._cand = ("jit", k, xyz, de)
         return de
 
+    def sweep_atoms(self, atoms: np.ndarray, z: np.ndarray, logu: np.ndarray, steps: np.ndarray,
+                    kind_of: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Metropolis single-atom trials in one compiled call (numba engine).
+
+        Trial ``i`` moves atom ``atoms[i]`` by ``steps[kind_of[k]] * z[i]`` (Å)
+        and is accepted if ``dE <= 0`` or ``logu[i] < -beta dE``: exactly the
+        loop of :meth:`trial_move`, :meth:`accept` and :meth:`reject` that
+        :func:`~pes_core.thermo.run_npt` runs with the NumPy engine, without
+        the Python overhead per trial.
+
+        Parameters
+        ----------
+        atoms : (m,) int array
+            Atoms to move, in order.
+        z : (m, 3) array
+            Standard normal displacements.
+        logu : (m,) array
+            ``ln u`` of uniform random numbers.
+        steps : (n_kinds,) array
+            Step widths per kind (Å).
+        kind_of : (n_atoms,) int array
+            Kind of each atom (index into ``steps``).
+        beta : float
+            ``1 / k_B T``, 1/eV.
+
+        Returns
+        -------
+        tried, taken : (n_kinds,) int arrays
+            Trials and acceptances per kind.
+        """
+        if self._jit is None:
+            raise RuntimeError("sweep_atoms needs engine='numba'; loop over trial_move/accept/reject otherwise")
+        self._cand = None
+        e_floor = self.e_floor if self.domain is not None else -np.inf
+        energy, tried, taken, walls = self._jit.sweep(
+            np.ascontiguousarray(atoms, dtype=np.int64), np.ascontiguousarray(z, dtype=float),
+            np.ascontiguousarray(logu, dtype=float), np.ascontiguousarray(steps, dtype=float),
+            np.ascontiguousarray(kind_of, dtype=np.int64), float(beta), self.positions, self._shift_cart,
+            self._phi_flat, self._local_flat, float(self.energy), float(e_floor))
+        self.energy = float(energy)
+        self.wall_hits["features"] += int(walls[0])
+        self.wall_hits["energy"] += int(walls[1])
+        return tried, taken
+
     def _local_change(self, k: int, new_xyz: np.ndarray, new_phi: dict) -> float:
         touch = self.touch[k]
         if not self.local.uses_sites:

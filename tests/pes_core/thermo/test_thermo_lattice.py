@@ -190,3 +190,38 @@ def test_engine_choice_is_checked(lj_models):
     assert SupercellPES(lj_models[0]["linear"], 1).engine == default_engine()
     with pytest.raises(ValueError, match="engine 'torch' not understood"):
         SupercellPES(lj_models[0]["linear"], 1, engine="torch")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cluster", "site"])
+def test_a_compiled_sweep_equals_the_loop_of_single_trials(lj_models, kind):
+    """sweep_atoms (one numba call) == trial_move/accept/reject per atom: same state, counts and wall hits."""
+    model, domain = lj_models[0][kind], lj_models[1]
+    pes = [SupercellPES(model, 2, domain=domain, margin=0.05, engine="numba") for _ in range(2)]
+    rng = np.random.default_rng(2)
+    start = pes[0].ref_positions + rng.normal(scale=0.03, size=pes[0].ref_positions.shape)
+    for p in pes:
+        p.set_state(start, p.ref_cell)
+    kinds = list(dict.fromkeys(pes[0].species))
+    kind_of = np.array([kinds.index(s) for s in pes[0].species])
+    steps = np.linspace(0.05, 0.2, len(kinds))
+    beta = 1.0 / (8.617333262e-5 * 600.0)
+    for _ in range(3):
+        atoms = rng.integers(pes[0].n_atoms, size=pes[0].n_atoms)
+        z = rng.normal(size=(len(atoms), 3))
+        logu = np.log(rng.random(len(atoms)))
+        tried, taken = pes[0].sweep_atoms(atoms, z, logu, steps, kind_of, beta)
+        counts = np.zeros((2, len(kinds)), dtype=int)
+        for k, zk, lu in zip(atoms, z, logu):
+            de = pes[1].trial_move(int(k), pes[1].positions[k] + steps[kind_of[k]] * zk)
+            ok = de <= 0.0 or lu < -beta * de
+            pes[1].accept() if ok else pes[1].reject()
+            counts[:, kind_of[k]] += (1, ok)
+        np.testing.assert_array_equal(tried, counts[0])
+        np.testing.assert_array_equal(taken, counts[1])
+    assert 0 < counts[1].sum() < counts[0].sum()
+    np.testing.assert_array_equal(pes[0].positions, pes[1].positions)
+    assert pes[0].energy == pytest.approx(pes[1].energy, abs=1e-12)
+    assert pes[0].wall_hits == pes[1].wall_hits and pes[0].wall_hits["features"] > 0
+    assert abs(pes[0].resync()) < 1e-10
+    with pytest.raises(RuntimeError, match="engine='numba'"):
+        SupercellPES(model, 1, engine="numpy").sweep_atoms(atoms[:1], z[:1], logu[:1], steps, kind_of, beta)
