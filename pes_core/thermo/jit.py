@@ -415,7 +415,7 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def _site_features(sites, phi, new_phi, slot, site_x, orb_nb, sa):
         """Features of ``sites`` into the rows of ``site_x``: means of ``phi`` (``slot[g] >= 0``: ``new_phi``)."""
-        _, phi_off, site_group, seg_ptr, seg_orb, seg_foff, seg_cptr, seg_cl = sa
+        _, phi_off, _, seg_ptr, seg_orb, seg_foff, seg_cptr, seg_cl = sa
         for r in range(len(sites)):
             s = sites[r]
             for sg in range(seg_ptr[s], seg_ptr[s + 1]):
