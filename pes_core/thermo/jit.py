@@ -68,7 +68,10 @@ class JitTables:
         orbits = pes.orbits
         n_orb = len(orbits)
         self.orbit_names = [o.name for o in orbits]
-        self.metric = METRIC_CODES[pes.metric.__name__.lstrip("_")]
+        if pes.metric_name not in METRIC_CODES:
+            raise ValueError(f"deformation metric {pes.metric_name!r} has no compiled kernel (known: "
+                             f"{sorted(METRIC_CODES)}); use SupercellPES(..., engine='numpy')")
+        self.metric = METRIC_CODES[pes.metric_name]
         i64 = np.int64
         self.orb_p = np.array([len(o.ref) for o in orbits], dtype=i64)
         self.orb_nq = np.array([o.u_t.shape[1] for o in orbits], dtype=i64)

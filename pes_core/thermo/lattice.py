@@ -171,6 +171,7 @@ class SupercellPES:
         self.n_cells = len(self.supercell.translations)
         self.constant = self.local.constant * self.n_cells / self.local.n_cells
         self.metric = feat._metric_fn
+        self.metric_name = str(feat.metric)
         self.orbits = [_Orbit(orb, mod, self.supercell) for orb, mod in zip(feat.orbits, feat.orbit_modules)]
         self._by_name = {o.name: o for o in self.orbits}
         self.species = [str(self.supercell.space_group.structure[int(k)].specie) for k in self.supercell.ref_index]

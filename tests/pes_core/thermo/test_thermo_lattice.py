@@ -225,3 +225,28 @@ def test_a_compiled_sweep_equals_the_loop_of_single_trials(lj_models, kind):
     assert abs(pes[0].resync()) < 1e-10
     with pytest.raises(RuntimeError, match="engine='numba'"):
         SupercellPES(model, 1, engine="numpy").sweep_atoms(atoms[:1], z[:1], logu[:1], steps, kind_of, beta)
+
+
+@pytest.mark.parametrize("metric", ["linear", "quadratic", "log", "inverse"])
+def test_the_engines_agree_for_every_deformation_metric(metric):
+    """A random-weight linear model on each metric: same energy and trial changes with numba and NumPy."""
+    from pes_core.ann import LinearModel, get_featurizer
+    from pes_core.clusters import cubic_cspbbr3
+
+    model = LinearModel(get_featurizer(cubic_cspbbr3(5.87), "3pairs+oct", order=2, metric=metric))
+    with torch.no_grad():
+        model.weights.copy_(torch.as_tensor(np.random.default_rng(0).normal(size=model.weights.shape)))
+    pes = {e: SupercellPES(model, 2, engine=e) for e in ENGINES}
+    rng = np.random.default_rng(1)
+    start = pes["numpy"].ref_positions + rng.normal(scale=0.05, size=pes["numpy"].ref_positions.shape)
+    for p in pes.values():
+        p.set_state(start, p.ref_cell)
+    assert pes["numba"].energy == pytest.approx(pes["numpy"].energy, abs=1e-10)
+    assert abs(pes["numpy"].energy - pes["numpy"].constant) > 1e-5  # the metric matters
+    for _ in range(40):
+        k = int(rng.integers(40))
+        new = pes["numpy"].positions[k] + rng.normal(scale=0.1, size=3)
+        de = [p.trial_move(k, new) for p in pes.values()]
+        assert de[0] == pytest.approx(de[1], abs=1e-10) and abs(de[1]) > 0
+        for p in pes.values():
+            p.accept()
