@@ -20,6 +20,13 @@ random moves.  A homogeneous cell change (positions scaled with the cell,
 fractional coordinates fixed) changes every pair distance and is evaluated in
 full.
 
+Two engines compute the same terms (``engine=``): compiled numba kernels
+over flat tables of all orbits (:mod:`pes_core.thermo.jit`, the default when
+numba is installed; :meth:`SupercellPES.sweep_atoms` runs a whole sweep of
+Metropolis trials in one call) and per-orbit NumPy array calls (the
+reference); the tests require the same energy changes to 1e-10 eV and the
+same training-domain wall decisions.
+
 Strain: the CCD descriptors are functions of interatomic distances relative
 to the reference distances (``d / d0 - 1`` for the linear metric), so a
 homogeneous strain changes them and the models carry a strain dependence;

@@ -30,6 +30,11 @@ Step widths (atoms per species, and the cell) are adapted towards
 production chain satisfies detailed balance.  Every ``resync_every`` sweeps
 the running energy is recomputed in full and the drift recorded.
 
+With the numba engine of :class:`~pes_core.thermo.SupercellPES` the atom
+trials of a sweep run in one compiled call
+(:meth:`~pes_core.thermo.SupercellPES.sweep_atoms`, the same random numbers
+and decisions as the Python loop used otherwise).
+
 Pressure in GPa; ``p V`` in eV with 1 GPa Å^3 = 1/160.21766 eV.
 
 Examples
