@@ -8,6 +8,12 @@ full evaluation), MC sweeps per second (one sweep = one trial per atom + one
 cell trial) and the resulting time of a 10-temperature scan of
 ``--scan-sweeps`` sweeps per temperature.
 
+``--engine numba numpy`` (the default) times both engines of
+:class:`~pes_core.thermo.SupercellPES` back to back in the same process (a
+fair ratio on a shared, loaded machine); every row ends with the 1-minute
+load average.  The numba kernels are compiled (or loaded from numba's
+cache) once before the timings, and that time is printed.
+
 The models are fitted in seconds to 60 rattled and strained 40-atom cells
 labelled by a Lennard-Jones stand-in (the speed does not depend on what the
 weights are; the acceptance ratio, which does a little, is printed), on the
@@ -16,11 +22,13 @@ cluster set and order of the PES job's default featurizer.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/thermo_mc.py [--sweeps 5] [--sizes 4 6] [--kinds linear cluster site]
+        [--engine numba numpy]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,6 +66,38 @@ def fitted_models(clusters: str, order: int, hidden: tuple[int, ...], kinds: lis
     return models, TrainingDomain.from_data(feat, data)
 
 
+def time_chain(pes_cls, model, n: int, domain, engine: str, ref, args) -> str:
+    """One table row (without model, engine, cell): setup, atom and cell trials, sweeps/s, scan estimate, load."""
+    from pes_core.thermo import MCSettings, OctahedralTilts, run_npt
+
+    t = time.perf_counter()
+    pes = pes_cls(model, n, domain=domain, engine=engine)
+    setup = time.perf_counter() - t
+    tilts = OctahedralTilts(ref, (n, n, n))
+    warm = MCSettings(sweeps=1, equilibration=1, block=1)
+    out = run_npt(pes, tilts, args.temperature, 0.0, warm, seed=0)
+    timed = MCSettings(sweeps=args.sweeps, equilibration=0, block=1, step=min(out["steps"].values()))
+    t = time.perf_counter()
+    out = run_npt(pes, tilts, args.temperature, 0.0, timed, seed=1)
+    total = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    trials = 3 * pes.n_atoms
+    for k in rng.integers(pes.n_atoms, size=trials):
+        pes.trial_move(int(k), pes.positions[k] + 0.01)
+        pes.reject()
+    atom_ms = 1000 * (time.perf_counter() - t) / trials
+    t = time.perf_counter()
+    for _ in range(5):
+        pes.trial_cell(pes.cell * 1.001)
+        pes.reject()
+    cell_ms = 1000 * (time.perf_counter() - t) / 5
+    sps = args.sweeps / total
+    hours = 10 * args.scan_sweeps / sps / 3600
+    return (f"{pes.n_atoms:6d} {setup:8.2f} {atom_ms:14.3f} {cell_ms:14.2f} {sps:9.2f} {out['acceptance']:7.2f} "
+            f"{hours:14.3f} {os.getloadavg()[0]:5.1f}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweeps", type=int, default=5, help="timed sweeps per model and size")
@@ -71,11 +111,13 @@ def main(argv=None) -> None:
     ap.add_argument("--scan-temperatures", type=int, default=3,
                     help="temperatures of the timed whole scan (cluster model, 4x4x4; 0: skip)")
     ap.add_argument("--scan-run-sweeps", type=int, default=10, help="sweeps per temperature of the timed scan")
+    ap.add_argument("--engine", nargs="+", default=["numba", "numpy"], choices=["numba", "numpy"],
+                    help="SupercellPES engines, timed back to back per model and size")
     args = ap.parse_args(argv)
 
     from pes_core.ann import torch_threads
     from pes_core.clusters import PerovskiteReference
-    from pes_core.thermo import MCSettings, OctahedralTilts, SupercellPES, run_npt, scan
+    from pes_core.thermo import MCSettings, SupercellPES, default_engine, scan
 
     print(machine_line())
     print(f"inputs: cluster set {args.clusters}, order {args.order}, hidden {args.hidden}, T {args.temperature} K, "
@@ -85,37 +127,22 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         models, domain = fitted_models(args.clusters, args.order, tuple(args.hidden), args.kinds)
         print(f"models fitted in {time.perf_counter() - t0:.1f} s")
+        if "numba" in args.engine:
+            t = time.perf_counter()
+            first = SupercellPES(next(iter(models.values())), 1, domain=domain, engine="numba")
+            first.trial_move(0, first.positions[0] + 0.01)
+            first.accept()
+            first.trial_cell(first.cell)
+            print(f"numba kernels compiled or loaded from numba's cache in {time.perf_counter() - t:.1f} s "
+                  f"(load {os.getloadavg()[0]:.1f})")
         ref = PerovskiteReference("Cs", "Pb", "Br", 5.87)
-        print(f"{'model':>8} {'cell':>6} {'atoms':>6} {'setup s':>8} {'ms/atom trial':>14} {'ms/cell trial':>14} "
-              f"{'sweeps/s':>9} {'accept':>7} {'10-T scan (h)':>14}")
+        print(f"{'model':>8} {'engine':>6} {'cell':>6} {'atoms':>6} {'setup s':>8} {'ms/atom trial':>14} "
+              f"{'ms/cell trial':>14} {'sweeps/s':>9} {'accept':>7} {'10-T scan (h)':>14} {'load':>5}")
         for n in args.sizes:
             for kind, model in models.items():
-                t = time.perf_counter()
-                pes = SupercellPES(model, n, domain=domain)
-                setup = time.perf_counter() - t
-                tilts = OctahedralTilts(ref, (n, n, n))
-                warm = MCSettings(sweeps=1, equilibration=1, block=1)
-                out = run_npt(pes, tilts, args.temperature, 0.0, warm, seed=0)
-                timed = MCSettings(sweeps=args.sweeps, equilibration=0, block=1, step=min(out["steps"].values()))
-                t = time.perf_counter()
-                out = run_npt(pes, tilts, args.temperature, 0.0, timed, seed=1)
-                total = time.perf_counter() - t
-                rng = np.random.default_rng(0)
-                t = time.perf_counter()
-                trials = 3 * pes.n_atoms
-                for k in rng.integers(pes.n_atoms, size=trials):
-                    pes.trial_move(int(k), pes.positions[k] + 0.01)
-                    pes.reject()
-                atom_ms = 1000 * (time.perf_counter() - t) / trials
-                t = time.perf_counter()
-                for _ in range(5):
-                    pes.trial_cell(pes.cell * 1.001)
-                    pes.reject()
-                cell_ms = 1000 * (time.perf_counter() - t) / 5
-                sps = args.sweeps / total
-                hours = 10 * args.scan_sweeps / sps / 3600
-                print(f"{kind:>8} {n}x{n}x{n} {pes.n_atoms:6d} {setup:8.2f} {atom_ms:14.3f} {cell_ms:14.1f} "
-                      f"{sps:9.2f} {out['acceptance']:7.2f} {hours:14.2f}", flush=True)
+                for engine in args.engine:
+                    row = time_chain(SupercellPES, model, n, domain, engine, ref, args)
+                    print(f"{kind:>8} {engine:>6} {n}x{n}x{n} {row}", flush=True)
         if args.scan_temperatures and "cluster" in models:
             import tempfile
 
@@ -130,7 +157,8 @@ def main(argv=None) -> None:
             print(f"whole scan (cluster, 4x4x4, {len(temps)} temperatures x {sw + sw // 2} sweeps, with setup, "
                   f"order parameters, summaries and checkpoints): {wall:.1f} s = {per_sweep:.3f} s/sweep -> "
                   f"10 temperatures x {args.scan_sweeps} sweeps: {10 * args.scan_sweeps * per_sweep / 3600:.2f} h; "
-                  f"cooled into {res.points[-1]['glazer']['symbol']}")
+                  f"cooled into {res.points[-1]['glazer']['symbol']} (engine {default_engine()}, "
+                  f"load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

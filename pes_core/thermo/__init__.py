@@ -2,7 +2,8 @@
 
 * :class:`SupercellPES` -- a linear, cluster or site model of :mod:`pes_core.ann`
   on any ``n1 x n2 x n3`` supercell of its reference, with incremental
-  single-atom updates and homogeneous cell deformations (:mod:`.lattice`);
+  single-atom updates and homogeneous cell deformations (:mod:`.lattice`;
+  compiled numba kernels by default, :mod:`.jit`, or NumPy);
 * :func:`run_npt`, :class:`MCSettings` -- one isothermal-isobaric Metropolis
   chain (:mod:`.mc`);
 * :class:`OctahedralTilts`, :func:`glazer_pattern`, :func:`lattice_parameters`
@@ -19,14 +20,14 @@ See ``docs/thermo.md`` for the API, the physics and measured speeds.
 from __future__ import annotations
 
 from .kernels import LocalEnergy
-from .lattice import SupercellPES, supercell_diagonal
+from .lattice import ENGINES, SupercellPES, default_engine, supercell_diagonal
 from .mc import EV_PER_GPA_A3, KB, MCSettings, cell_log_acceptance, propose_cell, run_npt, symmetric_cell
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
 from .scan import ScanResult, model_fingerprint, plot_scans, scan
 from .stats import block_mean, jackknife, summarize
 from .transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
 
-__all__ = ["EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
-           "block_mean", "cell_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife",
+__all__ = ["ENGINES", "EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
+           "block_mean", "cell_log_acceptance", "default_engine", "finite_size_extrapolation", "glazer_pattern", "jackknife",
            "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "run_npt", "scan", "scan_transitions",
            "summarize", "supercell_diagonal", "susceptibility_peak", "symmetric_cell"]

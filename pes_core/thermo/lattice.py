@@ -20,6 +20,13 @@ random moves.  A homogeneous cell change (positions scaled with the cell,
 fractional coordinates fixed) changes every pair distance and is evaluated in
 full.
 
+Two engines compute the same terms (``engine=``): compiled numba kernels
+over flat tables of all orbits (:mod:`pes_core.thermo.jit`, the default when
+numba is installed; :meth:`SupercellPES.sweep_atoms` runs a whole sweep of
+Metropolis trials in one call) and per-orbit NumPy array calls (the
+reference); the tests require the same energy changes to 1e-10 eV and the
+same training-domain wall decisions.
+
 Strain: the CCD descriptors are functions of interatomic distances relative
 to the reference distances (``d / d0 - 1`` for the linear metric), so a
 homogeneous strain changes them and the models carry a strain dependence;
@@ -42,9 +49,17 @@ import numpy as np
 from pes_core.clusters.cluster import pair_indices
 from pes_core.clusters.supercell import Supercell, map_orbit
 
+from .jit import HAVE_NUMBA, JitTables
 from .kernels import LocalEnergy, NumpyPolynomial
 
-__all__ = ["SupercellPES", "supercell_diagonal"]
+__all__ = ["ENGINES", "SupercellPES", "default_engine", "supercell_diagonal"]
+
+ENGINES = ("numba", "numpy")
+
+
+def default_engine() -> str:
+    """``"numba"`` when numba is importable, else ``"numpy"``."""
+    return "numba" if HAVE_NUMBA else "numpy"
 
 
 def supercell_diagonal(supercell) -> tuple[int, int, int]:
@@ -125,6 +140,12 @@ class SupercellPES:
         :func:`pes_core.ann.run_mc`.
     margin : float
         Accepted excess beyond the training ranges, in range widths.
+    engine : {"numba", "numpy"}, optional
+        How trials and full evaluations are computed: compiled kernels over
+        all orbits at once (:mod:`pes_core.thermo.jit`; the default when
+        numba is installed) or NumPy array calls per orbit.  Both give the
+        same energies to rounding (1e-10 eV in the tests) and the same wall
+        decisions.
 
     Attributes
     ----------
@@ -137,7 +158,14 @@ class SupercellPES:
     """
 
     def __init__(self, model, supercell=4, positions: np.ndarray | None = None,
-                 cell: np.ndarray | None = None, domain=None, margin: float = 0.25) -> None:
+                 cell: np.ndarray | None = None, domain=None, margin: float = 0.25,
+                 engine: str | None = None) -> None:
+        engine = default_engine() if engine is None else engine
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} not understood; choose one of {ENGINES}")
+        if engine == "numba" and not HAVE_NUMBA:
+            raise ValueError("engine 'numba' needs the numba package (pip install numba), or use engine='numpy'")
+        self.engine = engine
         feat = model.featurizer
         self.domain = domain
         self.margin = float(margin)
@@ -150,6 +178,7 @@ class SupercellPES:
         self.n_cells = len(self.supercell.translations)
         self.constant = self.local.constant * self.n_cells / self.local.n_cells
         self.metric = feat._metric_fn
+        self.metric_name = str(feat.metric)
         self.orbits = [_Orbit(orb, mod, self.supercell) for orb, mod in zip(feat.orbits, feat.orbit_modules)]
         self._by_name = {o.name: o for o in self.orbits}
         self.species = [str(self.supercell.space_group.structure[int(k)].specie) for k in self.supercell.ref_index]
@@ -162,6 +191,7 @@ class SupercellPES:
                                      domain._width("feature", o.name)) for o in self.orbits}
         self._build_sites(feat)
         self._build_atom_tables()
+        self._jit = JitTables(self) if engine == "numba" else None
         self.set_state(self.ref_positions if positions is None else positions,
                        self.ref_cell if cell is None else cell)
 
@@ -269,6 +299,8 @@ class SupercellPES:
 
         With ``check`` (and a domain), the energy is ``inf`` beyond the wall.
         """
+        if self._jit is not None:
+            return self._evaluate_jit(positions, cell, check)
         phi, local = {}, {}
         outside = False
         for o in self.orbits:
@@ -286,6 +318,37 @@ class SupercellPES:
             self.wall_hits["features" if outside else "energy"] += 1
             total = np.inf
         return phi, local, total
+
+    def _views(self, phi_flat: np.ndarray, local_flat: np.ndarray) -> tuple[dict, dict]:
+        """Per-orbit ``phi`` and per-group local energies as views of the compiled engine's flat arrays."""
+        jt = self._jit
+        phi = {o.name: phi_flat[jt.phi_base[i]:jt.phi_base[i + 1]].reshape(o.n_clusters, -1)
+               for i, o in enumerate(self.orbits)}
+        local = {name: local_flat[jt.local_base[i]:jt.local_base[i + 1]] for i, name in enumerate(jt.group_names)}
+        return phi, local
+
+    def _evaluate_jit(self, positions: np.ndarray, cell: np.ndarray, check: bool) -> tuple[dict, dict, float]:
+        """:meth:`_evaluate` with the compiled kernels (same results to rounding, same wall)."""
+        phi_flat, local_flat, worst = self._jit.evaluate(np.ascontiguousarray(positions, dtype=float),
+                                                         np.asarray(cell, dtype=float))
+        phi, local = self._views(phi_flat, local_flat)
+        total = self.constant + float(local_flat.sum())
+        if check and self.domain is not None:
+            outside = worst > self.margin
+            if outside or total / self.n_atoms < self.e_floor:
+                self.wall_hits["features" if outside else "energy"] += 1
+                total = np.inf
+        return phi, local, total
+
+    def _bind(self) -> None:
+        """Compiled engine: gather the state's ``phi`` and local energies into flat arrays (views in the dicts)."""
+        if self._jit is None:
+            return
+        self._phi_flat = np.concatenate([np.asarray(self.phi[o.name], dtype=float).reshape(-1) for o in self.orbits])
+        self._local_flat = np.concatenate([np.asarray(self.local_e[n], dtype=float).reshape(-1)
+                                           for n in self._jit.group_names])
+        self.phi, self.local_e = self._views(self._phi_flat, self._local_flat)
+        self._shift_cart = self._jit.shift @ self.cell
 
     def wrap(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Positions moved by lattice vectors to the image nearest each atom's reference site (Å)."""
@@ -318,6 +381,7 @@ class SupercellPES:
         for o in self.orbits:
             o.set_cell(cell)
         self.phi, self.local_e, self.energy = self._evaluate(positions, cell)
+        self._bind()
         self._cand = None
 
     def resync(self) -> float:
@@ -339,6 +403,8 @@ class SupercellPES:
     def trial_move(self, k: int, new_xyz: np.ndarray) -> float:
         """Energy change (eV) if atom ``k`` moved to ``new_xyz`` (Å); kept as a candidate for :meth:`accept`."""
         k = int(k)
+        if self._jit is not None:
+            return self._trial_move_jit(k, new_xyz)
         old_xyz = self.positions[k].copy()
         self.positions[k] = new_xyz
         try:
@@ -367,6 +433,65 @@ class SupercellPES:
             self._cand = None
             return np.inf
         return de
+
+    def _trial_move_jit(self, k: int, new_xyz: np.ndarray) -> float:
+        """:meth:`trial_move` with the compiled kernels."""
+        xyz = np.array(new_xyz, dtype=float).reshape(3)
+        outside, de = self._jit.trial(k, xyz, self.positions, self._shift_cart, self._phi_flat, self._local_flat)
+        if outside:
+            self.wall_hits["features"] += 1
+            self._cand = None
+            return np.inf
+        if self.domain is not None and (self.energy + de) / self.n_atoms < self.e_floor:
+            self.wall_hits["energy"] += 1
+            self._cand = None
+            return np.inf
+        self._cand = ("jit", k, xyz, de)
+        return de
+
+    def sweep_atoms(self, atoms: np.ndarray, z: np.ndarray, logu: np.ndarray, steps: np.ndarray,
+                    kind_of: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Metropolis single-atom trials in one compiled call (numba engine).
+
+        Trial ``i`` moves atom ``atoms[i]`` by ``steps[kind_of[k]] * z[i]`` (Å)
+        and is accepted if ``dE <= 0`` or ``logu[i] < -beta dE``: exactly the
+        loop of :meth:`trial_move`, :meth:`accept` and :meth:`reject` that
+        :func:`~pes_core.thermo.run_npt` runs with the NumPy engine, without
+        the Python overhead per trial.
+
+        Parameters
+        ----------
+        atoms : (m,) int array
+            Atoms to move, in order.
+        z : (m, 3) array
+            Standard normal displacements.
+        logu : (m,) array
+            ``ln u`` of uniform random numbers.
+        steps : (n_kinds,) array
+            Step widths per kind (Å).
+        kind_of : (n_atoms,) int array
+            Kind of each atom (index into ``steps``).
+        beta : float
+            ``1 / k_B T``, 1/eV.
+
+        Returns
+        -------
+        tried, taken : (n_kinds,) int arrays
+            Trials and acceptances per kind.
+        """
+        if self._jit is None:
+            raise RuntimeError("sweep_atoms needs engine='numba'; loop over trial_move/accept/reject otherwise")
+        self._cand = None
+        e_floor = self.e_floor if self.domain is not None else -np.inf
+        energy, tried, taken, walls = self._jit.sweep(
+            np.ascontiguousarray(atoms, dtype=np.int64), np.ascontiguousarray(z, dtype=float),
+            np.ascontiguousarray(logu, dtype=float), np.ascontiguousarray(steps, dtype=float),
+            np.ascontiguousarray(kind_of, dtype=np.int64), float(beta), self.positions, self._shift_cart,
+            self._phi_flat, self._local_flat, float(self.energy), float(e_floor))
+        self.energy = float(energy)
+        self.wall_hits["features"] += int(walls[0])
+        self.wall_hits["energy"] += int(walls[1])
+        return tried, taken
 
     def _local_change(self, k: int, new_xyz: np.ndarray, new_phi: dict) -> float:
         touch = self.touch[k]
@@ -406,6 +531,13 @@ class SupercellPES:
             self.positions, self.cell, self.phi, self.local_e, self.energy = positions, cell, phi, local, energy
             for o in self.orbits:
                 o.set_cell(cell)
+            self._bind()
+            return
+        if cand[0] == "jit":
+            _, k, xyz, de = cand
+            self.positions[k] = xyz
+            self._jit.accept(k, self._phi_flat, self._local_flat)
+            self.energy += de
             return
         k, xyz, new_phi, new_local, de = cand
         self.positions[k] = xyz

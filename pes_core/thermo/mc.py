@@ -30,6 +30,11 @@ Step widths (atoms per species, and the cell) are adapted towards
 production chain satisfies detailed balance.  Every ``resync_every`` sweeps
 the running energy is recomputed in full and the drift recorded.
 
+With the numba engine of :class:`~pes_core.thermo.SupercellPES` the atom
+trials of a sweep run in one compiled call
+(:meth:`~pes_core.thermo.SupercellPES.sweep_atoms`, the same random numbers
+and decisions as the Python loop used otherwise).
+
 Pressure in GPa; ``p V`` in eV with 1 GPa Å^3 = 1/160.21766 eV.
 
 Examples
@@ -224,19 +229,25 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         atoms = rng.integers(n, size=n)
         z = rng.normal(size=(n, 3))
         logu = np.log(rng.random(n))
-        for k, zk, lu in zip(atoms, z, logu):
-            sp = kind_of[k]
-            de = pes.trial_move(int(k), pes.positions[k] + steps[sp] * zk)
-            ok = de <= 0.0 or lu < -beta * de
-            if ok:
-                pes.accept()
-            else:
-                pes.reject()
-            ad[0, sp] += 1
-            ad[1, sp] += ok
+        if getattr(pes, "engine", None) == "numba":  # the same trials in one compiled call
+            tried, taken = pes.sweep_atoms(atoms, z, logu, steps, kind_of, beta)
+            ad += (tried, taken)
             if production:
-                prod[0, sp] += 1
-                prod[1, sp] += ok
+                prod += (tried, taken)
+        else:
+            for k, zk, lu in zip(atoms, z, logu):
+                sp = kind_of[k]
+                de = pes.trial_move(int(k), pes.positions[k] + steps[sp] * zk)
+                ok = de <= 0.0 or lu < -beta * de
+                if ok:
+                    pes.accept()
+                else:
+                    pes.reject()
+                ad[0, sp] += 1
+                ad[1, sp] += ok
+                if production:
+                    prod[0, sp] += 1
+                    prod[1, sp] += ok
         if settings.cell_moves != "none":
             for _ in range(int(settings.cell_moves_per_sweep)):
                 v_old = pes.volume

@@ -139,7 +139,7 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
          equilibration: int = 300, pressure: float = 0.0, seed: int = 0, *, directory=None,
          settings: MCSettings | None = None, start=None, start_angle_deg: float = 8.0,
          continue_chain: bool = True, threshold_deg: float = 3.0, domain=None, margin: float = 0.25,
-         report: bool = True) -> ScanResult:
+         report: bool = True, engine: str | None = None) -> ScanResult:
     """NPT Metropolis chains over a temperature grid on an ``n x n x n`` supercell, with order parameters.
 
     Parameters
@@ -184,6 +184,10 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
         Accepted excess beyond the training ranges, in range widths.
     report : bool
         Print one line per temperature.
+    engine : {"numba", "numpy"}, optional
+        :class:`~pes_core.thermo.SupercellPES` engine (default: numba when
+        installed).  Both give the same chains to rounding, so a checkpoint
+        may be resumed with either.
 
     Returns
     -------
@@ -202,7 +206,7 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
         raise ValueError(f"the model's reference cell ({feat_ref.composition.reduced_formula}, a = {model_a:.4f} Å) "
                          f"is not {reference.formula} at a = {reference.a:.4f} Å: pass the PerovskiteReference the "
                          "model was trained on (reference.with_a(a) for a relaxed lattice parameter)")
-    pes = SupercellPES(model, diagonal, domain=domain, margin=margin)
+    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, engine=engine)
     tilts = OctahedralTilts(reference, diagonal)
     _check_order(pes, tilts, reference)
     e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)

@@ -48,6 +48,15 @@ def test_a_killed_scan_resumes_with_the_numbers_of_an_uninterrupted_one(harmonic
     assert resumed.points[0] == first
 
 
+def test_both_engines_give_the_same_scan(harmonic_model, tmp_path):
+    """Same seed: the numba and NumPy engines make the same decisions (energies agree to rounding)."""
+    res = {e: _run(harmonic_model, tmp_path / e, engine=e) for e in ("numba", "numpy")}
+    for a, b in zip(res["numba"].points, res["numpy"].points):
+        assert a["e_mean"] == pytest.approx(b["e_mean"], rel=1e-9, abs=1e-9)
+        assert a["h_mean"] == pytest.approx(b["h_mean"], rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(a["m_abs"], b["m_abs"], rtol=1e-7, atol=1e-12)
+
+
 def test_a_directory_with_other_inputs_is_refused(harmonic_model, tmp_path):
     _run(harmonic_model, tmp_path / "s")
     with pytest.raises(ValueError, match="other inputs.*temperatures"):
