@@ -9,6 +9,9 @@ and wall time.  The purposes:
     pre-exploration chose (``mode: mtp``; generator ``csp-preselect``);
 ``learning``
     single points of the configurations active learning chose (``csp-active``);
+``learning_accurate``
+    single points of the configurations the accurate MTP of the two-stage
+    scheme (``active.two_stage``) met and chose (``csp-accurate``);
 ``checks``
     oracle checks of the best offspring (``csp-check``);
 ``direct_relaxations``
@@ -19,7 +22,7 @@ and wall time.  The purposes:
 ``other``
     oracle results of the search from any other generator.
 
-In ``mode: mtp`` every oracle call of the first three purposes is stored as a
+In ``mode: mtp`` every oracle call of the first four purposes is stored as a
 ``Configuration`` tagged ``csp:<search>`` (trajectory frames included), so
 they are counted from the database by the generator that stored them first;
 direct relaxations and verification relaxations store only their final
@@ -54,10 +57,11 @@ __all__ = ["PURPOSES", "RESOLUTION_MEV", "accuracy_warning", "search_accounting"
            "verified_table", "write_csp_report"]
 
 #: the purposes of oracle calls, in the order of a search
-PURPOSES = ("preexploration", "learning", "checks", "direct_relaxations", "verification", "other")
+PURPOSES = ("preexploration", "learning", "learning_accurate", "checks", "direct_relaxations", "verification", "other")
 
 #: generator (before the first ":") of a stored oracle result -> purpose
-_GENERATOR_PURPOSE = {"csp-preselect": "preexploration", "csp-active": "learning", "csp-check": "checks",
+_GENERATOR_PURPOSE = {"csp-preselect": "preexploration", "csp-active": "learning",
+                      "csp-accurate": "learning_accurate", "csp-check": "checks",
                       "csp-verify": "verification"}
 
 
@@ -239,7 +243,8 @@ def _plot_calls(name: str, acc: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     xs = [r["generation"] for r in rows]
     x_verify = (max(xs) + 1 if xs else 0)
-    colors = {"preexploration": "tab:purple", "learning": "tab:orange", "checks": "tab:green",
+    colors = {"preexploration": "tab:purple", "learning": "tab:orange", "learning_accurate": "gold",
+              "checks": "tab:green",
               "direct_relaxations": "tab:red", "verification": "tab:gray", "other": "tab:brown"}
     bottom = [0] * len(rows)
     for p in PURPOSES:
