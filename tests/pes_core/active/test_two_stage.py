@@ -7,7 +7,11 @@ import math
 import pytest
 
 from pes_core.active import ActiveSettings
-from pes_core.active.two_stage import TwoStageSettings, accurate_training_indices, select_for_accurate
+from pes_core.active.two_stage import (
+    TwoStageSettings,
+    accurate_training_indices,
+    select_for_accurate,
+)
 
 
 def test_window_selection_uses_the_lower_of_the_earlier_best_and_this_generation():
