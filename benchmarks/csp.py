@@ -244,7 +244,7 @@ def _stat(x: list[float]) -> str:
     return f"{np.median(x):8.0f} [{min(x):.0f}-{max(x):.0f}]"
 
 
-_SHORT = {"preexploration": "pre", "learning": "learn", "checks": "check", "direct_relaxations": "relax",
+_SHORT = {"preexploration": "pre", "learning": "learn", "learning_accurate": "learn-acc", "checks": "check", "direct_relaxations": "relax",
           "verification": "verify", "other": "other"}
 
 

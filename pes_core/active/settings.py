@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pes_core.active.thresholds import GradeThresholds
+from pes_core.active.two_stage import TwoStageSettings
 
 __all__ = ["ActiveSettings"]
 
@@ -150,6 +151,13 @@ class ActiveSettings:
     prior_frames : int
         Points along each prior trajectory offered to maxvol besides the
         relaxed geometry (evenly spaced between the start and the end).
+    two_stage : dict or None
+        The two-stage scheme of Podryabinkin et al. (PRB 99, 064114, 2019):
+        a second, accurate MTP trained on the low-energy configurations only
+        relaxes again the offspring whose screened enthalpy is within a
+        window of the best, each MTP with its own active set and learning
+        (keys and defaults: :class:`pes_core.active.two_stage.TwoStageSettings`;
+        ``{}`` takes the defaults).  ``None`` (default): one MTP.
     """
 
     level: int = 10
@@ -187,6 +195,7 @@ class ActiveSettings:
     prior: str | None = None
     prior_steps: int = 100
     prior_frames: int = 2
+    two_stage: dict | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("neighbourhood", "configuration"):
@@ -196,6 +205,11 @@ class ActiveSettings:
         if not 0.0 <= float(self.preexploration_cover) <= 1.0:
             raise ValueError(f"active.preexploration_cover is a share of the pool from 0 to 1, "
                              f"got {self.preexploration_cover!r}")
+        if self.two_stage is not None:
+            if not isinstance(self.two_stage, dict):
+                raise ValueError(f"active.two_stage must be a mapping of its settings ({{}} for the defaults) or "
+                                 f"null, got {self.two_stage!r}")
+            TwoStageSettings.from_dict(self.two_stage)  # its own checks, with their messages
         if self.prior is not None and (not isinstance(self.prior, str) or not self.prior):
             raise ValueError(f"active.prior must be the name of a universal potential (chgnet, sevenn) or null, "
                              f"got {self.prior!r}")
@@ -212,6 +226,10 @@ class ActiveSettings:
         if unknown:
             raise ValueError(f"unknown mtp/active settings {sorted(unknown)}; known: {sorted(known)}")
         return cls(**kw)
+
+    def accurate(self) -> TwoStageSettings | None:
+        """The settings of the accurate second MTP (``active.two_stage``), ``None`` when the scheme is off."""
+        return None if self.two_stage is None else TwoStageSettings.from_dict(self.two_stage)
 
     def thresholds(self) -> GradeThresholds:
         """The grade thresholds (select, break) of these settings."""

@@ -26,8 +26,6 @@ Models are stored as the ``.mtp`` text (``PotentialModel.parameters``) and the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import replace
 
@@ -64,7 +62,14 @@ from workflows.core.runtime import (
     flush_store,
     worker_env,
 )
-from workflows.csp.learning import load_model, trajectory_frames
+from workflows.csp.learning import (
+    accurate_training,
+    load_model,
+    training_key,
+    training_role,
+    trajectory_frames,
+    two_stage_state,
+)
 from workflows.csp.state import RunState, category_of, start_search
 from workflows.oracle.builders import oracle_batches, oracle_firework
 
@@ -117,9 +122,11 @@ def trajectory_fireworks(name: str, config: dict, structures: list, *, generator
                                                                   max(1, len(structures))))]
 
 
-def train_firework(name: str, parents=None, label: str = "") -> Firework:
-    """The retraining firework (category ``ml``)."""
-    return Firework([MTPTrainTask(search=name)], name=f"csp {name} mtp training{(' ' + label) if label else ''}",
+def train_firework(name: str, parents=None, label: str = "", accurate: bool = False) -> Firework:
+    """The retraining firework (category ``ml``); ``accurate``: the two-stage scheme's accurate MTP."""
+    task = MTPTrainTask(search=name, stage="accurate") if accurate else MTPTrainTask(search=name)
+    what = "accurate mtp training" if accurate else "mtp training"
+    return Firework([task], name=f"csp {name} {what}{(' ' + label) if label else ''}",
                     spec={"_category": "ml", "pes_kind": "mtp_train", "search": name}, parents=parents)
 
 
@@ -366,32 +373,6 @@ class OracleTrajectoryTask(FiretaskBase):
         return FWAction(stored_data={"oracle_calls": n_calls, "stored": n_stored, "failed": failed})
 
 
-def training_role(doc: Configuration, learned_checks: set[str]) -> str | None:
-    """``"learned"``, ``"preselect"`` or ``None`` (not training data) for a stored oracle result of a search.
-
-    Training data: the kept pre-exploration frames, what active learning
-    chose (``csp-active``), and oracle checks of the best candidates once their
-    MTP error exceeded the tolerance (``learned_checks``); not verification
-    relaxations nor the frames in between (a configuration that is both, e.g.
-    a learned check frame that a verification relaxation reached again, stays
-    training data).
-    """
-    tags = doc.tags or []
-    if "csp-active" in tags or doc.content_hash in learned_checks:
-        return "learned"
-    if "csp-preselect" in tags and "csp-trajectory" not in tags:
-        return "preselect"
-    return None
-
-
-def _training_key(ids: list[str], st: ActiveSettings) -> str:
-    """The same configurations fitted with the same settings give the same model: its key."""
-    fit_key = json.dumps({"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
-                          "energy_weighting": st.energy_weighting, "train_window": st.train_window,
-                          "min_train": st.min_train, "fit_learned": True}, sort_keys=True)
-    return hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
-
-
 @explicit_serialize
 class MTPTrainTask(FiretaskBase):
     """Fit the MTP of search ``search`` on all its configurations and make it current.
@@ -402,6 +383,7 @@ class MTPTrainTask(FiretaskBase):
     """
 
     required_params = ["search"]
+    optional_params = ["stage"]
 
     def run_task(self, fw_spec: dict) -> FWAction:
         ensure_domain_db(fw_spec)
@@ -409,6 +391,8 @@ class MTPTrainTask(FiretaskBase):
         run = SearchRun.objects.get(name=name)
         config = run.settings
         st = ActiveSettings.from_config(config)
+        if self.get("stage") == "accurate":
+            return self._train_accurate(run, st, fw_spec)
         learned_checks = set(RunState.of(run).active.check_learned)
         docs = sorted(Configuration.objects(tags=f"csp:{name}", oracle=config["oracle"]), key=lambda d: d.content_hash)
         roles = [training_role(d, learned_checks) for d in docs]
@@ -420,7 +404,7 @@ class MTPTrainTask(FiretaskBase):
         choice = choose_training([d.content_hash for d in docs],
                                  [None if r.energy is None else r.energy / r.n_atoms for r in records],
                                  learned, st)
-        key = _training_key(choice.ids, st)
+        key = training_key(choice.ids, st)
         existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
         if existing is not None:
             self._make_current(run, existing, choice.ids)
@@ -438,6 +422,57 @@ class MTPTrainTask(FiretaskBase):
               flush=True)
         return FWAction(stored_data={"model_id": str(model.id), "version": model.version,
                                      "n_train": len(choice.ids), "metrics": model.metrics})
+
+    @staticmethod
+    def _train_accurate(run: SearchRun, st: ActiveSettings, fw_spec: dict) -> FWAction:
+        """Fit the two-stage scheme's accurate MTP on the low-energy configurations; make it its current one.
+
+        Its own model chain (``<search>-mtp-accurate``, warm start from its
+        previous model, the level of ``two_stage.level``) and its own active
+        set, built from the same in-window configurations; the current model
+        is ``SearchRun.state['two_stage']['model_id']``.
+        """
+        name = run.name
+        ts = st.accurate()
+        docs, fit_st, key = accurate_training(run, st)
+        if not docs:
+            raise RuntimeError(f"search {name}: no oracle results tagged csp:{name} to train the accurate MTP on; "
+                               "did every oracle firework fail?")
+        ids = [d.content_hash for d in docs]
+        existing = PotentialModel.objects(workflow=name, settings__training_key=key).first()
+        if existing is not None:
+            MTPTrainTask._make_accurate_current(run, existing, ids)
+            return FWAction(stored_data={"model_id": str(existing.id), "reused": True, "stage": "accurate"})
+        two = two_stage_state(RunState.of(run))
+        parent = PotentialModel.objects(id=two["model_id"]).first() if two.get("model_id") else None
+        pot = (load_model(str(parent.id))[0] if parent is not None else
+               MTPPotential.from_level(ts.level, _species(run.settings), max_dist=st.max_dist, seed=st.seed))
+        records = [TrainingRecord(Structure.from_dict(d.structure), d.energy, d.forces, d.stress) for d in docs]
+        choice = choose_training(ids, [r.energy / r.n_atoms for r in records], [False] * len(records), fit_st)
+        model = _fit_model(name, pot, records, choice, fit_st, parent, key)
+        model.name = f"{name}-mtp-accurate"
+        model.settings = jsonable({**model.settings, "stage": "accurate", "two_stage": ts.to_dict(),
+                                   "train_window": ts.train_window})
+        model.fw_id = current_fw_id(fw_spec)
+        model.save()
+        MTPTrainTask._make_accurate_current(run, model, ids)
+        m = model.metrics
+        print(f"  [{name}] accurate MTP v{model.version} (level {ts.level}) fitted on {len(ids)} configurations "
+              f"within {1e3 * ts.train_window:.0f} meV/atom of the lowest: E {1e3 * m['energy_rmse']:.1f} meV/atom, "
+              f"F {m['force_rmse']:.3f} eV/A", flush=True)
+        return FWAction(stored_data={"model_id": str(model.id), "version": model.version, "n_train": len(ids),
+                                     "metrics": model.metrics, "stage": "accurate"})
+
+    @staticmethod
+    def _make_accurate_current(run: SearchRun, model: PotentialModel, ids: list[str]) -> None:
+        state = RunState.of(run)
+        two = two_stage_state(state)
+        two["model_id"] = str(model.id)
+        state.other["two_stage"] = jsonable(two)
+        state.save(run)
+        ActiveLearningEvent.objects(configuration_hash__in=ids, processed=False,
+                                    context__stage="accurate").update(set__processed=True)
+        flush_store()
 
     @staticmethod
     def _make_current(run: SearchRun, model: PotentialModel, ids: list[str]) -> None:

@@ -32,6 +32,14 @@ learn longer (``active.widen_checks``); the history is kept in
 
     {"level": n, "history": [<WideningDecision.to_dict()>, ...]}   # one entry per generation
 
+With ``active.two_stage`` (Podryabinkin et al., PRB 99, 064114) a second,
+accurate MTP trained on the low-energy oracle configurations only
+(:func:`accurate_training`) relaxes again the offspring whose screened
+enthalpy is within a window of the best (:func:`accurate_step`), with its own
+active set and learning (:class:`AccurateDecision`)::
+
+    [oracle fireworks (csp-accurate) -->] accurate MTP training (ml) --> generation g again
+
 Nothing here builds fireworks: the modules import one way, ``spec -> state ->
 learning -> report -> active_tasks -> tasks -> builders``.
 """
@@ -39,9 +47,13 @@ learning -> report -> active_tasks -> tasks -> builders``.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from pymatgen.core import Structure
 
 from pes_core.active import (
@@ -55,6 +67,7 @@ from pes_core.active import (
 from pes_core.active.decisions import (
     CheckDecision,
     LearningDecision,
+    LearnItem,
     OracleCheck,
     OracleFrame,
     WideningDecision,
@@ -65,6 +78,11 @@ from pes_core.active.decisions import (
     widened_settings,
 )
 from pes_core.active.mlip_state import potential_from_text
+from pes_core.active.two_stage import (
+    TwoStageSettings,
+    accurate_training_indices,
+    select_for_accurate,
+)
 from pes_core.db import (
     ActiveLearningEvent,
     Configuration,
@@ -80,6 +98,7 @@ from pes_core.search import (
     RelaxSettings,
     atoms_from_dict,
     atoms_to_dict,
+    evaluate,
     mark_duplicates,
 )
 from workflows.core.runtime import flush_store
@@ -87,8 +106,10 @@ from workflows.csp.state import RunState
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LearningRelaxer", "after_generation", "candidates_from_json", "learning_relaxer", "load_model",
-           "record_widening", "summary", "trajectory_frames", "widening_level"]
+__all__ = ["AccurateDecision", "LearningRelaxer", "accurate_step", "accurate_training", "after_generation",
+           "candidates_from_json", "learning_relaxer", "load_model", "record_accurate", "record_widening",
+           "screened_enthalpy", "summary",
+           "training_key", "training_role", "trajectory_frames", "two_stage_state", "widening_level"]
 
 
 def load_model(model_id: str):
@@ -106,6 +127,82 @@ def trajectory_frames(start_hash: str) -> list[Configuration]:
     """Stored frames of the oracle trajectory that started at configuration ``start_hash``, in step order."""
     docs = list(Configuration.objects(extra__trajectory=start_hash))
     return sorted(docs, key=lambda d: int((d.extra or {}).get("step", 0)))
+
+
+def training_role(doc: Configuration, learned_checks: set[str]) -> str | None:
+    """``"learned"``, ``"preselect"`` or ``None`` (not training data) for a stored oracle result of a search.
+
+    Training data: the kept pre-exploration frames, what active learning
+    chose (``csp-active``, and ``csp-accurate`` for the accurate MTP of the
+    two-stage scheme), and oracle checks of the best candidates once their
+    MTP error exceeded the tolerance (``learned_checks``); not verification
+    relaxations nor the frames in between (a configuration that is both, e.g.
+    a learned check frame that a verification relaxation reached again, stays
+    training data).
+    """
+    tags = doc.tags or []
+    if "csp-active" in tags or "csp-accurate" in tags or doc.content_hash in learned_checks:
+        return "learned"
+    if "csp-preselect" in tags and "csp-trajectory" not in tags:
+        return "preselect"
+    return None
+
+
+def training_key(ids: list[str], st: ActiveSettings, accurate: TwoStageSettings | None = None) -> str:
+    """The same configurations fitted with the same settings give the same model: its key.
+
+    ``accurate``: the key of the two-stage scheme's accurate MTP (its own
+    settings enter the key, so it never matches a screening model).
+    """
+    fit = {"level": st.level, "max_dist": st.max_dist, "max_iter": st.max_iter, "seed": st.seed,
+           "energy_weighting": st.energy_weighting, "train_window": st.train_window,
+           "min_train": st.min_train, "fit_learned": True}
+    if accurate is not None:
+        fit["two_stage"] = accurate.to_dict()
+    fit_key = json.dumps(fit, sort_keys=True)
+    return hashlib.sha256((",".join(ids) + "|" + fit_key).encode()).hexdigest()
+
+
+def two_stage_state(state: RunState) -> dict[str, Any]:
+    """The two-stage bookkeeping of a search (``SearchRun.state['two_stage']``, a copy)::
+
+        {"model_id": <accurate PotentialModel id>, "rounds": {"<gen>": n}, "n_selected": n,
+         "reference": {"<gen>": <screened enthalpy (eV/atom) the window starts from>},
+         "relaxed": {"<gen>": [<individual id>, ...]}}       # offspring the accurate MTP relaxed
+    """
+    return copy.deepcopy(dict(state.other.get("two_stage") or {}))
+
+
+def _save_two_stage(run: SearchRun, two: dict[str, Any]) -> None:
+    state = RunState.of(run)
+    state.other["two_stage"] = jsonable(two)
+    state.save(run)
+    flush_store()
+
+
+def accurate_training(run: SearchRun, settings: ActiveSettings | None = None
+                      ) -> tuple[list[Configuration], ActiveSettings, str]:
+    """The configurations the accurate MTP of the two-stage scheme is trained on, its fit settings, its key.
+
+    The search's training data (:func:`training_role`) whose energy per
+    atom lies within ``window_mev + margin_mev`` of the lowest
+    (:func:`pes_core.active.two_stage.accurate_training_indices`), sorted by
+    content hash; the fit settings are the search's with the accurate level
+    and no further screen (every one of them is fitted, with the low-energy
+    weights).
+    """
+    st = settings or ActiveSettings.from_config(run.settings)
+    ts = st.accurate()
+    if ts is None:
+        raise ValueError(f"search {run.name} has no active.two_stage settings; the accurate MTP is off")
+    learned_checks = set(RunState.of(run).active.check_learned)
+    docs = sorted(Configuration.objects(tags=f"csp:{run.name}", oracle=run.settings["oracle"]),
+                  key=lambda d: d.content_hash)
+    docs = [d for d in docs if training_role(d, learned_checks) and d.energy is not None]
+    keep = accurate_training_indices([d.energy_per_atom for d in docs], ts.train_window, ts.min_train)
+    docs = [docs[k] for k in keep]
+    fit_settings = replace(st, level=ts.level, train_window=None, min_train=ts.min_train, two_stage=None)
+    return docs, fit_settings, training_key([d.content_hash for d in docs], fit_settings, ts)
 
 
 class LearningRelaxer:
@@ -166,11 +263,15 @@ def learning_relaxer(run: SearchRun, fw_spec: dict) -> LearningRelaxer:
 
 # ------------------------------------------------------------------ after a generation
 def after_generation(run: SearchRun, relaxer: LearningRelaxer, gen: int, relaxed: list,
-                     candidates: list[dict] | None = None) -> LearningDecision | CheckDecision | None:
+                     candidates: list[dict] | None = None
+                     ) -> LearningDecision | AccurateDecision | CheckDecision | None:
     """The learning step after generation ``gen`` of ``run``, recorded; ``None`` when it may be ranked.
 
-    First what to learn (:func:`learning_decision`); when nothing, the oracle
-    check of the best offspring (:func:`check_decision`).  ``candidates``:
+    First what to learn (:func:`learning_decision`); when nothing and
+    ``active.two_stage`` is on, the accurate MTP's step (:func:`accurate_step`:
+    its (re)fit or learning, else the in-window offspring take its
+    relaxations); then the oracle check of the best offspring
+    (:func:`check_decision`).  ``candidates``:
     what :meth:`LearningRelaxer.take_candidates` gave for the generation's
     relaxations (wherever they ran).
     """
@@ -181,6 +282,11 @@ def after_generation(run: SearchRun, relaxer: LearningRelaxer, gen: int, relaxed
     if not relaxer.capped and candidates:
         logger.info("search %s gen %d: no new configuration to learn; %d failed relaxations stay failed",
                     run.name, gen, len(learning.redo))
+    if relaxer.settings.two_stage is not None:  # the accurate MTP relaxes the in-window offspring again
+        accurate = accurate_step(run, relaxer, gen, relaxed)
+        if accurate is not None:
+            record_accurate(run, accurate)
+            return accurate
     check = check_decision(run, relaxer.settings, gen, relaxed)
     if check is None or check.done:
         record_widening(run, gen, relaxed)
@@ -293,6 +399,169 @@ def record_check(run: SearchRun, decision: CheckDecision, tolerance: float) -> N
               f"exceeds {1e3 * tolerance:.0f} meV/atom", flush=True)
     state.save(run)
     flush_store()
+
+
+# ------------------------------------------------------------------ two-stage scheme
+@dataclass
+class AccurateDecision:
+    """What the accurate MTP of the two-stage scheme needs before generation ``generation`` can go on.
+
+    Parameters
+    ----------
+    generation : int
+        The generation.
+    round : int
+        The accurate MTP's learning round this decision opens (0: a (re)fit only).
+    learn : list of LearnItem
+        Configurations its relaxations met above the break or select grade, for
+        the oracle (generator ``csp-accurate``); empty: only (re)fit it, on a
+        training set that changed (new low-energy oracle data) or for the first time.
+    """
+
+    generation: int
+    round: int = 0
+    learn: list[LearnItem] = field(default_factory=list)
+
+    @property
+    def learns(self) -> bool:
+        """Whether the oracle labels configurations for the accurate MTP."""
+        return bool(self.learn)
+
+    def message(self) -> str:
+        """One line for the log."""
+        if not self.learn:
+            return "two-stage: the accurate MTP is (re)fitted on the low-energy configurations"
+        return (f"two-stage learning round {self.round}: {len(self.learn)} configurations met by the accurate MTP "
+                f"to the oracle ({', '.join(f'{c.reason} {c.grade:.3g}' for c in self.learn)})")
+
+
+def screened_enthalpy(ind: Individual) -> float | None:
+    """The screening MTP's enthalpy per atom (eV/atom) of an offspring, whatever replaced it afterwards.
+
+    The accurate MTP's relaxation keeps it in ``relax_info['two_stage']``, an
+    oracle check in ``relax_info['mtp_enthalpy_per_atom']``.
+    """
+    info = ind.relax_info or {}
+    if "two_stage" in info:
+        return info["two_stage"].get("screened_enthalpy_per_atom")
+    h = info.get("mtp_enthalpy_per_atom", ind.enthalpy_per_atom)
+    return None if h is None else float(h)
+
+
+def _usable_enthalpy(ind: Individual) -> float | None:
+    h = ind.enthalpy_per_atom
+    if ind.flags.get("failed") or h is None or not np.isfinite(h):
+        return None
+    return float(h)
+
+
+def accurate_step(run: SearchRun, relaxer: LearningRelaxer, gen: int, relaxed: list) -> AccurateDecision | None:
+    """Relax the generation's in-window offspring again on the accurate MTP; a decision when it must learn first.
+
+    The offspring whose screened enthalpy is within ``two_stage.window_mev``
+    of the reference (the lower of this generation's best screened enthalpy
+    and the screened enthalpy of the search's best so far, which the accurate
+    MTP and the oracle checks ranked; :func:`pes_core.active.two_stage.select_for_accurate`) are relaxed on the
+    accurate MTP from their screened geometry, with its own grade: a break (or
+    an energy hole, a short pair) makes its configurations go to the oracle
+    and the accurate MTP refit (up to ``two_stage.max_rounds`` rounds per
+    generation, then the relaxations go on without breaking).  The accurate
+    MTP is (re)fitted first whenever its training set
+    (:func:`accurate_training`) is not the one of its current model.
+
+    When nothing is to learn, the in-window offspring in ``relaxed`` are
+    replaced (in place) by their accurate relaxations: their enthalpy is the
+    accurate MTP's, ``relax_info['two_stage']`` keeps the screened one, and
+    ``relax_info['n_calls']`` counts the MTP evaluations of both stages.  An
+    accurate relaxation that fails keeps the screened result (with the reason
+    in ``relax_info['two_stage']``).
+    """
+    st = relaxer.settings
+    ts = st.accurate()
+    state = RunState.of(run)
+    two = two_stage_state(state)
+    _, _, key = accurate_training(run)  # the stored settings (widening changes none of the fit's)
+    model_id = two.get("model_id")
+    model = PotentialModel.objects(id=model_id).first() if model_id else None
+    if model is None or (model.settings or {}).get("training_key") != key:
+        return AccurateDecision(generation=gen)
+    round_ = int((two.get("rounds") or {}).get(str(gen), 0))
+    capped = round_ >= ts.max_rounds
+    # the window: from the screened enthalpy of the search's best so far (ranked by the accurate MTP and the
+    # oracle checks, so a screening artefact debunked by them never pins it) or this generation's best screened
+    search = state.search_state()
+    best = search.best
+    earlier = None if best is None else screened_enthalpy(best)
+    screened = [_usable_enthalpy(ind) for ind in relaxed]
+    picked = select_for_accurate(screened, earlier, ts.window)
+    finite = [h for h in screened if h is not None]
+    reference = min([h for h in [earlier, *finite] if h is not None], default=None)
+    two.setdefault("reference", {})[str(gen)] = reference
+    two.setdefault("relaxed", {})[str(gen)] = [relaxed[k].id for k in picked]
+    _save_two_stage(run, two)
+    if not picked:
+        return None
+    pot, aset, _ = load_model(model_id)
+    th = st.thresholds()
+    if capped:
+        th = GradeThresholds(th.select, float("inf"), th.swap_tolerance)
+    rs = RelaxSettings.from_config(run.settings)
+    e_min = (model.metrics or {}).get("min_energy_per_atom")
+    inner = ActiveRelaxer(pot, aset, learn=None, thresholds=th, fmax=rs.fmax, steps=rs.steps,
+                          optimizer=rs.optimizer,
+                          energy_floor=None if e_min is None else float(e_min) - st.floor_margin)
+    search_settings = search.settings
+    results = {k: evaluate(relaxed[k], inner, search_settings) for k in picked}
+    learning = decide_learning(
+        list(inner.collected), list(results.values()), generation=gen, round=round_, capped=capped,
+        choose=lambda cands: choose_candidates(cands, pot, aset, max_configurations=len(cands)),
+        key_of=_key_of(run.settings),
+        is_known=lambda h: Configuration.objects(content_hash=h).first() is not None,
+        max_configurations=ts.max_configurations_per_round)
+    if learning.learns:
+        return AccurateDecision(generation=gen, round=learning.round, learn=learning.learn)
+    n_ok = 0
+    for k, out in results.items():
+        before = relaxed[k]
+        info = before.relax_info or {}
+        stage = {"model_id": model_id, "model_version": model.version, "round": round_,
+                 "screened_enthalpy_per_atom": before.enthalpy_per_atom,
+                 "screened_spacegroup": before.spacegroup, "screened_n_calls": int(info.get("n_calls", 0)),
+                 "n_calls": int((out.relax_info or {}).get("n_calls", 0))}
+        if out.flags.get("failed") or out.enthalpy_per_atom is None or not np.isfinite(out.enthalpy_per_atom):
+            stage.update(failed=True, reason=(out.relax_info or {}).get("reason") or "no reason given")
+            before.relax_info = {**info, "two_stage": stage}
+            before.relax_info["n_calls"] = stage["screened_n_calls"] + stage["n_calls"]
+            continue
+        out.relax_info = {**(out.relax_info or {}), "two_stage": stage,
+                          "n_calls": stage["screened_n_calls"] + stage["n_calls"]}
+        relaxed[k] = out
+        n_ok += 1
+    failed = [f"{relaxed[k].id}: {relaxed[k].relax_info['two_stage']['reason']}" for k in picked
+              if relaxed[k].relax_info["two_stage"].get("failed")]
+    print(f"  [{run.name} gen {gen}] two-stage: {n_ok} of {len(picked)} offspring within {ts.window_mev:g} "
+          f"meV/atom of the best screened enthalpy relaxed on the accurate MTP v{model.version}"
+          + (f"; failed (screened result kept): {'; '.join(failed)}" if failed else ""), flush=True)
+    return None
+
+
+def record_accurate(run: SearchRun, decision: AccurateDecision) -> None:
+    """Store an accurate-MTP decision: its learning events and round (a refit alone stores nothing)."""
+    gen = decision.generation
+    if decision.learn:
+        two = two_stage_state(RunState.of(run))
+        model_id = two.get("model_id")
+        for item in decision.learn:
+            if ActiveLearningEvent.objects(configuration_hash=item.key, model_id=model_id).first() is None:
+                ActiveLearningEvent(configuration_hash=item.key, model_id=model_id, grade=item.grade,
+                                    reason=item.reason,
+                                    context=jsonable({"search": run.name, "generation": gen, "round": decision.round,
+                                                      "stage": "accurate",
+                                                      "formula": item.atoms.get_chemical_formula()})).save()
+        two.setdefault("rounds", {})[str(gen)] = decision.round
+        two["n_selected"] = int(two.get("n_selected", 0)) + len(decision.learn)
+        _save_two_stage(run, two)
+    print(f"  [{run.name} gen {gen}] {decision.message()}", flush=True)
 
 
 # ------------------------------------------------------------------ widening

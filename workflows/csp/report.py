@@ -9,6 +9,9 @@ and wall time.  The purposes:
     pre-exploration chose (``mode: mtp``; generator ``csp-preselect``);
 ``learning``
     single points of the configurations active learning chose (``csp-active``);
+``learning_accurate``
+    single points of the configurations the accurate MTP of the two-stage
+    scheme (``active.two_stage``) met and chose (``csp-accurate``);
 ``checks``
     oracle checks of the best offspring (``csp-check``);
 ``direct_relaxations``
@@ -19,7 +22,7 @@ and wall time.  The purposes:
 ``other``
     oracle results of the search from any other generator.
 
-In ``mode: mtp`` every oracle call of the first three purposes is stored as a
+In ``mode: mtp`` every oracle call of the first four purposes is stored as a
 ``Configuration`` tagged ``csp:<search>`` (trajectory frames included), so
 they are counted from the database by the generator that stored them first;
 direct relaxations and verification relaxations store only their final
@@ -51,13 +54,14 @@ from pes_core.search.report import format_verified_table, merge_verified
 from workflows.csp.state import RunState
 
 __all__ = ["PURPOSES", "RESOLUTION_MEV", "accuracy_warning", "search_accounting", "search_summary",
-           "verified_table", "write_csp_report"]
+           "two_stage_summary", "verified_table", "write_csp_report"]
 
 #: the purposes of oracle calls, in the order of a search
-PURPOSES = ("preexploration", "learning", "checks", "direct_relaxations", "verification", "other")
+PURPOSES = ("preexploration", "learning", "learning_accurate", "checks", "direct_relaxations", "verification", "other")
 
 #: generator (before the first ":") of a stored oracle result -> purpose
-_GENERATOR_PURPOSE = {"csp-preselect": "preexploration", "csp-active": "learning", "csp-check": "checks",
+_GENERATOR_PURPOSE = {"csp-preselect": "preexploration", "csp-active": "learning",
+                      "csp-accurate": "learning_accurate", "csp-check": "checks",
                       "csp-verify": "verification"}
 
 
@@ -224,10 +228,40 @@ def search_summary(name: str) -> dict:
              "n_oracle_calls": g.n_oracle_calls, "n_model_evaluations": g.n_model_evaluations,
              "oracle_calls_by_purpose": {k: v for k, v in per_gen.get(g.index, {}).items() if k != "generation"},
              "training_set_size": g.stats.get("training_set_size")} for g in gens]
-    return {"name": name, "status": run.status, "stop_reason": stop, "settings": run.settings, "generations": rows,
-            "oracle_calls": acc["oracle_calls"], "oracle_calls_by_purpose": acc["oracle_calls_by_purpose"],
-            "model_evaluations": acc["mtp_evaluations"], "wall_s": acc["wall_s"], "accounting": acc,
-            "verification": stored.verification, "widening": stored.other.get("widening")}
+    out = {"name": name, "status": run.status, "stop_reason": stop, "settings": run.settings, "generations": rows,
+           "oracle_calls": acc["oracle_calls"], "oracle_calls_by_purpose": acc["oracle_calls_by_purpose"],
+           "model_evaluations": acc["mtp_evaluations"], "wall_s": acc["wall_s"], "accounting": acc,
+           "verification": stored.verification, "widening": stored.other.get("widening")}
+    if stored.other.get("two_stage"):  # active.two_stage: the accurate MTP's share
+        out["two_stage"] = two_stage_summary(name)
+    return out
+
+
+def two_stage_summary(name: str) -> dict[str, Any]:
+    """The accurate MTP of a two-stage search (``active.two_stage``): its models, relaxations and oracle calls.
+
+    ``models``: accurate models fitted; ``version``, ``n_train`` and
+    ``energy_rmse_mev`` (meV/atom, on its own training set) of the current
+    one; ``relaxed``: offspring the accurate MTP relaxed again, summed over
+    the finished generations (``failed``: those that kept their screened
+    result); ``oracle_calls``: its learning calls (purpose ``learning_accurate``).
+    """
+    run = SearchRun.objects.get(name=name)
+    two = RunState.of(run).other.get("two_stage") or {}
+    model = PotentialModel.objects(id=two["model_id"]).first() if two.get("model_id") else None
+    relaxed = failed = 0
+    for g in GenerationRecord.objects(search=name):
+        for ind in g.population:
+            info = (ind.get("relax_info") or {}).get("two_stage")
+            if info:
+                relaxed += 1
+                failed += bool(info.get("failed"))
+    return {"models": PotentialModel.objects(workflow=name, name=f"{name}-mtp-accurate").count(),
+            "version": None if model is None else model.version,
+            "n_train": None if model is None else len(model.training_ids),
+            "energy_rmse_mev": None if model is None else 1000.0 * float(model.metrics["energy_rmse"]),
+            "relaxed": relaxed, "failed": failed,
+            "oracle_calls": int(search_accounting(name)["oracle_calls_by_purpose"]["learning_accurate"])}
 
 
 def _plot_calls(name: str, acc: dict[str, Any], path: Path) -> None:
@@ -239,7 +273,8 @@ def _plot_calls(name: str, acc: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     xs = [r["generation"] for r in rows]
     x_verify = (max(xs) + 1 if xs else 0)
-    colors = {"preexploration": "tab:purple", "learning": "tab:orange", "checks": "tab:green",
+    colors = {"preexploration": "tab:purple", "learning": "tab:orange", "learning_accurate": "gold",
+              "checks": "tab:green",
               "direct_relaxations": "tab:red", "verification": "tab:gray", "other": "tab:brown"}
     bottom = [0] * len(rows)
     for p in PURPOSES:

@@ -61,13 +61,18 @@ from pes_core.search import (
 )
 from workflows.core import runtime
 from workflows.core.backend import retry_store_race
-from workflows.core.runtime import ensure_domain_db, flush_store, task_workdir, worker_env
+from workflows.core.runtime import (
+    ensure_domain_db,
+    flush_store,
+    task_workdir,
+    worker_env,
+)
 from workflows.csp.active_tasks import (
     oracle_fireworks,
     train_firework,
     trajectory_fireworks,
 )
-from workflows.csp.learning import after_generation, learning_relaxer
+from workflows.csp.learning import AccurateDecision, after_generation, learning_relaxer
 from workflows.csp.report import write_csp_report
 from workflows.csp.state import RunState, category_of, start_search
 
@@ -112,7 +117,8 @@ def verification_fireworks(name: str, config: dict, formula: str = "") -> list[F
     return [verify, report]
 
 
-def decision_action(run: SearchRun, decision: LearningDecision | CheckDecision, fw_spec: dict) -> FWAction:
+def decision_action(run: SearchRun, decision: LearningDecision | AccurateDecision | CheckDecision,
+                    fw_spec: dict) -> FWAction:
     """The detour that carries out a learning or check decision, then runs its generation again.
 
     The one place where the learning step's decisions become fireworks:
@@ -120,7 +126,9 @@ def decision_action(run: SearchRun, decision: LearningDecision | CheckDecision, 
     * learning: oracle fireworks for the chosen configurations -> training -> the generation (next round);
     * check: short oracle relaxations (``active.check_steps`` > 0) or single points of the best
       offspring -> the generation (which then ranks them by the oracle);
-    * check learned: training -> the generation.
+    * check learned: training -> the generation;
+    * two-stage (``active.two_stage``): oracle fireworks for the configurations the accurate MTP met
+      (generator ``csp-accurate``, none for a refit alone) -> accurate MTP training -> the generation.
     """
     name, config, gen = run.name, run.settings, decision.generation
 
@@ -129,6 +137,19 @@ def decision_action(run: SearchRun, decision: LearningDecision | CheckDecision, 
         fw.name = f"{fw.name} ({label})"
         return fw
 
+    if isinstance(decision, AccurateDecision):  # the two-stage scheme's accurate MTP
+        fws = []
+        if decision.learn:
+            r = decision.round
+            fws = oracle_fireworks(name, config, [to_structure(c.atoms) for c in decision.learn],
+                                   generator="csp-accurate",
+                                   extra=[{"grade": c.grade, "reason": c.reason, "generation": gen, "round": r,
+                                           "stage": "accurate"} for c in decision.learn])
+        label = f"gen {gen} round {decision.round}" if decision.learn else f"gen {gen}"
+        train = train_firework(name, parents=fws or None, label=label, accurate=True)
+        fw = again([train], f"accurate round {decision.round}" if decision.learn else "accurate MTP fitted")
+        return FWAction(detours=[Workflow(fws + [train, fw], name=f"csp {name} accurate MTP gen {gen}")],
+                        stored_data={"accurate_round": decision.round, "selected": len(decision.learn)})
     if isinstance(decision, LearningDecision):
         r = decision.round
         ofws = oracle_fireworks(name, config, [to_structure(c.atoms) for c in decision.learn],

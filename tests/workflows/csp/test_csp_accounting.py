@@ -15,12 +15,13 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from pes_core.db import Configuration, GenerationRecord, SearchRun
+from pes_core.db import Configuration, GenerationRecord, PotentialModel, SearchRun
 from pes_core.oracles.ase_calc import StillingerWeberOracle
 from workflows.cli import main as pes
 from workflows.core.backend import open_backend
 from workflows.core.runner import run_local
 from workflows.csp.builders import csp_workflow
+from workflows.csp.learning import training_role
 from workflows.csp.report import PURPOSES, accuracy_warning, search_accounting
 
 SEARCH = {"composition": {"Si": 1}, "n_atoms": [4, 4], "population_size": 6, "max_generations": 2,
@@ -119,3 +120,89 @@ def test_mtp_search_counts_every_oracle_call_by_purpose(project, counted_sw):
         assert warning["warn"] == (warning["energy_rmse_window_mev"] > warning["required_mev"])
         summary = json.loads((project.parent / "reports" / "acc-mtp" / "summary.json").read_text())
         assert summary["mtp_accuracy"]["message"] == warning["message"]
+        assert "two_stage" not in summary  # the option is off
+
+
+DIAMOND_SW = -4.3366  # eV/atom, Stillinger-Weber minimum of diamond Si (a = 5.431 Å)
+TWO_STAGE = {"window_mev": 100, "margin_mev": 300, "level": 12, "max_rounds": 3, "min_train": 12}
+
+
+def _screened(ind: dict) -> float:
+    """The screening MTP's enthalpy (eV/atom) of a stored offspring, whatever replaced it afterwards."""
+    info = ind.get("relax_info") or {}
+    if "two_stage" in info:
+        return float(info["two_stage"]["screened_enthalpy_per_atom"])
+    return float(info.get("mtp_enthalpy_per_atom", ind["enthalpy_per_atom"]))
+
+
+def test_two_stage_search_counts_every_oracle_call_and_keeps_to_its_window(project, counted_sw):
+    """``active.two_stage``: the accurate MTP is fitted on in-window configurations only, relaxes the in-window
+    offspring only, its own learning calls are counted (``learning_accurate``), and diamond is found."""
+    name = "acc-two"
+    search = {**SEARCH, "max_generations": 3, "seed": 3}  # seed 3 reaches diamond in 3 generations (7, 1, 2 do not)
+    with open_backend(project) as b:
+        b.lp.add_wf(csp_workflow(name, search, oracle="sw", mode="mtp", relax=RELAX, mtp=MTP,
+                                 active={**ACTIVE, "two_stage": TWO_STAGE}, verify={"within_mev": 50}))
+        assert run_local(b, progress=False).fizzled == 0
+        acc = search_accounting(name)
+        by = acc["oracle_calls_by_purpose"]
+        assert acc["oracle_calls"] == sum(by.values()) == counted_sw["n"]
+        assert by["learning_accurate"] == Configuration.objects(generator="csp-accurate").count()
+        assert by["learning"] == Configuration.objects(generator="csp-active").count()
+        assert by["other"] == 0 and by["verification"] > 0
+        per_gen = acc["oracle_calls_by_generation"]
+        assert sum(r.get("learning_accurate", 0) for r in per_gen) == by["learning_accurate"]
+        _check_report(project, name, acc)
+
+        run = SearchRun.objects.get(name=name)
+        two = run.state["two_stage"]
+        window, train_window = TWO_STAGE["window_mev"] / 1e3, (TWO_STAGE["window_mev"] + TWO_STAGE["margin_mev"]) / 1e3
+        # the accurate MTP: its own chain of models, each fitted on configurations within its window only
+        models = list(PotentialModel.objects(workflow=name, name=f"{name}-mtp-accurate").order_by("version"))
+        assert models and two["model_id"] == str(models[-1].id)
+        assert all(m.settings["level"] == TWO_STAGE["level"] and m.settings["stage"] == "accurate" for m in models)
+        assert run.model_id not in {str(m.id) for m in models}
+        n_min = TWO_STAGE["min_train"]
+        for m in models:  # (or, while fewer lie in the window, the min_train lowest)
+            e = [Configuration.objects.get(content_hash=h).energy_per_atom for h in m.training_ids]
+            assert max(e) <= min(e) + train_window + 1e-9 or len(e) == n_min, (m.version, min(e), max(e))
+        assert max(len(m.training_ids) for m in models) > n_min  # the window, not the fallback, decided at the end
+        # ... and its last fit holds every training configuration of the search within the window of the lowest
+        learned_checks = set(run.state["active"].get("check_learned") or [])
+        data = sorted((d for d in Configuration.objects(tags=f"csp:{name}")
+                       if training_role(d, learned_checks) and d.energy is not None), key=lambda d: d.energy_per_atom)
+        low = data[0].energy_per_atom
+        inside = {d.content_hash for d in data if d.energy_per_atom <= low + train_window}
+        assert set(models[-1].training_ids) == (inside if len(inside) >= n_min else {d.content_hash for d in data[:n_min]})
+        assert len(data) > len(models[-1].training_ids)  # some of the search's data lie above the window
+        # the screening MTP is trained on everything (its configurations span far more than the window)
+        screening = PotentialModel.objects.get(id=run.model_id)
+        e_all = [Configuration.objects.get(content_hash=h).energy_per_atom for h in screening.training_ids]
+        assert max(e_all) - min(e_all) > train_window
+
+        # applied to the in-window offspring only, and their energy is the accurate MTP's
+        ids = {str(m.id) for m in models}
+        n_accurate = 0
+        for rec in GenerationRecord.objects(search=name).order_by("index"):
+            reference = two["reference"][str(rec.index)]
+            assert reference <= min(_screened(i) for i in rec.population if "two_stage" in i["relax_info"]
+                                    or not i["flags"].get("failed"))
+            for ind in rec.population:
+                if ind["flags"].get("failed") and "two_stage" not in (ind.get("relax_info") or {}):
+                    continue
+                info = ind["relax_info"]
+                inside = _screened(ind) <= reference + window + 1e-9
+                assert ("two_stage" in info) == inside, (rec.index, ind["id"], _screened(ind), reference)
+                if inside:
+                    assert info["two_stage"]["model_id"] in ids
+                    assert ind["id"] in two["relaxed"][str(rec.index)]
+                    n_accurate += not info["two_stage"].get("failed")
+        assert n_accurate > 0
+        summary = json.loads((project.parent / "reports" / name / "summary.json").read_text())
+        assert summary["two_stage"]["models"] == len(models) and summary["two_stage"]["version"] == models[-1].version
+        assert summary["two_stage"]["oracle_calls"] == by["learning_accurate"]
+        assert summary["two_stage"]["relaxed"] - summary["two_stage"]["failed"] == n_accurate
+
+        # the ground state is found (verified by the oracle)
+        ver = [v for v in run.state["verification"] if not v["failed"]]
+        assert min(v["oracle_enthalpy_per_atom"] for v in ver) <= DIAMOND_SW + 0.002

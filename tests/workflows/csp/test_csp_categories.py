@@ -28,6 +28,7 @@ from workflows.csp.active_tasks import (
     trajectory_fireworks,
 )
 from workflows.csp.builders import csp_workflow
+from workflows.csp.learning import AccurateDecision
 from workflows.csp.tasks import (
     CSPGenerationTask,
     decision_action,
@@ -68,6 +69,10 @@ def _every_firework(mode: str, relax: dict | None = None, verify: dict | None = 
         ind = SimpleNamespace(id="i1", atoms=si, enthalpy_per_atom=-4.6)
         fws += _fireworks(decision_action(run, CheckDecision(generation=1, check=[CheckItem(ind, "h2")]), fw_spec))
         fws += _fireworks(decision_action(run, CheckDecision(generation=1, learn=["h2"]), fw_spec))
+        # the two-stage scheme's accurate MTP: a refit alone, and its learning (oracle -> accurate training)
+        fws += _fireworks(decision_action(run, AccurateDecision(generation=1), fw_spec))
+        accurate = AccurateDecision(generation=1, round=1, learn=[LearnItem(si, 50.0, "break", "h3")])
+        fws += _fireworks(decision_action(run, accurate, fw_spec))
     return fws, config
 
 
@@ -99,3 +104,21 @@ def test_stand_in_oracle_keeps_everything_ml():
     for mode in ("direct", "mtp"):
         wf = csp_workflow("cat", SEARCH, oracle="tersoff", mode=mode)
         assert {fw.spec["_category"] for fw in wf.fws} == {"ml"}
+
+
+def test_two_stage_detours_train_the_accurate_mtp_and_run_the_generation_again():
+    wf = csp_workflow("cat", SEARCH, oracle="vasp", mode="mtp", active={"two_stage": {"window_mev": 80}})
+    config = wf.fws[0].spec["pes_csp_config"]
+    assert config["active"]["two_stage"] == {"window_mev": 80}
+    run = SimpleNamespace(name="cat", settings=config)
+    si = bulk("Si", "diamond", a=5.43)
+    refit = _fireworks(decision_action(run, AccurateDecision(generation=2), {"formula": "Si2"}))
+    assert [fw.spec["pes_kind"] for fw in refit] == ["mtp_train", "csp_generation"]
+    assert refit[0].tasks[0]["stage"] == "accurate" and refit[1].spec["generation"] == 2
+    learn = AccurateDecision(generation=2, round=1, learn=[LearnItem(si, 50.0, "break", "h3")])
+    fws = _fireworks(decision_action(run, learn, {"formula": "Si2"}))
+    assert [fw.spec["pes_kind"] for fw in fws] == ["oracle", "mtp_train", "csp_generation"]
+    oracle_task = fws[0].tasks[0]
+    assert oracle_task["generator"] == "csp-accurate" and "csp-accurate" in oracle_task["tags"]
+    assert oracle_task["extra"][0]["generation"] == 2 and oracle_task["extra"][0]["stage"] == "accurate"
+    assert fws[1].tasks[0]["stage"] == "accurate" and fws[0].spec["_category"] == "dft"
