@@ -151,6 +151,18 @@ def _rmse_mev(model, data) -> float | None:
     return float(1000.0 * np.sqrt(np.mean((pred - ref) ** 2)))
 
 
+def _holdout(base, training_set: str, feat, model, base_model) -> dict:
+    """RMSE (meV/atom) of the new and of the spec's model on the spec model's holdout (``validation_ids``)."""
+    ids = [k for k in (base.validation_ids or [])]
+    small = [c.content_hash for c in Configuration.objects(content_hash__in=ids, n_atoms=feat.n_atoms)
+             .only("content_hash")]
+    if not small:
+        return {}
+    test = load_features(training_set, feat, small)
+    return {"holdout_rmse": _rmse_mev(model, test), "base_holdout_rmse": _rmse_mev(base_model, test),
+            "n_holdout": len(test)}
+
+
 def refit_model(cfg: dict, rnd: int) -> dict:
     """Train and store ``<name>-model-r<rnd>`` on the spec model's training set plus the snapshots of rounds ``< rnd``.
 
@@ -168,7 +180,9 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         ``n_training``, ``n_snapshots``, and the RMSEs (meV/atom) of the
         parent and of the new model on round ``rnd - 1``'s snapshots
         (``parent_rmse_previous``, ``rmse_previous``) and the new model's
-        on all its training rows (``train_rmse``).
+        on all its training rows (``train_rmse``); with a stored holdout
+        (the spec model's ``validation_ids``) the new and the spec model's RMSE
+        on it (``holdout_rmse``, ``base_holdout_rmse``).
 
     Raises
     ------
@@ -197,7 +211,7 @@ def refit_model(cfg: dict, rnd: int) -> dict:
                              "with these snapshots; give the pes_thermo spec another name")
         print(f"  [{name}] refine round {rnd}: model {new_name} stored already (reused)", flush=True)
         return {"model": new_name, "reused": True, **{k: v for k, v in (old.metrics or {}).items()
-                                                       if k.startswith(("rmse", "parent", "train", "n_"))}}
+                                                       if k.startswith(("rmse", "parent", "train", "n_", "holdout", "base_"))}}
     base = _newest(base_name)
     if base is None:
         raise ValueError(f"refine: the spec's model {base_name!r} is not stored")
@@ -230,6 +244,7 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     metrics = {"rmse_previous": _rmse_mev(model, prev_data),
                "parent_rmse_previous": _rmse_mev(parent_model, prev_data) if parent_model is not None else None,
                "train_rmse": _rmse_mev(model, data), "n_training": len(data), "n_snapshots": len(ids),
+               **_holdout(base, settings["training_set"], feat, model, base_model),
                "n_previous": len(previous), "train_time_s": seconds}
     history = get_json(refine_name(name)) or {}
     provenance = {"thermo": name, "round": rnd, "base_model": base_name, "base_model_id": str(base.id),

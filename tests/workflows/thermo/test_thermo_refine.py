@@ -15,6 +15,7 @@ MODEL = "tiny-refine-linear"
 TRAIN_SET = "tiny-refine-train"
 TEMPS = [150.0, 300.0, 450.0]
 POINT = {"model": "linear", "clusters": "2pairs+oct", "order": 4}
+N_TRAIN = 50  # of the 60 LJ cells; the other 10 are the model's holdout
 
 
 def _spec(**kw) -> dict:
@@ -38,11 +39,11 @@ def _store_model(lj_data, small_featurizer):
     oracle = get_oracle("lj", LJ)
     ids = [store_result(oracle.compute(s), oracle_settings=LJ, workflow=TRAIN_SET)[0].content_hash
            for s in structures]
-    data = PESData.from_structures(small_featurizer, structures, energies, forces)
+    data = PESData.from_structures(small_featurizer, structures[:N_TRAIN], energies[:N_TRAIN], forces[:N_TRAIN])
     model, _, _ = fit_point(POINT, small_featurizer, compute_features(small_featurizer, data))
     doc = PotentialModel(name=MODEL, kind="linear", settings={"model": "linear", "point": POINT, "training": None,
                                                               "training_set": TRAIN_SET},
-                         training_ids=ids, validation_ids=[], workflow="tiny-refine-fit")
+                         training_ids=ids[:N_TRAIN], validation_ids=ids[N_TRAIN:], workflow="tiny-refine-fit")
     doc.parameters.put(model_to_bytes(model, {"point": POINT}), content_type="application/octet-stream",
                        filename=f"{MODEL}.bin")
     doc.save()
@@ -153,6 +154,11 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
         assert r1.metrics["parent_rmse_previous"] == pytest.approx(before, rel=1e-6)
         assert r1.metrics["rmse_previous"] == pytest.approx(after, rel=1e-6)
         assert _rmse_on("tiny-refine-model-r2", prev1) < _rmse_on("tiny-refine-model-r1", prev1)
+        # the holdout of the spec's model (small cells, never trained on), for both models
+        holdout = lj_data[0][N_TRAIN:]
+        assert r1.metrics["n_holdout"] == 10
+        assert r1.metrics["base_holdout_rmse"] == pytest.approx(_rmse_on(MODEL, holdout), rel=1e-6)
+        assert r1.metrics["holdout_rmse"] == pytest.approx(_rmse_on("tiny-refine-model-r1", holdout), rel=1e-6)
         # each round scanned its own model (the snapshots' model energies are that model's)
         from pes_core.ann.calculator import stored_model_with_domain
         from pes_core.thermo import SupercellPES
