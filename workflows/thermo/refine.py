@@ -263,6 +263,7 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     fmt = (lambda v: "-" if v is None else f"{v:.2f}")
     print(f"  [{name}] refine round {rnd}: {new_name} ({point.get('model', 'cluster')}) on {len(small)} + "
           f"{len(extra_ids)} configurations ({len(ids)} snapshots); RMSE on round {rnd - 1}'s snapshots "
-          f"{fmt(metrics['parent_rmse_previous'])} -> {fmt(metrics['rmse_previous'])} meV/atom "
-          f"({seconds:.0f} s)", flush=True)
+          f"{fmt(metrics['parent_rmse_previous'])} -> {fmt(metrics['rmse_previous'])} meV/atom"
+          + (f", holdout {fmt(metrics['base_holdout_rmse'])} -> {fmt(metrics['holdout_rmse'])}"
+             if "holdout_rmse" in metrics else "") + f" ({seconds:.0f} s)", flush=True)
     return {"model": new_name, "reused": False, **metrics}
