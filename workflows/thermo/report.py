@@ -117,9 +117,10 @@ def plot_refine(history: dict, path: Path) -> Path:
     temps = sorted({float(t) for r in rounds for t in r["rmse"]})
     for t in temps:
         pts = [(r["round"], r["rmse"].get(f"{t:g}")) for r in rounds if r["rmse"].get(f"{t:g}") is not None]
-        ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", ms=3, alpha=0.6, label=f"{t:g} K")
+        ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", ms=3, alpha=0.8, zorder=2, label=f"{t:g} K")
     worst = [(r["round"], r["max_rmse"]) for r in rounds if r["max_rmse"] is not None]
-    ax.plot([x for x, _ in worst], [y for _, y in worst], "ks-", lw=2, label="worst temperature")
+    ax.plot([x for x, _ in worst], [y for _, y in worst], "ks--", lw=2.5, ms=8, mfc="none", zorder=1,
+            label="worst temperature")
     ax.axhline(history["tolerance_mev"], color="tab:red", ls=":", label=f"tolerance {history['tolerance_mev']:g}")
     ax.set_yscale("log")
     ax.set_xlabel("refinement round")
