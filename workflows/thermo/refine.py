@@ -191,7 +191,12 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         ``pes_fit`` (no grid point or training set in its settings), or a model
         of that name is stored from other snapshots (give the run another name).
     """
-    from pes_core.ann import concat_features, fit_point, model_to_bytes, torch_threads  # deferred: torch
+    from pes_core.ann import (  # deferred: torch
+        concat_features,
+        fit_point,
+        model_to_bytes,
+        torch_threads,
+    )
     from pes_core.ann.io import model_from_bytes
     from pes_core.ann.training import TrainSettings
 
@@ -236,7 +241,7 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     data = concat_features(parts)
     ts = TrainSettings.from_dict(training) if training else None
     with torch_threads(ts.threads if ts is not None else 1):
-        model, report, seconds = fit_point(point, feat, data, ts)
+        model, _, seconds = fit_point(point, feat, data, ts)
     parent = _newest(cfg["model"])
     parent_model = model_from_bytes(parent.parameters.read()) if parent is not None else None
     previous = [k for k in by_round.get(rnd - 1, []) if k in set(data.ids)]

@@ -153,10 +153,11 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
                           f"{'-' if r['pooled_rmse'] is None else format(r['pooled_rmse'], '.2f')} meV/atom"
                           for r in history["rounds"])
         items.append(("refinement rounds", "refine_rmse.png",
-                      f"RMSE of each round's model on its own oracle-relabelled snapshots, per temperature; "
-                      f"status {history['status']} (tolerance {history['tolerance_mev']:g} meV/atom at every "
-                      f"temperature, at most {history['max_rounds']} refits); {table}. The plots below are those "
-                      f"of round {history['last_round']}, model {history['last_model']} (refine.json: the history)"))
+                      (f"RMSE of each round's model on its own oracle-relabelled snapshots, per temperature; "
+                       f"status {history['status']} (tolerance {history['tolerance_mev']:g} meV/atom at every "
+                       f"temperature, at most {history['max_rounds']} refits); {table}. The plots below are those "
+                       f"of round {history['last_round']}, model {history['last_model']} (refine.json: the "
+                       "history)")))
     for n in cfg["supercells"]:
         results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3,
                                                   "pressure": cfg["pressure_gpa"], "kind": cfg["model"]})

@@ -43,8 +43,6 @@ from workflows.thermo.store import (
     model_reference,
     npz_arrays,
     npz_bytes,
-    refine_name,
-    refine_tolerance,
     refit_model_name,
     result_name,
     round_config,

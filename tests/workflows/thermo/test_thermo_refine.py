@@ -202,6 +202,15 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
         assert "tiny-refine-model-r2" in html
         written = list(index.parent.glob("wf_*/refine.json"))  # one per submitted workflow (the run and its rerun)
         assert len(written) == 2 and all(json.loads(p.read_text())["rounds"] == hist["rounds"] for p in written)
+        # a stored refit is reused only when made from the same snapshots (by name and round), else refused
+        from workflows.thermo.refine import refit_model
+        from workflows.thermo.store import round_config
+
+        cfg0 = round_config(pes_thermo_workflow(_spec()).metadata["config"], 0, MODEL)
+        assert refit_model(cfg0, 1)["reused"]
+        Configuration.objects(content_hash=ids[0][0]).delete()
+        with pytest.raises(ValueError, match="'tiny-refine-model-r1' is stored already.*another name"):
+            refit_model(cfg0, 1)
 
 
 def test_refine_met_at_round_zero_adds_no_refit(project, lj_data, small_featurizer):
@@ -223,3 +232,18 @@ def test_refine_met_at_round_zero_adds_no_refit(project, lj_data, small_featuriz
         assert hist["status"] == "converged" and [r["action"] for r in hist["rounds"]] == ["converged"]
         final = get_json(summary_name("tiny-met"))
         assert final["model"] == MODEL and final["round"] == 0 and final["refine"]["status"] == "converged"
+
+
+def test_refit_refuses_a_model_without_its_fit_settings(project):
+    """A model stored by hand (no grid point, no training set) cannot be refitted: the error says why."""
+    from pes_core.db import PotentialModel
+    from workflows.core.backend import open_backend
+    from workflows.thermo.builders import pes_thermo_workflow
+    from workflows.thermo.refine import refit_model
+
+    with open_backend(project):
+        PotentialModel(name="hand-made", kind="linear", settings={"model": "linear"}, training_ids=[]).save()
+        cfg = pes_thermo_workflow(_spec(model="hand-made")).metadata["config"]
+        with pytest.raises(ValueError, match="'hand-made' has no grid point or training set.*pes_fit"):
+            refit_model(cfg, 1)
+        assert PotentialModel.objects.count() == 1
