@@ -188,8 +188,9 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     ------
     ValueError
         The spec's model is not a network or linear model stored by a
-        ``pes_fit`` (no grid point or training set in its settings), or a model
-        of that name is stored from other snapshots (give the run another name).
+        ``pes_fit`` (no grid point or training set in its settings), some of its
+        training configurations are not stored, or a model of that name is
+        stored from other snapshots (give the run another name).
     """
     from pes_core.ann import (  # deferred: torch
         concat_features,
@@ -215,8 +216,9 @@ def refit_model(cfg: dict, rnd: int) -> dict:
             raise ValueError(f"model {new_name!r} is stored already, but not as round {rnd} of pes_thermo {name!r} "
                              "with these snapshots; give the pes_thermo spec another name")
         print(f"  [{name}] refine round {rnd}: model {new_name} stored already (reused)", flush=True)
-        return {"model": new_name, "reused": True, **{k: v for k, v in (old.metrics or {}).items()
-                                                       if k.startswith(("rmse", "parent", "train", "n_", "holdout", "base_"))}}
+        keep = ("rmse", "parent", "train", "n_", "holdout", "base_")
+        return {"model": new_name, "reused": True,
+                **{k: v for k, v in (old.metrics or {}).items() if k.startswith(keep)}}
     base = _newest(base_name)
     if base is None:
         raise ValueError(f"refine: the spec's model {base_name!r} is not stored")
@@ -231,8 +233,13 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     base_ids = list(base.training_ids or [])
     sizes = {c.content_hash: (int(c.n_atoms), c.workflow) for c in
              Configuration.objects(content_hash__in=base_ids + ids).only("content_hash", "n_atoms", "workflow")}
-    small = [k for k in base_ids if sizes.get(k, (0,))[0] == feat.n_atoms]
-    extra_ids = list(dict.fromkeys([k for k in base_ids if k in sizes and k not in set(small)]
+    lost = [k for k in base_ids if k not in sizes]
+    if lost:
+        raise ValueError(f"refine: {len(lost)} of the {len(base_ids)} training configurations of {base_name!r} are "
+                         f"not stored (e.g. {lost[0]}): the refit would not train on the model's training set; "
+                         "restore them or refit with a pes_fit")
+    small = [k for k in base_ids if sizes[k][0] == feat.n_atoms]
+    extra_ids = list(dict.fromkeys([k for k in base_ids if k not in set(small)]
                                    + [k for k in ids if k not in set(base_ids)]))
     parts = [load_features(settings["training_set"], feat, small)] if small else []
     if extra_ids:
