@@ -110,6 +110,18 @@ SPECS = {
         block: 5
         validation: {{oracle: vasp, oracle_settings: {settings}, snapshots_per_temperature: 1}}
     """,
+    "pes_thermo-refine": """
+        kind: pes_thermo
+        name: cpb-dft-thermo-refine
+        model: cpb-dft-fit-linear
+        supercells: [2]
+        temperatures: [300, 400]
+        sweeps: 20
+        equilibration: 10
+        block: 5
+        validation: {{oracle: vasp, oracle_settings: {settings}, snapshots_per_temperature: 1}}
+        refine: {{rounds: 2, tolerance_mev: 3.0}}
+    """,
 }
 
 
@@ -144,7 +156,17 @@ def test_every_kind_built_with_a_dft_oracle_routes_oracle_work_to_dft(tmp_path, 
         "pes_fit": {("pes_split", "ml")},
         # Monte Carlo on the model is ml work; relabelling its snapshots is oracle work
         "pes_thermo": {("pes_thermo_mc", "ml"), ("oracle", "dft"), ("pes_thermo_summary", "ml")},
+        "pes_thermo-refine": {("pes_thermo_mc", "ml"), ("oracle", "dft"), ("pes_thermo_summary", "ml")},  # round 0
     }
+    # a refinement round is added by the summary: the refit is ml work, the round's relabelling stays dft
+    from workflows.thermo.store import round_config
+    from workflows.thermo.tasks import refit_firework, round_fireworks
+
+    cfg = build_from_spec(_spec_file(tmp_path, "pes_thermo-refine")).metadata["config"]
+    refit = refit_firework(cfg, 1)
+    added = [refit] + round_fireworks(round_config(cfg, 1, "cpb-dft-thermo-refine-model-r1"), parents=[refit])
+    assert {(fw.spec["pes_kind"], fw.spec["_category"]) for fw in added} == {
+        ("pes_thermo_refit", "ml"), ("pes_thermo_mc", "ml"), ("oracle", "dft"), ("pes_thermo_summary", "ml")}
     batch = build_from_spec(_spec_file(tmp_path, "oracle_batch"))
     assert len(batch.fws) == 3 and all(fw.spec["n_structures"] == 1 for fw in batch.fws)
     # the command each firework needs: `pes run --category dft` (or a dft fworker's rlaunch) selects with

@@ -7,7 +7,11 @@
 * ``validation_rmse.png`` -- the model's RMSE on the oracle-relabelled
   snapshots per temperature (meV/atom), with the tolerance;
 * ``transitions.png`` -- a table of the susceptibility-peak transition
-  temperatures (and the finite-size estimate) beside experiment.
+  temperatures (and the finite-size estimate) beside experiment;
+* with a ``refine`` section: the plots above are those of the last finished
+  round (its model named), ``refine_rmse.png`` -- the RMSE per temperature
+  (and the worst one) vs round, with the tolerance -- and ``refine.json``, the
+  history of :mod:`workflows.thermo.refine`.
 
 Experiment (CsPbBr3): cubic Pm-3m -> tetragonal P4/mbm at 403 K (the
 in-phase M tilt ``a0a0c+`` appears), tetragonal -> orthorhombic Pnma at
@@ -17,6 +21,7 @@ in-phase M tilt ``a0a0c+`` appears), tetragonal -> orthorhombic Pnma at
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -30,12 +35,16 @@ from workflows.thermo.store import (
     directions,
     get_json,
     load_scan_points,
+    refine_name,
+    round_config,
+    run_prefix,
     scan_formula,
     summary_name,
     thermo_summary,
 )
 
-__all__ = ["EXPERIMENT", "plot_transition_table", "plot_validation", "thermo_report_items", "transition_rows"]
+__all__ = ["EXPERIMENT", "plot_refine", "plot_transition_table", "plot_validation", "thermo_report_items",
+           "transition_rows"]
 
 #: experimental transition temperatures (K) per formula: (label, order-parameter mode, T)
 EXPERIMENT = {
@@ -101,11 +110,54 @@ def plot_validation(validation: dict, path: Path) -> Path:
     return Path(path)
 
 
+def plot_refine(history: dict, path: Path) -> Path:
+    """PNG: RMSE (meV/atom) of each round's model on its own snapshots vs round, per temperature and the worst."""
+    rounds = history["rounds"]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    temps = sorted({float(t) for r in rounds for t in r["rmse"]})
+    for t in temps:
+        pts = [(r["round"], r["rmse"].get(f"{t:g}")) for r in rounds if r["rmse"].get(f"{t:g}") is not None]
+        ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", ms=3, alpha=0.8, zorder=2, label=f"{t:g} K")
+    worst = [(r["round"], r["max_rmse"]) for r in rounds if r["max_rmse"] is not None]
+    ax.plot([x for x, _ in worst], [y for _, y in worst], "ks--", lw=2.5, ms=8, mfc="none", zorder=1,
+            label="worst temperature")
+    ax.axhline(history["tolerance_mev"], color="tab:red", ls=":", label=f"tolerance {history['tolerance_mev']:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("refinement round")
+    ax.set_ylabel("RMSE on the round's snapshots (meV/atom)")
+    ax.set_xticks([r["round"] for r in rounds])
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"{history['name']}: {history['status']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
-    """Write the plots of a ``pes_thermo`` run from its stored blobs; returns report items."""
+    """Write the plots of a ``pes_thermo`` run from its stored blobs; returns report items.
+
+    With a ``refine`` section the scans, validation and transitions are those
+    of the last finished round (``thermo/<name>/refine.json``).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     items = []
+    history = get_json(refine_name(cfg["name"])) if cfg.get("refine") else None
+    if history:
+        cfg = round_config(cfg, history["last_round"], history["last_model"])
+        (out / "refine.json").write_text(json.dumps(history, indent=1))
+        plot_refine(history, out / "refine_rmse.png")
+        table = "; ".join(f"round {r['round']} ({r['model']}): worst "
+                          f"{'-' if r['max_rmse'] is None else format(r['max_rmse'], '.2f')}, all "
+                          f"{'-' if r['pooled_rmse'] is None else format(r['pooled_rmse'], '.2f')} meV/atom"
+                          for r in history["rounds"])
+        items.append(("refinement rounds", "refine_rmse.png",
+                      (f"RMSE of each round's model on its own oracle-relabelled snapshots, per temperature; "
+                       f"status {history['status']} (tolerance {history['tolerance_mev']:g} meV/atom at every "
+                       f"temperature, at most {history['max_rounds']} refits); {table}. The plots below are those "
+                       f"of round {history['last_round']}, model {history['last_model']} (refine.json: the "
+                       "history)")))
     for n in cfg["supercells"]:
         results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3,
                                                   "pressure": cfg["pressure_gpa"], "kind": cfg["model"]})
@@ -118,7 +170,7 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
             items.append((f"{n}x{n}x{n} supercell scans", fname,
                           (f"tilt amplitudes <|phi_M|>, <|phi_R|> per axis (deg), pseudo-cubic lattice parameters "
                           f"(Å) and configurational c_p (k_B/atom) vs T; block errors. Glazer systems: {glazer}")))
-    summary = get_json(summary_name(cfg["name"])) or thermo_summary(cfg)
+    summary = get_json(summary_name(run_prefix(cfg))) or thermo_summary(cfg)
     if summary.get("validation") and summary["validation"]["per_temperature"]:
         val = summary["validation"]
         plot_validation(val, out / "validation_rmse.png")

@@ -20,6 +20,7 @@ Example (keys and defaults; see ``docs/jobs/thermo.md``)::
       oracle_settings: {}
       snapshots_per_temperature: 4
       tolerance_mev: 3.0
+    refine: {rounds: 8, tolerance_mev: 3.0}   # refit on the snapshots and rescan until every T is within tolerance
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from workflows.core.spec import OracleName, OracleSpec, StrictModel
 
-__all__ = ["PESThermoSpec", "TemperatureRange", "Validation"]
+__all__ = ["PESThermoSpec", "Refine", "TemperatureRange", "Validation"]
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Kelvin = Annotated[float, Field(gt=0, le=1e5, allow_inf_nan=False)]
@@ -80,6 +81,23 @@ class Validation(OracleSpec):
                                                        "(default <name>-feedback)")
 
 
+class Refine(StrictModel):
+    """The refinement loop: refit the model on the relabelled snapshots and scan again (issue 20).
+
+    After round ``k``'s summary the loop has converged when the RMSE of round
+    ``k``'s model on round ``k``'s snapshots, pooled over supercells and
+    directions per temperature, is at most ``tolerance_mev`` at every scanned
+    temperature; otherwise, while ``k < rounds``, the model is refitted and
+    round ``k + 1`` scans with it.
+    """
+
+    rounds: int = Field(ge=1, le=50, description="most refits (round 0 is the scan of the spec's model; rounds "
+                                                 "1..rounds scan refitted models)")
+    tolerance_mev: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                        description="RMSE (meV/atom) every temperature must reach "
+                                                    "(default validation.tolerance_mev)")
+
+
 class PESThermoSpec(StrictModel):
     """``pes_thermo``: heating/cooling NPT Metropolis scans of a stored model; see the module docstring."""
 
@@ -105,6 +123,7 @@ class PESThermoSpec(StrictModel):
     margin: float = Field(0.25, ge=0, le=10, allow_inf_nan=False,
                           description="training-domain wall margin (range widths)")
     validation: Validation | None = Field(None, description="oracle relabelling of ensemble snapshots")
+    refine: Refine | None = Field(None, description="refit on the snapshots and rescan (needs validation)")
 
     @field_validator("supercells")
     @classmethod
@@ -146,6 +165,9 @@ class PESThermoSpec(StrictModel):
         if self.validation is not None and self.validation.snapshots_per_temperature > self.sweeps:
             raise ValueError(f"validation.snapshots_per_temperature ({self.validation.snapshots_per_temperature}) "
                              f"exceeds sweeps ({self.sweeps})")
+        if self.refine is not None and self.validation is None:
+            raise ValueError("refine needs a validation section: the refits train on the oracle-relabelled "
+                             "snapshots (add validation: {oracle: ..., snapshots_per_temperature: ...})")
         return self
 
     def temperature_list(self) -> list[float]:

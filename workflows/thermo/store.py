@@ -9,6 +9,13 @@ Where the state lives (GridFS blobs, :mod:`workflows.core.blobs`), with
     P.snapshots.json  the snapshots (pymatgen dicts), their sweeps and model energies
     thermo/<name>/summary.json   transitions, finite-size estimate, validation RMSE per temperature
     thermo/<name>/feedback.json  ids of snapshots at temperatures above the tolerance, under a training-set name
+
+With a ``refine`` section every round ``k`` (0 = the spec's model) keeps its
+blobs under ``thermo/<name>/r<k>/`` (``P = thermo/<name>/r<k>/<supercell>/<direction>/<T>``,
+its own ``summary.json`` and ``feedback.json``); ``thermo/<name>/summary.json``
+and ``feedback.json`` are those of the latest finished round, and
+``thermo/<name>/refine.json`` holds the RMSE per round and temperature
+(:func:`run_prefix`, :func:`refine_name`).
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from pes_core.thermo.transition import finite_size_extrapolation, scan_transitio
 from workflows.core.blobs import get_blob
 
 __all__ = ["SnapshotRecorder", "blob_name", "directions", "feedback_name", "get_json", "load_model_cached",
-           "load_scan_points", "mc_settings", "model_reference", "npz_arrays", "npz_bytes", "result_name", "scan_formula",
-           "scan_order", "snapshot_sweeps", "start_symbol", "summary_name", "temperature_inputs", "thermo_summary",
-           "validation_errors"]
+           "load_scan_points", "mc_settings", "model_reference", "npz_arrays", "npz_bytes", "refine_name",
+           "refine_tolerance", "refit_model_name", "result_name", "round_config", "round_of", "run_prefix",
+           "scan_formula", "scan_order", "snapshot_sweeps", "start_symbol", "summary_name", "temperature_inputs",
+           "thermo_summary", "validation_errors"]
 
 
 # --------------------------------------------------------------------------- names
@@ -56,6 +64,44 @@ def summary_name(name: str) -> str:
 
 def feedback_name(name: str) -> str:
     return f"thermo/{name}/feedback.json"
+
+
+def refine_name(name: str) -> str:
+    """Blob of the refinement history of run ``name`` (RMSE per round and temperature, models, status)."""
+    return f"thermo/{name}/refine.json"
+
+
+def round_of(cfg: dict) -> int:
+    """Refinement round of a run configuration (0: the spec's own model)."""
+    return int(cfg.get("round") or 0)
+
+
+def run_prefix(cfg: dict) -> str:
+    """What follows ``thermo/`` in the blob names of ``cfg``'s round.
+
+    ``<name>`` without a ``refine`` section (the layout of a plain scan),
+    ``<name>/r<k>`` for round ``k`` with one.
+
+    >>> run_prefix({"name": "x"}), run_prefix({"name": "x", "refine": {"rounds": 2}, "round": 1})
+    ('x', 'x/r1')
+    """
+    return f"{cfg['name']}/r{round_of(cfg)}" if cfg.get("refine") else cfg["name"]
+
+
+def refit_model_name(name: str, rnd: int) -> str:
+    """Name of the model refitted for round ``rnd`` of run ``name`` (never the user's model)."""
+    return f"{name}-model-r{int(rnd)}"
+
+
+def round_config(cfg: dict, rnd: int, model: str) -> dict:
+    """The run configuration of round ``rnd``, scanning ``model``; ``base_model`` keeps the spec's model."""
+    return {**cfg, "round": int(rnd), "model": model, "base_model": cfg.get("base_model") or cfg["model"]}
+
+
+def refine_tolerance(cfg: dict) -> float:
+    """The refinement tolerance (meV/atom): ``refine.tolerance_mev``, else ``validation.tolerance_mev``."""
+    tol = (cfg.get("refine") or {}).get("tolerance_mev")
+    return float(tol if tol is not None else cfg["validation"]["tolerance_mev"])
 
 
 def get_json(name: str) -> dict | None:
@@ -181,7 +227,7 @@ def load_scan_points(cfg: dict, supercell: int, direction: str) -> list[dict]:
     """The stored per-temperature summaries of one scan, in scan order (missing temperatures left out)."""
     out = []
     for t in scan_order(cfg, direction):
-        res = get_json(result_name(cfg["name"], supercell, direction, t))
+        res = get_json(result_name(run_prefix(cfg), supercell, direction, t))
         if res is not None:
             out.append(res["point"])
     return out
@@ -192,7 +238,7 @@ def scan_formula(cfg: dict) -> str | None:
     for n in cfg["supercells"]:
         for d in directions(cfg):
             for t in scan_order(cfg, d):
-                res = get_json(result_name(cfg["name"], n, d, t))
+                res = get_json(result_name(run_prefix(cfg), n, d, t))
                 if res is not None:
                     return res.get("formula")
     return None
@@ -216,7 +262,7 @@ def validation_errors(cfg: dict) -> dict:
     for n in cfg["supercells"]:
         for d in directions(cfg):
             for t in scan_order(cfg, d):
-                res = get_json(result_name(cfg["name"], n, d, t))
+                res = get_json(result_name(run_prefix(cfg), n, d, t))
                 snaps = get_json(res["snapshots"]) if res and res.get("snapshots") else None
                 if snaps is None:
                     continue
@@ -262,6 +308,8 @@ def thermo_summary(cfg: dict) -> dict:
     :func:`~pes_core.thermo.transition.finite_size_extrapolation`.
     """
     out: dict = {"name": cfg["name"], "model": cfg["model"], "scans": [], "transitions": [], "finite_size": []}
+    if cfg.get("refine"):
+        out.update({"round": round_of(cfg), "base_model": cfg.get("base_model") or cfg["model"]})
     for n in cfg["supercells"]:
         for d in directions(cfg):
             points = load_scan_points(cfg, n, d)

@@ -22,14 +22,17 @@ import json
 import logging
 
 import numpy as np
-from fireworks import FiretaskBase, FWAction, explicit_serialize
+from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 from pymatgen.core import Lattice, Structure
 
+from pes_core.oracles import oracle_class
 from pes_core.sampling.tilts import glazer_tilted
 from pes_core.thermo import OctahedralTilts, SupercellPES, run_npt, summarize
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
+from workflows.oracle.builders import oracle_batches
 from workflows.oracle.tasks import OracleTask
+from workflows.thermo.refine import record_round, refine_decision, refit_model
 from workflows.thermo.store import (
     SnapshotRecorder,
     blob_name,
@@ -40,7 +43,11 @@ from workflows.thermo.store import (
     model_reference,
     npz_arrays,
     npz_bytes,
+    refit_model_name,
     result_name,
+    round_config,
+    round_of,
+    run_prefix,
     scan_order,
     snapshot_sweeps,
     start_symbol,
@@ -51,7 +58,8 @@ from workflows.thermo.store import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SnapshotOracleTask", "ThermoSummaryTask", "ThermoTemperatureTask", "run_temperature"]
+__all__ = ["SnapshotOracleTask", "ThermoRefitTask", "ThermoSummaryTask", "ThermoTemperatureTask", "refit_firework",
+           "round_fireworks", "run_temperature"]
 
 
 def run_temperature(cfg: dict, supercell: int, direction: str, index: int, report: bool = True) -> dict:
@@ -68,7 +76,7 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
         (other model weights, settings ...), or the previous temperature's end
         state is missing.
     """
-    name = cfg["name"]
+    name = run_prefix(cfg)  # blob names: thermo/<name>/... (thermo/<name>/r<k>/... with refine)
     temps = scan_order(cfg, direction)
     t = temps[index]
     model, domain, fingerprint = load_model_cached(cfg["model"])
@@ -204,7 +212,14 @@ class ThermoSummaryTask(FiretaskBase):
     ``thermo/<name>/feedback.json``: the content hashes of the snapshots at
     temperatures whose RMSE exceeds ``tolerance_mev``, under the training-set
     name ``validation.feedback_set`` (default ``<name>-feedback``), for a
-    later refit (no refinement loop is run here).
+    later refit.
+
+    With a ``refine`` section the summary of round ``k`` is written under
+    ``thermo/<name>/r<k>/`` and as ``thermo/<name>/summary.json`` (the latest
+    round's), the round is recorded in ``thermo/<name>/refine.json``
+    (:mod:`workflows.thermo.refine`), and, unless the round converged or was
+    the last, the refit firework and round ``k + 1`` (Monte Carlo, oracle,
+    summary fireworks scanning the refitted model) are added as children.
     """
 
     required_params = ["config"]
@@ -212,22 +227,130 @@ class ThermoSummaryTask(FiretaskBase):
     def run_task(self, fw_spec: dict) -> FWAction:
         ensure_domain_db(fw_spec)
         cfg = self["config"]
+        name, prefix = cfg["name"], run_prefix(cfg)
         summary = thermo_summary(cfg)
-        put_blob(summary_name(cfg["name"]), json.dumps(summary).encode())
-        stored = {"n_transitions": len(summary["transitions"])}
+        stored: dict = {"n_transitions": len(summary["transitions"])}
+        feedback = None
         if "validation" in summary:
             val = summary["validation"]
             flagged = [r for r in val["per_temperature"] if r["flagged"]]
-            feedback = {"training_set": cfg["validation"].get("feedback_set") or f"{cfg['name']}-feedback",
+            feedback = {"training_set": cfg["validation"].get("feedback_set") or f"{name}-feedback",
                         "model": cfg["model"], "oracle": val["oracle"], "tolerance_mev": val["tolerance_mev"],
                         "temperatures": [r["T"] for r in flagged],
                         "ids": sorted({i for r in flagged for i in r["ids"]})}
-            put_blob(feedback_name(cfg["name"]), json.dumps(feedback).encode())
+            if cfg.get("refine"):
+                feedback["round"] = round_of(cfg)
             stored.update({"flagged_temperatures": feedback["temperatures"], "n_feedback": len(feedback["ids"]),
                            "rmse_mev": {f"{r['T']:g}": r["rmse"] for r in val["per_temperature"]}})
             for r in val["per_temperature"]:
-                print(f"  [{cfg['name']}] validation {r['T']:g} K: RMSE "
+                print(f"  [{prefix}] validation {r['T']:g} K: RMSE "
                       f"{'-' if r['rmse'] is None else format(r['rmse'], '.2f')} meV/atom on {r['n']} snapshots"
                       f"{' (above tolerance)' if r['flagged'] else ''}", flush=True)
+        additions = []
+        if cfg.get("refine"):
+            decision = refine_decision(cfg, summary["validation"])
+            history = record_round(cfg, decision)
+            summary["refine"] = {k: history[k] for k in ("status", "last_round", "last_model", "tolerance_mev")}
+            summary["refine"]["max_rmse"] = decision["max_rmse"]
+            stored.update({"round": decision["round"], "refine": decision["action"], "max_rmse": decision["max_rmse"]})
+            print(f"  [{name}] round {decision['round']} ({cfg['model']}): worst temperature RMSE "
+                  f"{'-' if decision['max_rmse'] is None else format(decision['max_rmse'], '.2f')} meV/atom, "
+                  f"tolerance {decision['tolerance_mev']:g}: {decision['action']}", flush=True)
+            if decision["action"] == "refit":
+                nxt = decision["round"] + 1
+                refit = refit_firework(cfg, nxt)
+                fws = round_fireworks(round_config(cfg, nxt, refit_model_name(name, nxt)), parents=[refit])
+                additions.append(Workflow([refit] + fws, name=f"pes thermo {name} round {nxt}"))
+        names = [prefix] + ([name] if prefix != name else [])  # the round's own, and the latest round's
+        for n in names:
+            put_blob(summary_name(n), json.dumps(summary).encode())
+            if feedback is not None:
+                put_blob(feedback_name(n), json.dumps(feedback).encode())
         flush_store()
-        return FWAction(stored_data=stored)
+        return FWAction(stored_data=stored, additions=additions)
+
+
+@explicit_serialize
+class ThermoRefitTask(FiretaskBase):
+    """Refit the model on its training set plus the run's relabelled snapshots, for round ``round``.
+
+    See :func:`workflows.thermo.refine.refit_model`; a rerun reuses the
+    stored ``<name>-model-r<round>``.
+
+    Required parameters: ``config`` (the configuration of round ``round - 1``), ``round``.
+    """
+
+    required_params = ["config", "round"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        ensure_domain_db(fw_spec)
+        out = refit_model(self["config"], int(self["round"]))
+        flush_store()
+        return FWAction(stored_data=out)
+
+
+# --------------------------------------------------------------------------- fireworks of a round
+def _round_tag(cfg: dict) -> str:
+    return f" r{round_of(cfg)}" if cfg.get("refine") else ""
+
+
+def _oracle_fireworks(cfg: dict, mc: Firework, n: int, d: str, t: float) -> list[Firework]:
+    v = cfg["validation"]
+    cls = oracle_class(v["oracle"])
+    k = int(v["snapshots_per_temperature"])
+    batches = oracle_batches(k, v["oracle"], v.get("batch_size"))
+    rnd = f"r{round_of(cfg)}:" if cfg.get("refine") else ""
+    fws = []
+    for b, sl in enumerate(batches):
+        lo, hi = sl.start, min(sl.stop, k)
+        task = SnapshotOracleTask(snapshot_blob=blob_name(run_prefix(cfg), n, d, t, "snapshots.json"), start=lo,
+                                  stop=hi, oracle=v["oracle"], oracle_settings=dict(v.get("oracle_settings") or {}),
+                                  workflow=f"{cfg['name']}-validation", tags=["pes-thermo-validation", cfg["name"]],
+                                  generator=f"thermo:{cfg['name']}:{rnd}{n}:{d}:{t:g}")
+        spec = {"_category": cls.category, "pes_kind": "oracle", "pes_stage": "thermo_validation",
+                "oracle": v["oracle"], "n_structures": hi - lo, "supercell": n, "direction": d, "T": t}
+        if cfg.get("refine"):
+            spec["round"] = round_of(cfg)
+        if cls.category == "ml":
+            spec["_priority"] = 1
+        fws.append(Firework([task], spec=spec, parents=[mc],
+                            name=f"thermo {cfg['name']}{_round_tag(cfg)} {n}^3 {d} {t:g} K oracle {v['oracle']} "
+                                 f"[{b + 1}/{len(batches)}]"))
+    return fws
+
+
+def round_fireworks(cfg: dict, parents: list[Firework] | None = None) -> list[Firework]:
+    """The fireworks of one scan round: MC chains (ml), oracle validation (the oracle's category), summary (ml).
+
+    ``parents`` (e.g. the refit firework of a refinement round) become the
+    parents of every chain's first temperature.  The summary is last.
+    """
+    fws: list[Firework] = []
+    summary_parents: list[Firework] = []
+    extra = {"round": round_of(cfg)} if cfg.get("refine") else {}
+    tag = _round_tag(cfg)
+    for n in cfg["supercells"]:
+        for d in (["cooling", "heating"] if cfg["direction"] == "both" else [cfg["direction"]]):
+            prev = None
+            for i, t in enumerate(scan_order(cfg, d)):
+                mc = Firework([ThermoTemperatureTask(config=cfg, supercell=n, direction=d, index=i)],
+                              name=f"thermo {cfg['name']}{tag} {n}^3 {d} {t:g} K",
+                              spec={"_category": "ml", "pes_kind": "pes_thermo_mc", "supercell": n, "direction": d,
+                                    "T": t, "index": i, **extra},
+                              parents=[prev] if prev is not None else parents)
+                fws.append(mc)
+                if cfg.get("validation") is not None:
+                    oracle_fws = _oracle_fireworks(cfg, mc, n, d, t)
+                    fws += oracle_fws
+                    summary_parents += oracle_fws
+                prev = mc
+            summary_parents.append(prev)
+    fws.append(Firework([ThermoSummaryTask(config=cfg)], name=f"thermo {cfg['name']}{tag} summary",
+                        spec={"_category": "ml", "pes_kind": "pes_thermo_summary", **extra}, parents=summary_parents))
+    return fws
+
+
+def refit_firework(cfg: dict, rnd: int) -> Firework:
+    """The refit firework of round ``rnd`` (category ``ml``: model work), from round ``rnd - 1``'s ``cfg``."""
+    return Firework([ThermoRefitTask(config=cfg, round=int(rnd))], name=f"thermo {cfg['name']} refit r{rnd}",
+                    spec={"_category": "ml", "pes_kind": "pes_thermo_refit", "round": int(rnd)})

@@ -286,6 +286,12 @@ THERMO_ROWS = _rows(THERMO, [
     ("sigma: 2.6", "sigma: -2.6", "", "oracle_settings.sigma"),
     (None, "", "pressure_gpa: .inf\n", "pressure_gpa"),
     (None, "", "cell_moves: wobble\n", "cell_moves"),
+    (None, "", "refine: {rounds: 0}\n", "refine.rounds: Input should be greater than or equal to 1, got 0"),
+    (None, "", "refine: {rounds: 2, tolerance_mev: -1}\n", "refine.tolerance_mev: Input should be greater than 0"),
+    (None, "", "refine: {rounds: 2, tol: 3}\n", "refine.tol: unknown key"),
+    (None, "", "refine: {tolerance_mev: 3}\n", "refine.rounds: Field required"),
+    ("validation: {oracle: lj, oracle_settings: {sigma: 2.6, epsilon: 0.05}, snapshots_per_temperature: 1}",
+     "refine: {rounds: 2}", "", "refine needs a validation section"),
 ])
 
 # (files to write, argv, exit code, message fragment)
