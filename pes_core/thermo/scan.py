@@ -236,9 +236,9 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
     x0 = pes.excess(*first)
     core = pes.core_violation(*first) if np.isinf(x0) else None
     if core is not None:
-        raise ValueError(f"the starting configuration has a {core['pair']} distance of {core['distance']:.3f} A, "
-                         f"inside the hard core {core['core']:.3f} A of the training domain (atoms {core['atoms']}): "
-                         "start from a configuration the model was trained near")
+        raise ValueError(f"the starting configuration lies outside the training domain: its {core['pair']} distance "
+                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
+                         f"{core['core']:.3f} A; start from a configuration the model was trained near")
     if x0 > margin:
         raise ValueError(f"the starting configuration lies {x0:.2f} range widths outside the training domain "
                          f"(margin {margin}): start from a configuration the model was trained near, or raise margin")

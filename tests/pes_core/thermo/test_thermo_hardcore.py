@@ -167,3 +167,13 @@ def test_an_npt_chain_on_a_collapsing_model_never_enters_the_core(collapsing_mod
     bare = SupercellPES(model, 4, domain=_wide(domain, keep_core=False), engine=engine)
     run_npt(bare, None, 600.0, 0.0, settings, seed=3)
     assert closest_violation(bare.positions, bare.cell, kinds, core2, image_range(bare.cell, reach))[0] < 1.0
+
+
+def test_a_scan_refuses_a_start_inside_the_core_and_names_the_pair(lj_models):
+    from pes_core.clusters import PerovskiteReference
+    from pes_core.thermo import scan
+
+    model, domain = lj_models[0]["linear"], _wide(lj_models[1])  # only the hard core can refuse
+    with pytest.raises(ValueError, match=r"outside the training domain: its \w+-\w+ distance .* inside the hard core"):
+        scan(model, PerovskiteReference("Cs", "Pb", "Br", 5.87), 4, [100.0], sweeps=2, equilibration=0,
+             start="a-a-a-", start_angle_deg=25.0, domain=domain, report=False)
