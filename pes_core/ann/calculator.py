@@ -50,8 +50,15 @@ from ase.calculators.calculator import Calculator, all_changes
 from ._torch import torch_threads
 from .base import PESModel
 from .data import PESData, structure_order
-from .hardcore import (DEFAULT_CORE_CUTOFF, DEFAULT_CORE_MARGIN, closest_violation, core_table, image_range,
-                       min_pair_distances, pair_key)
+from .hardcore import (
+    DEFAULT_CORE_CUTOFF,
+    DEFAULT_CORE_MARGIN,
+    closest_violation,
+    core_table,
+    image_range,
+    min_pair_distances,
+    pair_key,
+)
 
 __all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
 

@@ -17,8 +17,8 @@ perpendicular width of the cell along ``i``), so for ``c < w_i / 2`` the
 reduced vector is that shortest image: minimum image is exact for every
 distance below half the shortest perpendicular width.  Beyond that (small or
 strongly sheared cells), :func:`image_range` gives the integer shifts to add
-around the reduced vector (``|m_i| <= c / w_i + 1/2``), which covers every
-image closer than ``c``.
+around the reduced vector (``|m_i| <= floor(c / w_i + 1/2)``, since
+``|m_i| <= |s_i| + 1/2``), which covers every image closer than ``c``.
 
 Examples
 --------
@@ -37,8 +37,17 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["DEFAULT_CORE_CUTOFF", "DEFAULT_CORE_MARGIN", "core_table", "image_range", "min_pair_distances",
-           "pair_key", "perpendicular_widths", "closest_violation", "atom_violates_core"]
+__all__ = [
+    "DEFAULT_CORE_CUTOFF",
+    "DEFAULT_CORE_MARGIN",
+    "atom_violates_core",
+    "closest_violation",
+    "core_table",
+    "image_range",
+    "min_pair_distances",
+    "pair_key",
+    "perpendicular_widths",
+]
 
 #: Å: only distances below this are recorded (the hard core of any species pair lies far below it)
 DEFAULT_CORE_CUTOFF = 6.0
@@ -61,20 +70,20 @@ def perpendicular_widths(cell: np.ndarray) -> np.ndarray:
 def image_range(cell: np.ndarray, cutoff: float) -> np.ndarray:
     """``(3,)`` ints: lattice shifts to try around the minimum-image vector so that every image closer than ``cutoff`` is seen.
 
-    0 along directions whose perpendicular width exceeds ``2 * cutoff``
-    (minimum image is exact there), else ``ceil(cutoff / w + 1/2)``.
+    ``floor(cutoff / w + 1/2)`` per direction (``w``: perpendicular width):
+    0 where the width exceeds ``2 * cutoff`` (minimum image is exact there).
     """
     w = perpendicular_widths(cell)
-    return np.where(cutoff < 0.5 * w, 0, np.ceil(cutoff / w + 0.5)).astype(np.int64)
+    return np.floor(float(cutoff) / w + 0.5).astype(np.int64)
 
 
 def _kinds(species) -> tuple[list[str], np.ndarray]:
-    names = sorted(set(str(s) for s in species))
+    names = sorted({str(s) for s in species})
     return names, np.array([names.index(str(s)) for s in species], dtype=np.int64)
 
 
 def min_pair_distances(positions: np.ndarray, cells: np.ndarray, species, cutoff: float = DEFAULT_CORE_CUTOFF,
-                       chunk: int = 32) -> dict[str, float]:
+                       chunk: int | None = None) -> dict[str, float]:
     """Smallest distance (Å) per species pair over configurations, periodic images included.
 
     Parameters
@@ -87,8 +96,9 @@ def min_pair_distances(positions: np.ndarray, cells: np.ndarray, species, cutoff
         Species of the atoms (the same for every configuration).
     cutoff : float
         Å; pairs never closer than this are left out of the result.
-    chunk : int
-        Configurations per vectorized block (memory ``chunk * n_atoms^2``).
+    chunk : int, optional
+        Configurations per vectorized block (memory ``~100 chunk n_atoms^2``
+        bytes); default: about 10^6 pairs per block.
 
     Returns
     -------
@@ -105,19 +115,28 @@ def min_pair_distances(positions: np.ndarray, cells: np.ndarray, species, cutoff
     best = np.full((n_k, n_k), np.inf)
     n = pos.shape[1]
     eye = np.eye(n, dtype=bool)
+    chunk = max(1, 1_000_000 // (n * n)) if chunk is None else int(chunk)
     for a in range(0, len(pos), chunk):
         p, h = pos[a:a + chunk], cells[a:a + chunk]
         inv = np.linalg.inv(h)
         ds = np.einsum("bijx,bxy->bijy", p[:, None, :, :] - p[:, :, None, :], inv)  # frac of r_j - r_i
         ds -= np.rint(ds)
-        nimg = np.max([image_range(c, cutoff) for c in h], axis=0)
-        d2 = np.full(ds.shape[:3], np.inf)
+        # minimum image first: a pair type whose smallest reduced distance lies below half the smallest
+        # width of the chunk is exact (any closer image would be the reduced one); others get the shifts
+        half = 0.5 * min(perpendicular_widths(c).min() for c in h)
+        v = np.einsum("bijx,bxy->bijy", ds, h)
+        d2 = np.einsum("bijx,bijx->bij", v, v)
+        d2[:, eye] = np.inf
+        dmin = d2.min(axis=0)
+        exact = all(dmin[np.ix_(kinds == x, kinds == y)].min(initial=np.inf) < half ** 2
+                    for x in range(n_k) for y in range(x, n_k) if np.any(kinds == x) and np.any(kinds == y))
+        nimg = np.zeros(3, dtype=np.int64) if exact else np.max([image_range(c, cutoff) for c in h], axis=0)
         for m in product(*(range(-int(k), int(k) + 1) for k in nimg)):
+            if not any(m):
+                continue  # done above
             v = np.einsum("bijx,bxy->bijy", ds + np.asarray(m, dtype=float), h)
             r2 = np.einsum("bijx,bijx->bij", v, v)
-            if not any(m):
-                r2[:, eye] = np.inf  # an atom is not its own neighbour (its images are)
-            np.minimum(d2, r2, out=d2)
+            np.minimum(d2, r2, out=d2)  # (an atom is not its own neighbour at m = 0; its images are)
         dmin = d2.min(axis=0)  # (n, n) over the chunk
         for x in range(n_k):
             for y in range(x, n_k):

@@ -45,7 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .hardcore import DEFAULT_CORE_MARGIN, atom_violates_core, closest_violation, core_table, image_range
+from .hardcore import (
+    DEFAULT_CORE_MARGIN,
+    atom_violates_core,
+    closest_violation,
+    core_table,
+    image_range,
+)
 
 __all__ = ["KB", "OutsideDomainError", "chain_ends", "comparison_line", "octahedral_bonds", "pb_br_pb_deviation",
            "plot_mc", "run_mc", "summary_lines"]

@@ -567,7 +567,7 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def _core_all(positions, ca):
         """Whether any pair (an atom and its own images included) lies inside its hard core (cell of ``ca``)."""
-        check, kinds, core2, cell, inv, nimg, width = ca
+        check, kinds, core2, cell, _, nimg, _ = ca
         if not check:
             return False
         for i in range(positions.shape[0]):

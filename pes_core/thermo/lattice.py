@@ -46,11 +46,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from pes_core.ann.hardcore import (
+    DEFAULT_CORE_MARGIN,
+    atom_violates_core,
+    closest_violation,
+    core_table,
+    image_range,
+    pair_key,
+)
 from pes_core.clusters.cluster import pair_indices
 from pes_core.clusters.supercell import Supercell, map_orbit
-
-from pes_core.ann.hardcore import (DEFAULT_CORE_MARGIN, atom_violates_core, closest_violation, core_table,
-                                   image_range, pair_key)
 
 from .jit import HAVE_NUMBA, JitTables
 from .kernels import LocalEnergy, NumpyPolynomial

@@ -6,10 +6,15 @@ from itertools import product
 
 import numpy as np
 import pytest
-import torch
 
-from pes_core.ann.hardcore import (atom_violates_core, closest_violation, core_table, image_range,
-                                   min_pair_distances, pair_key)
+from pes_core.ann.hardcore import (
+    atom_violates_core,
+    closest_violation,
+    core_table,
+    image_range,
+    min_pair_distances,
+    pair_key,
+)
 
 
 @pytest.fixture(scope="module")

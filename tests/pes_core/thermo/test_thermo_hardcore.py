@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pes_core.ann.hardcore import closest_violation, core_table, image_range, min_pair_distances
+from pes_core.ann.hardcore import (
+    closest_violation,
+    core_table,
+    image_range,
+    min_pair_distances,
+)
 from pes_core.thermo import ENGINES, MCSettings, SupercellPES, run_npt
 
 
