@@ -572,7 +572,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
     list of dict
         ``T``, ``chain``, ``positions`` (featurizer order, Å), ``energy`` (model,
         eV, total), ``e_mean`` (meV/atom relative to the cubic cell, production
-        mean of the chain), ``wall_fraction``, ``restarted`` (its start lay
+        mean of the chain), ``wall_fraction``, ``core_fraction`` (production
+        trials only the hard core rejected), ``restarted`` (its start lay
         beyond this model's wall, so it began at the cubic cell).
     """
     import torch
@@ -597,7 +598,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
                 cell = torch.as_tensor(np.asarray(model.featurizer.supercell.cell, dtype=float), dtype=torch.float64)
                 e = float(model(pos[None], cell[None])[0])
             out.append({"T": float(t), "chain": c, "positions": r["positions"], "energy": e,
-                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"], "restarted": restarted})
+                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"],
+                        "core_fraction": r["core_fraction"], "restarted": restarted})
     return out
 
 

@@ -165,7 +165,7 @@ def test_run_mc_and_the_calculator_respect_the_core(lj_models, small_featurizer)
     from ase import Atoms
 
     from pes_core.ann.calculator import ExtrapolationError, PESCalculator
-    from pes_core.ann.montecarlo import OutsideDomainError, _Evaluator, run_mc
+    from pes_core.ann.montecarlo import OutsideDomainError, _Evaluator, chain_ends, run_mc
 
     model, domain = lj_models[0]["linear"], _wide(lj_models[1])
     ref = np.asarray(small_featurizer.supercell.positions, dtype=float)
@@ -182,6 +182,8 @@ def test_run_mc_and_the_calculator_respect_the_core(lj_models, small_featurizer)
     start[cs] = inside
     with pytest.raises(OutsideDomainError, match="hard core"):
         run_mc(model, 300.0, sweeps=2, equilibration=0, block=1, domain=domain, report=False, start=start)
+    ends = chain_ends(model, [300.0], 1, 2, domain=domain, starts={(300.0, 0): start})  # refinement samples
+    assert ends[0]["restarted"] and 0.0 <= ends[0]["core_fraction"] <= ends[0]["wall_fraction"]
     r = run_mc(model, 3000.0, sweeps=10, equilibration=5, block=5, domain=domain, report=False, step=0.3)
     assert r["core_fraction"] == r["wall_fraction"] > 0.1  # only the core can act (ranges, floor out of reach)
     final = r["positions"]
