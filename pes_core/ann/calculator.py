@@ -50,6 +50,15 @@ from ase.calculators.calculator import Calculator, all_changes
 from ._torch import torch_threads
 from .base import PESModel
 from .data import PESData, structure_order
+from .hardcore import (
+    DEFAULT_CORE_CUTOFF,
+    DEFAULT_CORE_MARGIN,
+    closest_violation,
+    core_table,
+    image_range,
+    min_pair_distances,
+    pair_key,
+)
 
 __all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
 
@@ -83,6 +92,19 @@ class TrainingDomain:
         Range of the energy per atom (eV/atom).
     n_configurations : int
         Training configurations the ranges come from.
+    core : dict of str to float
+        Hard core: species pair (:func:`~pes_core.ann.hardcore.pair_key`,
+        e.g. ``"Br-Pb"``) -> smallest distance over the training
+        configurations, Å (periodic images included, pairs closer than
+        ``core_cutoff`` only).  A configuration with a pair closer than
+        ``(1 - core_margin) * core[pair]`` lies outside the domain whatever
+        its features (the models do not see pairs outside their clusters).
+        Empty for domains serialized before the hard core existed
+        (:meth:`from_dict`): then no pair is guarded; recompute the domain
+        from the training configurations (as
+        :func:`stored_model_with_domain` does) to get one.
+    core_cutoff : float
+        Å: distances at or beyond it were not recorded.
     """
 
     pair_lo: dict[str, np.ndarray]
@@ -92,11 +114,14 @@ class TrainingDomain:
     energy_lo: float
     energy_hi: float
     n_configurations: int = 0
+    core: dict[str, float] = field(default_factory=dict)
+    core_cutoff: float = DEFAULT_CORE_CUTOFF
     _widths: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_data(cls, featurizer, data: PESData, chunk: int = 128) -> TrainingDomain:
-        """Ranges of the configurations of ``data`` (in ``featurizer``'s atom order)."""
+    def from_data(cls, featurizer, data: PESData, chunk: int = 128,
+                  core_cutoff: float = DEFAULT_CORE_CUTOFF) -> TrainingDomain:
+        """Ranges and hard core of the configurations of ``data`` (in ``featurizer``'s atom order)."""
         plo: dict = {}
         phi: dict = {}
         flo: dict = {}
@@ -116,7 +141,9 @@ class TrainingDomain:
                 for name, x in featurizer.cluster_features(pos, cell).items():
                     upd(flo, fhi, name, x)
         e = data.energies.numpy() / data.n_atoms
-        return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data))
+        species = [str(site.specie) for site in featurizer.reference_structure()]
+        core = min_pair_distances(data.positions.numpy(), data.cells.numpy(), species, cutoff=core_cutoff)
+        return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data), core, float(core_cutoff))
 
     @classmethod
     def merged(cls, domains: list[TrainingDomain]) -> TrainingDomain:
@@ -131,8 +158,18 @@ class TrainingDomain:
                 for name, v in getattr(d, kind).items():
                     out[name] = pick(out[name], v) if name in out else np.asarray(v)
             ranges[kind] = out
+        # hard core: the closest approach over all domains, below the smallest cutoff; a domain without one
+        # (serialized before the hard core existed) says nothing about its distances, so then none is kept
+        core: dict = {}
+        for d in domains:
+            for pair, v in d.core.items():
+                core[pair] = min(core[pair], float(v)) if pair in core else float(v)
+        if any(not d.core for d in domains):
+            core = {}  # one domain without a hard core (serialized before it existed): no hard core at all
+        cutoff = min(d.core_cutoff for d in domains)
+        core = {p: v for p, v in core.items() if v < cutoff}
         return cls(**ranges, energy_lo=min(d.energy_lo for d in domains), energy_hi=max(d.energy_hi for d in domains),
-                   n_configurations=sum(d.n_configurations for d in domains))
+                   n_configurations=sum(d.n_configurations for d in domains), core=core, core_cutoff=cutoff)
 
     @classmethod
     def from_configurations(cls, featurizer, configurations) -> TrainingDomain:
@@ -168,14 +205,24 @@ class TrainingDomain:
         lists = {k: {n: np.asarray(v).tolist() for n, v in getattr(self, k).items()}
                  for k in ("pair_lo", "pair_hi", "feature_lo", "feature_hi")}
         return {**lists, "energy_lo": self.energy_lo, "energy_hi": self.energy_hi,
-                "n_configurations": self.n_configurations}
+                "n_configurations": self.n_configurations, "core": {k: float(v) for k, v in self.core.items()},
+                "core_cutoff": float(self.core_cutoff)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingDomain:
+        """Inverse of :meth:`to_dict`; a dict without ``"core"`` (written before the hard core) gives no hard core."""
         arr = {k: {n: np.asarray(v, dtype=float) for n, v in d[k].items()}
                for k in ("pair_lo", "pair_hi", "feature_lo", "feature_hi")}
         return cls(**arr, energy_lo=float(d["energy_lo"]), energy_hi=float(d["energy_hi"]),
-                   n_configurations=int(d.get("n_configurations", 0)))
+                   n_configurations=int(d.get("n_configurations", 0)),
+                   core={k: float(v) for k, v in (d.get("core") or {}).items()},
+                   core_cutoff=float(d.get("core_cutoff", DEFAULT_CORE_CUTOFF)))
+
+    def core_distances(self, core_margin: float = DEFAULT_CORE_MARGIN) -> dict[str, float]:
+        """Species pair -> the distance (Å) below which a configuration lies inside the hard core."""
+        if not 0.0 <= float(core_margin) < 1.0:
+            raise ValueError(f"core_margin must lie in [0, 1), got {core_margin}")
+        return {k: (1.0 - float(core_margin)) * v for k, v in self.core.items()}
 
     def _width(self, kind: str, name: str) -> np.ndarray:
         key = (kind, name)
@@ -211,12 +258,19 @@ class PESCalculator(Calculator):
         per atom below the training minimum).
     on_extrapolation : str
         ``"raise"`` (:class:`ExtrapolationError`), ``"warn"`` (once) or ``"ignore"``.
+    core_margin : float
+        Hard core of the domain (:attr:`TrainingDomain.core`): a pair of
+        species ``(a, b)`` closer than ``(1 - core_margin) * d_min(a, b)`` is
+        outside the domain whatever ``margin`` (``results["extrapolation"]``
+        is then ``inf``).  Default 0.1: 10 % below the closest approach in
+        the training data.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, model: PESModel, threads: int | None = 1, domain: TrainingDomain | dict | bool | None = None,
-                 margin: float = 0.25, on_extrapolation: str = "raise", **kwargs) -> None:
+                 margin: float = 0.25, on_extrapolation: str = "raise", core_margin: float = DEFAULT_CORE_MARGIN,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if on_extrapolation not in ("raise", "warn", "ignore"):
             raise ValueError(f"on_extrapolation must be 'raise', 'warn' or 'ignore', got {on_extrapolation!r}")
@@ -232,6 +286,9 @@ class PESCalculator(Calculator):
             domain = None
         self.domain = TrainingDomain.from_dict(domain) if isinstance(domain, dict) else domain
         self.margin = float(margin)
+        self.core_margin = float(core_margin)
+        if self.domain is not None:
+            self.domain.core_distances(self.core_margin)  # checks core_margin
         self.on_extrapolation = on_extrapolation
         self.n_outside = 0          # calls beyond the margin
         self.n_calls = 0
@@ -262,6 +319,21 @@ class PESCalculator(Calculator):
             worst, where = e_ex, (f"energy {e_atom:.4f} eV/atom below the training minimum {d.energy_lo:.4f} eV/atom")
         return worst, where
 
+    def _core_check(self, pos: np.ndarray, cell: np.ndarray) -> str:
+        """``""`` or a description of the pair deepest inside the hard core (positions in featurizer order)."""
+        if not self.domain.core:
+            return ""
+        if getattr(self, "_core", None) is None:
+            species = [str(s.specie) for s in self.model.featurizer.reference_structure()]
+            self._core = (species, *core_table(species, self.domain.core, self.core_margin))
+        species, kinds, core2, reach = self._core
+        ratio, i, j, d = closest_violation(pos, cell, kinds, core2, image_range(cell, reach))
+        if ratio >= 1.0:
+            return ""
+        return (f"the {species[i]}-{species[j]} distance {d:.3f} A lies inside the hard core "
+                f"{(1 - self.core_margin) * self.domain.core[pair_key(species[i], species[j])]:.3f} A "
+                f"((1 - core_margin) x the closest training approach)")
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
@@ -288,11 +360,15 @@ class PESCalculator(Calculator):
             with torch.no_grad():
                 pairs = _pair_blocks(feat, feat.deformations(pos, cell))
             extrapolation, where = self._check(pairs, out.clusters, e_model / n)
+            core = self._core_check(pos_np, cell_np)
+            if core:
+                extrapolation, where = float("inf"), core
             if extrapolation > self.margin:
                 self.n_outside += 1
-                msg = (f"configuration outside the training domain of the {self.model.kind} model: {where} "
-                       f"lies {extrapolation:.2f} range widths beyond the {self.domain.n_configurations} training "
-                       f"configurations (margin {self.margin}); its energy and forces are an extrapolation")
+                msg = (f"configuration outside the training domain of the {self.model.kind} model: {where}"
+                       + ("" if core else f" lies {extrapolation:.2f} range widths beyond the "
+                          f"{self.domain.n_configurations} training configurations (margin {self.margin})")
+                       + "; its energy and forces are an extrapolation")
                 if self.on_extrapolation == "raise":
                     raise ExtrapolationError(msg)
                 if self.on_extrapolation == "warn" and not self._warned:

@@ -9,7 +9,9 @@ vibration of CsPbBr3, the Pb-Br stretch at ~4-5 THz, period >= 200 fs, gets
 
 Training-domain guard: with a :class:`~pes_core.ann.calculator.TrainingDomain`
 the calculator stops the run with a clear message as soon as a configuration
-leaves it by more than ``margin`` range widths.  Without a domain the run
+leaves it by more than ``margin`` range widths, or brings two atoms inside
+its hard core (closer than ``(1 - core_margin)`` times the closest approach
+of their species in the training data).  Without a domain the run
 still stops when the energy falls far below the reference cell (0.1 eV/atom:
 deeper than any tilt well) or the temperature runs away (above ``5 T + 500``
 K).  The models are polynomial in the CCD features and not bounded below
@@ -36,7 +38,8 @@ class Runaway(RuntimeError):
 
 
 def run_md(model, temperature: float, steps: int, seed: int = 0, dt_fs: float = 2.0, domain=None,
-           margin: float = 0.25, report: int = 25, friction_per_fs: float = 0.01) -> dict:
+           margin: float = 0.25, report: int = 25, friction_per_fs: float = 0.01,
+           core_margin: float = 0.1) -> dict:
     """NVT Langevin run from the reference cell; stops at the first sign of extrapolation.
 
     Parameters
@@ -61,6 +64,9 @@ def run_md(model, temperature: float, steps: int, seed: int = 0, dt_fs: float = 
         steps (0: never).
     friction_per_fs : float
         Langevin friction, 1/fs.
+    core_margin : float
+        Hard core of the domain: stop when a pair of species ``(a, b)`` comes
+        closer than ``(1 - core_margin) * d_min(a, b)`` (default 0.1).
 
     Returns
     -------
@@ -85,7 +91,7 @@ def run_md(model, temperature: float, steps: int, seed: int = 0, dt_fs: float = 
                          f"{steps} steps of {dt_fs} fs")
     atoms = AseAtomsAdaptor.get_atoms(model.featurizer.reference_structure())
     atoms.calc = PESCalculator(model, domain=domain if domain is not None else False, margin=margin,
-                               on_extrapolation="raise")
+                               on_extrapolation="raise", core_margin=core_margin)
     n = len(atoms)
     e0 = atoms.get_potential_energy()
     rng = np.random.default_rng(seed)

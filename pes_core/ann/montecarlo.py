@@ -15,8 +15,11 @@ clusters that contain the moved atom (checked against full evaluations).
 
 With a :class:`~pes_core.ann.calculator.TrainingDomain` the sampled energy is
 the model energy inside the domain and +infinity outside it (a wall ``margin``
-range widths beyond the training ranges); the share of trials the wall
-rejects is reported.
+range widths beyond the training ranges, or a pair of atoms closer than
+``(1 - core_margin)`` times the closest approach of its species in the
+training data: the hard core, :attr:`TrainingDomain.core`, which guards the
+pairs no cluster contains); the share of trials the wall rejects is
+reported (``core_fraction``: the share only the hard core rejects).
 
 Printed per block: sweep (one sweep = one trial move per atom), T,
 acceptance (per species), wall rejections (fraction of trials), <E>
@@ -42,6 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .hardcore import (
+    DEFAULT_CORE_MARGIN,
+    atom_violates_core,
+    closest_violation,
+    core_table,
+    image_range,
+)
+
 __all__ = ["KB", "OutsideDomainError", "chain_ends", "comparison_line", "octahedral_bonds", "pb_br_pb_deviation",
            "plot_mc", "run_mc", "summary_lines"]
 
@@ -56,14 +67,16 @@ class _Evaluator:
     """Energy (eV) and wall test of configurations of the model's supercell, with cached cluster features.
 
     ``trial(k, new_position)`` returns ``("wall", reason)`` (``"features"``: pair
-    deformations or cluster features beyond the margin; ``"energy"``: energy
-    per atom below the floor), or ``("ok", dE)``
+    deformations or cluster features beyond the margin; ``"core"``: atom ``k``
+    inside the hard core of another atom; ``"energy"``: energy per atom below
+    the floor), or ``("ok", dE)``
     and keeps the candidate until :meth:`accept`.  With ``local=True`` only
     the clusters containing atom ``k`` are recomputed (exact for models whose
     energy is a sum over clusters).
     """
 
-    def __init__(self, model, positions: np.ndarray, domain=None, margin: float = 0.25, local: bool = True):
+    def __init__(self, model, positions: np.ndarray, domain=None, margin: float = 0.25, local: bool = True,
+                 core_margin: float = DEFAULT_CORE_MARGIN):
         import torch
 
         self.torch = torch
@@ -100,6 +113,14 @@ class _Evaluator:
             self.f_hi = {nm: torch.as_tensor(domain.feature_hi[nm], dtype=torch.float64) for nm in self.names}
             self.f_w = {nm: torch.as_tensor(domain._width("feature", nm), dtype=torch.float64) for nm in self.names}
             self.e_floor = domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
+        # hard core (the fixed cell of the featurizer: lattice-shift ranges once)
+        self.species = [str(s.specie) for s in feat.reference_structure()]
+        self.core_kinds, self.core2, reach = core_table(self.species, domain.core if domain is not None else {},
+                                                        core_margin)
+        self.core_check = reach > 0.0
+        self.cell_np = self.cell.numpy()
+        self.inv_np = np.linalg.inv(self.cell_np)
+        self.nimg = image_range(self.cell_np, reach)
         # per atom: the clusters (per orbit) and pairs that contain it
         pi, pj = self.pair_i.numpy(), self.pair_j.numpy()
         self.atom_pairs, self.atom_clusters = [], []
@@ -157,10 +178,28 @@ class _Evaluator:
                 worst = max(worst, float(ex.max()))
         return worst
 
+    def core_violation(self, pos=None) -> str:
+        """``""`` or the pair of a configuration (default: the current one) deepest inside the hard core."""
+        if not self.core_check:
+            return ""
+        pos = (self.pos if pos is None else pos)
+        pos = pos.numpy() if hasattr(pos, "numpy") else np.asarray(pos, dtype=float)
+        ratio, i, j, d = closest_violation(pos, self.cell_np, self.core_kinds, self.core2, self.nimg)
+        if ratio >= 1.0:
+            return ""
+        core = float(np.sqrt(self.core2[self.core_kinds[i], self.core_kinds[j]]))
+        return f"{self.species[i]}-{self.species[j]} distance {d:.3f} A inside the hard core {core:.3f} A"
+
+    def _core_hit(self, k: int, xyz) -> bool:
+        return self.core_check and atom_violates_core(k, np.asarray(xyz, dtype=float), self.pos.numpy(), self.cell_np,
+                                                      self.inv_np, self.core_kinds, self.core2, self.nimg)
+
     def state_excess(self) -> float:
-        """Largest excess of the current configuration over the domain (0 without a domain)."""
+        """Largest excess of the current configuration over the domain (0 without a domain; inf inside the core)."""
         if self.domain is None:
             return 0.0
+        if self.core_violation():
+            return float("inf")
         e_width = max(self.domain.energy_hi - self.domain.energy_lo, 1e-6)
         return max(self.excess(self.f, self.phi), max(self.domain.energy_lo - self.energy / self.n, 0.0) / e_width)
 
@@ -174,6 +213,8 @@ class _Evaluator:
                 f, phi, e = self._full(pos)
                 if self.domain is not None and self.excess(f, phi) > self.margin:
                     return "wall", "features"
+                if self.domain is not None and self._core_hit(k, new_xyz):
+                    return "wall", "core"
                 if self.domain is not None and e / self.n < self.e_floor:
                     return "wall", "energy"
                 self._cand = (k, pos, f, phi, e)
@@ -189,6 +230,8 @@ class _Evaluator:
                 a += m
             if self.domain is not None and self.excess(f_new, phi_new, idx) > self.margin:
                 return "wall", "features"
+            if self.domain is not None and self._core_hit(k, new_xyz):
+                return "wall", "core"
             both = {nm: t.stack([phi_old[nm], phi_new[nm]]) for nm in self.names}
             e2 = self.model.energy_from_features(both, {})
             de = float(e2[1] - e2[0])
@@ -291,7 +334,7 @@ def _blocks(x: np.ndarray, block: int) -> np.ndarray:
 def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 300, block: int = 100,
            seed: int = 0, domain=None, margin: float = 0.25, step: float = 0.05,
            target_acceptance: float = 0.4, local: bool | None = None, report: bool = True,
-           start: np.ndarray | None = None) -> dict:
+           start: np.ndarray | None = None, core_margin: float = DEFAULT_CORE_MARGIN) -> dict:
     """Metropolis NVT chain at the model's cubic reference cell; see the module docstring.
 
     Parameters
@@ -310,7 +353,8 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         The chain is seeded by ``(seed, temperature)``.
     domain : TrainingDomain, optional
         Training domain: trial moves beyond it by more than ``margin`` range
-        widths are rejected (infinite-energy wall).  ``None``: no wall.
+        widths, or into its hard core, are rejected (infinite-energy wall).
+        ``None``: no wall.
     step : float
         Initial Gaussian step width (Å, every species).
     local : bool, optional
@@ -320,6 +364,9 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         Starting positions (featurizer order, Å, in the reference cell);
         default: the cubic reference positions.  Energies stay relative to
         the cubic cell.
+    core_margin : float
+        The hard core of species ``(a, b)`` begins ``core_margin`` below the
+        closest training approach ``d_min(a, b)`` (default 0.1).
 
     Returns
     -------
@@ -330,6 +377,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         ``cv``/``cv_err``/``cv_harmonic`` (k_B per atom, configurational),
         ``acceptance``, ``acceptance_species``, ``wall_fraction`` (of
         production trials), ``wall_share`` (of production rejections),
+        ``core_fraction`` (production trials only the hard core rejected),
         ``steps`` (Å per species), ``angle_dev``/``angle_err`` (degrees; NaN
         when the reference is not an ABX3 perovskite), ``angle_label``
         (``"Pb-Br-Pb"``), ``angles`` (per sweep), ``e_min`` (meV/atom), ``max_excess`` (range
@@ -356,14 +404,16 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         local = additive
     first = ref if start is None else np.asarray(start, dtype=float).reshape(n, 3)
     with torch.inference_mode():
-        ev = _Evaluator(model, first, domain=domain, margin=margin, local=local)
+        ev = _Evaluator(model, first, domain=domain, margin=margin, local=local, core_margin=core_margin)
         e_start = ev.energy
         e_cubic = e_start if start is None else float(ev._full(torch.as_tensor(ref, dtype=torch.float64))[2])
         if domain is not None:
             x0 = ev.excess(ev.f, ev.phi)
-            if x0 > margin or e_start / n < ev.e_floor:
+            core = ev.core_violation()
+            if x0 > margin or core or e_start / n < ev.e_floor:
                 where = "the cubic reference cell" if start is None else "the starting configuration"
                 why = (f"{x0:.2f} range widths beyond the features, margin {margin}" if x0 > margin else
+                       f"{core}, core_margin {core_margin}" if core else
                        f"energy {1000 * (e_start / n - ev.e_floor):.1f} meV/atom below the floor")
                 raise OutsideDomainError(f"{where} lies outside the training domain of the model ({why}): "
                                          "no chain can start there")
@@ -381,7 +431,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
                     if report:
                         print(f"  local energy updates do not reproduce the {model.kind} model "
                               f"({de:.3e} vs {de_full:.3e} eV): full evaluation at every trial")
-                    ev = _Evaluator(model, first, domain=domain, margin=margin, local=False)
+                    ev = _Evaluator(model, first, domain=domain, margin=margin, local=False, core_margin=core_margin)
                     local = False
                     break
             ev._cand = None
@@ -397,7 +447,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         sp_tried = np.zeros(len(kinds), dtype=np.int64)  # per species, production
         sp_taken = np.zeros(len(kinds), dtype=np.int64)
         walls = 0
-        p_tried = p_taken = p_walls = p_wall_energy = 0
+        p_tried = p_taken = p_walls = p_wall_energy = p_wall_core = 0
         blk = [0, 0, 0, 0, 0]  # trials, accepted, wall rejections, sweeps, energy-floor rejections (this block)
         drift_max = 0.0
         max_excess = ev.state_excess() if domain is not None else 0.0
@@ -432,6 +482,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
                     p_taken += int(ok)
                     p_walls += int(status == "wall")
                     p_wall_energy += int(status == "wall" and de == "energy")
+                    p_wall_core += int(status == "wall" and de == "core")
             ev.recenter()
             blk[3] += 1
             trace[s] = 1000.0 * (ev.energy - e_cubic) / n
@@ -489,6 +540,7 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
         "wall_fraction": p_walls / max(p_tried, 1),
         "wall_share": p_walls / max(p_tried - p_taken, 1),
         "wall_energy_fraction": p_wall_energy / max(p_tried, 1),
+        "core_fraction": p_wall_core / max(p_tried, 1),
         "energy_floor": (1000.0 * (ev.e_floor - e_cubic / n)) if domain is not None else float("-inf"),
         "wall_fraction_all": walls / max(total * n, 1),
         "steps": {kd: float(steps[i]) for i, kd in enumerate(kinds)},
@@ -500,12 +552,14 @@ def run_mc(model, temperature: float, sweeps: int = 1000, equilibration: int = 3
 
 
 def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, domain=None,
-               margin: float = 0.25, tag: int = 0, starts: dict | None = None) -> list[dict]:
+               margin: float = 0.25, tag: int = 0, starts: dict | None = None,
+               core_margin: float = DEFAULT_CORE_MARGIN) -> list[dict]:
     """Final configurations of short independent chains: the model-driven samples of a refinement round.
 
     Every chain starts at the cubic reference cell, or at ``starts[(T,
     chain)]`` (featurizer-order positions: the previous round's end, so that
-    chains continue across rounds as the model is refitted), equilibrates for
+    chains continue across rounds as the model is refitted; a start inside
+    this model's wall, hard core included, restarts at the cubic cell), equilibrates for
     ``sweeps // 2`` sweeps (step widths adapted) and runs ``sweeps`` more; its
     final configuration is where the model's Boltzmann distribution (inside
     the wall of ``domain``) has carried it.  Where the model has a spurious
@@ -518,7 +572,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
     list of dict
         ``T``, ``chain``, ``positions`` (featurizer order, Å), ``energy`` (model,
         eV, total), ``e_mean`` (meV/atom relative to the cubic cell, production
-        mean of the chain), ``wall_fraction``, ``restarted`` (its start lay
+        mean of the chain), ``wall_fraction``, ``core_fraction`` (production
+        trials only the hard core rejected), ``restarted`` (its start lay
         beyond this model's wall, so it began at the cubic cell).
     """
     import torch
@@ -528,7 +583,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
         for c in range(int(chains)):
             s = int(np.random.SeedSequence([int(seed), int(tag), c]).generate_state(1)[0])
             kw = {"sweeps": int(sweeps), "equilibration": max(int(sweeps) // 2, 1),
-                  "block": max(int(sweeps) // 2, 1), "seed": s, "domain": domain, "margin": margin, "report": False}
+                  "block": max(int(sweeps) // 2, 1), "seed": s, "domain": domain, "margin": margin, "report": False,
+                  "core_margin": core_margin}
             start = (starts or {}).get((float(t), c))
             restarted = False
             try:
@@ -542,7 +598,8 @@ def chain_ends(model, temperatures, chains: int, sweeps: int, seed: int = 0, dom
                 cell = torch.as_tensor(np.asarray(model.featurizer.supercell.cell, dtype=float), dtype=torch.float64)
                 e = float(model(pos[None], cell[None])[0])
             out.append({"T": float(t), "chain": c, "positions": r["positions"], "energy": e,
-                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"], "restarted": restarted})
+                        "e_mean": r["e_mean"], "wall_fraction": r["wall_fraction"],
+                        "core_fraction": r["core_fraction"], "restarted": restarted})
     return out
 
 
@@ -564,7 +621,8 @@ def summary_lines(r: dict) -> list[str]:
          f"(harmonic {r['cv_harmonic']:.2f})"),
         (f"  acceptance {r['acceptance']:.2f} ({acc_sp}); wall rejections {100 * r['wall_fraction']:.1f} % of trials "
          f"= {100 * r['wall_share']:.1f} % of rejections ({100 * r['wall_energy_fraction']:.1f} % of trials at the "
-         f"energy floor {r['energy_floor']:.1f} meV/atom, the rest beyond the feature ranges)"),
+         f"energy floor {r['energy_floor']:.1f} meV/atom, {100 * r.get('core_fraction', 0.0):.1f} % in the hard "
+         f"core, the rest beyond the feature ranges)"),
     ]
     if np.isfinite(r["angle_dev"]):
         lines.append(f"  <180 - {r.get('angle_label', 'B-X-B')}> = {r['angle_dev']:.2f} +- {r['angle_err']:.2f} deg")

@@ -46,6 +46,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from pes_core.ann.hardcore import (
+    DEFAULT_CORE_MARGIN,
+    atom_violates_core,
+    closest_violation,
+    core_table,
+    image_range,
+    pair_key,
+)
 from pes_core.clusters.cluster import pair_indices
 from pes_core.clusters.supercell import Supercell, map_orbit
 
@@ -137,9 +145,16 @@ class SupercellPES:
         widths outside it, or whose energy per atom falls more than
         ``margin`` energy-range widths below the lowest training energy per
         atom, gets an infinite energy change (always rejected), as in
-        :func:`pes_core.ann.run_mc`.
+        :func:`pes_core.ann.run_mc`.  The domain's hard core
+        (:attr:`~pes_core.ann.TrainingDomain.core`) guards every species
+        pair, including those no cluster contains: a trial that brings two
+        atoms of species ``(a, b)`` closer than ``(1 - core_margin) *
+        d_min(a, b)`` gets an infinite energy change too.
     margin : float
         Accepted excess beyond the training ranges, in range widths.
+    core_margin : float
+        Fraction below the closest training approach of each species pair
+        where the hard core begins (default 0.1; independent of ``margin``).
     engine : {"numba", "numpy"}, optional
         How trials and full evaluations are computed: compiled kernels over
         all orbits at once (:mod:`pes_core.thermo.jit`; the default when
@@ -159,7 +174,7 @@ class SupercellPES:
 
     def __init__(self, model, supercell=4, positions: np.ndarray | None = None,
                  cell: np.ndarray | None = None, domain=None, margin: float = 0.25,
-                 engine: str | None = None) -> None:
+                 engine: str | None = None, core_margin: float = DEFAULT_CORE_MARGIN) -> None:
         engine = default_engine() if engine is None else engine
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r} not understood; choose one of {ENGINES}")
@@ -169,7 +184,8 @@ class SupercellPES:
         feat = model.featurizer
         self.domain = domain
         self.margin = float(margin)
-        self.wall_hits = {"features": 0, "energy": 0}
+        self.wall_hits = {"features": 0, "energy": 0, "core": 0}
+        self.core_margin = float(core_margin)
         self.local = LocalEnergy.from_model(model)
         self.kind = self.local.kind
         self.diagonal = supercell_diagonal(supercell)
@@ -184,6 +200,10 @@ class SupercellPES:
         self.species = [str(self.supercell.space_group.structure[int(k)].specie) for k in self.supercell.ref_index]
         self.ref_positions = np.asarray(self.supercell.positions, dtype=float)
         self.ref_cell = np.asarray(self.supercell.cell, dtype=float)
+        # hard core: kind per atom, squared core distance per kind pair (Å^2, 0: unguarded), largest core (Å)
+        self.core_kinds, self.core2, self.core_reach = core_table(
+            self.species, domain.core if domain is not None else {}, self.core_margin)
+        self.core_check = bool(self.core_reach > 0.0)
         if domain is not None:
             self.e_floor = domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
             self._bounds = {o.name: (domain.pair_lo[o.name], domain.pair_hi[o.name], domain._width("pair", o.name),
@@ -276,16 +296,44 @@ class SupercellPES:
         return float(max((np.maximum(np.maximum(f - phi_, plo - f), 0.0) / pw).max(),
                          (np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max()))
 
+    def _core_inside(self, positions: np.ndarray, cell: np.ndarray) -> bool:
+        """Whether some pair of a configuration lies inside the hard core (every pair, periodic images)."""
+        if not self.core_check:
+            return False
+        nimg = image_range(cell, self.core_reach)
+        if self._jit is not None:
+            return self._jit.core_violated(positions, cell, nimg)
+        return closest_violation(positions, cell, self.core_kinds, self.core2, nimg)[0] < 1.0
+
+    def core_violation(self, positions: np.ndarray | None = None, cell: np.ndarray | None = None) -> dict | None:
+        """The pair of a configuration (default: the current one) deepest inside the hard core, or ``None``.
+
+        Returns ``{"atoms": (i, j), "pair": "Br-Cs", "distance": d, "core": d_core}`` (Å).
+        """
+        if not self.core_check:
+            return None
+        cell = self.cell if cell is None else np.asarray(cell, dtype=float)
+        positions = self.positions if positions is None else np.asarray(positions, dtype=float)
+        ratio, i, j, d = closest_violation(positions, cell, self.core_kinds, self.core2,
+                                           image_range(cell, self.core_reach))
+        if ratio >= 1.0:
+            return None
+        return {"atoms": (i, j), "pair": pair_key(self.species[i], self.species[j]), "distance": d,
+                "core": float(np.sqrt(self.core2[self.core_kinds[i], self.core_kinds[j]]))}
+
     def excess(self, positions: np.ndarray | None = None, cell: np.ndarray | None = None) -> float:
         """Largest excess of a configuration (default: the current one) beyond the training domain, range widths.
 
         The energy per atom below the lowest training energy counts in
-        energy-range widths; 0 without a domain.
+        energy-range widths; ``inf`` when a pair lies inside the hard core
+        (:meth:`core_violation` names it); 0 without a domain.
         """
         if self.domain is None:
             return 0.0
         positions = self.positions if positions is None else self.wrap(positions, self.cell if cell is None else cell)
         cell = self.cell if cell is None else np.asarray(cell, dtype=float)
+        if self._core_inside(positions, cell):
+            return float("inf")
         worst = 0.0
         for o in self.orbits:
             f, phi = o.phi(positions, self.metric, shift_cart=o.shift @ cell)
@@ -303,6 +351,7 @@ class SupercellPES:
             return self._evaluate_jit(positions, cell, check)
         phi, local = {}, {}
         outside = False
+        core = check and self.domain is not None and self._core_inside(positions, cell)
         for o in self.orbits:
             f, phi[o.name] = o.phi(positions, self.metric, shift_cart=o.shift @ cell)
             if check and self.domain is not None and self._excess(o.name, f, phi[o.name]) > self.margin:
@@ -314,8 +363,8 @@ class SupercellPES:
             for o in self.orbits:
                 local[o.name] = self.local.group_energies(o.name, phi[o.name])
         total = self.constant + float(sum(v.sum() for v in local.values()))
-        if check and self.domain is not None and (outside or total / self.n_atoms < self.e_floor):
-            self.wall_hits["features" if outside else "energy"] += 1
+        if check and self.domain is not None and (core or outside or total / self.n_atoms < self.e_floor):
+            self.wall_hits["features" if outside else "core" if core else "energy"] += 1
             total = np.inf
         return phi, local, total
 
@@ -334,11 +383,17 @@ class SupercellPES:
         phi, local = self._views(phi_flat, local_flat)
         total = self.constant + float(local_flat.sum())
         if check and self.domain is not None:
+            core = self._core_inside(positions, cell)
             outside = worst > self.margin
-            if outside or total / self.n_atoms < self.e_floor:
-                self.wall_hits["features" if outside else "energy"] += 1
+            if core or outside or total / self.n_atoms < self.e_floor:
+                self.wall_hits["features" if outside else "core" if core else "energy"] += 1
                 total = np.inf
         return phi, local, total
+
+    def _set_core_cell(self) -> None:
+        """Inverse cell and lattice-shift ranges of the hard-core test for the current cell."""
+        self._inv_cell = np.linalg.inv(self.cell)
+        self._nimg = image_range(self.cell, self.core_reach) if self.core_check else np.zeros(3, dtype=np.int64)
 
     def _bind(self) -> None:
         """Compiled engine: gather the state's ``phi`` and local energies into flat arrays (views in the dicts)."""
@@ -349,6 +404,7 @@ class SupercellPES:
                                            for n in self._jit.group_names])
         self.phi, self.local_e = self._views(self._phi_flat, self._local_flat)
         self._shift_cart = self._jit.shift @ self.cell
+        self._jit.set_cell(self.cell, self._nimg)
 
     def wrap(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Positions moved by lattice vectors to the image nearest each atom's reference site (Å)."""
@@ -381,6 +437,7 @@ class SupercellPES:
         for o in self.orbits:
             o.set_cell(cell)
         self.phi, self.local_e, self.energy = self._evaluate(positions, cell)
+        self._set_core_cell()
         self._bind()
         self._cand = None
 
@@ -427,6 +484,12 @@ class SupercellPES:
                 self.wall_hits["features"] += 1
                 self._cand = None
                 return np.inf
+        # hard core after the ranges (as the compiled engine): "core" counts the trials only the core rejects
+        if self.core_check and self.domain is not None and atom_violates_core(
+                k, new_xyz, self.positions, self.cell, self._inv_cell, self.core_kinds, self.core2, self._nimg):
+            self.wall_hits["core"] += 1
+            self._cand = None
+            return np.inf
         de = self._local_change(k, new_xyz, new_phi)
         if self.domain is not None and (self.energy + de) / self.n_atoms < self.e_floor:
             self.wall_hits["energy"] += 1
@@ -437,9 +500,9 @@ class SupercellPES:
     def _trial_move_jit(self, k: int, new_xyz: np.ndarray) -> float:
         """:meth:`trial_move` with the compiled kernels."""
         xyz = np.array(new_xyz, dtype=float).reshape(3)
-        outside, de = self._jit.trial(k, xyz, self.positions, self._shift_cart, self._phi_flat, self._local_flat)
-        if outside:
-            self.wall_hits["features"] += 1
+        code, de = self._jit.trial(k, xyz, self.positions, self._shift_cart, self._phi_flat, self._local_flat)
+        if code:
+            self.wall_hits["core" if code == 2 else "features"] += 1
             self._cand = None
             return np.inf
         if self.domain is not None and (self.energy + de) / self.n_atoms < self.e_floor:
@@ -491,6 +554,7 @@ class SupercellPES:
         self.energy = float(energy)
         self.wall_hits["features"] += int(walls[0])
         self.wall_hits["energy"] += int(walls[1])
+        self.wall_hits["core"] += int(walls[2])
         return tried, taken
 
     def _local_change(self, k: int, new_xyz: np.ndarray, new_phi: dict) -> float:
@@ -531,6 +595,7 @@ class SupercellPES:
             self.positions, self.cell, self.phi, self.local_e, self.energy = positions, cell, phi, local, energy
             for o in self.orbits:
                 o.set_cell(cell)
+            self._set_core_cell()
             self._bind()
             return
         if cand[0] == "jit":

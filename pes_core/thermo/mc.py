@@ -193,7 +193,8 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         ratios of production ``acceptance`` (atoms), ``acceptance_species``,
         ``cell_acceptance``; final ``steps`` (Å per species) and
         ``cell_step``; ``wall_fraction`` (production trials, atom and cell,
-        rejected by the training-domain wall of ``pes``); ``drift`` (largest |running - recomputed| energy, eV);
+        rejected by the training-domain wall of ``pes``); ``core_fraction`` (the
+        share of those trials rejected by its hard core); ``drift`` (largest |running - recomputed| energy, eV);
         ``seconds`` and ``sweeps_per_second``.
     """
     settings = settings or MCSettings()
@@ -292,6 +293,8 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         "cell_acceptance": float(cell_prod[1] / cell_prod[0]) if cell_prod[0] else float("nan"),
         "steps": {kd: float(steps[i]) for i, kd in enumerate(kinds)}, "cell_step": cell_step,
         "wall_fraction": float(sum(pes.wall_hits[k] - walls0[k] for k in walls0)
+                               / max(prod[0].sum() + cell_prod[0], 1)),
+        "core_fraction": float((pes.wall_hits.get("core", 0) - walls0.get("core", 0))
                                / max(prod[0].sum() + cell_prod[0], 1)),
         "drift": float(drift), "seconds": float(seconds), "sweeps_per_second": total / max(seconds, 1e-12),
     }

@@ -234,6 +234,11 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
             meta.write_text(json.dumps(inputs, indent=1))
     first = _start_state(pes, reference, start, start_angle_deg, tilts)
     x0 = pes.excess(*first)
+    core = pes.core_violation(*first) if np.isinf(x0) else None
+    if core is not None:
+        raise ValueError(f"the starting configuration lies outside the training domain: its {core['pair']} distance "
+                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
+                         f"{core['core']:.3f} A; start from a configuration the model was trained near")
     if x0 > margin:
         raise ValueError(f"the starting configuration lies {x0:.2f} range widths outside the training domain "
                          f"(margin {margin}): start from a configuration the model was trained near, or raise margin")

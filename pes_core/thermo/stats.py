@@ -128,4 +128,6 @@ def summarize(series: dict, temperature: float, pressure: float, n_atoms: int, n
                 "seconds",
                 "sweeps_per_second"):
         out[key] = series[key]
+    if "core_fraction" in series:  # share of trials only the hard core of the training domain rejected
+        out["core_fraction"] = series["core_fraction"]
     return out

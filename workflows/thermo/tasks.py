@@ -105,6 +105,11 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
             state = tilts.arrays(glazer_tilted(start, float(cfg["start_angle_deg"]), a=reference.a,
                                                species=reference.species, supercell=diag))
         x0 = pes.excess(*state)
+        core = pes.core_violation(*state) if np.isinf(x0) else None
+        if core is not None:
+            raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies outside the training domain "
+                             f"of {cfg['model']}: its {core['pair']} distance {core['distance']:.3f} A lies inside "
+                             f"the hard core {core['core']:.3f} A; lower start_angle_deg")
         if x0 > float(cfg["margin"]):
             raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies {x0:.2f} range widths outside "
                              f"the training domain of {cfg['model']} (margin {cfg['margin']}): lower "
