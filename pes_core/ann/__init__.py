@@ -69,6 +69,7 @@ _LAZY: dict[str, str] = {
     "build_model": "models",
     "cluster_set_specs": "featurizers",
     "compute_features": "data",
+    "cell_weighted": "data",
     "concat_features": "data",
     "configuration_features": "multicell",
     "cross_validate": "cv",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import (
         FeatureData,
         PESData,
+        cell_weighted,
         compute_features,
         concat_features,
         structure_order,
@@ -177,6 +179,7 @@ __all__ = [
     "build_model",
     "cluster_set_specs",
     "compute_features",
+    "cell_weighted",
     "concat_features",
     "configuration_features",
     "cross_validate",

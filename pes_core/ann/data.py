@@ -10,6 +10,7 @@ Units: Å, eV (total energy of the supercell), eV/Å.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from pymatgen.core import Structure
 
 from pes_core.ccd import CCDFeaturizer
 
-__all__ = ["FeatureData", "PESData", "compute_features", "concat_features", "structure_order"]
+__all__ = ["FeatureData", "PESData", "cell_weighted", "compute_features", "concat_features", "structure_order"]
 
 
 def structure_order(featurizer: CCDFeaturizer, structure) -> np.ndarray:
@@ -161,6 +162,10 @@ class FeatureData:
         ``(R,)`` int64 index of the configuration of every row,
         non-decreasing with every configuration present; ``None``: ``R = N``,
         row ``i`` is configuration ``i``.
+    weights : torch.Tensor or None
+        ``(N,)`` weights of the configurations in the fits (least squares and
+        training loss); ``None``: all 1.  :func:`cell_weighted` gives a
+        configuration of ``m`` cells the weight ``m``.
     """
 
     clusters: dict[str, torch.Tensor]
@@ -169,8 +174,14 @@ class FeatureData:
     n_atoms: int
     ids: list[str]
     row_config: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if self.weights is not None:
+            w = torch.as_tensor(self.weights, dtype=torch.float64)
+            if w.shape != (len(self.energies),) or not bool(torch.all(torch.isfinite(w) & (w > 0))):
+                raise ValueError(f"weights must be {len(self.energies)} finite positive numbers, one per configuration")
+            self.weights = w
         if self.row_config is None:
             return
         rc = torch.as_tensor(self.row_config, dtype=torch.int64)
@@ -242,7 +253,8 @@ class FeatureData:
             rows, owner = self._rows(index)
         return FeatureData({k: v[rows] for k, v in self.clusters.items()},
                            {k: v[rows] for k, v in self.sites.items()}, self.energies[idx], self.n_atoms,
-                           [self.ids[int(i)] for i in idx], owner)
+                           [self.ids[int(i)] for i in idx], owner,
+                           None if self.weights is None else self.weights[idx])
 
     def select_ids(self, ids: Sequence[str]) -> FeatureData:
         """The configurations with these ids (``KeyError`` for an unknown id)."""
@@ -258,11 +270,14 @@ class FeatureData:
              "ids": self.ids}
         if self.row_config is not None:
             d["row_config"] = self.row_config
+        if self.weights is not None:
+            d["weights"] = self.weights
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureData:
-        return cls(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]), d.get("row_config"))
+        return cls(d["clusters"], d["sites"], d["energies"], int(d["n_atoms"]), list(d["ids"]), d.get("row_config"),
+                   d.get("weights"))
 
 
 def concat_features(parts: Sequence[FeatureData]) -> FeatureData:
@@ -303,9 +318,33 @@ def concat_features(parts: Sequence[FeatureData]) -> FeatureData:
             owners.append(own + offset)
             offset += len(p)
         row_config = torch.cat(owners)
+    weights = None
+    if any(p.weights is not None for p in parts):
+        weights = torch.cat([p.weights if p.weights is not None else torch.ones(len(p), dtype=torch.float64)
+                             for p in parts])
     return FeatureData({k: torch.cat([p.clusters[k] for p in parts]) for k in first.clusters},
                        {k: torch.cat([p.sites[k] for p in parts]) for k in first.sites},
-                       torch.cat([p.energies for p in parts]), first.n_atoms, ids, row_config)
+                       torch.cat([p.energies for p in parts]), first.n_atoms, ids, row_config, weights)
+
+
+def cell_weighted(features: FeatureData) -> FeatureData:
+    """The same configurations with weight ``m`` for a configuration of ``m`` featurizer cells.
+
+    The fits take a large configuration's energy per cell, ``E / m``.  If the
+    model's errors of the ``m`` cells were independent with variance
+    ``s^2``, that per-cell value has variance ``s^2 / m``, so its
+    inverse-variance (generalized least-squares) weight is ``m``: a 320-atom
+    snapshot counts as its 8 cells of 40 atoms, not as one 40-atom cell.
+    Configurations of the featurizer's own cell keep weight 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> b = FeatureData({"p": torch.ones(4, 3, 1)}, {}, torch.tensor([8.0]), 5, ["c"], torch.zeros(4, dtype=torch.int64))
+    >>> cell_weighted(b).weights.tolist()
+    [4.0]
+    """
+    return dataclasses.replace(features, weights=torch.as_tensor(features.multiplicity, dtype=torch.float64))
 
 
 def compute_features(featurizer: CCDFeaturizer, data: PESData, chunk: int = 256) -> FeatureData:

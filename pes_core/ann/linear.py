@@ -30,6 +30,15 @@ from .data import FeatureData
 __all__ = ["LinearModel", "ridge_gcv"]
 
 
+def _weighted_moments(x: np.ndarray, y: np.ndarray, weights: np.ndarray):
+    """Weighted column means and spreads of ``x`` (spread 1 where flat), weighted mean of ``y``, ``sqrt(weights)``."""
+    cw = np.asarray(weights, dtype=float) / float(np.mean(weights))
+    mu = (cw[:, None] * x).sum(axis=0) / cw.sum()
+    sd = np.sqrt((cw[:, None] * (x - mu) ** 2).sum(axis=0) / cw.sum())
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    return mu, sd, float((cw * y).sum() / cw.sum()), np.sqrt(cw)
+
+
 def ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, float]:
     """Ridge weights for centred ``x``, ``y`` with the penalty of least GCV error.
 
@@ -115,13 +124,19 @@ class LinearModel(PESModel):
         else:
             x = self.descriptor(data.clusters).numpy()
             y = data.energies.numpy()
-        mu = x.mean(axis=0)
-        sd = x.std(axis=0)
-        sd = np.where(sd > 1e-12, sd, 1.0)
-        xs = (x - mu) / sd
-        e0 = float(y.mean())
         alphas = [self.alpha] if self.alpha is not None else self.alphas
-        w, a = ridge_gcv(xs, y - e0, alphas)
+        if data.weights is None:
+            mu = x.mean(axis=0)
+            sd = x.std(axis=0)
+            sd = np.where(sd > 1e-12, sd, 1.0)
+            xs = (x - mu) / sd
+            e0 = float(y.mean())
+            w, a = ridge_gcv(xs, y - e0, alphas)
+        else:  # weighted least squares: weighted means and spreads, rows scaled by sqrt(weight)
+            cw = data.weights.numpy()
+            mu, sd, e0, sq = _weighted_moments(x, y, cw)
+            xs = (x - mu) / sd
+            w, a = ridge_gcv(sq[:, None] * xs, sq * (y - e0), alphas)
         self.chosen_alpha = a
         with torch.no_grad():
             self.mu.copy_(torch.as_tensor(mu))

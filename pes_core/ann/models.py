@@ -45,7 +45,7 @@ from pes_core.ccd import CCDFeaturizer
 
 from .base import PESModel
 from .data import FeatureData
-from .linear import LinearModel, ridge_gcv
+from .linear import LinearModel, _weighted_moments, ridge_gcv
 
 __all__ = ["ClusterModel", "PESModel", "SiteModel", "build_model", "mlp"]
 
@@ -132,11 +132,16 @@ class _PerGroupModel(PESModel):
                 y = (data.energies.numpy() - float(self.e0)) / float(self.e_scale)
                 if residual:  # fit the shortcuts to what the networks leave (backfitting)
                     y = y - sum(net(x).squeeze(-1).sum(dim=-1) for x, net in zip(xs, self.nets)).numpy()
-            mu, sd = d.mean(axis=0), d.std(axis=0)
-            sd = np.where(sd > 1e-12, sd, 1.0)
-            w, alpha = ridge_gcv((d - mu) / sd, y - y.mean(), alphas)
+            if data.weights is None:
+                mu, sd = d.mean(axis=0), d.std(axis=0)
+                sd = np.where(sd > 1e-12, sd, 1.0)
+                y_mean = float(y.mean())
+                w, alpha = ridge_gcv((d - mu) / sd, y - y_mean, alphas)
+            else:  # weighted least squares (see LinearModel.fit)
+                mu, sd, y_mean, sq = _weighted_moments(d, y, data.weights.numpy())
+                w, alpha = ridge_gcv(sq[:, None] * (d - mu) / sd, sq * (y - y_mean), alphas)
             w = w / sd
-            offset = float(y.mean() - mu @ w)
+            offset = float(y_mean - mu @ w)
             a = 0
             for lin in self.linear:
                 n = lin.weight.shape[1]

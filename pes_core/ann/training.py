@@ -277,10 +277,12 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
                     opt.zero_grad(set_to_none=True)
                     if s.force_weight > 0:
                         loss = _force_loss(model, tr_data, b, n_atoms, scale, s.force_weight)
-                    elif train.grouped:  # energies per featurizer cell: equal weight per atom of every size
+                    elif train.grouped or train.weights is not None:  # per featurizer cell; configuration weights
                         sub = train.subset(b.numpy())
                         m = torch.as_tensor(sub.multiplicity, dtype=torch.float64)
-                        loss = torch.mean(((model.energies(sub) - sub.energies) / (scale * m)) ** 2)
+                        r2 = ((model.energies(sub) - sub.energies) / (scale * m)) ** 2
+                        loss = torch.mean(r2) if sub.weights is None else torch.sum(sub.weights * r2) / torch.sum(
+                            sub.weights)
                     else:
                         pred = model.energy_from_features({k: v[b] for k, v in train.clusters.items()},
                                                           {k: v[b] for k, v in train.sites.items()})

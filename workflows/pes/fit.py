@@ -81,10 +81,15 @@ def fit_extra_features(fit: dict, split: dict, featurizer):
     never a validation part or the holdout, so CV and holdout errors stay
     those of the training set's own configurations.
     """
+    from pes_core.ann import cell_weighted  # deferred: torch
+
     if not fit.get("extra_training"):
         return None
-    return extra_training_features(list(fit["extra_training"]), featurizer,
-                                   exclude=set(split["train"]) | set(split["holdout"]))
+    extra = extra_training_features(list(fit["extra_training"]), featurizer,
+                                    exclude=set(split["train"]) | set(split["holdout"]))
+    if extra is None or fit.get("extra_weighting", "cells") == "configuration":
+        return extra
+    return cell_weighted(extra)
 
 
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:

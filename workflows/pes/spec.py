@@ -284,6 +284,9 @@ class PESFitSpec(OracleSpec):
                     "e.g. '<thermo name>-validation') or 'feedback:<thermo name>' (the snapshots its feedback "
                     "list flags); added to the training part of every CV fold and of the final fit, never to "
                     "the holdout")
+    extra_weighting: Literal["cells", "configuration"] = Field(
+        "cells", description="weight of an extra configuration of m training cells: cells (m, the inverse variance "
+                             "of its energy per cell; pes_core.ann.cell_weighted) or configuration (1)")
 
     def to_settings(self) -> FitSettings:
         """The :class:`pes_core.ann.FitSettings` of this spec."""

@@ -96,6 +96,9 @@ class Refine(StrictModel):
     tolerance_mev: float | None = Field(None, gt=0, allow_inf_nan=False,
                                         description="RMSE (meV/atom) every temperature must reach "
                                                     "(default validation.tolerance_mev)")
+    weighting: Literal["cells", "configuration"] = Field(
+        "cells", description="weight of a snapshot of m training cells in the refit: cells (m, the inverse "
+                             "variance of its energy per cell; pes_core.ann.cell_weighted) or configuration (1)")
 
 
 class PESThermoSpec(StrictModel):

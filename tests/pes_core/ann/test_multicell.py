@@ -13,6 +13,7 @@ from pes_core.ann import (
     PESData,
     SiteModel,
     TrainSettings,
+    cell_weighted,
     compute_features,
     concat_features,
     cross_validate,
@@ -162,6 +163,51 @@ def test_tiled_cells_are_the_same_equations_as_their_originals_in_a_linear_fit(s
     c.fit_normalization(mixed)
     d.fit_normalization(plain)
     assert float(c.e0) == pytest.approx(float(d.e0), abs=1e-10) and float(c.e_scale) == pytest.approx(float(d.e_scale))
+
+
+def test_cell_weights_carry_through_and_equal_weights_change_nothing(small_featurizer, small, large_lj):
+    structures, energies = large_lj
+    big = cell_weighted(multicell_features(small_featurizer, structures[:6], energies[:6],
+                                           ids=[f"W{k}" for k in range(6)]))
+    assert big.weights.tolist() == [8.0] * 6
+    mixed = concat_features([small.subset(range(20)), big])
+    assert mixed.weights.tolist() == [1.0] * 20 + [8.0] * 6
+    sub = mixed.select_ids(["W3", small.ids[2]])
+    assert sub.weights.tolist() == [8.0, 1.0]
+    assert FeatureData.from_dict(mixed.to_dict()).weights.tolist() == mixed.weights.tolist()
+    with pytest.raises(ValueError, match="finite positive"):
+        FeatureData(small.clusters, small.sites, small.energies, small.n_atoms, small.ids,
+                    weights=-torch.ones(len(small)))
+    # a constant weight is no weight at all (weights are relative)
+    flat = FeatureData(mixed.clusters, mixed.sites, mixed.energies, mixed.n_atoms, mixed.ids, mixed.row_config,
+                       torch.full((len(mixed),), 3.0, dtype=torch.float64))
+    plain = FeatureData(mixed.clusters, mixed.sites, mixed.energies, mixed.n_atoms, mixed.ids, mixed.row_config)
+    a, b = LinearModel(small_featurizer, alpha=1e-4).fit(flat), LinearModel(small_featurizer, alpha=1e-4).fit(plain)
+    np.testing.assert_allclose(a.predict(mixed).numpy(), b.predict(mixed).numpy(), rtol=0, atol=1e-8)
+
+
+def test_cell_weighted_fit_minimizes_the_weighted_error(small_featurizer, small, large_lj):
+    """Weighted least squares: the weighted residual of the weighted fit is below that of the unweighted fit."""
+    structures, energies = large_lj
+    big = multicell_features(small_featurizer, structures[:20], energies[:20], ids=[f"V{k}" for k in range(20)])
+    plain = concat_features([small, big])
+    weighted = concat_features([small, cell_weighted(big)])
+
+    def objective(model, data):
+        m = data.multiplicity
+        r = (model.predict(data).numpy() - data.energies.numpy()) / m
+        w = data.weights.numpy() / data.weights.numpy().mean()
+        return float(np.sum(w * r ** 2))
+
+    a = LinearModel(small_featurizer, alpha=1e-6).fit(weighted)
+    b = LinearModel(small_featurizer, alpha=1e-6).fit(plain)
+    assert objective(a, weighted) < objective(b, weighted)
+    err_big = [rmse_mev_per_atom(m.predict(big), big.energies, big.atoms) for m in (a, b)]
+    assert err_big[0] < err_big[1]          # the heavier large cells are fitted more closely
+    # the networks' ridge start and their loss take the weights too
+    net = ClusterModel(small_featurizer, hidden=(4,))
+    report = train_model(net, weighted, FAST)
+    assert np.isfinite(report.best_val_rmse_mev)
 
 
 def test_large_cell_training_data_lowers_the_error_on_large_cells(small_featurizer, small, large_lj):
