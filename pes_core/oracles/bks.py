@@ -124,8 +124,8 @@ class BKSCalculator(Calculator):
     implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
     default_parameters: ClassVar[dict[str, Any]] = {"cutoff": 8.0, "ewald_accuracy": 1e-10, "repulsion": True}
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, cutoff: float = 8.0, ewald_accuracy: float = 1e-10, repulsion: bool = True, **kwargs: Any):
+        super().__init__(cutoff=cutoff, ewald_accuracy=ewald_accuracy, repulsion=repulsion, **kwargs)
         self._pairs: dict[tuple[int, int], tuple[float, ...]] = {}
         rc = float(self.parameters["cutoff"])
         for (el1, el2), (a, b, c) in BKS_PAIRS.items():
