@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -353,6 +354,44 @@ def _patch_mongomock_persistence() -> None:
     ServerStore._to_file = _to_file
     ServerStore.__init__ = _init
     mongomock.gridfs.enable_gridfs_integration()
+    _serialize_mongomock()
+
+
+#: one lock for every read and write of the embedded store's in-memory documents (see _serialize_mongomock)
+_STORE_LOCK = threading.RLock()
+
+
+def _serialize_mongomock() -> None:
+    """Make mongomock's collection operations atomic across the runner's worker threads.
+
+    mongomock keeps documents as plain dicts and is not thread-safe: an update
+    deep-copies the document it changes, so a second thread changing the same
+    document at that moment raises ``RuntimeError: dictionary changed size
+    during iteration`` (seen in ``checkout_fw`` -> ``WFLock`` while another
+    firework's ``FWAction`` added fireworks to the same workflow: the firework
+    fizzled without a launch). Inserts, updates, deletes, find-and-modify,
+    the materialization of query results and the store's serialization take
+    one re-entrant lock, so each is atomic; MongoDB gives that per document
+    already. The operations are in-memory, so the lock costs microseconds.
+    """
+    import mongomock.collection as mcoll
+    from mongomock.store import ServerStore
+
+    if getattr(mcoll.Collection, "_pes_serialized", False):
+        return
+
+    def locked(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            with _STORE_LOCK:
+                return fn(*args, **kwargs)
+        return inner
+
+    for name in ("_insert", "_update", "_delete", "_find_and_modify"):
+        setattr(mcoll.Collection, name, locked(getattr(mcoll.Collection, name)))
+    mcoll.Cursor._compute_results = locked(mcoll.Cursor._compute_results)
+    ServerStore._to_file = locked(ServerStore._to_file)
+    mcoll.Collection._pes_serialized = True
 
 
 _LOCK_PURPOSE = [""]
@@ -893,7 +932,8 @@ class Backend:
 def _dumps_store(store) -> str:
     import bson.json_util
 
-    return bson.json_util.dumps(store.to_dict())
+    with _STORE_LOCK:  # a consistent copy while worker threads write (_serialize_mongomock)
+        return bson.json_util.dumps(store.to_dict())
 
 
 @contextlib.contextmanager
