@@ -81,15 +81,11 @@ def fit_extra_features(fit: dict, split: dict, featurizer):
     never a validation part or the holdout, so CV and holdout errors stay
     those of the training set's own configurations.
     """
-    from pes_core.ann import cell_weighted  # deferred: torch
-
     if not fit.get("extra_training"):
         return None
-    extra = extra_training_features(list(fit["extra_training"]), featurizer,
-                                    exclude=set(split["train"]) | set(split["holdout"]))
-    if extra is None or fit.get("extra_weighting", "cells") == "configuration":
-        return extra
-    return cell_weighted(extra)
+    return extra_training_features(list(fit["extra_training"]), featurizer,
+                                   exclude=set(split["train"]) | set(split["holdout"]),
+                                   weighting=fit.get("extra_weighting", "cells"))
 
 
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:

@@ -222,8 +222,12 @@ def extra_training_ids(entries: list[str], exclude: set[str] | frozenset = froze
     return out
 
 
-def extra_training_features(entries: list[str], featurizer, exclude: set[str] | frozenset = frozenset()):
+def extra_training_features(entries: list[str], featurizer, exclude: set[str] | frozenset = frozenset(),
+                            weighting: str = "cells"):
     """Features of the extra training configurations (any supercell with a whole multiple of the model's cells).
+
+    ``weighting``: ``"cells"`` gives a configuration of ``m`` training cells the weight ``m``
+    (:func:`pes_core.ann.cell_weighted`), ``"configuration"`` the weight 1.
 
     Cached per source workflow and featurizer (``features/<workflow>/<key>-multicell``), completed
     for new configurations.  Returns ``None`` when there are none.
@@ -238,6 +242,7 @@ def extra_training_features(entries: list[str], featurizer, exclude: set[str] | 
 
     from pes_core.ann import (  # deferred: torch
         FeatureData,
+        cell_weighted,
         concat_features,
         configuration_features,
     )
@@ -260,7 +265,10 @@ def extra_training_features(entries: list[str], featurizer, exclude: set[str] | 
             torch.save(cached.to_dict(), buf)
             put_blob(name, buf.getvalue())
         parts.append(cached.select_ids(ids))
-    return concat_features(parts) if parts else None
+    if not parts:
+        return None
+    extra = concat_features(parts)
+    return cell_weighted(extra) if weighting == "cells" else extra
 
 
 def split_name(fit_name: str) -> str:

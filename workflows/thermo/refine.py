@@ -193,7 +193,6 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         stored from other snapshots (give the run another name).
     """
     from pes_core.ann import (  # deferred: torch
-        cell_weighted,
         concat_features,
         fit_point,
         model_to_bytes,
@@ -245,8 +244,8 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     parts = [load_features(settings["training_set"], feat, small)] if small else []
     if extra_ids:
         workflows = sorted({sizes[k][1] for k in extra_ids})
-        extra = extra_training_features(workflows, feat, exclude=set(small)).select_ids(extra_ids)
-        parts.append(cell_weighted(extra) if cfg["refine"].get("weighting", "cells") == "cells" else extra)
+        parts.append(extra_training_features(workflows, feat, exclude=set(small),
+                                             weighting=cfg["refine"].get("weighting", "cells")).select_ids(extra_ids))
     data = concat_features(parts)
     ts = TrainSettings.from_dict(training) if training else None
     with torch_threads(ts.threads if ts is not None else 1):
