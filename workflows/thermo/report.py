@@ -156,8 +156,12 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
                       (f"RMSE of each round's model on its own oracle-relabelled snapshots, per temperature; "
                        f"status {history['status']} (tolerance {history['tolerance_mev']:g} meV/atom at every "
                        f"temperature, at most {history['max_rounds']} refits); {table}. The plots below are those "
-                       f"of round {history['last_round']}, model {history['last_model']} (refine.json: the "
-                       "history)")))
+                       f"of round {history['last_round']}, model {history['last_model']}"
+                       + (f"; the best round is {history['best_round']} ({history['best_model']}, worst "
+                          f"{history['best_max_rmse']:.2f} meV/atom): scan with it when the loop stopped "
+                          "unconverged" if history.get("best_model") and history["status"] != "converged"
+                          and history["best_round"] != history["last_round"] else "")
+                       + " (refine.json: the history)")))
     for n in cfg["supercells"]:
         results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3,
                                                   "pressure": cfg["pressure_gpa"], "kind": cfg["model"]})

@@ -255,7 +255,8 @@ class ThermoSummaryTask(FiretaskBase):
         if cfg.get("refine"):
             decision = refine_decision(cfg, summary["validation"])
             history = record_round(cfg, decision)
-            summary["refine"] = {k: history[k] for k in ("status", "last_round", "last_model", "tolerance_mev")}
+            summary["refine"] = {k: history.get(k) for k in ("status", "last_round", "last_model", "tolerance_mev",
+                                                              "best_round", "best_model", "best_max_rmse")}
             summary["refine"]["max_rmse"] = decision["max_rmse"]
             stored.update({"round": decision["round"], "refine": decision["action"], "max_rmse": decision["max_rmse"]})
             print(f"  [{name}] round {decision['round']} ({cfg['model']}): worst temperature RMSE "

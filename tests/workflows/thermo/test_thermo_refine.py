@@ -89,6 +89,18 @@ def test_refine_spec_keys():
     assert "refine" not in plain and "round" not in plain and run_prefix(plain) == "tiny-refine"
 
 
+def test_best_round_skips_rounds_with_unmeasured_temperatures():
+    from workflows.thermo.refine import best_round
+
+    rounds = [{"round": 0, "model": "m", "max_rmse": 192.9, "unmeasured": []},
+              {"round": 1, "model": "r1", "max_rmse": 12.8, "unmeasured": []},
+              {"round": 2, "model": "r2", "max_rmse": 1.0, "unmeasured": [300.0]},  # not every T: not a candidate
+              {"round": 3, "model": "r3", "max_rmse": 162.8, "unmeasured": []},
+              {"round": 4, "model": "r4", "max_rmse": 12.8, "unmeasured": []}]
+    assert best_round(rounds)["model"] == "r1"  # the loop is not monotone; ties go to the earlier round
+    assert best_round([{"round": 0, "model": "m", "max_rmse": None, "unmeasured": [150.0]}]) is None
+
+
 def test_round_fireworks_keep_the_oracle_category():
     """Refit and Monte Carlo are ml work; the relabelling of a later round keeps the oracle's category (dft)."""
     from workflows.thermo.store import round_config
@@ -173,6 +185,9 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
         assert [r["round"] for r in hist["rounds"]] == [0, 1, 2]
         assert [r["action"] for r in hist["rounds"]] == ["refit", "refit", "max_rounds"]
         assert hist["status"] == "max_rounds" and hist["last_model"] == "tiny-refine-model-r2"
+        best = min(hist["rounds"], key=lambda r: r["max_rmse"])
+        assert hist["best_round"] == best["round"] and hist["best_max_rmse"] == best["max_rmse"]
+        assert hist["best_model"] == [MODEL, "tiny-refine-model-r1", "tiny-refine-model-r2"][best["round"]]
         for r in hist["rounds"]:
             val = get_json(summary_name(f"tiny-refine/r{r['round']}"))["validation"]
             assert r["rmse"] == {f"{v['T']:g}": v["rmse"] for v in val["per_temperature"]}
