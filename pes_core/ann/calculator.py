@@ -402,8 +402,10 @@ def model_file_with_domain(path) -> tuple:
 def stored_model_with_domain(name: str) -> tuple:
     """``(model, domain)`` of the newest stored PES model ``name`` (the domain database must be connected).
 
-    The domain is computed from the model's training configurations (``None``
-    when they are not stored).  ``LookupError`` names the stored models when
+    The domain is computed from the model's training configurations, or from
+    ``settings["domain_ids"]`` where the model names other configurations (a
+    refitted model that keeps its parent's domain, ``pes_thermo`` ``refine.domain:
+    base``); ``None`` when they are not stored.  ``LookupError`` names the stored models when
     ``name`` is unknown; ``ValueError`` when it is not a network or linear model.
     """
     from pes_core.db import Configuration, PotentialModel
@@ -417,6 +419,7 @@ def stored_model_with_domain(name: str) -> tuple:
     if doc.kind not in ("ann", "linear"):
         raise ValueError(f"model {name!r} is a {doc.kind} model; give a cluster, site or linear model")
     model = model_from_bytes(doc.parameters.read())
-    configs = list(Configuration.objects(content_hash__in=list(doc.training_ids or [])))
+    ids = (doc.settings or {}).get("domain_ids") or list(doc.training_ids or [])
+    configs = list(Configuration.objects(content_hash__in=list(ids)))
     domain = TrainingDomain.from_configurations(model.featurizer, configs) if configs else None
     return model, domain

@@ -99,6 +99,10 @@ class Refine(StrictModel):
     weighting: Literal["cells", "configuration"] = Field(
         "cells", description="weight of a snapshot of m training cells in the refit: cells (m, the inverse "
                              "variance of its energy per cell; pes_core.ann.cell_weighted) or configuration (1)")
+    domain: Literal["base", "all"] = Field(
+        "base", description="training domain (Monte Carlo wall and hard core) of the refitted models: base (that "
+                            "of the spec model's training set, fixed for the whole loop) or all (every training "
+                            "configuration, snapshots included: the wall moves out with each round)")
 
 
 class PESThermoSpec(StrictModel):

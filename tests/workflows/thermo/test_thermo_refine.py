@@ -180,6 +180,14 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
             pes = SupercellPES(stored_model_with_domain(model)[0], 2)
             s, e = snaps[k][0]
             assert pes.energy_of(s.cart_coords, s.lattice.matrix) == pytest.approx(e, abs=1e-8)
+        # refine.domain base (default): the refits keep the spec model's training domain (wall and hard core)
+        base_domain = stored_model_with_domain(MODEL)[1].to_dict()
+        for k in (1, 2):
+            doc = PotentialModel.objects(name=f"tiny-refine-model-r{k}").first()
+            assert doc.settings["refine"]["domain"] == "base"
+            assert sorted(doc.settings["domain_ids"]) == sorted(PotentialModel.objects(name=MODEL).first().training_ids)
+            assert len(doc.training_ids) > len(doc.settings["domain_ids"])  # trained on the snapshots too
+            assert stored_model_with_domain(f"tiny-refine-model-r{k}")[1].to_dict() == base_domain
         # the history and the final summary: the last round, naming its model
         hist = get_json(refine_name("tiny-refine"))
         assert [r["round"] for r in hist["rounds"]] == [0, 1, 2]
@@ -223,6 +231,16 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
 
         cfg0 = round_config(pes_thermo_workflow(_spec()).metadata["config"], 0, MODEL)
         assert refit_model(cfg0, 1)["reused"]
+        # refine.domain all: the domain of every training configuration, snapshots included (no domain_ids)
+        PotentialModel.objects(name="tiny-refine-model-r1").delete()
+        cfg_all = {**cfg0, "refine": {**cfg0["refine"], "domain": "all"}}
+        assert not refit_model(cfg_all, 1)["reused"]
+        doc = PotentialModel.objects(name="tiny-refine-model-r1").first()
+        assert doc.settings["refine"]["domain"] == "all" and "domain_ids" not in doc.settings
+        wide = stored_model_with_domain("tiny-refine-model-r1")[1]
+        assert wide.n_configurations == len(doc.training_ids) > base_domain["n_configurations"]
+        assert wide.energy_lo <= base_domain["energy_lo"] and wide.energy_hi >= base_domain["energy_hi"]
+        assert wide.to_dict() != base_domain
         Configuration.objects(content_hash=ids[0][0]).delete()
         with pytest.raises(ValueError, match="'tiny-refine-model-r1' is stored already.*another name"):
             refit_model(cfg0, 1)
