@@ -129,6 +129,12 @@ class Supercell:
         ------
         ValueError
             If the atoms cannot be matched one-to-one to reference sites.
+
+        Notes
+        -----
+        Every site takes its nearest atom; where two sites would share one
+        (displacements of about half a bond or more) the one-to-one
+        assignment of least total distance is taken instead.
         """
         frac = np.asarray(frac, dtype=float)
         if frac.shape != (self.n_atoms, 3):
@@ -138,7 +144,19 @@ class Supercell:
         dist = np.linalg.norm(diff @ self.cell, axis=-1)  # (ref, given), Å in the reference cell
         order = np.argmin(dist, axis=1)
         if len(set(order.tolist())) != self.n_atoms:
-            raise ValueError("atoms do not map one-to-one onto reference sites (displacements too large?)")
+            # Two sites share a nearest atom (large displacements, as in a Monte Carlo chain that left the
+            # training region): take the one-to-one assignment of least total distance (Hungarian method,
+            # scipy), atoms of the wrong species forbidden when ``species`` is given.
+            from scipy.optimize import linear_sum_assignment
+
+            cost = dist.copy()
+            if species is not None:
+                ref = np.array([str(self.space_group.structure[int(k)].specie) for k in self.ref_index])
+                cost[ref[:, None] != np.array([str(x) for x in species])[None, :]] = 1e6
+            rows, order = linear_sum_assignment(cost)
+            if cost[rows, order].max() >= 1e6:
+                raise ValueError("atoms do not map one-to-one onto reference sites of their species "
+                                 "(wrong composition or supercell?)")
         worst = dist[np.arange(self.n_atoms), order].max()
         if worst > tol * np.linalg.norm(self.cell, axis=1).min():
             raise ValueError(

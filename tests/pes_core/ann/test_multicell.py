@@ -244,3 +244,38 @@ def test_supercell_featurizer_is_cached_and_refuses_foreign_cells(small_featuriz
     feats = compute_features(f4, PESData.from_structures(f4, [f4.reference_structure()], [0.0]))
     rows = split_rows(small_featurizer, feats)
     assert rows.multiplicity.tolist() == [8]
+
+
+def test_large_displacements_map_by_least_total_distance(models, small_featurizer):
+    """A Br pushed most of the way onto a neighbouring Br site (as in a chain that left the training region):
+    the nearest-atom rule gives two sites one atom; the one-to-one assignment recovers every atom's own site,
+    so the features and the energy are those of the supercell PES in its own atom order."""
+    pes = SupercellPES(models["linear"], 4)
+    sc = pes.supercell
+    species = [str(sc.space_group.structure[int(k)].specie) for k in sc.ref_index]
+    br = [i for i, s in enumerate(species) if s == "Br"]
+    cart = sc.frac @ sc.cell
+    d = np.linalg.norm(cart[br[0]] - cart[br], axis=1)
+    j = br[int(np.argmin(np.where(d > 0.1, d, np.inf)))]  # the nearest other Br
+    moved = cart.copy()
+    step = cart[j] - cart[br[0]]
+    moved[br[0]] += 0.8 * step  # 0.2 of the Br-Br distance from site j
+    perp = np.cross(step, [1.0, 0.0, 0.0] if abs(step[0]) < 0.9 * np.linalg.norm(step) else [0.0, 1.0, 0.0])
+    moved[j] += 1.0 * perp / np.linalg.norm(perp)  # the atom of site j 1 Å off its site
+    frac = moved @ np.linalg.inv(sc.cell)
+    greedy = np.argmin(np.linalg.norm(((frac[None] - sc.frac[:, None]) - np.rint(frac[None] - sc.frac[:, None]))
+                                      @ sc.cell, axis=-1), axis=1)
+    assert len(set(greedy.tolist())) < len(greedy)  # the nearest-atom rule fails here
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(frac))
+    order = sc.match(frac[perm], [species[i] for i in perm])
+    np.testing.assert_array_equal(perm[order], np.arange(len(frac)))
+    with pytest.raises(ValueError, match="of their species"):
+        sc.match(frac, ["Cs"] * len(frac))
+    # the configuration featurizes (it used to be refused) and gets the supercell PES's energy
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure(Lattice(sc.cell), [species[i] for i in perm], frac[perm])
+    feats = multicell_features(small_featurizer, [s], [0.0])
+    np.testing.assert_allclose(models["linear"].predict(feats).numpy(), [pes.energy_of(moved, sc.cell)],
+                               rtol=0, atol=1e-8)
