@@ -290,3 +290,19 @@ def test_example_spec_builds():
     assert wf.metadata["model"] == f"{fit}-cluster"
     oracle = [fw for fw in wf.fws if fw.spec["pes_kind"] == "oracle"]
     assert len(oracle) == 9 and {fw.spec["_category"] for fw in oracle} == {"ml"}  # chgnet: a stand-in, batched
+
+
+def test_full_set_refine_example_builds():
+    from pathlib import Path
+
+    import yaml
+
+    from workflows.core.spec import build_from_spec
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "pes_thermo_cspbbr3.yaml"
+    wf = build_from_spec(path)
+    fit = yaml.safe_load((path.parent / "pes_cspbbr3.yaml").read_text())["fit"]["name"]
+    cfg = wf.metadata["config"]
+    assert wf.metadata["model"] == f"{fit}-linear" and cfg["refine"]["domain"] == "base"
+    oracle = [fw for fw in wf.fws if fw.spec["pes_kind"] == "oracle"]
+    assert len(oracle) == 16 and all(fw.spec["round"] == 0 for fw in oracle)  # round 0: 8 T x 2 directions
