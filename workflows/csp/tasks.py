@@ -147,6 +147,7 @@ def decision_action(run: SearchRun, decision: LearningDecision | AccurateDecisio
                                            "stage": "accurate"} for c in decision.learn])
         label = f"gen {gen} round {decision.round}" if decision.learn else f"gen {gen}"
         train = train_firework(name, parents=fws or None, label=label, accurate=True)
+        train.spec["_allow_fizzled_parents"] = True  # see the learning round below
         fw = again([train], f"accurate round {decision.round}" if decision.learn else "accurate MTP fitted")
         return FWAction(detours=[Workflow(fws + [train, fw], name=f"csp {name} accurate MTP gen {gen}")],
                         stored_data={"accurate_round": decision.round, "selected": len(decision.learn)})
@@ -157,6 +158,11 @@ def decision_action(run: SearchRun, decision: LearningDecision | AccurateDecisio
                                 extra=[{"grade": c.grade, "reason": c.reason, "generation": gen, "round": r}
                                        for c in decision.learn])
         train = train_firework(name, parents=ofws, label=f"gen {gen} round {r}")
+        # an oracle firework fizzles when the oracle rejected every configuration of the round (overlapping
+        # atoms an MTP relaxation ran into, e.g. BKS SiO2); the training (on the search's stored oracle data,
+        # not on the parents' output) and the generation go on, and the generation's learning rounds stay
+        # capped by active.max_rounds_per_generation, so one rejected round no longer stops the whole search
+        train.spec["_allow_fizzled_parents"] = True
         fw = again([train], f"round {r}")
         fw.spec["pes_active_round"] = r
         return FWAction(detours=[Workflow(ofws + [train, fw], name=f"csp {name} active learning gen {gen} round {r}")],

@@ -122,3 +122,23 @@ def test_two_stage_detours_train_the_accurate_mtp_and_run_the_generation_again()
     assert oracle_task["generator"] == "csp-accurate" and "csp-accurate" in oracle_task["tags"]
     assert oracle_task["extra"][0]["generation"] == 2 and oracle_task["extra"][0]["stage"] == "accurate"
     assert fws[1].tasks[0]["stage"] == "accurate" and fws[0].spec["_category"] == "dft"
+
+
+def test_learning_round_goes_on_when_the_oracle_rejects_every_configuration():
+    """A learning round whose oracle firework fizzled (the oracle rejected every configuration: overlapping
+    atoms an MTP relaxation ran into) must not stop the search: its training and the generation still run."""
+    wf = csp_workflow("cat", SEARCH, oracle="vasp", mode="mtp", active={"two_stage": {}})
+    config = wf.fws[0].spec["pes_csp_config"]
+    run = SimpleNamespace(name="cat", settings=config)
+    si = bulk("Si", "diamond", a=5.43)
+    decisions = [LearningDecision(generation=1, round=1, learn=[LearnItem(si, 12.0, "break", "h1")]),
+                 AccurateDecision(generation=1, round=1, learn=[LearnItem(si, 50.0, "break", "h3")])]
+    for decision in decisions:
+        fws = _fireworks(decision_action(run, decision, {"formula": "Si2"}))
+        assert [fw.spec["pes_kind"] for fw in fws] == ["oracle", "mtp_train", "csp_generation"]
+        oracle_fw, train, generation = fws
+        # the oracle firework fizzles only when every configuration failed; the training firework after it
+        # runs on the search's stored oracle data whatever its parent did
+        assert oracle_fw.tasks[0]["allow_failures"] is True
+        assert train.spec.get("_allow_fizzled_parents") is True
+        assert not generation.spec.get("_allow_fizzled_parents")  # a failed training still stops the search
