@@ -50,31 +50,46 @@ def _lattice(structure) -> np.ndarray:
     return np.asarray(structure.cell[:], dtype=float)
 
 
-def supercell_matrix(featurizer: CCDFeaturizer, structure, tol: float = 0.25) -> np.ndarray:
+def supercell_matrix(featurizer: CCDFeaturizer, structure, tol: float = 0.2) -> np.ndarray:
     """Integer matrix ``P`` (lattice rows = ``P @ primitive``) of a (strained) supercell of the reference.
+
+    ``P`` is the rounded ``lattice @ inv(primitive)``; it is accepted when the
+    cell it implies holds the structure's atoms (``|det P|`` primitive cells)
+    and the remaining homogeneous deformation ``F = inv(P @ primitive) @
+    lattice`` is within ``tol`` of the identity.  The bound is on the strain,
+    not on the entries of ``P``: a fixed bound on the entries would allow 12 %
+    strain in a 2x2x2 cell but only 6 % in a 4x4x4 and 4 % in a 6x6x6 one
+    (Monte Carlo chains of a model with a strain hole reach c/a = 1.13 in a
+    4x4x4 cell, and those are the snapshots a refit needs).
 
     Parameters
     ----------
     featurizer : CCDFeaturizer
-        Gives the primitive reference lattice (Å).
+        Gives the primitive reference lattice (Å) and its atoms per cell.
     structure : Structure or Atoms
         A distorted, possibly strained supercell of the reference.
     tol : float
-        Largest deviation of ``P`` from integers (a strain of a few per cent
-        of a 4x4x4 cell is ~0.1).
+        Largest component of the strain ``F - 1`` (dimensionless).
 
     Raises
     ------
     ValueError
-        When the cell is not close to an integer supercell of the reference.
+        When the cell is not close to an integer supercell of the reference
+        holding the structure's number of atoms.
     """
     prim = np.asarray(featurizer.space_group.lattice, dtype=float)
-    p = _lattice(structure) @ np.linalg.inv(prim)
+    lattice = _lattice(structure)
+    p = lattice @ np.linalg.inv(prim)
     r = np.rint(p)
-    if np.max(np.abs(p - r)) > tol or abs(np.linalg.det(r)) < 0.5:
-        raise ValueError(f"the cell {np.round(_lattice(structure), 3).tolist()} (Å) is not a supercell of the "
-                         f"model's reference (matrix {np.round(p, 3).tolist()} is not integer within {tol}); "
-                         "only supercells of the training set's reference can be used")
+    cells = abs(np.linalg.det(r))
+    per_cell = featurizer.n_atoms // len(featurizer.supercell.translations)
+    strain = np.linalg.inv(r @ prim) @ lattice - np.eye(3) if cells >= 0.5 else np.full((3, 3), np.inf)
+    worst = float(np.max(np.abs(strain)))
+    if cells < 0.5 or worst > tol or len(structure) != per_cell * round(cells):
+        raise ValueError(f"the cell {np.round(lattice, 3).tolist()} (Å) with {len(structure)} atoms is not a supercell "
+                         f"of the model's reference (matrix {np.round(p, 3).tolist()}: {round(cells)} primitive cells "
+                         f"of {per_cell} atoms, strain {worst:.3g}, at most {tol}); only supercells of the training "
+                         "set's reference can be used")
     return r.astype(int)
 
 

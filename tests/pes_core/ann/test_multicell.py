@@ -241,6 +241,22 @@ def test_supercell_featurizer_is_cached_and_refuses_foreign_cells(small_featuriz
     wrong = Structure(Lattice.cubic(2.5 * 5.87), ["Cs"], [[0, 0, 0]])  # 2.5 primitive cells a side
     with pytest.raises(ValueError, match="not a supercell"):
         multicell_features(small_featurizer, [wrong], [0.0])
+    # a strongly strained 4x4x4 cell (a -7 %, c +5.5 %, as chains in a strain hole of a model reach) is still a
+    # 4x4x4 supercell; the bound is on the strain, not on the matrix entries (3.72 is 0.28 from 4)
+    from pes_core.ann.multicell import supercell_matrix
+
+    strained = f4.reference_structure()
+    strained.apply_strain([-0.07, -0.055, 0.055])
+    assert supercell_matrix(small_featurizer, strained).tolist() == [[4, 0, 0], [0, 4, 0], [0, 0, 4]]
+    assert multicell_features(small_featurizer, [strained], [0.0]).multiplicity.tolist() == [8]
+    with pytest.raises(ValueError, match="80 primitive cells of 5 atoms"):  # +30 % rounds to 5 cells a side
+        supercell_matrix(small_featurizer, f4.reference_structure().apply_strain([0.3, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="strain 0.22, at most 0.2"):  # 2x2x2 +22 %: rounds to 2, but too strained
+        supercell_matrix(small_featurizer, small_featurizer.reference_structure().apply_strain([0.22, 0.0, 0.0]))
+    short = f4.reference_structure()
+    short.remove_sites([0])  # the cell of 64 primitive cells with 319 atoms
+    with pytest.raises(ValueError, match="319 atoms is not a supercell.*64 primitive cells of 5 atoms"):
+        supercell_matrix(small_featurizer, short)
     feats = compute_features(f4, PESData.from_structures(f4, [f4.reference_structure()], [0.0]))
     rows = split_rows(small_featurizer, feats)
     assert rows.multiplicity.tolist() == [8]
