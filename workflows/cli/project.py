@@ -371,7 +371,9 @@ def status(launchpad: str | None, fizzled: bool) -> None:
             purposes = ", ".join(f"{k} {v}" for k, v in acc["oracle_calls_by_purpose"].items() if v)
             line = (f"search {s.name} ({acc['mode']}): {s.status}, generations done "
                     f"{'-' if last is None else last + 1}, {best_txt}, oracle calls {acc['oracle_calls']}"
-                    + (f" ({purposes})" if purposes else ""))
+                    + (f" ({purposes})" if purposes else "")
+                    + (f", failed or refused oracle calls {acc['oracle_failures']} (not in the total)"
+                       if acc.get("oracle_failures") else ""))
             if acc["mode"] == "mtp":
                 model = PotentialModel.objects(id=s.model_id).first() if s.model_id else None
                 line += f", MTP evaluations {acc['mtp_evaluations']}"

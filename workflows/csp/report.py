@@ -42,7 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from pes_core.active.decisions import RESOLUTION_MEV, required_resolution
-from pes_core.db import Configuration, GenerationRecord, PotentialModel, SearchRun
+from pes_core.db import Configuration, FailedCalculation, GenerationRecord, PotentialModel, SearchRun
 from pes_core.search import (
     VerifySettings,
     candidate_table,
@@ -94,6 +94,12 @@ def search_accounting(name: str) -> dict[str, Any]:
         ``best_verified_enthalpy_per_atom`` (eV/atom or None), ``mode`` and
         ``status``.
 
+        ``oracle_failures`` and ``oracle_failures_by_purpose``: the search's
+        oracle calls that failed or were refused (``FailedCalculation``
+        records tagged ``csp:<name>``, one per structure and reason), beside
+        the total, not in it: a refusal before the calculation (overlapping
+        atoms) costs nothing, a failed DFT run costs a calculation.
+
     Notes
     -----
     Oracle calls that returned no finite energy inside an oracle trajectory
@@ -134,12 +140,18 @@ def search_accounting(name: str) -> dict[str, Any]:
             add(stored.generation, "direct_relaxations", n_run)
     n_verify = sum(int(v.get("oracle_calls", 0)) for v in stored.verification)
     by_purpose["verification"] += n_verify
+    failures: Counter[str] = Counter({p: 0 for p in PURPOSES})
+    for doc in FailedCalculation.objects(tags=f"csp:{name}").only("tags"):
+        kinds = [t for t in (doc.tags or []) if t in _GENERATOR_PURPOSE]
+        failures[_purpose_of(kinds[0] if kinds else None)] += 1
     verified = [v for v in stored.verification if not v.get("failed") and v.get("oracle_enthalpy_per_atom") is not None]
     times = [t for t in last_times if t is not None]
     return {
         "name": name, "mode": mode, "status": run.status,
         "oracle_calls": int(sum(by_purpose.values())),
         "oracle_calls_by_purpose": {p: int(by_purpose[p]) for p in PURPOSES},
+        "oracle_failures": int(sum(failures.values())),
+        "oracle_failures_by_purpose": {p: int(failures[p]) for p in PURPOSES},
         "oracle_calls_by_generation": [{"generation": g, **{p: int(c[p]) for p in PURPOSES if c[p]}}
                                        for g, c in sorted(per_gen.items())],
         "mtp_evaluations": n_model,

@@ -98,7 +98,7 @@ def test_direct_search_counts_every_oracle_call(project, counted_sw, capsys):
     assert f"best {final[0]['oracle_enthalpy_per_atom']:.4f} eV/atom (verified)" in line
 
 
-def test_mtp_search_counts_every_oracle_call_by_purpose(project, counted_sw):
+def test_mtp_search_counts_every_oracle_call_by_purpose(project, counted_sw, capsys):
     with open_backend(project) as b:
         b.lp.add_wf(csp_workflow("acc-mtp", SEARCH, oracle="sw", mode="mtp", relax=RELAX, mtp=MTP, active=ACTIVE,
                                  verify={"within_mev": 50}))
@@ -121,6 +121,26 @@ def test_mtp_search_counts_every_oracle_call_by_purpose(project, counted_sw):
         summary = json.loads((project.parent / "reports" / "acc-mtp" / "summary.json").read_text())
         assert summary["mtp_accuracy"]["message"] == warning["message"]
         assert "two_stage" not in summary  # the option is off
+        # refused oracle calls (overlapping atoms of a bad MTP relaxation) are reported by purpose, beside the total
+        assert acc["oracle_failures"] == 0
+        from pymatgen.core import Lattice, Structure
+
+        from pes_core.db import record_failure
+
+        bad = Structure(Lattice.cubic(5.43), ["Si", "Si"], [[0, 0, 0], [0.01, 0, 0]])
+        for reason, tags in (("ValueError: atoms 0 and 1 overlap", ["csp:acc-mtp", "csp-active"]),
+                             ("ValueError: atoms 0 and 1 overlap", ["csp:acc-mtp", "csp-active"]),  # the same: once
+                             ("OracleError: SCF not converged", ["csp:acc-mtp", "csp-check"]),
+                             ("OracleError: SCF not converged", ["csp:other-search", "csp-check"])):
+            record_failure(bad, "sw", {}, reason, workflow="acc-mtp", tags=tags)
+        again = search_accounting("acc-mtp")
+        assert again["oracle_failures"] == 2
+        assert again["oracle_failures_by_purpose"]["learning"] == 1 and again["oracle_failures_by_purpose"]["checks"] == 1
+        assert again["oracle_calls_by_purpose"] == by  # not in the total
+    capsys.readouterr()
+    pes(["status", "-l", str(project)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("search acc-mtp"))
+    assert f"oracle calls {acc['oracle_calls']} (" in line and "failed or refused oracle calls 2 (not in the total)" in line
 
 
 DIAMOND_SW = -4.3366  # eV/atom, Stillinger-Weber minimum of diamond Si (a = 5.431 Å)
