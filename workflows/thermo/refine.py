@@ -25,14 +25,15 @@ changed.
 
 The refitted model's training domain (the Monte Carlo wall and the hard
 core) is, with ``refine.domain: base`` (default), that of the spec model's
-training set (stored as ``settings["domain_ids"]``): the region the loop
-must make the model right in stays fixed, and the loop converges on it.
-With ``domain: all`` it is that of all training configurations, snapshots
-included, so the wall moves out by up to its margin every round and each
-round may explore (and open) new regions.  Measured on the full CsPbBr3 set
-(docs/thermo.md): with ``all`` the worst-temperature RMSE went 192.9, 151.2,
-54.4, 54.7, 12.8, 162.8, 11.8 meV/atom over rounds 0-6; a prototype with the
-fixed domain converged in 4 rounds.
+training set (stored as ``settings["domain_ids"]``): the region where the
+loop must make the model right stays fixed.  With ``domain: all`` it is that
+of all training configurations, snapshots included, so the wall moves out by
+up to its margin every round and each round may explore (and open) new
+regions.  Measured on the full CsPbBr3 set with the linear order-4 model
+(docs/thermo.md, one run each): worst-temperature RMSE by round 192.9,
+151.2, 54.4, 54.7, 12.8, 162.8, 11.8 meV/atom with ``all``; 190.1, 159.3,
+31.7, 15.5, 29.0, 161.0 with ``base`` (faster at first; neither converged:
+that model is unbounded below away from its data).
 
 The history (RMSE per round and temperature, models, decisions) is the blob
 ``thermo/<name>/refine.json`` (:func:`workflows.thermo.store.refine_name`).
