@@ -143,6 +143,8 @@ class Supercell:
         diff -= np.rint(diff)
         dist = np.linalg.norm(diff @ self.cell, axis=-1)  # (ref, given), Å in the reference cell
         order = np.argmin(dist, axis=1)
+        ref = (None if species is None else
+               np.array([str(self.space_group.structure[int(k)].specie) for k in self.ref_index]))
         if len(set(order.tolist())) != self.n_atoms:
             # Two sites share a nearest atom (large displacements, as in a Monte Carlo chain that left the
             # training region): take the one-to-one assignment of least total distance (Hungarian method,
@@ -150,8 +152,7 @@ class Supercell:
             from scipy.optimize import linear_sum_assignment
 
             cost = dist.copy()
-            if species is not None:
-                ref = np.array([str(self.space_group.structure[int(k)].specie) for k in self.ref_index])
+            if ref is not None:
                 cost[ref[:, None] != np.array([str(x) for x in species])[None, :]] = 1e6
             rows, order = linear_sum_assignment(cost)
             if cost[rows, order].max() >= 1e6:
@@ -162,10 +163,9 @@ class Supercell:
             raise ValueError(
                 f"an atom is {worst:.2f} Å from its reference site; is this the right supercell?"
             )
-        if species is not None:
-            ref = [str(self.space_group.structure[int(k)].specie) for k in self.ref_index]
+        if ref is not None:
             got = [str(species[i]) for i in order]
-            if ref != got:
+            if ref.tolist() != got:
                 raise ValueError("species of the matched atoms differ from the reference supercell")
         return order
 

@@ -137,9 +137,9 @@ def record_round(cfg: dict, decision: dict) -> dict:
                "tolerance_mev": decision["tolerance_mev"], "max_rounds": int(cfg["refine"]["rounds"]),
                "criterion": CRITERION, "rounds": rounds, "status": decision["action"],
                "last_round": decision["round"], "last_model": decision["model"]}
-    best = best_round(rounds)
-    history.update({"best_round": best["round"] if best else None, "best_model": best["model"] if best else None,
-                    "best_max_rmse": best["max_rmse"] if best else None})
+    best = best_round(rounds) or {}
+    history.update({"best_round": best.get("round"), "best_model": best.get("model"),
+                    "best_max_rmse": best.get("max_rmse")})
     put_blob(refine_name(name), json.dumps(history).encode())
     return history
 

@@ -148,6 +148,11 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
         cfg = round_config(cfg, history["last_round"], history["last_model"])
         (out / "refine.json").write_text(json.dumps(history, indent=1))
         plot_refine(history, out / "refine_rmse.png")
+        best_note = ""
+        if history["status"] != "converged" and history.get("best_model") \
+                and history["best_round"] != history["last_round"]:
+            best_note = (f"; the best round is {history['best_round']} ({history['best_model']}, worst "
+                         f"{history['best_max_rmse']:.2f} meV/atom): scan with it when the loop stopped unconverged")
         table = "; ".join(f"round {r['round']} ({r['model']}): worst "
                           f"{'-' if r['max_rmse'] is None else format(r['max_rmse'], '.2f')}, all "
                           f"{'-' if r['pooled_rmse'] is None else format(r['pooled_rmse'], '.2f')} meV/atom"
@@ -156,12 +161,8 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
                       (f"RMSE of each round's model on its own oracle-relabelled snapshots, per temperature; "
                        f"status {history['status']} (tolerance {history['tolerance_mev']:g} meV/atom at every "
                        f"temperature, at most {history['max_rounds']} refits); {table}. The plots below are those "
-                       f"of round {history['last_round']}, model {history['last_model']}"
-                       + (f"; the best round is {history['best_round']} ({history['best_model']}, worst "
-                          f"{history['best_max_rmse']:.2f} meV/atom): scan with it when the loop stopped "
-                          "unconverged" if history.get("best_model") and history["status"] != "converged"
-                          and history["best_round"] != history["last_round"] else "")
-                       + " (refine.json: the history)")))
+                       f"of round {history['last_round']}, model {history['last_model']}{best_note} (refine.json: "
+                       "the history)")))
     for n in cfg["supercells"]:
         results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3,
                                                   "pressure": cfg["pressure_gpa"], "kind": cfg["model"]})
