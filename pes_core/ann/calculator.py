@@ -105,6 +105,20 @@ class TrainingDomain:
         :func:`stored_model_with_domain` does) to get one.
     core_cutoff : float
         Å: distances at or beyond it were not recorded.
+    active, active_scale : dict of str to numpy.ndarray
+        Orbit -> the maxvol active set of the cluster features (``(n, n)``,
+        ``n`` features of the orbit, each column divided by
+        ``active_scale``): the ``n`` training clusters of (locally) largest
+        volume (:func:`feature_active_set`).  The *extrapolation grade* of a
+        cluster (:meth:`grades`) is ``max_k |c_k|`` where ``phi = c A``:
+        at most 1 inside the parallelotope the active set spans, as in the
+        moment tensor potentials' active learning (Podryabinkin and Shapeev,
+        Comput. Mater. Sci. 140, 171 (2017)).  For the linear model each
+        cluster's energy is ``v . phi = sum_k c_k (v . a_k)``, so a grade at
+        most ``g`` bounds it by ``g`` times the sum of the active clusters'
+        energies: a wall on the grade bounds the model where a box on each
+        feature does not (the box admits combinations no training cluster
+        had).  Empty for domains serialized without it: no grade check.
     """
 
     pair_lo: dict[str, np.ndarray]
@@ -116,7 +130,10 @@ class TrainingDomain:
     n_configurations: int = 0
     core: dict[str, float] = field(default_factory=dict)
     core_cutoff: float = DEFAULT_CORE_CUTOFF
+    active: dict = field(default_factory=dict, repr=False)
+    active_scale: dict = field(default_factory=dict, repr=False)
     _widths: dict = field(default_factory=dict, repr=False)
+    _grade_inv: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_data(cls, featurizer, data: PESData, chunk: int = 128,
@@ -133,6 +150,7 @@ class TrainingDomain:
             lo[name] = np.minimum(lo[name], mn) if name in lo else mn
             hi[name] = np.maximum(hi[name], mx) if name in hi else mx
 
+        rows: dict = {}
         with torch.no_grad():
             for a in range(0, len(data), chunk):
                 pos, cell = data.positions[a:a + chunk], data.cells[a:a + chunk]
@@ -140,10 +158,13 @@ class TrainingDomain:
                     upd(plo, phi, name, x)
                 for name, x in featurizer.cluster_features(pos, cell).items():
                     upd(flo, fhi, name, x)
+                    rows.setdefault(name, []).append(x.reshape(-1, x.shape[-1]).numpy())
         e = data.energies.numpy() / data.n_atoms
         species = [str(site.specie) for site in featurizer.reference_structure()]
         core = min_pair_distances(data.positions.numpy(), data.cells.numpy(), species, cutoff=core_cutoff)
-        return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data), core, float(core_cutoff))
+        active, scale = _active_sets({name: np.concatenate(r) for name, r in rows.items()})
+        return cls(plo, phi, flo, fhi, float(e.min()), float(e.max()), len(data), core, float(core_cutoff),
+                   active, scale)
 
     @classmethod
     def merged(cls, domains: list[TrainingDomain]) -> TrainingDomain:
@@ -168,8 +189,17 @@ class TrainingDomain:
             core = {}  # one domain without a hard core (serialized before it existed): no hard core at all
         cutoff = min(d.core_cutoff for d in domains)
         core = {p: v for p, v in core.items() if v < cutoff}
+        # active sets: maxvol over the union of the domains' active clusters (a domain without them: none);
+        # approximate: a cluster of one domain that was not in its active set may grade a little above 1
+        # against the merged set (up to 1.08 in the tests)
+        active, scale = {}, {}
+        if all(d.active for d in domains):
+            active, scale = _active_sets({name: np.concatenate([d.active[name] * d.active_scale[name]
+                                                                for d in domains])
+                                          for name in domains[0].active})
         return cls(**ranges, energy_lo=min(d.energy_lo for d in domains), energy_hi=max(d.energy_hi for d in domains),
-                   n_configurations=sum(d.n_configurations for d in domains), core=core, core_cutoff=cutoff)
+                   n_configurations=sum(d.n_configurations for d in domains), core=core, core_cutoff=cutoff,
+                   active=active, active_scale=scale)
 
     @classmethod
     def from_configurations(cls, featurizer, configurations) -> TrainingDomain:
@@ -206,7 +236,9 @@ class TrainingDomain:
                  for k in ("pair_lo", "pair_hi", "feature_lo", "feature_hi")}
         return {**lists, "energy_lo": self.energy_lo, "energy_hi": self.energy_hi,
                 "n_configurations": self.n_configurations, "core": {k: float(v) for k, v in self.core.items()},
-                "core_cutoff": float(self.core_cutoff)}
+                "core_cutoff": float(self.core_cutoff),
+                "active": {n: np.asarray(v).tolist() for n, v in self.active.items()},
+                "active_scale": {n: np.asarray(v).tolist() for n, v in self.active_scale.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingDomain:
@@ -216,7 +248,25 @@ class TrainingDomain:
         return cls(**arr, energy_lo=float(d["energy_lo"]), energy_hi=float(d["energy_hi"]),
                    n_configurations=int(d.get("n_configurations", 0)),
                    core={k: float(v) for k, v in (d.get("core") or {}).items()},
-                   core_cutoff=float(d.get("core_cutoff", DEFAULT_CORE_CUTOFF)))
+                   core_cutoff=float(d.get("core_cutoff", DEFAULT_CORE_CUTOFF)),
+                   active={n: np.asarray(v, dtype=float) for n, v in (d.get("active") or {}).items()},
+                   active_scale={n: np.asarray(v, dtype=float) for n, v in (d.get("active_scale") or {}).items()})
+
+    def grade_matrix(self, name: str) -> np.ndarray | None:
+        """``M`` with grades ``max_k |(phi M)_k|`` of raw features ``phi`` of orbit ``name`` (None: no active set)."""
+        if name not in self.active:
+            return None
+        if name not in self._grade_inv:
+            self._grade_inv[name] = np.linalg.inv(self.active[name]) / self.active_scale[name][:, None]
+        return self._grade_inv[name]
+
+    def grades(self, name: str, phi: np.ndarray) -> np.ndarray:
+        """Extrapolation grades of clusters of orbit ``name`` (features ``(..., n)`` -> ``(...)``; 0 without active set)."""
+        phi = np.asarray(phi, dtype=float)
+        m = self.grade_matrix(name)
+        if m is None or phi.size == 0:
+            return np.zeros(phi.shape[:-1])
+        return np.abs(phi @ m).max(axis=-1)
 
     def core_distances(self, core_margin: float = DEFAULT_CORE_MARGIN) -> dict[str, float]:
         """Species pair -> the distance (Å) below which a configuration lies inside the hard core."""
@@ -236,6 +286,33 @@ class TrainingDomain:
         """Distance of values ``x (..., n)`` outside the range, in units of the range width (0 inside)."""
         lo, hi = getattr(self, f"{kind}_lo")[name], getattr(self, f"{kind}_hi")[name]
         return np.maximum(np.maximum(x - hi, lo - x), 0.0) / self._width(kind, name)
+
+
+def _active_sets(rows: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Orbit -> maxvol active set of its feature rows (columns scaled by their spread), and the scales.
+
+    The grade is invariant under scaling the columns (``phi D (A D)^-1 =
+    phi A^-1``); the scaling only conditions the matrix.  An orbit whose
+    rows do not span all its features (fewer rows than features, or
+    dependent ones) gets no active set: its grade would be meaningless.
+    """
+    from pes_core.active.maxvol import (
+        MaxvolState,  # deferred: pes_core.active imports the MTP code
+    )
+
+    active, scale = {}, {}
+    for name, x in rows.items():
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[0] < x.shape[1] or x.shape[1] == 0:
+            continue
+        sc = x.std(axis=0)
+        sc = np.where(sc > 1e-12, sc, 1.0)
+        state = MaxvolState.empty(x.shape[1])
+        state.update(x / sc)
+        if (state.owners < 0).any() or not np.isfinite(state.inverse).all():
+            continue
+        active[name], scale[name] = state.matrix.copy(), sc
+    return active, scale
 
 
 class PESCalculator(Calculator):

@@ -89,6 +89,9 @@ def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettin
     """Build and fit the model of one grid point on ``train``; returns ``(model, report, seconds)``.
 
     ``point["model"]`` is ``"cluster"`` (default), ``"site"`` or ``"linear"``;
+    ``point["shortcut"]`` (networks only, default true) adds the linear
+    shortcut to every network; without it the model is bounded
+    (:meth:`~pes_core.ann.models.ClusterModel.energy_bounds`);
     the networks train with :func:`point_train_settings` of ``point`` over
     ``settings`` (the point's own ``training`` wins field by field).
     """
@@ -98,7 +101,7 @@ def fit_point(point: dict, featurizer, train: FeatureData, settings: TrainSettin
         t0 = time.perf_counter()
         model.fit(train)
         return model, None, time.perf_counter() - t0
-    model = build_model(kind, featurizer, hidden=_hidden(point))
+    model = build_model(kind, featurizer, hidden=_hidden(point), shortcut=bool(point.get("shortcut", True)))
     report = train_model(model, train, point_train_settings(point, settings))
     return model, report, report.wall_time_s
 

@@ -17,7 +17,9 @@ solution of the linear part (:meth:`_PerGroupModel.init_linear`) and the
 tanh layers learn what the expansion misses.  Inputs are standardized with
 training-set statistics and ``E0``/``s`` are the mean and spread of the
 training energies (all stored as buffers, so a saved model is
-self-contained).  The networks use tanh activations.  Because the features
+self-contained).  With ``shortcut=False`` the networks alone give the
+energy, which is then bounded (:meth:`ClusterModel.energy_bounds`): the
+shortcut, a polynomial of order up to 4 in the displacements, is not.  The networks use tanh activations.  Because the features
 are invariant under the reference space group, symmetry-equivalent
 distortions get equal energies by construction; forces (eV/Å) and the
 strain derivative follow by autograd through the featurizer.
@@ -149,6 +151,42 @@ class _PerGroupModel(PESModel):
                 a += n
             self.e0.add_(offset * float(self.e_scale))
         return float(alpha)
+
+    def energy_bounds(self) -> tuple[float, float]:
+        """Bounds ``(lo, hi)`` (eV) of the energy of any configuration of the featurizer's cell.
+
+        Without the shortcut every network ends in a linear layer on
+        ``tanh`` outputs in ``[-1, 1]``, so its output lies within ``b -+
+        |w|_1`` whatever the input: the model is bounded below and above,
+        and so is its Monte Carlo chain, far from its data too (a polynomial
+        shortcut of order 4 is not bounded, and a chain may sink into a
+        region its data never constrained).  The bounds are attained only
+        if every network's hidden units saturate at once, so they are loose.
+        A configuration of ``m`` featurizer cells (``E0`` counts once per
+        cell) lies within ``m * lo`` and ``m * hi``.
+
+        Raises
+        ------
+        ValueError
+            With the shortcut: ``w . x`` has no bound.
+        """
+        if self.shortcut:
+            raise ValueError("a network with the linear shortcut is not bounded (w . x grows without limit with "
+                             "the features); fit with shortcut: false for a bounded model")
+        pos, cell = self.featurizer.reference_batch(1)
+        with torch.no_grad():
+            out = self.featurizer(pos, cell)
+        members = self._inputs(out.clusters, out.sites)
+        lo = hi = 0.0
+        for name, net in zip(self.group_names, self.nets):
+            last = net[-1]
+            w1 = float(last.weight.detach().abs().sum())
+            b = float(last.bias.detach()[0])
+            n = int(members[name].shape[1])
+            lo += n * (b - w1)
+            hi += n * (b + w1)
+        e0, s = float(self.e0), float(self.e_scale)
+        return e0 + s * lo, e0 + s * hi
 
     def _inputs(self, clusters, sites) -> dict[str, torch.Tensor]:
         return clusters if self.groups_attr == "clusters" else sites

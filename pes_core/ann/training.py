@@ -136,7 +136,8 @@ class TrainSettings:
         when ``linear_init`` (``0``: start exactly from the ridge solution;
         ``> 0`` breaks the zero-gradient plateau of the hidden layers, and
         the shortcuts are then fitted to what the initial networks leave;
-        clearly worse on the CsPbBr3 sets, kept for experiments).
+        clearly worse on the CsPbBr3 sets, kept for experiments).  Networks
+        without a shortcut start at 0.1 of the default (nothing to start from).
     train_linear : bool
         Let Adam update the linear shortcuts too (``False``: they keep the
         ridge solution and Adam trains the networks alone).
@@ -240,7 +241,9 @@ def train_model(model: PESModel, features: FeatureData, settings: TrainSettings 
                 m.reset_parameters()
         for net in getattr(model, "nets", []):
             with torch.no_grad():  # start from the linear part alone: zero the networks' output layers
-                net[-1].weight.mul_(s.init_scale if s.linear_init else 0.1)
+                # without a shortcut there is no linear part to start from: the networks' usual small start
+                linear_start = s.linear_init and getattr(model, "shortcut", False)
+                net[-1].weight.mul_(s.init_scale if linear_start else 0.1)
                 net[-1].bias.zero_()
         tr_idx, va_idx = _split(len(features), s.val_fraction, s.seed)
         train, val = features.subset(tr_idx), features.subset(va_idx)

@@ -5,6 +5,9 @@
   systems of a cubic perovskite (Glazer 1972; space groups after Howard &
   Stokes 1998); :func:`tilted_supercell` builds them for a
   :class:`pes_core.clusters.PerovskiteReference` (any ABX3).
+* :func:`mosaic_supercells` -- supercells whose blocks are different
+  distorted copies of one training cell (couplings a small periodic cell
+  cannot hold);
 * :mod:`pes_core.sampling.pes_training` -- symmetry-adapted displacement
   modes and strains, n-sphere samples with a feature-correlation novelty
   filter, interpolations, oracle relaxations and thermal (oracle MD)
@@ -13,6 +16,7 @@
   :class:`ThermalSettings`, :class:`ReferenceRelaxSettings`).
 """
 
+from pes_core.sampling.mosaic import block_displacements, mosaic_supercells
 from pes_core.sampling.perturb import rattled_strained
 from pes_core.sampling.pes_training import (
     ModeBlock,
@@ -49,9 +53,11 @@ __all__ = [
     "StochasticSettings",
     "SystematicSettings",
     "ThermalSettings",
+    "block_displacements",
     "glazer_tilted",
     "interpolate_structures",
     "mode_enumeration",
+    "mosaic_supercells",
     "nsphere_samples",
     "parse_glazer",
     "rattled_strained",

@@ -15,7 +15,9 @@ over flat tables of all orbits at once:
   optional linear shortcut, times the energy scale; ``tanh`` from ``exp``,
   absolute error < 3e-16, three times faster than libm's); site features ``G_i``
   are means of ``phi`` over the clusters listed for each site;
-* the training-domain excess (pair deformations and features, range widths);
+* the training-domain excess (pair deformations and features, range widths;
+  with ``grade_max`` also the clusters' extrapolation grades against the
+  domain's active sets, ``phi @ M`` per touched cluster);
 * the hard core of the domain: the moved atom's distance to every other atom
   (fractional differences reduced to the minimum image, plus the lattice
   shifts of :func:`~pes_core.ann.hardcore.image_range` where the cell is
@@ -145,6 +147,14 @@ class JitTables:
             self.bounds_p = np.zeros((3, int(self.pb_off[-1])))
             self.bounds_f = np.zeros((3, int(self.fb_off[-1])))
         self.margin = float(pes.margin)
+        # grade wall (SupercellPES.grade_max): per orbit the matrix M (row-major, n_b x n_b) of max|phi M|
+        gmat = getattr(pes, "_gmat", {})
+        self.g_has = np.array([o.name in gmat for o in orbits], dtype=i64)
+        sizes = [int(nb) ** 2 if o.name in gmat else 0 for o, nb in zip(orbits, self.orb_nb)]
+        self.g_off = np.r_[0, np.cumsum(sizes)].astype(i64)
+        self.g_m = (np.concatenate([np.ascontiguousarray(gmat[o.name], dtype=float).reshape(-1)
+                                    for o in orbits if o.name in gmat]) if gmat else np.zeros(0))
+        self.g_fac = float(getattr(pes, "_gfac", 0.0))
         # hard core: kind per atom, squared core distance per kind pair, the current cell (updated in place)
         self.core_check = bool(pes.core_check)
         self.core_kinds = np.ascontiguousarray(pes.core_kinds, dtype=i64)
@@ -276,7 +286,8 @@ class JitTables:
     def _poly_args(self) -> tuple:
         return (self.pi, self.pj, self.pref, self.cl_orb, self.pair_off, self.orb_p, self.orb_nq, self.orb_nb,
                 self.u, self.u_off, self.mono_base, self.mono_parent, self.mono_last, self.coef_ptr, self.coef_col,
-                self.coef_val, self.metric, self.bounds_p, self.pb_off, self.bounds_f, self.fb_off, self.check)
+                self.coef_val, self.metric, self.bounds_p, self.pb_off, self.bounds_f, self.fb_off, self.check,
+                self.g_has, self.g_off, self.g_m, self.g_fac)
 
     def _energy_args(self) -> tuple:
         return (self.is_net, self.in_off, self.lin_w, self.mu, self.sd, self.has_lin, self.scale, self.lay_ptr,
@@ -375,7 +386,8 @@ if HAVE_NUMBA:
         (range widths; 0 without a domain).
         """
         (pi, pj, pref, cl_orb, pair_off, orb_p, orb_nq, orb_nb, u, u_off, mono_base, mono_parent, mono_last,
-         coef_ptr, coef_col, coef_val, metric, bounds_p, pb_off, bounds_f, fb_off, check) = pa
+         coef_ptr, coef_col, coef_val, metric, bounds_p, pb_off, bounds_f, fb_off, check, g_has, g_off, g_m,
+         g_fac) = pa
         worst = 0.0
         for ic in range(len(clusters)):
             g = clusters[ic]
@@ -421,6 +433,15 @@ if HAVE_NUMBA:
                     i = fb_off[o] + c
                     x = out[o0 + c]
                     worst = max(worst, max(max(x - bounds_f[1, i], bounds_f[0, i] - x), 0.0) / bounds_f[2, i])
+                if g_has[o]:  # extrapolation grade max_j |sum_c phi_c M_cj|, as excess (grade - 1) * g_fac
+                    m0 = g_off[o]
+                    grade = 0.0
+                    for j in range(n_b):
+                        acc = 0.0
+                        for c in range(n_b):
+                            acc += out[o0 + c] * g_m[m0 + c * n_b + j]
+                        grade = max(grade, abs(acc))
+                    worst = max(worst, max(grade - 1.0, 0.0) * g_fac)
         return worst
 
     @njit(cache=True, nogil=True)

@@ -152,6 +152,25 @@ class SupercellPES:
         d_min(a, b)`` gets an infinite energy change too.
     margin : float
         Accepted excess beyond the training ranges, in range widths.
+    grade_max : float, optional
+        Also wall off clusters whose extrapolation grade against the
+        domain's active sets (:meth:`pes_core.ann.TrainingDomain.grades`)
+        exceeds ``grade_max`` (> 1; ``None``: no grade wall).  The excess a
+        cluster reports is ``(grade - 1) * margin / (grade_max - 1)`` above
+        grade 1, so it reaches ``margin`` at ``grade_max`` and is 0 inside
+        the active set's span.  On the full CsPbBr3 set (docs/thermo.md) the
+        snapshots of chains 100-200 meV/atom below the oracle had octahedron
+        grades 1.4-3.0, those within 5-15 meV/atom mostly below 1.3.
+    floor_mev : float, optional
+        Put the energy wall ``floor_mev`` meV/atom below the lowest training
+        energy per atom instead of ``margin`` energy-range widths below it
+        (the default; 43 meV/atom on the full CsPbBr3 set, whose training
+        energies span 171 meV/atom).  The lowest training energy is that of
+        the oracle's most stable known structure (the relaxed tilt phases are
+        in the training set), and no state of a finite-temperature chain of
+        a correct model lies below it; a chain that reaches it has found a
+        region where the model is too low, and its configurations there lie
+        at the entrance of that region rather than at its bottom.
     core_margin : float
         Fraction below the closest training approach of each species pair
         where the hard core begins (default 0.1; independent of ``margin``).
@@ -174,7 +193,8 @@ class SupercellPES:
 
     def __init__(self, model, supercell=4, positions: np.ndarray | None = None,
                  cell: np.ndarray | None = None, domain=None, margin: float = 0.25,
-                 engine: str | None = None, core_margin: float = DEFAULT_CORE_MARGIN) -> None:
+                 engine: str | None = None, core_margin: float = DEFAULT_CORE_MARGIN,
+                 grade_max: float | None = None, floor_mev: float | None = None) -> None:
         engine = default_engine() if engine is None else engine
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r} not understood; choose one of {ENGINES}")
@@ -184,6 +204,10 @@ class SupercellPES:
         feat = model.featurizer
         self.domain = domain
         self.margin = float(margin)
+        if grade_max is not None and not float(grade_max) > 1.0:
+            raise ValueError(f"grade_max must exceed 1 (grade 1 is the edge of the training clusters' span), "
+                             f"got {grade_max}")
+        self.grade_max = None if grade_max is None else float(grade_max)
         self.wall_hits = {"features": 0, "energy": 0, "core": 0}
         self.core_margin = float(core_margin)
         self.local = LocalEnergy.from_model(model)
@@ -205,10 +229,19 @@ class SupercellPES:
             self.species, domain.core if domain is not None else {}, self.core_margin)
         self.core_check = bool(self.core_reach > 0.0)
         if domain is not None:
-            self.e_floor = domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
+            if floor_mev is not None and not (np.isfinite(floor_mev) and floor_mev >= 0):
+                raise ValueError(f"floor_mev must be a finite number >= 0 (meV/atom below the lowest training "
+                                 f"energy), got {floor_mev}")
+            self.e_floor = (domain.energy_lo - self.margin * max(domain.energy_hi - domain.energy_lo, 1e-6)
+                            if floor_mev is None else domain.energy_lo - 1e-3 * float(floor_mev))
             self._bounds = {o.name: (domain.pair_lo[o.name], domain.pair_hi[o.name], domain._width("pair", o.name),
                                      domain.feature_lo[o.name], domain.feature_hi[o.name],
                                      domain._width("feature", o.name)) for o in self.orbits}
+        # grade wall: orbit -> M (grades max|phi M|), and the factor that turns grade - 1 into range widths
+        self._gmat = {o.name: domain.grade_matrix(o.name) for o in self.orbits} if (
+            domain is not None and self.grade_max is not None) else {}
+        self._gmat = {k: v for k, v in self._gmat.items() if v is not None}
+        self._gfac = self.margin / (self.grade_max - 1.0) if self._gmat else 0.0
         self._build_sites(feat)
         self._build_atom_tables()
         self._jit = JitTables(self) if engine == "numba" else None
@@ -282,19 +315,28 @@ class SupercellPES:
             parts.append(phi[name][idx].mean(axis=1))
         return np.concatenate(parts, axis=-1)
 
+    def _grade_excess(self, name: str, phi: np.ndarray) -> float:
+        """The grade wall's excess (range-width units, see ``grade_max``) of clusters ``phi`` of orbit ``name``."""
+        m = self._gmat.get(name)
+        if m is None or not len(phi):
+            return 0.0
+        return max(float(np.abs(phi @ m).max()) - 1.0, 0.0) * self._gfac
+
     def _feature_excess(self, name: str, phi: np.ndarray) -> float:
         if not len(phi):
             return 0.0
         flo, fhi, fw = self._bounds[name][3:]
-        return float((np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max())
+        return max(float((np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max()),
+                   self._grade_excess(name, phi))
 
     def _excess(self, name: str, f: np.ndarray, phi: np.ndarray) -> float:
-        """Largest excess (range widths) of pair deformations and features of clusters of orbit ``name``."""
+        """Largest excess (range widths) of pair deformations, features and grades of clusters of orbit ``name``."""
         if not len(f):
             return 0.0
         plo, phi_, pw, flo, fhi, fw = self._bounds[name]
         return float(max((np.maximum(np.maximum(f - phi_, plo - f), 0.0) / pw).max(),
-                         (np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max()))
+                         (np.maximum(np.maximum(phi - fhi, flo - phi), 0.0) / fw).max(),
+                         self._grade_excess(name, phi)))
 
     def _core_inside(self, positions: np.ndarray, cell: np.ndarray) -> bool:
         """Whether some pair of a configuration lies inside the hard core (every pair, periodic images)."""

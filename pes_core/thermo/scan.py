@@ -139,6 +139,7 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
          equilibration: int = 300, pressure: float = 0.0, seed: int = 0, *, directory=None,
          settings: MCSettings | None = None, start=None, start_angle_deg: float = 8.0,
          continue_chain: bool = True, threshold_deg: float = 3.0, domain=None, margin: float = 0.25,
+         grade_max: float | None = None, floor_mev: float | None = None,
          report: bool = True, engine: str | None = None) -> ScanResult:
     """NPT Metropolis chains over a temperature grid on an ``n x n x n`` supercell, with order parameters.
 
@@ -182,6 +183,13 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
         reported per temperature (``wall_fraction``).
     margin : float
         Accepted excess beyond the training ranges, in range widths.
+    grade_max : float, optional
+        Wall on the clusters' extrapolation grades (``SupercellPES``'s
+        ``grade_max``; ``None``: no grade wall).
+    floor_mev : float, optional
+        Energy wall this many meV/atom below the lowest training energy
+        (``SupercellPES``'s ``floor_mev``; ``None``: ``margin`` energy-range
+        widths below it).
     report : bool
         Print one line per temperature.
     engine : {"numba", "numpy"}, optional
@@ -206,7 +214,8 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
         raise ValueError(f"the model's reference cell ({feat_ref.composition.reduced_formula}, a = {model_a:.4f} Å) "
                          f"is not {reference.formula} at a = {reference.a:.4f} Å: pass the PerovskiteReference the "
                          "model was trained on (reference.with_a(a) for a relaxed lattice parameter)")
-    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, engine=engine)
+    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, engine=engine, grade_max=grade_max,
+                       floor_mev=floor_mev)
     tilts = OctahedralTilts(reference, diagonal)
     _check_order(pes, tilts, reference)
     e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
@@ -217,7 +226,8 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
               "continue_chain": bool(continue_chain), "threshold_deg": float(threshold_deg),
               "domain": None if domain is None else hashlib.sha256(json.dumps(domain.to_dict(), sort_keys=True)
                                                                    .encode()).hexdigest()[:16],
-              "margin": float(margin),
+              "margin": float(margin), **({"grade_max": float(grade_max)} if grade_max is not None else {}),
+              **({"floor_mev": float(floor_mev)} if floor_mev is not None else {}),
               "n_atoms": pes.n_atoms}
     folder = None
     if directory is not None:

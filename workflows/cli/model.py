@@ -145,6 +145,42 @@ def export(name: str, model_file: str, launchpad: str | None) -> None:
     click.echo(f"{source} written to {path} with {dom}")
 
 
+@model.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("-m", "--model", "name", required=True, help="Stored model whose reference cell the blocks are of.")
+@click.option("--training-set", required=True, help="Training-set workflow whose configurations are the blocks.")
+@click.option("--blocks", default="", show_default=True,
+              help="Only configurations whose generator kind starts with this (e.g. thermal: the oracle MD "
+                   "snapshots); default all.")
+@click.option("--count", default=300, show_default=True, type=click.IntRange(1, 100000), help="Mosaics to write.")
+@click.option("--repeats", default=2, show_default=True, type=click.IntRange(2, 4),
+              help="Blocks along each lattice vector (2: 8 blocks, 320 atoms for a 40-atom cell).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the choice of blocks.")
+@launchpad_option
+@_user_errors
+def mosaics(out, name, training_set, blocks, count, repeats, seed, launchpad) -> None:
+    """Write supercells assembled from different training cells to OUT (extxyz) for the oracle.
+
+    Each mosaic places repeats^3 different configurations of the training set
+    side by side (each keeps its own displacements), so that couplings between
+    neighbouring environments that the small periodic cell cannot hold get
+    data.  Label them with an oracle_batch (structures: [{file: OUT}]) and add
+    them to a pes_fit with extra_training: [<batch name>] (docs/thermo.md).
+    """
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from workflows.pes.models import mosaics as make
+
+    if not Path(out).resolve().parent.is_dir():
+        raise click.ClickException(f"folder of {out} does not exist")
+    structures, n_cells = make(launchpad, name, training_set, count, blocks=blocks, repeats=repeats, seed=seed)
+    write(out, [AseAtomsAdaptor.get_atoms(s) for s in structures], format="extxyz")
+    click.echo(f"{len(structures)} mosaics of {repeats}x{repeats}x{repeats} blocks ({len(structures[0])} atoms) from "
+               f"{n_cells} cells of {training_set} written to {out}; label them with an oracle_batch "
+               f"(structures: [{{file: {Path(out).name}}}]) and fit with extra_training")
+
+
 # --------------------------------------------------------------------------- Monte Carlo
 @model.command()
 @_source_options

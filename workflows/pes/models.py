@@ -22,7 +22,7 @@ from pathlib import Path
 
 from workflows.core.backend import find_launchpad_file, open_backend
 
-__all__ = ["ModelSourceError", "export_model", "list_models", "load_model"]
+__all__ = ["ModelSourceError", "export_model", "list_models", "load_model", "mosaics"]
 
 PES_KINDS = ("ann", "linear")
 
@@ -120,3 +120,42 @@ def export_model(model, domain, path: str | Path) -> Path:
     if domain is not None:
         meta["training_domain"] = domain.to_dict()
     return save_model(model, path, meta)
+
+
+def mosaics(launchpad: str | Path | None, name: str, training_set: str, count: int, blocks: str = "",
+            repeats: int = 2, seed: int = 0) -> tuple[list, int]:
+    """Mosaic supercells of the cells of ``training_set`` (:func:`pes_core.sampling.mosaic_supercells`).
+
+    The blocks are the training set's configurations of model ``name``'s
+    cell whose generator (``<parent>:<kind>...``) has a kind starting with
+    ``blocks`` (``""``: all, ``"thermal"``: the oracle MD snapshots); the
+    reference sites are those of the model's featurizer.  Returns the
+    mosaics and the number of block cells.
+
+    Raises
+    ------
+    ModelSourceError
+        An unknown model or training set, or fewer cells than blocks.
+    """
+    from pymatgen.core import Structure
+
+    from pes_core.ann.calculator import stored_model_with_domain
+    from pes_core.db import Configuration
+    from pes_core.sampling import mosaic_supercells
+
+    path = _launchpad_path(launchpad)
+    with open_backend(path, read_only=True):
+        try:
+            model, _ = stored_model_with_domain(name)
+        except (LookupError, ValueError) as exc:
+            raise ModelSourceError(str(exc)) from exc
+        n_atoms = model.featurizer.n_atoms
+        docs = [c for c in Configuration.objects(workflow=training_set, n_atoms=n_atoms)
+                if (c.generator or "").partition(":")[2].startswith(blocks)]
+        cells = [Structure.from_dict(c.structure) for c in docs]
+    n_blocks = int(repeats) ** 3
+    if len(cells) < n_blocks:
+        raise ModelSourceError(f"{len(cells)} configurations of {n_atoms} atoms in training set {training_set!r}"
+                               f"{f' with a generator kind starting with {blocks!r}' if blocks else ''}; "
+                               f"{n_blocks} blocks need at least {n_blocks}")
+    return mosaic_supercells(model.featurizer.reference_structure(), cells, count, repeats=repeats, seed=seed), len(cells)

@@ -314,6 +314,10 @@ class PESFitSpec(OracleSpec):
                         or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in h)):
                     raise ValueError(f"{where}.hidden: each choice is a list of hidden-layer widths such as "
                                      f"[8] or [16, 16], got {h!r} (write hidden: [[8]] for one layer of 8)")
+            for b in g.get("shortcut", []):
+                if not isinstance(b, bool):
+                    raise ValueError(f"{where}.shortcut: each choice is true or false (the networks' linear "
+                                     f"shortcut; false gives a bounded model), got {b!r}")
             if "training" in g:
                 try:
                     TrainSettings.from_dict(g["training"])

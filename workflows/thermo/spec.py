@@ -129,6 +129,12 @@ class PESThermoSpec(StrictModel):
                                  description="Glazer classification threshold (deg)")
     margin: float = Field(0.25, ge=0, le=10, allow_inf_nan=False,
                           description="training-domain wall margin (range widths)")
+    grade_max: float | None = Field(None, gt=1, le=100, allow_inf_nan=False,
+                                    description="wall on the clusters' extrapolation grade against the training "
+                                                "set's maxvol active sets (> 1; null: none; docs/thermo.md)")
+    floor_mev: float | None = Field(None, ge=0, le=1000, allow_inf_nan=False,
+                                    description="energy wall this many meV/atom below the lowest training energy "
+                                                "(null: margin energy-range widths below it; docs/thermo.md)")
     validation: Validation | None = Field(None, description="oracle relabelling of ensemble snapshots")
     refine: Refine | None = Field(None, description="refit on the snapshots and rescan (needs validation)")
 

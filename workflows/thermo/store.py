@@ -342,4 +342,6 @@ def temperature_inputs(cfg: dict, fingerprint: dict, supercell: int, direction: 
             "pressure_gpa": float(cfg["pressure_gpa"]), "seed": int(cfg["seed"]),
             "settings": mc_settings(cfg).to_dict(), "start": start_symbol(cfg, direction),
             "start_angle_deg": float(cfg["start_angle_deg"]), "threshold_deg": float(cfg["threshold_deg"]),
-            "margin": float(cfg["margin"]), "snapshots": int(v.get("snapshots_per_temperature", 0))}
+            "margin": float(cfg["margin"]), "snapshots": int(v.get("snapshots_per_temperature", 0)),
+            **({"grade_max": float(cfg["grade_max"])} if cfg.get("grade_max") is not None else {}),
+            **({"floor_mev": float(cfg["floor_mev"])} if cfg.get("floor_mev") is not None else {})}

@@ -94,7 +94,8 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
     reference = model_reference(model)
     diag = (int(supercell),) * 3
     settings = mc_settings(cfg)
-    pes = SupercellPES(model, diag, domain=domain, margin=float(cfg["margin"]))
+    pes = SupercellPES(model, diag, domain=domain, margin=float(cfg["margin"]), grade_max=cfg.get("grade_max"),
+                       floor_mev=cfg.get("floor_mev"))
     tilts = OctahedralTilts(reference, diag)
     e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
     if index == 0:

@@ -7,10 +7,20 @@ import pytest
 import torch
 from pymatgen.core import Structure
 
-from pes_core.ann import (ClusterModel, LinearModel, PESCalculator, PESData, SiteModel, TrainSettings,
-                          compute_features, model_from_bytes, model_to_bytes, rmse_mev_per_atom, train_model)
+from pes_core.ann import (
+    ClusterModel,
+    LinearModel,
+    PESCalculator,
+    PESData,
+    SiteModel,
+    TrainSettings,
+    compute_features,
+    model_from_bytes,
+    model_to_bytes,
+    rmse_mev_per_atom,
+    train_model,
+)
 from pes_core.oracles import to_atoms
-
 
 FAST = TrainSettings(schedule=((10, 3), (100, 10)), patience=5, seed=1)
 
@@ -153,3 +163,33 @@ def test_save_load_roundtrip(trained, kind, tmp_path):
     again = model_from_bytes(model_to_bytes(model))
     np.testing.assert_allclose(again.predict(feats).numpy(), model.predict(feats).numpy(), rtol=0, atol=1e-10)
     assert type(again) is type(model)
+
+
+@pytest.mark.parametrize("cls", [ClusterModel, SiteModel])
+def test_networks_without_shortcut_are_bounded(small_featurizer, trained, cls):
+    """shortcut=False: every energy, far from the data too, lies within energy_bounds; the shortcut has none."""
+    _, data, feats = trained
+    train = feats.subset(range(50))
+    m = cls(small_featurizer, hidden=(8,), shortcut=False)
+    rep = train_model(m, train, FAST)
+    baseline = rmse_mev_per_atom(np.full(50, float(train.energies.mean())), train.energies, 40)
+    assert rep.train_rmse_mev < 0.7 * baseline  # it learns without the linear part
+    lo, hi = m.energy_bounds()
+    e = m.predict(feats).numpy()
+    assert lo < e.min() and e.max() < hi
+    # displacements growing along random directions (up to 1.5 A a component): energies stay inside the
+    # bounds while the linear expansion fitted to the same data leaves its own range by orders of magnitude
+    lin = trained[0]["linear"]
+    pos, cell = small_featurizer.reference_batch(1)
+    rng = np.random.default_rng(7)
+    with torch.no_grad():
+        for _ in range(4):
+            d = torch.as_tensor(rng.normal(size=pos.shape[1:]))
+            d = d / d.abs().max()
+            amps = (0.05, 0.2, 0.5, 1.0, 1.5)
+            es = np.array([float(m(pos + a * d, cell)[0]) for a in amps])
+            assert np.all((lo <= es) & (es <= hi))
+            el = np.array([float(lin(pos + a * d, cell)[0]) for a in amps])
+            assert np.abs(el - float(lin.e0)).max() > 10 * (hi - lo)
+    with pytest.raises(ValueError, match="shortcut: false"):
+        trained[0][cls.kind].energy_bounds()

@@ -250,3 +250,85 @@ def test_the_engines_agree_for_every_deformation_metric(metric):
         assert de[0] == pytest.approx(de[1], abs=1e-10) and abs(de[1]) > 0
         for p in pes.values():
             p.accept()
+
+
+def test_training_clusters_span_the_active_sets(lj_models, small_featurizer, lj_data):
+    """maxvol: every training cluster has grade <= 1 (+ the swap tolerance); to_dict/from_dict keep it, merged nearly."""
+    from pes_core.ann import PESData
+    from pes_core.ann.calculator import TrainingDomain
+
+    domain = lj_models[1]
+    structures, energies, _ = lj_data
+    data = PESData.from_structures(small_featurizer, structures, energies)
+    with torch.no_grad():
+        feats = small_featurizer.cluster_features(data.positions, data.cells)
+    again = TrainingDomain.from_dict(domain.to_dict())
+    both = TrainingDomain.merged([domain, TrainingDomain.from_data(small_featurizer, data.subset(range(30)))])
+    assert set(domain.active) == set(feats)  # every orbit spans its features here
+    for name, x in feats.items():
+        g = domain.grades(name, x.numpy())
+        assert g.max() <= 1.001 + 1e-9 and g.max() > 0.5
+        np.testing.assert_allclose(again.grades(name, x.numpy()), g, rtol=1e-12, atol=1e-12)
+        assert both.grades(name, x.numpy()).max() <= 1.2  # merged: maxvol of the active sets only (approximate)
+    # the reference (cubic) cell has all features 0: grade 0; a far distortion grades far above 1
+    pos, cell = small_featurizer.reference_batch(1)
+    far = pos.clone()
+    far[0, 2] += torch.tensor([0.0, 0.6, 0.0], dtype=torch.float64)
+    with torch.no_grad():
+        g0 = max(domain.grades(n, x.numpy()).max() for n, x in small_featurizer.cluster_features(pos, cell).items())
+        g1 = max(domain.grades(n, x.numpy()).max() for n, x in small_featurizer.cluster_features(far, cell).items())
+    assert g0 < 1e-9 and g1 > 3.0
+
+
+@pytest.mark.parametrize("kind", ["linear", "site"])
+def test_the_grade_wall_bounds_every_cluster_and_the_engines_agree(lj_models, kind):
+    """grade_max: no accepted state has a cluster above it; numba and NumPy take the same decisions."""
+    model, domain = lj_models[0][kind], lj_models[1]
+    gmax = 1.5
+    pes = {e: SupercellPES(model, 4, domain=domain, margin=2.0, grade_max=gmax, engine=e) for e in ENGINES}
+    loose = SupercellPES(model, 4, domain=domain, margin=2.0, engine="numpy")
+    rng = np.random.default_rng(11)
+    walled = loose_walled = 0
+    for _ in range(400):
+        k = int(rng.integers(320))
+        new = pes["numpy"].positions[k] + rng.normal(scale=0.12, size=3)
+        de = {e: p.trial_move(k, new) for e, p in pes.items()}
+        assert np.isinf(de["numba"]) == np.isinf(de["numpy"])
+        walled += int(np.isinf(de["numpy"]))
+        loose_walled += int(np.isinf(loose.trial_move(k, new)))
+        loose.reject()
+        if np.isfinite(de["numpy"]):
+            assert abs(de["numba"] - de["numpy"]) < 1e-10
+            for p in pes.values():
+                p.accept()
+                loose.set_state(p.positions, p.cell)
+    assert pes["numba"].wall_hits == pes["numpy"].wall_hits
+    assert walled > loose_walled  # the grade wall, not the (loose) box, took the extra rejections
+    grades = [domain.grades(n, x).max() for n, x in pes["numpy"].phi.items()]
+    assert max(grades) <= gmax + 1e-9 and max(grades) > 1.0  # the chain went beyond the span, never past the wall
+    assert pes["numpy"].excess() <= pes["numpy"].margin
+    with pytest.raises(ValueError, match="grade_max must exceed 1"):
+        SupercellPES(model, 4, domain=domain, grade_max=1.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_floor_mev_puts_the_energy_wall_below_the_lowest_training_energy(lj_models, engine):
+    model, domain = lj_models[0]["linear"], lj_models[1]
+    pes = SupercellPES(model, 2, domain=domain, floor_mev=3.0, engine=engine)
+    assert pes.e_floor == pytest.approx(domain.energy_lo - 3e-3, abs=1e-14)
+    default = SupercellPES(model, 2, domain=domain, engine=engine)
+    assert default.e_floor == pytest.approx(domain.energy_lo - 0.25 * (domain.energy_hi - domain.energy_lo), abs=1e-14)
+    # from a rattled state (downhill moves are common) with the floor just below its energy: they are refused
+    rng = np.random.default_rng(3)
+    pes.set_state(pes.ref_positions + rng.normal(scale=0.04, size=pes.ref_positions.shape), pes.ref_cell)
+    pes.e_floor = pes.energy / pes.n_atoms - 2e-5
+    for _ in range(200):
+        k = int(rng.integers(pes.n_atoms))
+        de = pes.trial_move(k, pes.positions[k] + rng.normal(scale=0.05, size=3))
+        if np.isfinite(de):
+            assert (pes.energy + de) / pes.n_atoms >= pes.e_floor
+            pes.accept()
+    assert pes.wall_hits["energy"] > 0 and pes.energy / pes.n_atoms >= pes.e_floor
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="floor_mev"):
+            SupercellPES(model, 2, domain=domain, floor_mev=bad)

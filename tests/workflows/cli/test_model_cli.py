@@ -145,7 +145,8 @@ def test_wall_keeps_an_unbounded_model_inside_its_domain(downhill, capsys):
 
 # --------------------------------------------------------------------------- pes model mc / md on files
 def test_help_of_every_command():
-    for args in (["model"], ["model", "mc"], ["model", "md"], ["model", "list"], ["model", "export"]):
+    for args in (["model"], ["model", "mc"], ["model", "md"], ["model", "list"], ["model", "export"],
+                 ["model", "mosaics"]):
         res = pes(*args, "--help")
         assert res.exit_code == 0, res.output
         assert "Usage: " in res.output
@@ -261,7 +262,8 @@ def stored_linear(project):
     data = PESData.from_structures(feat, structures, [r.energy for r in results])
     model = LinearModel(feat).fit(compute_features(feat, data))
     with open_backend(project) as _:
-        ids = [store_result(r)[0].content_hash for r in results]
+        ids = [store_result(r, workflow="t", generator=f"a0a0a0:{'thermal' if i % 2 else 'rattle'}")[0].content_hash
+               for i, r in enumerate(results)]
         doc = PotentialModel(name="t-fit-linear", kind="linear", version=0, workflow="t-fit",
                              settings={"model": "linear", "training_set": "t"},
                              metrics={"train_rmse": 1.25, "cv_val_rmse": 1.5, "holdout_rmse": 2.0},
@@ -304,3 +306,27 @@ def test_list_export_and_mc_from_the_project(stored_linear, tmp_path):
     assert res.exit_code == 0, res.output  # 8 fs: still inside the domain
     assert "300 K step     4 (     8 fs)" in res.stdout and "outside domain" in res.stdout
     assert "NVT 300 K, 4 steps of 2 fs" in res.stdout
+
+
+def test_mosaics_from_the_project(stored_linear, tmp_path):
+    """`pes model mosaics`: supercells of 8 different training cells, written for an oracle_batch; bad input refused."""
+    from ase.io import read
+
+    lp, _ = stored_linear
+    out = tmp_path / "m.extxyz"
+    res = pes("model", "mosaics", out, "-m", "t-fit-linear", "--training-set", "t", "--blocks", "thermal",
+              "--count", "3", "--seed", "4", "-l", lp)
+    assert res.exit_code == 0, res.output
+    assert "3 mosaics of 2x2x2 blocks (320 atoms) from 15 cells of t" in res.stdout
+    images = read(out, index=":")
+    assert len(images) == 3 and {len(a) for a in images} == {320}
+    assert images[0].get_chemical_formula() == "Br192Cs64Pb64"
+    again = tmp_path / "again.extxyz"
+    assert pes("model", "mosaics", again, "-m", "t-fit-linear", "--training-set", "t", "--blocks", "thermal",
+               "--count", "3", "--seed", "4", "-l", lp).exit_code == 0
+    np.testing.assert_allclose(read(again, index=":")[2].positions, images[2].positions)  # seeded
+    res = pes("model", "mosaics", out, "-m", "t-fit-linear", "--training-set", "nope", "-l", lp)
+    assert res.exit_code == 1 and "0 configurations of 40 atoms in training set 'nope'" in res.stderr
+    res = pes("model", "mosaics", tmp_path / "no" / "m.extxyz", "-m", "t-fit-linear", "--training-set", "t",
+              "-l", lp)
+    assert res.exit_code == 1 and "does not exist" in res.stderr

@@ -37,6 +37,8 @@ def _spec(**kw) -> dict:
     ({"validation": {"oracle": "vaspp"}}, "validation.oracle"),
     ({"validation": {"oracle": "lj", "tolerance_mev": -1}}, "validation.tolerance_mev"),
     ({"sweep": 10}, "sweep"),
+    ({"grade_max": 1.0}, "grade_max"),
+    ({"floor_mev": -2}, "floor_mev"),
 ])
 def test_spec_errors_name_the_key(tmp_path, bad, key):
     import yaml
@@ -234,6 +236,10 @@ def test_thermo_end_to_end_rerun_and_report(project, lj_data, small_featurizer):
         cfg = workflows.thermo.builders.PESThermoSpec.model_validate(
             {"kind": "pes_thermo", **_spec(sweeps=30)}).model_dump()
         with pytest.raises(ValueError, match="differs in: settings"):
+            run_temperature(cfg, 2, "cooling", 0, report=False)
+        cfg = workflows.thermo.builders.PESThermoSpec.model_validate(
+            {"kind": "pes_thermo", **_spec(grade_max=1.5)}).model_dump()
+        with pytest.raises(ValueError, match="differs in: grade_max"):  # the grade wall is an input of the result
             run_temperature(cfg, 2, "cooling", 0, report=False)
         index = write_report(b, "pes thermo tiny-thermo", project.parent / "report")
         html = index.read_text()
