@@ -109,16 +109,19 @@ class TrainingDomain:
         Orbit -> the maxvol active set of the cluster features (``(n, n)``,
         ``n`` features of the orbit, each column divided by
         ``active_scale``): the ``n`` training clusters of (locally) largest
-        volume (:func:`feature_active_set`).  The *extrapolation grade* of a
+        volume, chosen by maxvol (:mod:`pes_core.active.maxvol`) over every
+        training cluster of the orbit.  The *extrapolation grade* of a
         cluster (:meth:`grades`) is ``max_k |c_k|`` where ``phi = c A``:
         at most 1 inside the parallelotope the active set spans, as in the
         moment tensor potentials' active learning (Podryabinkin and Shapeev,
         Comput. Mater. Sci. 140, 171 (2017)).  For the linear model each
         cluster's energy is ``v . phi = sum_k c_k (v . a_k)``, so a grade at
         most ``g`` bounds it by ``g`` times the sum of the active clusters'
-        energies: a wall on the grade bounds the model where a box on each
+        energies: a wall on the grade bounds each cluster where a box on each
         feature does not (the box admits combinations no training cluster
-        had).  Empty for domains serialized without it: no grade check.
+        had).  It does not bound combinations of clusters that no training
+        configuration had (docs/thermo.md, "The grade wall").  Empty for
+        domains serialized without it: no grade check.
     """
 
     pair_lo: dict[str, np.ndarray]
@@ -296,9 +299,7 @@ def _active_sets(rows: dict[str, np.ndarray]) -> tuple[dict, dict]:
     rows do not span all its features (fewer rows than features, or
     dependent ones) gets no active set: its grade would be meaningless.
     """
-    from pes_core.active.maxvol import (
-        MaxvolState,  # deferred: pes_core.active imports the MTP code
-    )
+    from pes_core.active.maxvol import MaxvolState  # deferred: pes_core.active imports the MTP code
 
     active, scale = {}, {}
     for name, x in rows.items():

@@ -160,7 +160,9 @@ class SupercellPES:
         grade 1, so it reaches ``margin`` at ``grade_max`` and is 0 inside
         the active set's span.  On the full CsPbBr3 set (docs/thermo.md) the
         snapshots of chains 100-200 meV/atom below the oracle had octahedron
-        grades 1.4-3.0, those within 5-15 meV/atom mostly below 1.3.
+        grades 1.4-3.0, those within 5-15 meV/atom mostly below 1.3; a wall
+        at 1.3 still let the chains into regions 156-172 meV/atom too low
+        (the clusters each inside, their combination not).
     floor_mev : float, optional
         Put the energy wall ``floor_mev`` meV/atom below the lowest training
         energy per atom instead of ``margin`` energy-range widths below it
