@@ -19,7 +19,8 @@ training-set statistics and ``E0``/``s`` are the mean and spread of the
 training energies (all stored as buffers, so a saved model is
 self-contained).  With ``shortcut=False`` the networks alone give the
 energy, which is then bounded (:meth:`ClusterModel.energy_bounds`): the
-shortcut, a polynomial of order up to 4 in the displacements, is not.  The networks use tanh activations.  Because the features
+shortcut, a polynomial of order up to 4 in the displacements, is not.  The
+networks use tanh activations.  Because the features
 are invariant under the reference space group, symmetry-equivalent
 distortions get equal energies by construction; forces (eV/Å) and the
 strain derivative follow by autograd through the featurizer.

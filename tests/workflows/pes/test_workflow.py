@@ -64,6 +64,7 @@ def test_list_grid_spec_validates_each_dict_and_its_training(tmp_path):
         ("[{model: [cluster], training: {patiense: 3}}]", "grid[0].training: unknown training settings ['patiense']"),
         ("[{model: [cluster], hidden: [8]}]", "grid[0].hidden: each choice is a list of hidden-layer widths"),
         ("[{model: [cluster], order: []}]", "grid[0].order must be a non-empty list"),
+        ("[{model: [site], shortcut: [no-thanks]}]", "grid[0].shortcut: each choice is true or false"),
         ("[{model: [cluster], training: {schedule: [[10, .nan]]}}]", "grid[0].training: schedule must be"),
     ]:
         p.write_text(head + f"grid: {grid}\n")
