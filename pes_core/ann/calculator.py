@@ -60,7 +60,8 @@ from .hardcore import (
     pair_key,
 )
 
-__all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model_with_domain"]
+__all__ = ["ExtrapolationError", "PESCalculator", "TrainingDomain", "model_file_with_domain", "stored_model",
+           "stored_model_with_domain"]
 
 
 class ExtrapolationError(RuntimeError):
@@ -299,7 +300,9 @@ def _active_sets(rows: dict[str, np.ndarray]) -> tuple[dict, dict]:
     rows do not span all its features (fewer rows than features, or
     dependent ones) gets no active set: its grade would be meaningless.
     """
-    from pes_core.active.maxvol import MaxvolState  # deferred: pes_core.active imports the MTP code
+    from pes_core.active.maxvol import (
+        MaxvolState,  # deferred: pes_core.active imports the MTP code
+    )
 
     active, scale = {}, {}
     for name, x in rows.items():
@@ -477,16 +480,13 @@ def model_file_with_domain(path) -> tuple:
     return model, TrainingDomain.from_dict(dom) if dom else None
 
 
-def stored_model_with_domain(name: str) -> tuple:
-    """``(model, domain)`` of the newest stored PES model ``name`` (the domain database must be connected).
+def stored_model(name: str) -> tuple:
+    """``(model, document)`` of the newest stored PES model ``name`` (the domain database must be connected).
 
-    The domain is computed from the model's training configurations, or from
-    ``settings["domain_ids"]`` where the model names other configurations (a
-    refitted model that keeps its parent's domain, ``pes_thermo`` ``refine.domain:
-    base``); ``None`` when they are not stored.  ``LookupError`` names the stored models when
-    ``name`` is unknown; ``ValueError`` when it is not a network or linear model.
+    ``LookupError`` names the stored models when ``name`` is unknown;
+    ``ValueError`` when it is not a network or linear model.
     """
-    from pes_core.db import Configuration, PotentialModel
+    from pes_core.db import PotentialModel
 
     from .io import model_from_bytes
 
@@ -496,7 +496,21 @@ def stored_model_with_domain(name: str) -> tuple:
         raise LookupError(f"no model {name!r} in the database; stored models: {', '.join(names) or '-'}")
     if doc.kind not in ("ann", "linear"):
         raise ValueError(f"model {name!r} is a {doc.kind} model; give a cluster, site or linear model")
-    model = model_from_bytes(doc.parameters.read())
+    return model_from_bytes(doc.parameters.read()), doc
+
+
+def stored_model_with_domain(name: str) -> tuple:
+    """``(model, domain)`` of the newest stored PES model ``name`` (:func:`stored_model`).
+
+    The domain is computed from the model's training configurations, or from
+    ``settings["domain_ids"]`` where the model names other configurations (a
+    refitted model that keeps its parent's domain, ``pes_thermo`` ``refine.domain:
+    base``); ``None`` when they are not stored.  ``LookupError`` names the stored models when
+    ``name`` is unknown; ``ValueError`` when it is not a network or linear model.
+    """
+    from pes_core.db import Configuration
+
+    model, doc = stored_model(name)
     ids = (doc.settings or {}).get("domain_ids") or list(doc.training_ids or [])
     configs = list(Configuration.objects(content_hash__in=list(ids)))
     domain = TrainingDomain.from_configurations(model.featurizer, configs) if configs else None

@@ -18,8 +18,9 @@ model in the loop.
 Measured on the full CsPbBr3 set (docs/thermo.md): the linear order-4 model of
 the 40-atom cells, 3.1 meV/atom RMSE on the 100 CHGNet MD cells, was
 -10.6 meV/atom off on average (RMSE 11.3) on 16 mosaics of 8 of those cells;
-CHGNet put the mosaics 17-36 meV/atom above the mean of their blocks (the
-cost of the block boundaries) and the model only 2/3 of that.
+CHGNet put the mosaics 18-40 meV/atom above the mean of their blocks (the
+cost of the block boundaries) and the model only 2/3 of that
+(``benchmarks/thermo_mosaic.py``).
 
 Example
 -------
@@ -113,7 +114,8 @@ def mosaic_supercells(reference: Structure, cells: Sequence[Structure], count: i
         lattice is ``repeats`` times the mean lattice of the chosen blocks.
         Block ``b`` at offset ``n_b`` holds site ``i`` at fractional
         ``(f_i + u_i + n_b) / repeats`` with ``u`` its own displacements
-        (:func:`block_displacements`).
+        (:func:`block_displacements`).  ``properties["mosaic_blocks"]`` lists
+        the indices into ``cells`` of the blocks, in that order.
     """
     r = _repeats(repeats)
     n_blocks = int(np.prod(r))
@@ -131,5 +133,5 @@ def mosaic_supercells(reference: Structure, cells: Sequence[Structure], count: i
         pick = rng.choice(len(cells), n_blocks, replace=False)
         frac = np.concatenate([(reference.frac_coords + disp[p] + off) / r for p, off in zip(pick, offsets)])
         lattice = Lattice(lattices[pick].mean(axis=0) * np.array(r)[:, None])
-        out.append(Structure(lattice, species, frac))
+        out.append(Structure(lattice, species, frac, properties={"mosaic_blocks": [int(p) for p in pick]}))
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from workflows.core.backend import find_launchpad_file, open_backend
 
-__all__ = ["ModelSourceError", "export_model", "list_models", "load_model", "mosaics"]
+__all__ = ["ModelSourceError", "block_configurations", "export_model", "list_models", "load_model", "mosaics"]
 
 PES_KINDS = ("ann", "linear")
 
@@ -89,12 +89,8 @@ def load_model(launchpad: str | Path | None = None, name: str | None = None,
 
     if name:
         path = _launchpad_path(launchpad)
-
         with open_backend(path, read_only=True):
-            try:
-                model, domain = stored_model_with_domain(name)
-            except (LookupError, ValueError) as exc:
-                raise ModelSourceError(str(exc)) from exc
+            model, domain = _stored(stored_model_with_domain, name)
         return model, domain, f"model {name!r} of {path}"
     if not model_file:
         raise ModelSourceError("give --model NAME (a model stored in the project of --launchpad/-l) "
@@ -122,6 +118,26 @@ def export_model(model, domain, path: str | Path) -> Path:
     return save_model(model, path, meta)
 
 
+def _stored(loader, name: str) -> tuple:
+    """``loader(name)`` (a stored-model loader of :mod:`pes_core.ann.calculator`), its errors as ModelSourceError."""
+    try:
+        return loader(name)
+    except (LookupError, ValueError) as exc:
+        raise ModelSourceError(str(exc)) from exc
+
+
+def block_configurations(training_set: str, n_atoms: int, blocks: str = "") -> list:
+    """Configurations of ``training_set`` with ``n_atoms`` atoms whose generator kind starts with ``blocks``.
+
+    A generator is ``<parent>:<kind>...`` (e.g. ``a0a0a0:thermal...``, the
+    oracle MD snapshots); ``""`` selects all.  The database must be connected.
+    """
+    from pes_core.db import Configuration
+
+    return [c for c in Configuration.objects(workflow=training_set, n_atoms=n_atoms)
+            if (c.generator or "").partition(":")[2].startswith(blocks)]
+
+
 def mosaics(launchpad: str | Path | None, name: str, training_set: str, count: int, blocks: str = "",
             repeats: int = 2, seed: int = 0) -> tuple[list, int]:
     """Mosaic supercells of the cells of ``training_set`` (:func:`pes_core.sampling.mosaic_supercells`).
@@ -139,20 +155,14 @@ def mosaics(launchpad: str | Path | None, name: str, training_set: str, count: i
     """
     from pymatgen.core import Structure
 
-    from pes_core.ann.calculator import stored_model_with_domain
-    from pes_core.db import Configuration
+    from pes_core.ann.calculator import stored_model
     from pes_core.sampling import mosaic_supercells
 
     path = _launchpad_path(launchpad)
     with open_backend(path, read_only=True):
-        try:
-            model, _ = stored_model_with_domain(name)
-        except (LookupError, ValueError) as exc:
-            raise ModelSourceError(str(exc)) from exc
+        model, _ = _stored(stored_model, name)  # the reference cell only: no training domain to compute
         n_atoms = model.featurizer.n_atoms
-        docs = [c for c in Configuration.objects(workflow=training_set, n_atoms=n_atoms)
-                if (c.generator or "").partition(":")[2].startswith(blocks)]
-        cells = [Structure.from_dict(c.structure) for c in docs]
+        cells = [Structure.from_dict(c.structure) for c in block_configurations(training_set, n_atoms, blocks)]
     n_blocks = int(repeats) ** 3
     if len(cells) < n_blocks:
         raise ModelSourceError(f"{len(cells)} configurations of {n_atoms} atoms in training set {training_set!r}"

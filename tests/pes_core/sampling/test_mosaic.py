@@ -47,6 +47,7 @@ def test_each_block_keeps_its_own_displacements(cells):
         assert len(match) == 1
         used.append(match[0])
     assert len(set(used)) == 8  # eight different cells
+    assert m.properties["mosaic_blocks"] == used  # recorded in block order
     again = mosaic_supercells(ref, blocks, 3, repeats=2, seed=5)
     assert again[0] == m  # deterministic under the seed
 
