@@ -91,6 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="cspbbr3-quick-fit-cluster")
     p.add_argument("--model-file", default=None, help="a model file (pes model export) instead of --model")
     p.add_argument("--model-method", choices=["mc", "md"], default="mc")
+    p.add_argument("--floor-mev", type=float, default=None,
+                   help="model MC: the energy floor this many meV/atom below the lowest training energy (the "
+                        "pes_thermo key floor_mev the model was refined with; default: the wall's margin)")
     p.add_argument("--model-steps", type=int, default=1500, help="MC sweeps (or MD steps) per temperature")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-oracle", action="store_true", help="load the oracle ensembles of --out instead of rerunning")
@@ -138,7 +141,8 @@ def main(argv=None) -> int:
               "friction_tau_fs": args.friction_tau, "npt": args.npt, "pressure_GPa": args.pressure,
               "barostat_tau_fs": args.barostat_tau,
               "supercell": [n, n, n], "a": a, "a_from": why, "model": args.model if model is not None else None,
-              "model_method": args.model_method, "model_steps": args.model_steps, "seed": args.seed}
+              "model_method": args.model_method, "model_steps": args.model_steps, "seed": args.seed,
+              "floor_mev": args.floor_mev}
     if args.reuse_oracle:  # the oracle settings are those stored with the ensembles (printed per temperature)
         for k in ("steps", "dt_fs", "friction_tau_fs", "barostat_tau_fs", "npt", "pressure_GPa"):
             inputs.pop(k)
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
             ref = PerovskiteReference("Cs", "Pb", "Br", float(np.linalg.norm(oracle.cell[0][0])) / n, (n, n, n))
             mate = model_ensemble(model, ref, None, t, args.model_steps, method=args.model_method,
                                   npt=oracle.method.endswith("npt"), pressure=oracle.pressure, seed=args.seed + 100 + i, domain=domain,
-                                  label=f"model ({args.model_method})")
+                                  floor_mev=args.floor_mev, label=f"model ({args.model_method})")
             mate.save(out / f"model_{t:.0f}K.npz")
             results.append(compare_ensembles(oracle, mate))
             print(f"model {t:.0f} K: {mate.meta['seconds_per_step']:.3f} s/step"
@@ -185,11 +189,13 @@ def main(argv=None) -> int:
         print()
         print("\n".join(comparison_lines(results)))
     png = plot_comparison(pairs, out / "oracle_vs_model.png", results or None)
+    def _rows(block: dict) -> dict:  # the tilt rows without their histograms
+        return {m: [{k: v for k, v in row.items() if k not in ("edges", "hist_a", "hist_b")} for row in rows]
+                for m, rows in block.items()}
+
     (out / "summary.json").write_text(json.dumps({"inputs": inputs, "oracle": summaries, "comparison": [
-        {k: v for k, v in r.items() if k != "tilts"} | {"tilts": {m: [{k: v for k, v in row.items()
-                                                                     if k not in ("edges", "hist_a", "hist_b")}
-                                                                    for row in rows] for m, rows in r["tilts"].items()}}
-        for r in results]}, indent=1, default=float))
+        {k: (_rows(v) if k in ("tilts", "tilts_ranked") else v) for k, v in r.items()} for r in results]},
+        indent=1, default=float))
     print(f"plot: {png}")
     return 0
 

@@ -10,7 +10,9 @@ compare what the thermodynamics rests on:
   cubic reference cell *of its own PES* (the model's and the oracle's
   constants differ), with block-averaged standard errors;
 * the distributions of the tilt modes ``|phi_M,a|`` and ``|phi_R,a|`` per axis
-  (:class:`~pes_core.thermo.OctahedralTilts`): histograms, block-averaged
+  (:class:`~pes_core.thermo.OctahedralTilts`) and of their per-sample ranked
+  values (largest, middle, smallest over the three axes: independent of the
+  axis a run chose to tilt about): histograms, block-averaged
   means with errors and a two-sample Kolmogorov-Smirnov statistic whose
   critical value uses *effective* sample sizes (the series are correlated);
 * the lattice parameters (NPT) and, for MD, the kinetic temperature.
@@ -345,8 +347,8 @@ def oracle_md(calculator, reference: PerovskiteReference, supercell=None, temper
 def model_ensemble(model, reference: PerovskiteReference, supercell=None, temperature: float = 300.0,
                    steps: int = 2000, *, method: str = "mc", npt: bool = False, pressure: float = 0.0,
                    seed: int = 0, equilibration: int | None = None, domain=None, margin: float = 0.25,
-                   settings: MCSettings | None = None, dt: float = 2.0, friction_tau: float = 100.0,
-                   label: str = "model", progress: int = 0) -> Ensemble:
+                   floor_mev: float | None = None, settings: MCSettings | None = None, dt: float = 2.0,
+                   friction_tau: float = 100.0, label: str = "model", progress: int = 0) -> Ensemble:
     """The learned model sampled in the cell of :func:`oracle_md`: Metropolis MC or Langevin MD.
 
     Parameters
@@ -379,6 +381,10 @@ def model_ensemble(model, reference: PerovskiteReference, supercell=None, temper
         or the extrapolation check of the calculator, which stops MD).
     margin : float
         Accepted excess beyond the training ranges, range widths.
+    floor_mev : float, optional
+        MC: the energy floor of :class:`~pes_core.thermo.SupercellPES` this
+        many meV/atom below the lowest training energy (the ``pes_thermo`` key
+        of the same name; default: the margin's floor).
     settings : MCSettings, optional
         MC settings other than ``sweeps``, ``equilibration`` and ``cell_moves``
         (which this function sets).
@@ -416,7 +422,7 @@ def model_ensemble(model, reference: PerovskiteReference, supercell=None, temper
     if not 0 <= eq < steps - 1:
         raise ValueError(f"equilibration {eq} must leave at least two of the {steps} sweeps")
     atoms, ref_frac = reference_atoms(reference, diagonal)
-    pes = SupercellPES(model, diagonal, domain=domain, margin=margin)
+    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, floor_mev=floor_mev)
     if list(pes.species) != list(atoms.get_chemical_symbols()):
         raise ValueError(f"the model's reference ({pes.species[:5]}...) does not match {reference.formula} in the "
                          "atom order of the tilt analysis; give the model's own PerovskiteReference")
@@ -434,6 +440,7 @@ def model_ensemble(model, reference: PerovskiteReference, supercell=None, temper
                     meta={"sweeps": int(steps), "seed": int(seed), "acceptance": out["acceptance"],
                           "cell_acceptance": out["cell_acceptance"], "wall_fraction": out["wall_fraction"],
                           "drift": out["drift"], "seconds": out["seconds"],
+                          "e_floor": float(pes.e_floor) if domain is not None else None,
                           "seconds_per_step": out["seconds"] / max(int(steps), 1), "kind": pes.kind})
 
 
@@ -462,6 +469,35 @@ def _z(ma, ea, mb, eb) -> float:
     e = math.hypot(float(ea), float(eb))
     d = float(mb) - float(ma)
     return d / e if e > 0 else (0.0 if d == 0 else math.copysign(math.inf, d))
+
+
+def _tilt_rows(xa: np.ndarray, xb: np.ndarray, names, what: str, labels: tuple[str, str], blocks: int, bins: int,
+               z_max: float, alpha: float, short: list[str]) -> list[dict]:
+    """Mean (block errors, ``z``) and KS comparison of three columns of tilt amplitudes (degrees) of two runs."""
+    from scipy.special import kolmogorov
+
+    c_alpha = math.sqrt(-math.log(alpha / 2.0) / 2.0)
+    ma, era, na = _mean_err(xa, blocks)
+    mb, erb, nb = _mean_err(xb, blocks)
+    rows = []
+    for k, name in enumerate(names):
+        d = _ks(xa[:, k], xb[:, k])
+        n_ab = na[k] * nb[k] / (na[k] + nb[k])
+        crit = c_alpha / math.sqrt(n_ab)
+        top = max(float(xa[:, k].max()), float(xb[:, k].max()), 1e-6)
+        edges = np.linspace(0.0, top * 1.0001, bins + 1)
+        zt = _z(ma[k], era[k], mb[k], erb[k])
+        for lab, ne in zip(labels, (na[k], nb[k])):
+            if float(ne) < 2 * blocks:
+                short.append(f"{what.format(name)} of {lab}")
+        rows.append({"axis": name, "mean_a": float(ma[k]), "err_a": float(era[k]),
+                     "mean_b": float(mb[k]), "err_b": float(erb[k]), "z": zt, "ks": d,
+                     "n_eff_a": float(na[k]), "n_eff_b": float(nb[k]), "ks_critical": crit,
+                     "ks_p": float(kolmogorov(d * math.sqrt(n_ab))),
+                     "agree": bool(abs(zt) <= z_max and d <= crit), "edges": edges.tolist(),
+                     "hist_a": np.histogram(xa[:, k], edges, density=True)[0].tolist(),
+                     "hist_b": np.histogram(xb[:, k], edges, density=True)[0].tolist()})
+    return rows
 
 
 def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15, z_max: float = 3.0,
@@ -493,12 +529,16 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
         ``ks_critical`` (``D`` at level ``alpha`` for those sizes), ``ks_p``
         (asymptotic p-value at the effective sizes), ``agree`` (means within
         ``z_max`` and ``D`` below critical), ``edges``, ``hist_a``, ``hist_b``
-        (densities per degree); ``lattice`` -> key -> means, errors, ``z``;
+        (densities per degree); ``tilts_ranked`` -> ``"M"``/``"R"`` -> the
+        same three rows for the per-sample ranked amplitudes (``"1st"``: the
+        largest of the three axes, ``"2nd"``, ``"3rd"``), which do not depend
+        on the axis a run happened to tilt about; ``lattice`` -> key -> means, errors, ``z``;
         ``short_runs`` (the quantities with fewer than ``2 * blocks``
         effective samples: their blocks are not much longer than the
         correlation time, so the errors are lower bounds: run longer);
         ``kinetic_temperature`` (MD ensembles: mean and error, K); ``agree``
-        (energy and every tilt mode agree); ``n_production`` per ensemble.
+        (the energy and every ranked tilt amplitude agree); ``agree_axes``
+        (every tilt mode agrees axis by axis); ``n_production`` per ensemble.
 
     Notes
     -----
@@ -506,9 +546,14 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
     sample sizes in ``D_crit = c(alpha) sqrt((n_a + n_b) / (n_a n_b))``,
     ``c(alpha) = sqrt(-ln(alpha / 2) / 2)``, are the effective ones from the
     block errors of the same series.
-    """
-    from scipy.special import kolmogorov
 
+    The three pseudo-cubic axes are equivalent by symmetry, and a run shorter
+    than the time it takes the tilt pattern to reorient keeps the axis it
+    first chose: two correct samplers of one PES may tilt about different
+    axes (an ``a0a0c+`` run and an ``a+b0b0`` run are the same phase).  So
+    ``agree`` compares the ranked amplitudes; the per-axis rows
+    (``agree_axes``) also test which axes were chosen.
+    """
     if abs(a.temperature - b.temperature) > 1e-9 or tuple(a.diagonal) != tuple(b.diagonal):
         raise ValueError(f"compare ensembles at one temperature in one cell: {a.label} is {a.temperature} K "
                          f"{a.diagonal}, {b.label} is {b.temperature} K {b.diagonal}")
@@ -524,32 +569,19 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
                  "energy": {"a": float(ea), "a_err": float(eea), "b": float(eb), "b_err": float(eeb),
                             "diff": float(eb - ea), "diff_err": math.hypot(float(eea), float(eeb)), "z": z,
                             "agree": bool(abs(z) <= z_max)}}
-    c_alpha = math.sqrt(-math.log(alpha / 2.0) / 2.0)
     tilts: dict = {}
+    ranked: dict = {}
     for mode in ("M", "R"):
         xa, xb = a.tilts_deg(mode), b.tilts_deg(mode)
-        ma, era, na = _mean_err(xa, blocks)
-        mb, erb, nb = _mean_err(xb, blocks)
-        rows = []
-        for ax in range(3):
-            d = _ks(xa[:, ax], xb[:, ax])
-            n_ab = na[ax] * nb[ax] / (na[ax] + nb[ax])
-            crit = c_alpha / math.sqrt(n_ab)
-            top = max(float(xa[:, ax].max()), float(xb[:, ax].max()), 1e-6)
-            edges = np.linspace(0.0, top * 1.0001, bins + 1)
-            zt = _z(ma[ax], era[ax], mb[ax], erb[ax])
-            for lab, ne in ((a.label, na[ax]), (b.label, nb[ax])):
-                if float(ne) < 2 * blocks:
-                    short.append(f"|phi_{mode},{'xyz'[ax]}| of {lab}")
-            rows.append({"axis": "xyz"[ax], "mean_a": float(ma[ax]), "err_a": float(era[ax]),
-                         "mean_b": float(mb[ax]), "err_b": float(erb[ax]), "z": zt, "ks": d,
-                         "n_eff_a": float(na[ax]), "n_eff_b": float(nb[ax]), "ks_critical": crit,
-                         "ks_p": float(kolmogorov(d * math.sqrt(n_ab))),
-                         "agree": bool(abs(zt) <= z_max and d <= crit), "edges": edges.tolist(),
-                         "hist_a": np.histogram(xa[:, ax], edges, density=True)[0].tolist(),
-                         "hist_b": np.histogram(xb[:, ax], edges, density=True)[0].tolist()})
-        tilts[mode] = rows
+        tilts[mode] = _tilt_rows(xa, xb, "xyz", f"|phi_{mode},{{}}|", (a.label, b.label), blocks, bins, z_max,
+                                 alpha, short)
+        # the cubic axes are equivalent: which one a finite run tilts about is a spontaneous choice, so the
+        # per-sample ranked amplitudes (largest, middle, smallest over the three axes) are what two correct
+        # samplers of one PES share, whatever axes they picked
+        ranked[mode] = _tilt_rows(-np.sort(-xa, axis=1), -np.sort(-xb, axis=1), ("1st", "2nd", "3rd"),
+                                  f"{{}} |phi_{mode}|", (a.label, b.label), blocks, bins, z_max, alpha, short)
     out["tilts"] = tilts
+    out["tilts_ranked"] = ranked
     la, lb = a.lattice(), b.lattice()
     lattice = {}
     for key in _LATTICE_KEYS:
@@ -564,7 +596,8 @@ def compare_ensembles(a: Ensemble, b: Ensemble, blocks: int = 10, bins: int = 15
             m, e, _ = _mean_err(np.asarray(ens.kinetic_temperature)[ens.equilibration:], blocks)
             kin[tag], kin[f"{tag}_err"] = float(m), float(e)
     out["kinetic_temperature"] = kin
-    out["agree"] = bool(out["energy"]["agree"] and all(r["agree"] for rows in tilts.values() for r in rows))
+    out["agree_axes"] = bool(all(r["agree"] for rows in tilts.values() for r in rows))
+    out["agree"] = bool(out["energy"]["agree"] and all(r["agree"] for rows in ranked.values() for r in rows))
     out["short_runs"] = short
     return out
 
@@ -609,12 +642,13 @@ def comparison_lines(results: dict | list[dict]) -> list[str]:
         lines.append(f"  <E - E_cubic> meV/atom: {la} {e['a']:8.2f} +- {e['a_err']:.2f}   {lb} {e['b']:8.2f} +- "
                      f"{e['b_err']:.2f}   diff {e['diff']:+.2f} +- {e['diff_err']:.2f} (z = {e['z']:+.1f})"
                      f"{'' if e['agree'] else '  DIFFERS'}")
-        for mode in ("M", "R"):
-            for row in r["tilts"][mode]:
-                lines.append(f"  <|phi_{mode},{row['axis']}|> deg: {la} {row['mean_a']:6.2f} +- {row['err_a']:.2f}   "
-                             f"{lb} {row['mean_b']:6.2f} +- {row['err_b']:.2f}   z = {row['z']:+5.1f}   KS D = "
-                             f"{row['ks']:.2f} (crit {row['ks_critical']:.2f}, n_eff {row['n_eff_a']:.0f}/"
-                             f"{row['n_eff_b']:.0f}){'' if row['agree'] else '  DIFFERS'}")
+        for key, fmt in (("tilts", "<|phi_{mode},{axis}|>"), ("tilts_ranked", "<{axis} |phi_{mode}|>")):
+            for mode in ("M", "R"):
+                for row in r.get(key, {}).get(mode, []):
+                    lines.append(f"  {fmt.format(mode=mode, axis=row['axis'])} deg: {la} {row['mean_a']:6.2f} +- "
+                                 f"{row['err_a']:.2f}   {lb} {row['mean_b']:6.2f} +- {row['err_b']:.2f}   z = "
+                                 f"{row['z']:+5.1f}   KS D = {row['ks']:.2f} (crit {row['ks_critical']:.2f}, n_eff "
+                                 f"{row['n_eff_a']:.0f}/{row['n_eff_b']:.0f}){'' if row['agree'] else '  DIFFERS'}")
         lat = r["lattice"]
         lines.append("  lattice a, b, c (Å): " + "   ".join(
             f"{k}: {lat[k]['a']:.4f} +- {lat[k]['a_err']:.4f} / {lat[k]['b']:.4f} +- {lat[k]['b_err']:.4f}"
@@ -623,7 +657,9 @@ def comparison_lines(results: dict | list[dict]) -> list[str]:
         if kin:
             lines.append("  kinetic T (K): " + "   ".join(
                 f"{(la if t == 'a' else lb)} {kin[t]:.1f} +- {kin[t + '_err']:.1f}" for t in ("a", "b") if t in kin))
-        lines.append(f"  agree within errors: {'yes' if r['agree'] else 'NO'}")
+        lines.append(f"  agree within errors (energy, ranked tilts): {'yes' if r['agree'] else 'NO'}"
+                     + ("" if "agree_axes" not in r else
+                        f"; axis by axis: {'yes' if r['agree_axes'] else 'no (other axes chosen)'}"))
         if r.get("short_runs"):
             lines.append(f"  caution: {len(r['short_runs'])} quantities have fewer than 2 effective samples per block "
                          f"(errors are lower bounds; run longer): {', '.join(r['short_runs'][:4])}"
@@ -673,7 +709,8 @@ def plot_comparison(pairs: list[tuple[Ensemble, Ensemble]], path: str | Path, re
         ax.legend(fontsize=7)
         for col, mode in ((1, "M"), (2, "R")):
             ax = axes[row, col]
-            for k, rr in enumerate(r["tilts"][mode]):
+            rows = (r.get("tilts_ranked") or r["tilts"])[mode]  # ranked: largest, middle, smallest of the axes
+            for k, rr in enumerate(rows):
                 edges = np.asarray(rr["edges"])
                 mid = 0.5 * (edges[1:] + edges[:-1])
                 shade = ("tab:red", "tab:blue")
@@ -683,8 +720,9 @@ def plot_comparison(pairs: list[tuple[Ensemble, Ensemble]], path: str | Path, re
                 if b is not None:
                     ax.plot(mid, rr["hist_b"], color=shade[1], ls=ls, lw=1.0, drawstyle="steps-mid",
                             label=f"{b.label} {rr['axis']}")
-            ks = "; KS D x,y,z = " + ", ".join(f"{rr['ks']:.2f}" for rr in r["tilts"][mode]) if b is not None else ""
-            ax.set_title(f"|phi_{mode}| (x solid, y dashed, z dotted){ks}", fontsize=8)
+            names = ", ".join(rr["axis"] for rr in rows)
+            ks = f"; KS D {names} = " + ", ".join(f"{rr['ks']:.2f}" for rr in rows) if b is not None else ""
+            ax.set_title(f"|phi_{mode}| ({names}: solid, dashed, dotted){ks}", fontsize=8)
             ax.set_xlabel("degrees")
             ax.set_ylabel("density (1/deg)")
             ax.legend(fontsize=6, ncol=2)

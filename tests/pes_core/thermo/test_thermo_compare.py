@@ -106,6 +106,45 @@ def test_harmonic_model_md_as_oracle_agrees_with_its_own_monte_carlo(harmonic_mo
     assert md.e_ref == pytest.approx(0.0, abs=1e-9) and mc.e_ref == pytest.approx(0.0, abs=1e-9)
 
 
+def _synthetic(label: str, axis: int, seed: int, scale: float = 1.0) -> Ensemble:
+    """A tilted run: in-phase tilt of 5 deg (x scale) about ``axis``, noise of 1 deg elsewhere, white energies."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    phi_m = np.radians(rng.normal(0.0, 1.0, size=(n, 3)))
+    phi_m[:, axis] = np.radians(scale * 5.0 + rng.normal(0.0, 1.0, size=n))
+    phi_r = np.radians(rng.normal(0.0, 1.0, size=(n, 3)))
+    cell = np.broadcast_to(np.eye(3) * 2 * 5.87, (n, 3, 3)).copy()
+    return Ensemble(label=label, method="mc-nvt", temperature=150.0, pressure=0.0, diagonal=(2, 2, 2), n_atoms=40,
+                    e_ref=0.0, energy=rng.normal(0.2, 0.01, size=n), cell=cell, phi_m=phi_m, phi_r=phi_r,
+                    equilibration=0, spacing=1.0)
+
+
+def test_ranked_tilts_do_not_depend_on_the_axis_a_run_chose():
+    """The same tilt about z and about x: the ranked amplitudes agree, the axis-by-axis rows do not."""
+    z_run, x_run = _synthetic("a", 2, 0), _synthetic("b", 0, 1)
+    r = compare_ensembles(z_run, x_run)
+    assert r["agree"] and not r["agree_axes"], "\n".join(comparison_lines(r))
+    first = r["tilts_ranked"]["M"][0]
+    assert first["axis"] == "1st" and abs(first["mean_a"] - 5.0) < 0.2 and abs(first["z"]) < 3
+    assert abs(r["tilts"]["M"][2]["z"]) > 10  # about z: 5 deg against ~0.8 deg
+    # a larger tilt (7.5 deg) about the same axis is a different ensemble for the ranked rows too
+    r2 = compare_ensembles(z_run, _synthetic("c", 2, 2, scale=1.5))
+    assert not r2["agree"] and r2["tilts_ranked"]["M"][0]["z"] > 10
+    assert any("ranked" in line or "1st |phi_M|" in line for line in comparison_lines(r))
+
+
+def test_model_mc_takes_the_energy_floor_of_the_scan(lj_models):
+    """``floor_mev`` reaches the MC chain's wall (the ``pes_thermo`` key the model was refined with)."""
+    model, domain = lj_models[0]["linear"], lj_models[1]
+    span = domain.energy_hi - domain.energy_lo
+    floored = model_ensemble(model, REF, None, 200.0, 20, method="mc", seed=3, domain=domain, floor_mev=2.0)
+    assert floored.meta["e_floor"] == pytest.approx(domain.energy_lo - 2e-3, abs=1e-12)
+    default = model_ensemble(model, REF, None, 200.0, 20, method="mc", seed=3, domain=domain)
+    assert default.meta["e_floor"] == pytest.approx(domain.energy_lo - 0.25 * span, abs=1e-12)
+    assert np.all(floored.energy / floored.n_atoms >= floored.meta["e_floor"])
+    assert model_ensemble(model, REF, None, 200.0, 5, method="mc", seed=3).meta["e_floor"] is None
+
+
 def test_flexible_cell_md_and_the_model_md_path(harmonic_model, tmp_path):
     """NPT MD moves the cell (rotation removed before the tilts); model MD; save/load; plot; refusals."""
     ens = model_ensemble(harmonic_model, REF, None, 5.0, 150, method="md", npt=True, seed=4)
