@@ -189,6 +189,7 @@ def main(argv=None) -> int:
         print()
         print("\n".join(comparison_lines(results)))
     png = plot_comparison(pairs, out / "oracle_vs_model.png", results or None)
+
     def _rows(block: dict) -> dict:  # the tilt rows without their histograms
         return {m: [{k: v for k, v in row.items() if k not in ("edges", "hist_a", "hist_b")} for row in rows]
                 for m, rows in block.items()}
