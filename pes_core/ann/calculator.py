@@ -300,9 +300,8 @@ def _active_sets(rows: dict[str, np.ndarray]) -> tuple[dict, dict]:
     rows do not span all its features (fewer rows than features, or
     dependent ones) gets no active set: its grade would be meaningless.
     """
-    from pes_core.active.maxvol import (
-        MaxvolState,  # deferred: pes_core.active imports the MTP code
-    )
+    # deferred: pes_core.active imports the MTP code
+    from pes_core.active.maxvol import MaxvolState
 
     active, scale = {}, {}
     for name, x in rows.items():

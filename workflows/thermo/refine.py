@@ -35,8 +35,8 @@ regions.  Measured on the full CsPbBr3 set with the linear order-4 model
 31.7, 15.5, 29.0, 161.0 with ``base`` (faster at first; neither converged:
 that model is unbounded below away from its data); with 300 mosaic supercells
 in the spec model's fit and ``floor_mev: 5``, 176.5, 122.9, 47.3, 48.6, 12.9,
-6.1, 4.6 (200-500 K within 3 meV/atom in round 6, 150 K not; docs/thermo.md,
-"Transfer to large cells").
+6.1, 4.6, 2.4: converged in round 7 (docs/thermo.md, "Transfer to large
+cells"; its production scan still fails at 150-200 K).
 
 The history (RMSE per round and temperature, models, decisions) is the blob
 ``thermo/<name>/refine.json`` (:func:`workflows.thermo.store.refine_name`).
