@@ -70,6 +70,7 @@ _LAZY: dict[str, str] = {
     "cluster_set_specs": "featurizers",
     "compute_features": "data",
     "cell_weighted": "data",
+    "scaled_weights": "data",
     "concat_features": "data",
     "configuration_features": "multicell",
     "cross_validate": "cv",
@@ -129,6 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover
         cell_weighted,
         compute_features,
         concat_features,
+        scaled_weights,
         structure_order,
     )
     from .featurizers import (
@@ -199,6 +201,7 @@ __all__ = [
     "point_train_settings",
     "ridge_gcv",
     "rmse_mev_per_atom",
+    "scaled_weights",
     "save_model",
     "select_best",
     "split_rows",

@@ -20,7 +20,8 @@ from pymatgen.core import Structure
 
 from pes_core.ccd import CCDFeaturizer
 
-__all__ = ["FeatureData", "PESData", "cell_weighted", "compute_features", "concat_features", "structure_order"]
+__all__ = ["FeatureData", "PESData", "cell_weighted", "compute_features", "concat_features", "scaled_weights",
+           "structure_order"]
 
 
 def structure_order(featurizer: CCDFeaturizer, structure) -> np.ndarray:
@@ -345,6 +346,30 @@ def cell_weighted(features: FeatureData) -> FeatureData:
     [4.0]
     """
     return dataclasses.replace(features, weights=torch.as_tensor(features.multiplicity, dtype=torch.float64))
+
+
+def scaled_weights(features: FeatureData, factors: dict[str, float]) -> FeatureData:
+    """The same configurations with their weights (1 where unset) multiplied by ``factors[id]``.
+
+    Configurations whose id is not in ``factors`` keep their weight.  This is
+    how a small set whose energy differences matter (relaxed phases, a
+    transition path) is given more say in a fit than its size would
+    (``pes_fit`` ``extra_weights``; MLIP fitting codes call it a weight per
+    configuration type).
+
+    Examples
+    --------
+    >>> import torch
+    >>> b = FeatureData({"p": torch.ones(3, 2, 1)}, {}, torch.tensor([1.0, 2.0, 3.0]), 5, ["a", "b", "c"])
+    >>> scaled_weights(cell_weighted(b), {"b": 10.0}).weights.tolist()
+    [1.0, 10.0, 1.0]
+    """
+    bad = {k: v for k, v in factors.items() if not (np.isfinite(v) and v > 0)}
+    if bad:
+        raise ValueError(f"weight factors must be finite and positive, got {bad}")
+    w = features.weights if features.weights is not None else torch.ones(len(features), dtype=torch.float64)
+    scale = torch.tensor([float(factors.get(k, 1.0)) for k in features.ids], dtype=torch.float64)
+    return dataclasses.replace(features, weights=w * scale)
 
 
 def compute_features(featurizer: CCDFeaturizer, data: PESData, chunk: int = 256) -> FeatureData:

@@ -85,7 +85,8 @@ def fit_extra_features(fit: dict, split: dict, featurizer):
         return None
     return extra_training_features(list(fit["extra_training"]), featurizer,
                                    exclude=set(split["train"]) | set(split["holdout"]),
-                                   weighting=fit.get("extra_weighting", "cells"))
+                                   weighting=fit.get("extra_weighting", "cells"),
+                                   scale=fit.get("extra_weights") or None)
 
 
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:
@@ -248,7 +249,8 @@ def _save_model(fit, kind, blob, point, settings, entry, train_ids, holdout_ids)
     doc = PotentialModel(
         name=name, kind={"cluster": "ann", "site": "ann"}.get(kind, kind), version=version,
         settings={"model": kind, "point": point, "training": settings.to_dict() if settings else None,
-                  "training_set": fit["training_set"]},
+                  "training_set": fit["training_set"],
+                  **({"extra_weights": dict(fit["extra_weights"])} if fit.get("extra_weights") else {})},
         metrics={k: v for k, v in entry.items() if k not in ("train", "test", "point")},
         training_ids=list(entry["train"]["ids"]), validation_ids=list(holdout_ids), workflow=fit["name"])
     doc.parameters.put(blob, content_type="application/octet-stream", filename=f"{name}.bin")

@@ -43,6 +43,7 @@ cross-validation, the retraining of the winner and the stored model::
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -287,6 +288,22 @@ class PESFitSpec(OracleSpec):
     extra_weighting: Literal["cells", "configuration"] = Field(
         "cells", description="weight of an extra configuration of m training cells: cells (m, the inverse variance "
                              "of its energy per cell; pes_core.ann.cell_weighted) or configuration (1)")
+    extra_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="a factor on the weight of the configurations of an extra_training workflow, e.g. "
+                    "{cspbbr3-phases: 10}: a small set whose energy differences matter (relaxed phases) gets "
+                    "more say than its size; kept by pes_thermo refine refits of the model")
+
+    @model_validator(mode="after")
+    def _extra_weights(self):
+        """Each key an extra_training workflow name, each factor finite and positive."""
+        for k, v in self.extra_weights.items():
+            if k not in self.extra_training or k.startswith("feedback:"):
+                raise ValueError(f"extra_weights: {k!r} is not a workflow named in extra_training "
+                                 f"({self.extra_training}); weight the workflows listed there")
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"extra_weights: the factor of {k!r} must be finite and positive, got {v}")
+        return self
 
     def to_settings(self) -> FitSettings:
         """The :class:`pes_core.ann.FitSettings` of this spec."""

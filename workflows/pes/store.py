@@ -223,11 +223,12 @@ def extra_training_ids(entries: list[str], exclude: set[str] | frozenset = froze
 
 
 def extra_training_features(entries: list[str], featurizer, exclude: set[str] | frozenset = frozenset(),
-                            weighting: str = "cells"):
+                            weighting: str = "cells", scale: dict[str, float] | None = None):
     """Features of the extra training configurations (any supercell with a whole multiple of the model's cells).
 
     ``weighting``: ``"cells"`` gives a configuration of ``m`` training cells the weight ``m``
-    (:func:`pes_core.ann.cell_weighted`), ``"configuration"`` the weight 1.
+    (:func:`pes_core.ann.cell_weighted`), ``"configuration"`` the weight 1.  ``scale``
+    (``pes_fit`` ``extra_weights``): a factor on those weights per source workflow.
 
     Cached per source workflow and featurizer (``features/<workflow>/<key>-multicell``), completed
     for new configurations.  Returns ``None`` when there are none.
@@ -245,10 +246,13 @@ def extra_training_features(entries: list[str], featurizer, exclude: set[str] | 
         cell_weighted,
         concat_features,
         configuration_features,
+        scaled_weights,
     )
 
-    parts = []
+    parts, factors = [], {}
     for workflow, ids in extra_training_ids(entries, exclude).items():
+        if scale and workflow in scale:
+            factors.update(dict.fromkeys(ids, float(scale[workflow])))
         name = feature_name(workflow, featurizer.settings) + "-multicell"
         blob = get_blob(name)
         cached = FeatureData.from_dict(torch.load(io.BytesIO(blob), weights_only=True)) if blob is not None else None
@@ -268,7 +272,8 @@ def extra_training_features(entries: list[str], featurizer, exclude: set[str] | 
     if not parts:
         return None
     extra = concat_features(parts)
-    return cell_weighted(extra) if weighting == "cells" else extra
+    extra = cell_weighted(extra) if weighting == "cells" else extra
+    return scaled_weights(extra, factors) if factors else extra
 
 
 def split_name(fit_name: str) -> str:

@@ -229,6 +229,7 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         concat_features,
         fit_point,
         model_to_bytes,
+        scaled_weights,
         torch_threads,
     )
     from pes_core.ann.io import model_from_bytes
@@ -280,6 +281,10 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         parts.append(extra_training_features(workflows, feat, exclude=set(small),
                                              weighting=cfg["refine"].get("weighting", "cells")).select_ids(extra_ids))
     data = concat_features(parts)
+    if settings.get("extra_weights"):  # the pes_fit's factors per source workflow (e.g. relaxed phases) stay
+        weights = settings["extra_weights"]
+        data = scaled_weights(data, {k: float(weights[sizes[k][1]]) for k in data.ids
+                                     if k in sizes and sizes[k][1] in weights})
     ts = TrainSettings.from_dict(training) if training else None
     with torch_threads(ts.threads if ts is not None else 1):
         model, _, seconds = fit_point(point, feat, data, ts)

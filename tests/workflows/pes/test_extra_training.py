@@ -56,6 +56,14 @@ def test_extra_training_spec_key():
     assert PESFitSpec(name="f", extra_training=["t-validation", "feedback:t"]).extra_training[1] == "feedback:t"
     with pytest.raises(ValidationError, match="extra_training"):
         PESFitSpec(name="f", extra_training=[""])
+    # extra_weights: a factor per extra_training workflow, nothing else
+    assert PESFitSpec(name="f", extra_training=["p"], extra_weights={"p": 10}).extra_weights == {"p": 10.0}
+    with pytest.raises(ValidationError, match="not a workflow named in extra_training"):
+        PESFitSpec(name="f", extra_training=["p"], extra_weights={"q": 10})
+    with pytest.raises(ValidationError, match="not a workflow named in extra_training"):
+        PESFitSpec(name="f", extra_training=["feedback:t"], extra_weights={"feedback:t": 2})
+    with pytest.raises(ValidationError, match="finite and positive"):
+        PESFitSpec(name="f", extra_training=["p"], extra_weights={"p": 0})
 
 
 def test_fit_with_large_cell_extra_training(project):
@@ -80,7 +88,9 @@ def test_fit_with_large_cell_extra_training(project):
         reference = perovskite_reference("pes-xs")
         large = _store_large(reference.a)
         assert Configuration.objects(workflow="xs-thermo-validation", n_atoms=320).count() == 12
-        for fit in (_fit("xs-plain"), _fit("xs-more", extra_training=["xs-thermo-validation"])):
+        for fit in (_fit("xs-plain"), _fit("xs-more", extra_training=["xs-thermo-validation"]),
+                    _fit("xs-heavy", extra_training=["xs-thermo-validation"],
+                         extra_weights={"xs-thermo-validation": 50.0})):
             b.lp.add_wf(pes_fit_workflow(fit))  # one after the other: the second finds the energy paths stored
             assert run_local(b, workers=2, progress=False).fizzled == 0, fit["name"]
         plain, more = (PotentialModel.objects.get(name=f"xs-{k}-linear") for k in ("plain", "more"))
@@ -96,6 +106,13 @@ def test_fit_with_large_cell_extra_training(project):
         # the large cells teach the model: lower error on them (and they were cached as multicell features)
         before, after = _large_rmse("xs-plain-linear", large), _large_rmse("xs-more-linear", large)
         assert after < 0.5 * before
+        # extra_weights: the factor multiplies the cell weight (8 for a 320-atom cell), is stored with the
+        # model (refine refits keep it), and a heavier weight fits those cells closer (weighted least squares)
+        heavy = PotentialModel.objects.get(name="xs-heavy-linear")
+        assert heavy.settings["extra_weights"] == {"xs-thermo-validation": 50.0}
+        assert "extra_weights" not in more.settings
+        after_heavy = _large_rmse("xs-heavy-linear", large)
+        assert after_heavy < after
         # the training domain of the new model (the wall of pes_thermo chains) spans the large cells too
         from pes_core.ann.calculator import stored_model_with_domain
 
@@ -117,9 +134,15 @@ def test_fit_with_large_cell_extra_training(project):
         _store_odd(reference.a)
         with pytest.raises(ValueError, match="whole multiple"):
             extra_training_features(["xs-odd"], feat)
+        w = extra_training_features(["xs-thermo-validation"], feat, scale={"xs-thermo-validation": 5.0}).weights
+        assert w.tolist() == [40.0] * 12
+        w = extra_training_features(["xs-thermo-validation"], feat, weighting="configuration",
+                                    scale={"other": 5.0}).weights
+        assert w is None
         assert np.isfinite(before) and np.isfinite(after)
         assert get_blob(feature_name("xs-thermo-validation", feat.settings) + "-multicell") is not None
-        print(f"large-cell RMSE without / with extra_training: {before:.3f} / {after:.3f} meV/atom")
+        print(f"large-cell RMSE without / with extra_training / x50: {before:.3f} / {after:.3f} / "
+              f"{after_heavy:.3f} meV/atom")
 
 
 def _store_odd(a: float) -> None:

@@ -121,6 +121,35 @@ def test_round_fireworks_keep_the_oracle_category():
     assert oracle.tasks[0]["generator"].startswith("thermo:tiny-refine:r1:")
 
 
+def test_refit_keeps_the_fits_extra_weights(project, lj_data, small_featurizer, monkeypatch):
+    """A model fitted with pes_fit extra_weights is refitted with the same factors on those configurations."""
+    from pes_core import ann
+    from workflows.core.backend import open_backend
+    from workflows.core.runner import run_local
+    from workflows.thermo.builders import pes_thermo_workflow
+
+    seen, real = [], ann.fit_point
+
+    def spy(point, feat, data, ts=None):
+        seen.append(data)
+        return real(point, feat, data, ts)
+
+    monkeypatch.setattr(ann, "fit_point", spy)
+    with open_backend(project) as b:
+        base = _store_model(lj_data, small_featurizer)
+        base.settings = {**base.settings, "extra_weights": {TRAIN_SET: 3.0}}
+        base.save()
+        seen.clear()  # _store_model's own fit
+        b.lp.add_wf(pes_thermo_workflow(_spec(name="tiny-weights", refine={"rounds": 1, "tolerance_mev": 1e-3})))
+        assert run_local(b, workers=1, progress=False).fizzled == 0
+    assert len(seen) == 1
+    weights = dict(zip(seen[0].ids, seen[0].weights.tolist()))
+    snapshots = [k for k in weights if k not in set(base.training_ids)]
+    assert set(base.training_ids) <= set(weights) and len(snapshots) == 6
+    assert all(weights[k] == 3.0 for k in base.training_ids)
+    assert all(weights[k] == 1.0 for k in snapshots)  # 40-atom snapshots: one cell each, no factor
+
+
 def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, small_featurizer):
     from pes_core.db import Configuration, PotentialModel, calculation_hash
     from workflows.core.backend import open_backend
