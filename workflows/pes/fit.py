@@ -86,7 +86,7 @@ def fit_extra_features(fit: dict, split: dict, featurizer):
     return extra_training_features(list(fit["extra_training"]), featurizer,
                                    exclude=set(split["train"]) | set(split["holdout"]),
                                    weighting=fit.get("extra_weighting", "cells"),
-                                   scale=fit.get("extra_weights") or None)
+                                   scale=fit.get("extra_weights"))
 
 
 def finish_fit(fit: dict, results: list[dict], fw_spec: dict) -> dict:

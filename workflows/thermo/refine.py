@@ -282,9 +282,8 @@ def refit_model(cfg: dict, rnd: int) -> dict:
                                              weighting=cfg["refine"].get("weighting", "cells")).select_ids(extra_ids))
     data = concat_features(parts)
     if settings.get("extra_weights"):  # the pes_fit's factors per source workflow (e.g. relaxed phases) stay
-        weights = settings["extra_weights"]
-        data = scaled_weights(data, {k: float(weights[sizes[k][1]]) for k in data.ids
-                                     if k in sizes and sizes[k][1] in weights})
+        weights = settings["extra_weights"]  # every id of data is in sizes (unstored ones were refused above)
+        data = scaled_weights(data, {k: float(weights[sizes[k][1]]) for k in data.ids if sizes[k][1] in weights})
     ts = TrainSettings.from_dict(training) if training else None
     with torch_threads(ts.threads if ts is not None else 1):
         model, _, seconds = fit_point(point, feat, data, ts)
