@@ -34,7 +34,11 @@ each other's work.  This module therefore
 * never creates a store except for ``pes init`` (``create=True``): a deleted
   store is an error, not a silent new empty project,
 * offers read-only snapshots (``pes status``, the web monitor) that copy the
-  file and never write it back.
+  file and never write it back,
+* keeps blobs (feature caches, ...) out of the file, in content-addressed
+  files beside it (:mod:`workflows.core.blobs`), so that a write serializes
+  only documents; every write is numbered, so a replaced blob's file is
+  deleted only once no kept copy refers to it.
 
 The domain database (mongoengine documents in :mod:`pes_core.db`) uses the
 *same* client as the LaunchPad: with mongomock, two clients would each hold a
@@ -60,6 +64,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from workflows.core import blobs
 from workflows.core.yamlio import DuplicateKeyError, UniqueKeyLoader
 
 logger = logging.getLogger(__name__)
@@ -809,6 +814,9 @@ class Backend:
         if not read_only:
             self._initialize_if_new()
         self._connect_domain_db()
+        self.blob_files: blobs.BlobFiles | None = None
+        if config.is_embedded:
+            self._open_blob_files()
         global _CURRENT
         _CURRENT = weakref.ref(self)
 
@@ -816,6 +824,21 @@ class Backend:
         """Give a brand-new database FireWorks' counters (``lpad reset`` on an empty db)."""
         if self.db.fw_id_assigner.find_one({}) is None and self.db.fireworks.count_documents({}) == 0:
             self.lp.reset("", require_password=False)
+
+    def _open_blob_files(self) -> None:
+        """Attach the store's blob files (:mod:`workflows.core.blobs`); a writer tidies and migrates them."""
+        self.blob_files = blobs.BlobFiles(blobs.blob_dir(self.config.embedded_store), self.db, N_BACKUPS)
+        blobs.attach(self.blob_files)
+        if self.read_only:
+            return
+        swept = self.blob_files.sweep()
+        if swept:
+            logger.info("removed %d blob files no store copy refers to (left by an interrupted run)", swept)
+        moved, size = self.blob_files.migrate_gridfs()
+        if moved:
+            self.flush()
+            logger.warning("moved %d blobs (%.0f MB) out of the store file into %s/: the store is written "
+                           "faster now", moved, size / 1e6, self.blob_files.root.name)
 
     # -- domain database ---------------------------------------------------
     def _connect_domain_db(self) -> None:
@@ -856,9 +879,18 @@ class Backend:
                 self.pending = True
                 return False
             store = self.client._store
-            text = store_file_text(retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01))
-            # the file replaced was read at start-up or written here: it is a good copy to keep
-            _atomic_write_text(self.config.embedded_store, text, keep_backup=True)
+            files = self.blob_files
+            generation = files.begin_write() if files is not None else 0
+            try:
+                text = store_file_text(retry_store_race(lambda: _dumps_store(store), attempts=6, pause=0.01))
+                # the file replaced was read at start-up or written here: it is a good copy to keep
+                _atomic_write_text(self.config.embedded_store, text, keep_backup=True)
+            except BaseException:
+                if files is not None:
+                    files.abort_write(generation)
+                raise
+            if files is not None:
+                files.collect(generation)
             self._last_flush = time.monotonic()
             self._last_write_s = self._last_flush - now
             self.pending = False
@@ -900,6 +932,8 @@ class Backend:
                     store._finalizer.detach()  # already written; never write again at exit
             from pes_core.db import disconnect
 
+            if self.blob_files is not None:
+                blobs.detach(self.blob_files)
             disconnect()
             if self._lock is not None:
                 self._lock.release()

@@ -6,8 +6,8 @@ Modules in import order: ``spec`` -> ``store`` (stored state) -> ``fit``
 
 State lives in the domain database: relaxed cells and every oracle result are
 ``Configuration`` documents of the training-set workflow; the holdout split,
-feature caches and the fit record are GridFS files (``pes_files``) named by
-the workflow; trained models are ``PotentialModel`` documents.  Reruns reuse
+feature caches and the fit record are blobs (:mod:`workflows.core.blobs`) named
+by the workflow; trained models are ``PotentialModel`` documents.  Reruns reuse
 what is stored (relaxations, oracle results, the split), so the workflows are
 idempotent and resumable.
 """

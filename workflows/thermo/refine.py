@@ -272,7 +272,10 @@ def refit_model(cfg: dict, rnd: int) -> dict:
         raise ValueError(f"refine: {len(lost)} of the {len(base_ids)} training configurations of {base_name!r} are "
                          f"not stored (e.g. {lost[0]}): the refit would not train on the model's training set; "
                          "restore them or refit with a pes_fit")
-    small = [k for k in base_ids if sizes[k][0] == feat.n_atoms]
+    # the training set's own cells through its feature cache; every other configuration (large cells, and
+    # training-cell configurations of extra_training sets such as relaxed phases) through the per-workflow
+    # caches of extra_training_features, so no foreign rows are appended to the training set's cache
+    small = [k for k in base_ids if sizes[k][0] == feat.n_atoms and sizes[k][1] == settings["training_set"]]
     extra_ids = list(dict.fromkeys([k for k in base_ids if k not in set(small)]
                                    + [k for k in ids if k not in set(base_ids)]))
     parts = [load_features(settings["training_set"], feat, small)] if small else []

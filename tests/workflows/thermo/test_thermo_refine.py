@@ -9,6 +9,7 @@ import pytest
 
 import workflows.thermo.builders  # registers kind pes_thermo
 import workflows.thermo.report  # registers its reporter
+from workflows.core.blobs import blob_names
 
 LJ = {"sigma": 2.6, "epsilon": 0.05}
 MODEL = "tiny-refine-linear"
@@ -150,6 +151,53 @@ def test_refit_keeps_the_fits_extra_weights(project, lj_data, small_featurizer, 
     assert all(weights[k] == 1.0 for k in snapshots)  # 40-atom snapshots: one cell each, no factor
 
 
+def test_refit_keeps_other_workflows_out_of_the_training_sets_feature_cache(project, lj_data, small_featurizer,
+                                                                            monkeypatch):
+    """Training-cell configurations of another workflow (pes_fit extra_training, e.g. relaxed phases) are refitted on,
+    with their features cached under their own workflow, never appended to the training set's cache."""
+    import io
+
+    import torch
+
+    from pes_core import ann
+    from pes_core.db import store_result
+    from pes_core.oracles import get_oracle
+    from workflows.core.backend import open_backend
+    from workflows.core.blobs import get_blob
+    from workflows.core.runner import run_local
+    from workflows.pes.store import feature_name
+    from workflows.thermo.builders import pes_thermo_workflow
+
+    seen, real = [], ann.fit_point
+
+    def spy(point, feat, data, ts=None):
+        seen.append(data)
+        return real(point, feat, data, ts)
+
+    monkeypatch.setattr(ann, "fit_point", spy)
+    oracle = get_oracle("lj", LJ)
+    with open_backend(project) as b:
+        base = _store_model(lj_data, small_featurizer)
+        strained = []
+        for s in lj_data[0][:4]:
+            s = s.copy()
+            s.scale_lattice(s.volume * 1.01)
+            strained.append(s)
+        phases = [store_result(oracle.compute(s), oracle_settings=LJ, workflow="tiny-phases")[0].content_hash
+                  for s in strained]
+        base.training_ids = list(base.training_ids) + phases
+        base.save()
+        seen.clear()
+        b.lp.add_wf(pes_thermo_workflow(_spec(name="tiny-foreign", refine={"rounds": 1, "tolerance_mev": 1e-3})))
+        assert run_local(b, workers=1, progress=False).fizzled == 0
+        assert len(seen) == 1 and set(base.training_ids) <= set(seen[0].ids)
+        own = torch.load(io.BytesIO(get_blob(feature_name(TRAIN_SET, small_featurizer.settings))), weights_only=True)
+        assert set(own["ids"]) == set(base.training_ids[:N_TRAIN]) | set(base.validation_ids)
+        theirs = torch.load(io.BytesIO(get_blob(feature_name("tiny-phases", small_featurizer.settings) + "-multicell")),
+                            weights_only=True)
+        assert set(theirs["ids"]) == set(phases)
+
+
 def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, small_featurizer):
     from pes_core.db import Configuration, PotentialModel, calculation_hash
     from workflows.core.backend import open_backend
@@ -236,15 +284,13 @@ def test_refine_end_to_end_rounds_models_rerun_and_report(project, lj_data, smal
         assert get_json("thermo/tiny-refine/feedback.json")["model"] == "tiny-refine-model-r2"
         # a rerun reuses everything: no new configurations, models or blobs
         n_conf, n_models = Configuration.objects.count(), PotentialModel.objects.count()
-        blobs = sorted(f.filename for f in __import__("gridfs").GridFS(
-            __import__("mongoengine").get_db(), collection="pes_files").find({"filename": {"$regex": "^thermo/"}}))
+        blobs = blob_names("thermo/")
+        assert len(blobs) > 30
         b.lp.add_wf(pes_thermo_workflow(_spec()))
         again = run_local(b, workers=2, progress=False)
         assert again.fizzled == 0 and again.completed == 3 * 10 + 2
         assert Configuration.objects.count() == n_conf and PotentialModel.objects.count() == n_models
-        assert sorted(f.filename for f in __import__("gridfs").GridFS(
-            __import__("mongoengine").get_db(), collection="pes_files").find(
-            {"filename": {"$regex": "^thermo/"}})) == blobs
+        assert blob_names("thermo/") == blobs
         assert get_json(refine_name("tiny-refine"))["rounds"] == hist["rounds"]
         # the report: the last round's scans, the RMSE per round
         index = write_report(b, "pes thermo tiny-refine", project.parent / "report")

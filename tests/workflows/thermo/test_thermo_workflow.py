@@ -142,11 +142,9 @@ def _reference_scan(direction: str = "cooling"):
 
 
 def _blob_names(prefix: str) -> list[str]:
-    import gridfs
-    import mongoengine
+    from workflows.core.blobs import blob_names
 
-    fs = gridfs.GridFS(mongoengine.get_db(), collection="pes_files")
-    return sorted(f.filename for f in fs.find({"filename": {"$regex": f"^{prefix}"}}))
+    return blob_names(prefix)
 
 
 def _points(name: str = "tiny-thermo", direction: str = "cooling") -> list[dict]:
