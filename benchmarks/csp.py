@@ -217,6 +217,8 @@ def run_one(mode: str, seed: int, args, threshold: float | None, composition: di
     search = {"composition": composition or {args.element: 1}, "n_atoms": [n, n],
               "population_size": args.population, "max_generations": args.generations,
               "stop_after": args.stop_after, "seed": seed}
+    if args.search:
+        search.update(json.loads(args.search))
     if args.stop_at_found and threshold is not None:
         search["stop_enthalpy"] = threshold
     kw = dict(oracle=oracle or args.oracle, mode=mode,
@@ -306,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--active", default='{"pool_size": 10, "max_rounds_per_generation": 3, '
                                        '"max_configurations_per_round": 6}',
                    help="JSON of the `active` settings of mode mtp")
+    p.add_argument("--search", default=None, metavar="JSON",
+                   help="extra `search` settings of every search, e.g. '{\"primitive_centred\": true}'")
     p.add_argument("--optimizer", default="BFGS",
                    help="relaxation optimizer of both modes (the spec default BFGS; the README's direct-mode "
                         "figures before the one-default change were measured with FIRE)")
@@ -371,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
                         and search.get("population_size") == args.population
                         and search.get("max_generations") == args.generations
                         and search.get("stop_after") == args.stop_after
+                        and all(search.get(k) == v for k, v in json.loads(args.search or "{}").items())
                         and (search.get("stop_enthalpy") is not None) == args.stop_at_found
                         and json.loads(r["setup"][3]).get("fmax") == args.verify_fmax
                         and (mode == "direct" or json.loads(r["setup"][2]).get("level") == args.level))

@@ -41,6 +41,8 @@ __all__ = [
     "lattice_mutation",
     "min_distance_ratio",
     "permutation",
+    "primitive_cell",
+    "random_setting",
     "random_space_group",
     "random_structure",
     "scale_to_volume",
@@ -133,6 +135,69 @@ def random_space_group(num_ions: tuple[int, ...], rng: np.random.Generator, trie
     return 1
 
 
+@lru_cache(maxsize=4096)
+def _compatible_primitive(sg: int, num_ions: tuple[int, ...]) -> bool:
+    """Whether centred group ``sg`` has a primitive cell holding ``num_ions`` (its conventional cell holds more)."""
+    from pyxtal.symmetry import Group
+
+    try:
+        group = Group(sg)
+        centring = int(group.cellsize())
+        if centring == 1:
+            return False
+        ok, free = group.check_compatible([n * centring for n in num_ions])
+    except Exception:
+        return False
+    return bool(ok and free)
+
+
+def random_setting(num_ions: tuple[int, ...], rng: np.random.Generator, primitive_centred: bool = True,
+                   tries: int = 500) -> tuple[int, bool]:
+    """A space group and cell for a random structure: ``(sg, conventional)``.
+
+    ``conventional``: the cell holds ``num_ions`` in the group's conventional
+    setting; otherwise in the primitive cell of a centred group (its
+    conventional cell holds 2-4 times as many). The group is drawn uniformly
+    from those that allow either cell (only conventional ones unless
+    ``primitive_centred``); one that allows both gives either with
+    probability 1/2. ``(1, True)`` if no group is found.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> draws = {random_setting((4, 6), rng) for _ in range(400)}
+    >>> (167, False) in draws          # corundum's R-3c, as a 10-atom primitive cell
+    True
+    >>> any(sg == 167 for sg, _ in {random_setting((4, 6), rng, primitive_centred=False) for _ in range(400)})
+    False
+    """
+    num_ions = tuple(num_ions)
+    if not primitive_centred:
+        return random_space_group(num_ions, rng, tries), True
+    for _ in range(tries):
+        sg = int(rng.integers(2, 231))
+        conv, prim = _compatible(sg, num_ions), _compatible_primitive(sg, num_ions)
+        if conv and prim:
+            return sg, bool(rng.random() < 0.5)
+        if conv or prim:
+            return sg, conv
+    return 1, True
+
+
+def primitive_cell(atoms: Atoms, symprec: float = 1e-3) -> Atoms | None:
+    """The primitive cell of a symmetric structure (spglib, positions not idealized); ``None`` if spglib fails."""
+    import spglib
+
+    cell = (np.array(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
+    try:
+        out = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
+    except Exception:
+        return None
+    if out is None:
+        return None
+    lattice, frac, numbers = out
+    return Atoms(numbers=numbers, scaled_positions=frac, cell=lattice, pbc=True)
+
+
 def random_structure(settings: SearchSettings, rng: np.random.Generator,
                      n_atoms: int | None = None, volume_per_atom: float | None = None) -> Atoms | None:
     """A random symmetric structure (pyxtal) in a random compatible space group.
@@ -162,20 +227,25 @@ def random_structure(settings: SearchSettings, rng: np.random.Generator,
                       for k, a in enumerate(els) for b in els[k:]], prototype="atomic")
     vpa = volume_per_atom or settings.initial_volume_per_atom()
     for _ in range(10):
-        sg = random_space_group(tuple(num_ions), rng)
+        if settings.primitive_centred:
+            sg, conventional = random_setting(tuple(num_ions), rng)
+        else:  # the draw of earlier versions (same random numbers, same searches)
+            sg, conventional = random_space_group(tuple(num_ions), rng), True
         seed = int(rng.integers(2**31 - 1))
         crystal = pyxtal()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                crystal.from_random(3, sg, species, num_ions, tm=tm, random_state=seed)
+                crystal.from_random(3, sg, species, num_ions, tm=tm, random_state=seed, conventional=conventional)
         except Exception as err:  # pyxtal raises assorted errors for unlucky draws
             log.debug("pyxtal failed for space group %d: %s", sg, err)
             continue
         if not crystal.valid:
             continue
         atoms = crystal.to_ase()
-        if len(atoms) != n_atoms:
+        if not conventional:
+            atoms = primitive_cell(atoms)
+        if atoms is None or len(atoms) != n_atoms:
             continue
         target = vpa * n_atoms * rng.uniform(0.9, 1.1)
         ratio = min_distance_ratio(atoms, settings)

@@ -158,6 +158,14 @@ class SearchSettings:
     diversify_after : int
         Niching and symmetric offspring act only once the best has not
         changed for this many generations (0 = always).
+    primitive_centred : bool
+        Random structures may also be drawn in a centred space group (A, C, I,
+        F, R lattices) as its *primitive* cell of the search's atom count
+        (pyxtal builds the conventional cell of 2-4 times the atoms, spglib
+        reduces it). Without it a centred group only gives conventional
+        cells, so, for example, 10-atom corundum (R-3c: 30 atoms in the
+        conventional cell) can never be drawn for Al4O6. A drawn group that
+        allows both cells gives either with equal probability.
     seeds : list
         Known structures that join generation 0 in place of random ones
         (origin ``seed``): prototype names (``"diamond"``,
@@ -206,6 +214,7 @@ class SearchSettings:
     symmetrize_tol: float = 0.8
     adapt_best_bonus: float = 0.0
     diversify_after: int = 0
+    primitive_centred: bool = False
     seeds: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -249,6 +258,8 @@ class SearchSettings:
             raise ValueError("max_generations must be >= 1")
         if not isinstance(self.niching, bool):
             raise ValueError(f"niching must be true or false, got {self.niching!r}")
+        if not isinstance(self.primitive_centred, bool):
+            raise ValueError(f"primitive_centred must be true or false, got {self.primitive_centred!r}")
         if not 0 <= self.niche_radius <= 1:
             raise ValueError(f"niche_radius must be a cosine distance in [0, 1], got {self.niche_radius}")
         if self.niche_cap < 1:

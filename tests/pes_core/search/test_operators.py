@@ -40,6 +40,40 @@ def test_pyxtal_random_uses_pairwise_tolerances():
         assert d.min() >= 1.3 - 1e-9
 
 
+def test_primitive_cells_of_centred_groups():
+    """With primitive_centred, centred groups give primitive cells of the search's size, symmetric in that group."""
+    import spglib
+    from pyxtal.symmetry import Group
+
+    s = SearchSettings(composition={"Al": 2, "O": 3}, n_atoms=(10, 10), primitive_centred=True)
+    ions = tuple(s.species_counts(10).values())  # the order random_structure hands to pyxtal
+    rng = np.random.default_rng(3)
+    centred = []
+    for _ in range(40):
+        a = ops.random_structure(s, rng)
+        assert a is not None and len(a) == 10 and _counts(a) == {"Al": 4, "O": 6}
+        assert ops.check_distances(a, s)
+        sg = int(a.info["spacegroup"])
+        found = spglib.get_symmetry_dataset((np.array(a.cell), a.get_scaled_positions(), a.numbers), symprec=1e-3)
+        # the drawn group's operations (or a supergroup's) hold: at least as many per primitive cell
+        assert len(found.rotations) >= len(Group(sg)[0]) // int(Group(sg).cellsize())
+        if int(Group(sg).cellsize()) > 1 and not ops._compatible(sg, ions):
+            centred.append(sg)
+    assert len(centred) >= 5  # groups the conventional draw cannot reach at 10 atoms (e.g. R-3c, C2/c)
+    # the corundum cell: R-3c (Al 4c, O 6e per primitive cell) is among the groups
+    assert ops._compatible_primitive(167, ions) and not ops._compatible(167, ions)
+    prim = ops.primitive_cell(bulk("Cu", "fcc", a=3.6, cubic=True))
+    assert len(prim) == 1 and abs(prim.get_volume() - 3.6**3 / 4) < 1e-6
+
+
+def test_without_primitive_centred_only_conventional_cells_are_drawn():
+    s = SearchSettings(composition={"Al": 2, "O": 3}, n_atoms=(10, 10))
+    rng = np.random.default_rng(7)
+    ions = tuple(s.species_counts(10).values())
+    groups = {int(ops.random_structure(s, rng).info["spacegroup"]) for _ in range(30)}
+    assert all(ops._compatible(sg, ions) for sg in groups) and 167 not in groups
+
+
 @pytest.mark.parametrize("name", ["heredity", "coordinate", "lattice", "permutation"])
 def test_operators_keep_composition_and_distances(mgo, name):
     s, parents = mgo
