@@ -152,8 +152,12 @@ class BlobFiles:
         return self.db[INDEX].find_one({"_id": name}, {"_id": 1}) is not None
 
     def put(self, name: str, data: bytes) -> None:
-        sha = self._write_file(bytes(data))
+        data = bytes(data)
+        sha = self._write_file(data)
         with self._lock:
+            if not self.path(sha).exists():  # the same content was dropped before and collect() just deleted it
+                self._write_file(data)
+            self.db[TRASH].delete_one({"_id": sha})  # referred to again
             old = self.db[INDEX].find_one({"_id": name})
             self.db[INDEX].replace_one(
                 {"_id": name},

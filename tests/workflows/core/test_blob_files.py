@@ -89,6 +89,32 @@ def test_replaced_blob_outlives_the_kept_store_copies(project):
         assert get_blob("cache") == old
 
 
+def test_content_put_again_after_being_dropped_stays(project):
+    """A blob whose content was dropped earlier and is put again is not deleted by the collection of its old copy."""
+    with open_backend(project) as b:
+        put_blob("a", b"one")
+        put_blob("a", b"two")  # b"one" dropped
+        put_blob("b", b"one")  # ... and referred to again under another name
+        for _ in range(N_BACKUPS + 2):
+            b.flush()
+        assert get_blob("b") == b"one" and get_blob("a") == b"two"
+        # collect() deleted the file between a put's file write and its index entry: put writes it again
+        put_blob("b", b"three")
+        for _ in range(N_BACKUPS + 1):
+            b.flush()
+        assert hashlib.sha256(b"one").hexdigest() not in _files(project)
+        real, calls = b.blob_files._write_file, []
+
+        def raced(data):  # the first write finds the file (deleted right after by a collect), later ones write
+            calls.append(data)
+            return hashlib.sha256(data).hexdigest() if len(calls) == 1 else real(data)
+
+        b.blob_files._write_file = raced
+        put_blob("c", b"one")
+        assert len(calls) == 2
+        assert get_blob("c") == b"one"
+
+
 def test_damaged_or_missing_blob_file_is_a_clear_error(project):
     with open_backend(project):
         put_blob("fit/record.json", b'{"rmse": 1.0}')
