@@ -65,6 +65,7 @@ from typing import Any, Iterator
 import yaml
 
 from workflows.core import blobs
+from workflows.core.atomic import write_atomically
 from workflows.core.yamlio import DuplicateKeyError, UniqueKeyLoader
 
 logger = logging.getLogger(__name__)
@@ -248,25 +249,18 @@ def _rotate_backups(store: Path) -> None:
 
 
 def _atomic_write_text(path: Path, text: str, keep_backup: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+    """Write ``text`` to ``path`` atomically (:func:`workflows.core.atomic.write_atomically`).
 
     A failed write (disk full, ...) removes its temporary file and raises;
     ``path`` is then untouched. ``keep_backup``: the file being replaced
-    (known to be good) becomes ``<path>.bak.1`` first (see :func:`backup_files`).
+    (known to be good) becomes ``<path>.bak.1`` first (see :func:`backup_files`),
+    once the new content is on disk.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+    def rotate() -> None:
         if keep_backup and path.exists():
             _rotate_backups(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+
+    write_atomically(path, text, before_replace=rotate)
 
 
 #: key of the checksum header, the first member of the store's JSON object

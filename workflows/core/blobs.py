@@ -39,13 +39,14 @@ import contextlib
 import datetime as _dt
 import hashlib
 import logging
-import os
 import re
 import threading
 from pathlib import Path
 
 import gridfs
 import mongoengine
+
+from workflows.core.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +111,7 @@ class BlobFiles:
         if final.exists() and final.stat().st_size == len(data):
             return sha
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        write_atomically(final, data)
         return sha
 
     def _read_file(self, name: str, sha: str) -> bytes:

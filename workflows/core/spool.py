@@ -22,7 +22,6 @@ database directly.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import json
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from workflows.core.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +138,7 @@ def write_spool(store: Path, wf, spec_file: str | os.PathLike = "") -> Path:
            "submitted_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
            "submitted_by": f"{getpass.getuser()}@{os.uname().nodename} pid {os.getpid()}",
            "spec_file": str(spec_file), "workflow": json.loads(wf.to_format("json"))}
-    tmp = folder / f".{path.name}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomically(path, json.dumps(doc))
     return path
 
 

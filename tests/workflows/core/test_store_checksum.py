@@ -13,7 +13,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from store_helpers import run_pes, store_state
 
 from pes_core.sampling import rattled_strained
-from workflows.core import backend as backend_module
+from workflows.core import atomic as atomic_module
 from workflows.core.backend import (
     STORE_META_KEY,
     StoreChecksumError,
@@ -154,7 +154,7 @@ def test_disk_full_during_write_leaves_no_temporary_file_and_the_store_intact(pr
 
     with open_backend(project) as b:
         b.lp.add_wf(Firework(ScriptTask.from_str("true")))
-        monkeypatch.setattr(backend_module, "open", full_open, raising=False)
+        monkeypatch.setattr(atomic_module, "open", full_open, raising=False)  # the store's writer
         with pytest.raises(OSError, match="No space left"):
             b.flush()
         assert list(store.parent.glob(".store.json.*")) == []
