@@ -8,6 +8,13 @@ full evaluation), MC sweeps per second (one sweep = one trial per atom + one
 cell trial) and the resulting time of a 10-temperature scan of
 ``--scan-sweeps`` sweeps per temperature.
 
+``--exchange-temperatures M`` (default 0: skip) also times a
+replica-exchange ladder of ``M`` temperatures (``--exchange-every`` sweeps
+between swaps) on the linear model in 4x4x4, against the same sweeps run as
+plain chains, and prints the ladder's swap acceptances: the cost of the
+exchange itself (a full evaluation per replica per segment) and whether the
+ladder's spacing overlaps at 320 atoms.
+
 ``--engine numba numpy`` (the default) times both engines of
 :class:`~pes_core.thermo.SupercellPES` back to back in the same process (a
 fair ratio on a shared, loaded machine); every row ends with the 1-minute
@@ -22,7 +29,7 @@ cluster set and order of the PES job's default featurizer.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/thermo_mc.py [--sweeps 5] [--sizes 4 6] [--kinds linear cluster site]
-        [--engine numba numpy]
+        [--engine numba numpy] [--exchange-temperatures 9 --exchange-sweeps 200]
 """
 
 from __future__ import annotations
@@ -113,6 +120,11 @@ def main(argv=None) -> None:
     ap.add_argument("--scan-run-sweeps", type=int, default=10, help="sweeps per temperature of the timed scan")
     ap.add_argument("--engine", nargs="+", default=["numba", "numpy"], choices=["numba", "numpy"],
                     help="SupercellPES engines, timed back to back per model and size")
+    ap.add_argument("--exchange-temperatures", type=int, default=0,
+                    help="temperatures of a timed replica-exchange ladder (linear model, 4x4x4; 0: skip)")
+    ap.add_argument("--exchange-range", type=float, nargs=2, default=[150.0, 350.0], help="K, lowest and highest")
+    ap.add_argument("--exchange-sweeps", type=int, default=200, help="sweeps per replica of the timed ladder")
+    ap.add_argument("--exchange-every", type=int, default=10, help="sweeps between swap attempts")
     args = ap.parse_args(argv)
 
     from pes_core.ann import torch_threads
@@ -159,6 +171,38 @@ def main(argv=None) -> None:
                   f"10 temperatures x {args.scan_sweeps} sweeps: {10 * args.scan_sweeps * per_sweep / 3600:.2f} h; "
                   f"cooled into {res.points[-1]['glazer']['symbol']} (engine {default_engine()}, "
                   f"load {os.getloadavg()[0]:.1f})")
+        if args.exchange_temperatures and "linear" in models:
+            time_exchange(models["linear"], domain, ref, args)
+
+
+def time_exchange(model, domain, ref, args) -> None:
+    """A replica-exchange ladder against the same temperatures run as independent chains (same sweeps)."""
+    import tempfile
+
+    from pes_core.thermo import MCSettings, replica_exchange, scan
+
+    lo, hi = args.exchange_range
+    temps = list(np.geomspace(lo, hi, args.exchange_temperatures))  # constant dT/T: even swap acceptance
+    sw = args.exchange_sweeps
+    settings = MCSettings(block=max(sw // 5, 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        res = replica_exchange(model, ref, 4, temps, sweeps=sw, equilibration=sw // 2, domain=domain,
+                               exchange_every=args.exchange_every, directory=tmp, settings=settings, report=False)
+        wall = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        scan(model, ref, 4, temps, sweeps=sw, equilibration=sw // 2, domain=domain, directory=tmp,
+             settings=settings, continue_chain=False, report=False)
+        plain = time.perf_counter() - t
+    n_sweeps = len(temps) * (sw + sw // 2)
+    acc = ", ".join(f"{a:.0f}-{b:.0f} K {x:.2f}" for (a, b), x in zip(res.exchange["pairs"],
+                                                                     res.exchange["acceptance"]))
+    print(f"replica exchange (linear, 4x4x4, {len(temps)} temperatures {lo:g}-{hi:g} K geometric, "
+          f"{sw + sw // 2} sweeps a replica, swaps every {args.exchange_every}): {wall:.1f} s = "
+          f"{n_sweeps / wall:.1f} replica sweeps/s; the same sweeps as independent chains {plain:.1f} s "
+          f"({n_sweeps / plain:.1f} sweeps/s); swap acceptance {acc}; {res.exchange['round_trips']} round trips "
+          f"(load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
   -- tilt angles, M/R tilt modes per axis and the Glazer system (:mod:`.order`);
 * :func:`scan`, :class:`ScanResult`, :func:`plot_scans` -- heating/cooling
   scans with block-averaged error bars, resumable per temperature (:mod:`.scan`);
+* :func:`replica_exchange`, :class:`ExchangeResult` -- parallel tempering of
+  NPT chains over a temperature ladder, resumable (:mod:`.exchange`);
 * :func:`susceptibility_peak`, :func:`scan_transitions`,
   :func:`finite_size_extrapolation` -- transition temperatures with error
   bars (:mod:`.transition`).
@@ -21,13 +23,17 @@ from __future__ import annotations
 
 from .kernels import LocalEnergy
 from .lattice import ENGINES, SupercellPES, default_engine, supercell_diagonal
-from .mc import EV_PER_GPA_A3, KB, MCSettings, cell_log_acceptance, propose_cell, run_npt, symmetric_cell
+from .exchange import ExchangeResult, exchange_log_acceptance, replica_exchange
+from .mc import (EV_PER_GPA_A3, KB, MCSettings, NPTChain, cell_log_acceptance, propose_cell, run_npt, snapshot_sweeps,
+                 symmetric_cell)
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
 from .scan import ScanResult, model_fingerprint, plot_scans, scan
 from .stats import block_mean, jackknife, summarize
 from .transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
 
-__all__ = ["ENGINES", "EV_PER_GPA_A3", "KB", "LocalEnergy", "MCSettings", "OctahedralTilts", "ScanResult", "SupercellPES",
-           "block_mean", "cell_log_acceptance", "default_engine", "finite_size_extrapolation", "glazer_pattern", "jackknife",
-           "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "run_npt", "scan", "scan_transitions",
-           "summarize", "supercell_diagonal", "susceptibility_peak", "symmetric_cell"]
+__all__ = ["ENGINES", "EV_PER_GPA_A3", "KB", "ExchangeResult", "LocalEnergy", "MCSettings", "NPTChain",
+           "OctahedralTilts", "ScanResult", "SupercellPES", "block_mean", "cell_log_acceptance", "default_engine",
+           "exchange_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife", "lattice_parameters",
+           "model_fingerprint", "plot_scans", "propose_cell", "replica_exchange", "run_npt", "scan",
+           "scan_transitions", "snapshot_sweeps", "summarize", "supercell_diagonal", "susceptibility_peak",
+           "symmetric_cell"]

@@ -51,7 +51,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["EV_PER_GPA_A3", "KB", "MCSettings", "cell_log_acceptance", "propose_cell", "run_npt", "symmetric_cell"]
+__all__ = ["EV_PER_GPA_A3", "KB", "MCSettings", "NPTChain", "cell_log_acceptance", "propose_cell", "run_npt", "snapshot_sweeps",
+           "symmetric_cell"]
 
 KB = 8.617333262e-5  # eV/K
 EV_PER_GPA_A3 = 1.0 / 160.21766208  # 1 GPa * 1 Å^3 in eV
@@ -114,6 +115,15 @@ class MCSettings:
         return cls(**d)
 
 
+def snapshot_sweeps(equilibration: int, sweeps: int, n: int) -> list[int]:
+    """Sweep indices (0-based, equilibration included) of ``n`` evenly spaced production snapshots.
+
+    >>> snapshot_sweeps(10, 100, 4)
+    [34, 59, 84, 109]
+    """
+    return [int(equilibration) + (k + 1) * int(sweeps) // int(n) - 1 for k in range(int(n))]
+
+
 def symmetric_cell(positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotate a configuration so that its cell matrix (rows) is symmetric (polar decomposition; Å)."""
     from scipy.linalg import polar
@@ -164,8 +174,207 @@ def cell_log_acceptance(de: float, v_old: float, v_new: float, n_atoms: int, bet
     return -beta * (de + p_ev * (v_new - v_old)) + n_atoms * np.log(v_new / v_old)
 
 
+class NPTChain:
+    """One NPT (or NVT) Metropolis chain at one temperature, advanced in pieces.
+
+    :func:`run_npt` runs a chain from start to end; replica exchange
+    (:mod:`pes_core.thermo.exchange`) advances several chains a few sweeps at
+    a time on one :class:`~pes_core.thermo.SupercellPES` and swaps their
+    configurations between temperatures.  The chain owns its temperature,
+    random numbers, step widths, counters and per-sweep series; the
+    configuration it works on is the current state of ``pes`` while
+    :meth:`advance` runs (:attr:`positions`/:attr:`cell`/:attr:`energy` hold
+    it in between, see :meth:`capture`).
+
+    Parameters are those of :func:`run_npt`; ``seed`` may also be a
+    ``numpy.random.Generator``.  ``keep``: sweep indices (0-based,
+    equilibration included, see :func:`snapshot_sweeps`) whose end
+    configurations are kept (:attr:`kept`: sweep -> ``(positions, cell)``, Å),
+    for example for oracle relabelling.
+    """
+
+    def __init__(self, pes, tilts, temperature: float, pressure: float = 0.0, settings: MCSettings | None = None,
+                 seed=0, keep=()) -> None:
+        self.settings = settings or MCSettings()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature} K")
+        self.tilts = tilts
+        self.temperature = float(temperature)
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.beta = 1.0 / (KB * self.temperature)
+        self.p_ev = float(pressure) * EV_PER_GPA_A3
+        self.n = pes.n_atoms
+        self.kinds = list(dict.fromkeys(pes.species))
+        self.kind_of = np.array([self.kinds.index(s) for s in pes.species])
+        self.steps = np.full(len(self.kinds), float(self.settings.step))
+        self.cell_step = float(self.settings.cell_step)
+        if self.settings.cell_moves == "shape":
+            pos, cell = symmetric_cell(pes.positions, pes.cell)
+            pes.set_state(pos, cell)
+        total = self.settings.equilibration + self.settings.sweeps
+        self.total = total
+        self.done = 0
+        self.energy_series, self.volume_series = np.empty(total), np.empty(total)
+        self.cells = np.empty((total, 3, 3))
+        self.phi_m, self.phi_r = np.empty((total, 3)), np.empty((total, 3))
+        self.ad = np.zeros((2, len(self.kinds)), dtype=np.int64)  # tried, taken since the last adaptation
+        self.prod = np.zeros((2, len(self.kinds)), dtype=np.int64)
+        self.cell_ad = np.zeros(2, dtype=np.int64)
+        self.cell_prod = np.zeros(2, dtype=np.int64)
+        self.walls = np.zeros(2, dtype=np.int64)  # production trials rejected by the wall, of them by the core
+        self.drift = 0.0
+        self.seconds = 0.0
+        self.v_scale = pes.volume ** (2.0 / 3.0)
+        self.keep = sorted({int(k) for k in keep})
+        self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.capture(pes)
+
+    def capture(self, pes) -> None:
+        """Keep the current state of ``pes`` as this chain's configuration."""
+        self.positions, self.cell, self.energy = pes.positions.copy(), pes.cell.copy(), float(pes.energy)
+        self.volume = float(abs(np.linalg.det(self.cell)))
+
+    @property
+    def enthalpy(self) -> float:
+        """``E + pV`` of the chain's configuration, eV."""
+        return self.energy + self.p_ev * self.volume
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+    def advance(self, pes, n_sweeps: int | None = None) -> None:
+        """Run up to ``n_sweeps`` more sweeps (all that are left by default) on ``pes``'s current state."""
+        end = self.total if n_sweeps is None else min(self.total, self.done + int(n_sweeps))
+        st = self.settings
+        rng, n, beta = self.rng, self.n, self.beta
+        t0 = time.perf_counter()
+        for s in range(self.done, end):
+            production = s >= st.equilibration
+            walls0 = dict(pes.wall_hits)
+            atoms = rng.integers(n, size=n)
+            z = rng.normal(size=(n, 3))
+            logu = np.log(rng.random(n))
+            if getattr(pes, "engine", None) == "numba":  # the same trials in one compiled call
+                tried, taken = pes.sweep_atoms(atoms, z, logu, self.steps, self.kind_of, beta)
+                self.ad += (tried, taken)
+                if production:
+                    self.prod += (tried, taken)
+            else:
+                for k, zk, lu in zip(atoms, z, logu):
+                    sp = self.kind_of[k]
+                    de = pes.trial_move(int(k), pes.positions[k] + self.steps[sp] * zk)
+                    ok = de <= 0.0 or lu < -beta * de
+                    if ok:
+                        pes.accept()
+                    else:
+                        pes.reject()
+                    self.ad[0, sp] += 1
+                    self.ad[1, sp] += ok
+                    if production:
+                        self.prod[0, sp] += 1
+                        self.prod[1, sp] += ok
+            if st.cell_moves != "none":
+                for _ in range(int(st.cell_moves_per_sweep)):
+                    v_old = pes.volume
+                    new_cell = propose_cell(pes.cell, st.cell_moves, self.cell_step, self.v_scale, rng)
+                    ok = False
+                    if new_cell is not None:
+                        de = pes.trial_cell(new_cell)
+                        log_a = cell_log_acceptance(de, v_old, float(np.linalg.det(new_cell)), n, beta, self.p_ev)
+                        ok = log_a >= 0.0 or np.log(rng.random()) < log_a
+                        if ok:
+                            pes.accept()
+                        else:
+                            pes.reject()
+                    self.cell_ad += (1, ok)
+                    if production:
+                        self.cell_prod += (1, ok)
+            if production:
+                self.walls += (sum(pes.wall_hits[k] - walls0[k] for k in walls0),
+                               pes.wall_hits.get("core", 0) - walls0.get("core", 0))
+            pes.recenter()
+            if (s + 1) % st.resync_every == 0 or s + 1 == self.total:
+                self.drift = max(self.drift, abs(pes.resync()))
+            self.energy_series[s] = pes.energy
+            self.volume_series[s] = pes.volume
+            self.cells[s] = pes.cell
+            if self.tilts is not None:
+                self.phi_m[s], self.phi_r[s] = self.tilts.modes(pes.positions, pes.cell)
+            if s in self.keep:
+                self.kept[s] = (pes.positions.copy(), pes.cell.copy())
+            if not production:
+                done = s + 1
+                if done % 10 == 0 or done == st.equilibration:
+                    self.steps = _adapt(self.steps, self.ad[0], self.ad[1], st.target_acceptance)
+                    if self.cell_ad[0] >= 5:
+                        cap = 0.05 * float(np.linalg.norm(pes.cell, axis=1).min())  # 5 % of the shortest edge
+                        if st.cell_moves == "volume":
+                            cap = 0.5 * pes.volume / self.v_scale
+                        self.cell_step = float(_adapt(np.array([self.cell_step]), self.cell_ad[:1], self.cell_ad[1:],
+                                                      st.target_acceptance, cap)[0])
+                        self.cell_ad[:] = 0
+                    self.ad[:] = 0
+        self.done = max(self.done, end)
+        self.seconds += time.perf_counter() - t0
+        self.capture(pes)
+
+    def result(self) -> dict:
+        """The series and statistics of :func:`run_npt` (of the sweeps run so far)."""
+        k = self.done
+        trials = max(self.prod[0].sum() + self.cell_prod[0], 1)
+        out = {
+            "energy": self.energy_series[:k], "volume": self.volume_series[:k],
+            "enthalpy": self.energy_series[:k] + self.p_ev * self.volume_series[:k], "cell": self.cells[:k],
+            "acceptance": float(self.prod[1].sum() / max(self.prod[0].sum(), 1)),
+            "acceptance_species": {kd: float(self.prod[1, i] / max(self.prod[0, i], 1))
+                                   for i, kd in enumerate(self.kinds)},
+            "cell_acceptance": float(self.cell_prod[1] / self.cell_prod[0]) if self.cell_prod[0] else float("nan"),
+            "steps": {kd: float(self.steps[i]) for i, kd in enumerate(self.kinds)}, "cell_step": self.cell_step,
+            "wall_fraction": float(self.walls[0] / trials), "core_fraction": float(self.walls[1] / trials),
+            "drift": float(self.drift), "seconds": float(self.seconds),
+            "sweeps_per_second": k / max(self.seconds, 1e-12),
+        }
+        if self.tilts is not None:
+            out["phi_m"], out["phi_r"] = self.phi_m[:k], self.phi_r[:k]
+        if self.keep:
+            out["kept"] = dict(self.kept)
+        return out
+
+    # -- checkpoints (replica exchange) -----------------------------------------------------------
+    _ARRAYS = ("steps", "energy_series", "volume_series", "cells", "phi_m", "phi_r", "ad", "prod", "cell_ad",
+               "cell_prod", "walls", "positions", "cell")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue the chain exactly (arrays, counters, the generator's state)."""
+        import json
+
+        d = {k: getattr(self, k) for k in self._ARRAYS}
+        kept = sorted(self.kept)
+        d["kept_sweeps"] = np.array(kept, dtype=np.int64)
+        d["kept_positions"] = np.array([self.kept[k][0] for k in kept]).reshape(len(kept), self.n, 3)
+        d["kept_cells"] = np.array([self.kept[k][1] for k in kept]).reshape(len(kept), 3, 3)
+        d["scalars"] = np.array(json.dumps({"done": self.done, "cell_step": self.cell_step, "drift": self.drift,
+                                            "seconds": self.seconds, "energy": self.energy,
+                                            "rng": self.rng.bit_generator.state}))
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        import json
+
+        for k in self._ARRAYS:
+            setattr(self, k, np.array(d[k]))
+        sc = json.loads(str(d["scalars"]))
+        self.done, self.cell_step, self.drift = int(sc["done"]), float(sc["cell_step"]), float(sc["drift"])
+        self.seconds, self.energy = float(sc["seconds"]), float(sc["energy"])
+        self.rng.bit_generator.state = sc["rng"]
+        self.kept = {int(k): (np.array(p), np.array(c))
+                     for k, p, c in zip(d["kept_sweeps"], d["kept_positions"], d["kept_cells"])}
+        self.volume = float(abs(np.linalg.det(self.cell)))
+
+
 def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCSettings | None = None,
-            seed=0) -> dict:
+            seed=0, keep=()) -> dict:
     """One NPT (or NVT) Metropolis chain from the current state of ``pes``; the state is left at its end.
 
     Parameters
@@ -182,6 +391,9 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         Chain settings (default ``MCSettings()``).
     seed : int or numpy.random.SeedSequence
         Seed of the chain.
+    keep : sequence of int
+        Sweeps (0-based, equilibration included) whose configurations are
+        returned as ``kept`` (sweep -> ``(positions, cell)``, Å).
 
     Returns
     -------
@@ -197,107 +409,6 @@ def run_npt(pes, tilts, temperature: float, pressure: float = 0.0, settings: MCS
         share of those trials rejected by its hard core); ``drift`` (largest |running - recomputed| energy, eV);
         ``seconds`` and ``sweeps_per_second``.
     """
-    settings = settings or MCSettings()
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature} K")
-    rng = np.random.default_rng(seed)
-    beta = 1.0 / (KB * float(temperature))
-    p_ev = float(pressure) * EV_PER_GPA_A3
-    n = pes.n_atoms
-    kinds = list(dict.fromkeys(pes.species))
-    kind_of = np.array([kinds.index(s) for s in pes.species])
-    steps = np.full(len(kinds), float(settings.step))
-    cell_step = float(settings.cell_step)
-    if settings.cell_moves == "shape":
-        pos, cell = symmetric_cell(pes.positions, pes.cell)
-        pes.set_state(pos, cell)
-    total = settings.equilibration + settings.sweeps
-    energy, volume = np.empty(total), np.empty(total)
-    cells = np.empty((total, 3, 3))
-    phi_m, phi_r = np.empty((total, 3)), np.empty((total, 3))
-    ad = np.zeros((2, len(kinds)), dtype=np.int64)  # tried, taken since the last adaptation
-    prod = np.zeros((2, len(kinds)), dtype=np.int64)
-    cell_ad = np.zeros(2, dtype=np.int64)
-    cell_prod = np.zeros(2, dtype=np.int64)
-    drift = 0.0
-    t0 = time.perf_counter()
-    v_scale = pes.volume ** (2.0 / 3.0)
-    walls0 = dict(pes.wall_hits)
-    for s in range(total):
-        production = s >= settings.equilibration
-        if s == settings.equilibration:
-            walls0 = dict(pes.wall_hits)
-        atoms = rng.integers(n, size=n)
-        z = rng.normal(size=(n, 3))
-        logu = np.log(rng.random(n))
-        if getattr(pes, "engine", None) == "numba":  # the same trials in one compiled call
-            tried, taken = pes.sweep_atoms(atoms, z, logu, steps, kind_of, beta)
-            ad += (tried, taken)
-            if production:
-                prod += (tried, taken)
-        else:
-            for k, zk, lu in zip(atoms, z, logu):
-                sp = kind_of[k]
-                de = pes.trial_move(int(k), pes.positions[k] + steps[sp] * zk)
-                ok = de <= 0.0 or lu < -beta * de
-                if ok:
-                    pes.accept()
-                else:
-                    pes.reject()
-                ad[0, sp] += 1
-                ad[1, sp] += ok
-                if production:
-                    prod[0, sp] += 1
-                    prod[1, sp] += ok
-        if settings.cell_moves != "none":
-            for _ in range(int(settings.cell_moves_per_sweep)):
-                v_old = pes.volume
-                new_cell = propose_cell(pes.cell, settings.cell_moves, cell_step, v_scale, rng)
-                ok = False
-                if new_cell is not None:
-                    de = pes.trial_cell(new_cell)
-                    log_a = cell_log_acceptance(de, v_old, float(np.linalg.det(new_cell)), n, beta, p_ev)
-                    ok = log_a >= 0.0 or np.log(rng.random()) < log_a
-                    if ok:
-                        pes.accept()
-                    else:
-                        pes.reject()
-                cell_ad += (1, ok)
-                if production:
-                    cell_prod += (1, ok)
-        pes.recenter()
-        if (s + 1) % settings.resync_every == 0 or s + 1 == total:
-            drift = max(drift, abs(pes.resync()))
-        energy[s] = pes.energy
-        volume[s] = pes.volume
-        cells[s] = pes.cell
-        if tilts is not None:
-            phi_m[s], phi_r[s] = tilts.modes(pes.positions, pes.cell)
-        if not production:
-            done = s + 1
-            if done % 10 == 0 or done == settings.equilibration:
-                steps = _adapt(steps, ad[0], ad[1], settings.target_acceptance)
-                if cell_ad[0] >= 5:
-                    cap = 0.05 * float(np.linalg.norm(pes.cell, axis=1).min())  # 5 % of the shortest edge
-                    if settings.cell_moves == "volume":
-                        cap = 0.5 * pes.volume / v_scale
-                    cell_step = float(_adapt(np.array([cell_step]), cell_ad[:1], cell_ad[1:],
-                                             settings.target_acceptance, cap)[0])
-                    cell_ad[:] = 0
-                ad[:] = 0
-    seconds = time.perf_counter() - t0
-    out = {
-        "energy": energy, "volume": volume, "enthalpy": energy + p_ev * volume, "cell": cells,
-        "acceptance": float(prod[1].sum() / max(prod[0].sum(), 1)),
-        "acceptance_species": {kd: float(prod[1, i] / max(prod[0, i], 1)) for i, kd in enumerate(kinds)},
-        "cell_acceptance": float(cell_prod[1] / cell_prod[0]) if cell_prod[0] else float("nan"),
-        "steps": {kd: float(steps[i]) for i, kd in enumerate(kinds)}, "cell_step": cell_step,
-        "wall_fraction": float(sum(pes.wall_hits[k] - walls0[k] for k in walls0)
-                               / max(prod[0].sum() + cell_prod[0], 1)),
-        "core_fraction": float((pes.wall_hits.get("core", 0) - walls0.get("core", 0))
-                               / max(prod[0].sum() + cell_prod[0], 1)),
-        "drift": float(drift), "seconds": float(seconds), "sweeps_per_second": total / max(seconds, 1e-12),
-    }
-    if tilts is not None:
-        out["phi_m"], out["phi_r"] = phi_m, phi_r
-    return out
+    chain = NPTChain(pes, tilts, temperature, pressure, settings, seed, keep=keep)
+    chain.advance(pes)
+    return chain.result()

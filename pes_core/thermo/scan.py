@@ -84,7 +84,9 @@ class ScanResult:
 
     @property
     def direction(self) -> str:
-        """``"heating"``, ``"cooling"`` or ``"single"``."""
+        """``"heating"``, ``"cooling"``, ``"exchange"`` (``inputs["direction"]``) or ``"single"``."""
+        if self.inputs.get("direction"):
+            return str(self.inputs["direction"])
         t = self.temperatures
         if len(t) < 2:
             return "single"
@@ -202,56 +204,13 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
     ScanResult
     """
     temps = [float(t) for t in temperatures]
-    if not temps or min(temps) <= 0:
-        raise ValueError(f"temperatures must be a non-empty list of positive values in K, got {temperatures!r}")
-    diagonal = supercell_diagonal(supercell)
-    base = settings or MCSettings()
-    settings = MCSettings(**{**base.to_dict(), "sweeps": int(sweeps), "equilibration": int(equilibration)})
-    feat_ref = model.featurizer.space_group.structure
-    model_a = float(feat_ref.lattice.a)
-    if abs(model_a - reference.a) > 1e-4 or sorted(str(s.specie) for s in feat_ref) != sorted(
-            [reference.A, reference.B] + [reference.X] * 3):
-        raise ValueError(f"the model's reference cell ({feat_ref.composition.reduced_formula}, a = {model_a:.4f} Å) "
-                         f"is not {reference.formula} at a = {reference.a:.4f} Å: pass the PerovskiteReference the "
-                         "model was trained on (reference.with_a(a) for a relaxed lattice parameter)")
-    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, engine=engine, grade_max=grade_max,
-                       floor_mev=floor_mev)
-    tilts = OctahedralTilts(reference, diagonal)
-    _check_order(pes, tilts, reference)
-    e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
-    start_desc = start if (start is None or isinstance(start, str)) else "positions"
-    inputs = {"model": model_fingerprint(model), "kind": model.kind, "reference": reference.to_dict(),
-              "supercell": list(diagonal), "temperatures": temps, "pressure": float(pressure), "seed": int(seed),
-              "settings": settings.to_dict(), "start": start_desc, "start_angle_deg": float(start_angle_deg),
-              "continue_chain": bool(continue_chain), "threshold_deg": float(threshold_deg),
-              "domain": None if domain is None else hashlib.sha256(json.dumps(domain.to_dict(), sort_keys=True)
-                                                                   .encode()).hexdigest()[:16],
-              "margin": float(margin), **({"grade_max": float(grade_max)} if grade_max is not None else {}),
-              **({"floor_mev": float(floor_mev)} if floor_mev is not None else {}),
-              "n_atoms": pes.n_atoms}
-    folder = None
-    if directory is not None:
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = folder / "scan.json"
-        if meta.exists():
-            old = json.loads(meta.read_text())
-            diff = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
-            if diff:
-                raise ValueError(f"{folder} holds a scan with other inputs (differs in: {', '.join(diff)}); "
-                                 "use another directory, or delete it to start over")
-        else:
-            meta.write_text(json.dumps(inputs, indent=1))
-    first = _start_state(pes, reference, start, start_angle_deg, tilts)
-    x0 = pes.excess(*first)
-    core = pes.core_violation(*first) if np.isinf(x0) else None
-    if core is not None:
-        raise ValueError(f"the starting configuration lies outside the training domain: its {core['pair']} distance "
-                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
-                         f"{core['core']:.3f} A; start from a configuration the model was trained near")
-    if x0 > margin:
-        raise ValueError(f"the starting configuration lies {x0:.2f} range widths outside the training domain "
-                         f"(margin {margin}): start from a configuration the model was trained near, or raise margin")
+    settings = MCSettings(**{**(settings or MCSettings()).to_dict(), "sweeps": int(sweeps),
+                             "equilibration": int(equilibration)})
+    pes, tilts, diagonal, e_ref, inputs, first = _prepare(
+        model, reference, supercell, temps, settings, pressure, seed, start, start_angle_deg, threshold_deg,
+        domain, margin, grade_max, floor_mev, engine)
+    inputs["continue_chain"] = bool(continue_chain)
+    folder = _checkpoint_folder(directory, "scan.json", inputs)
     state = first
     points: list[dict] = []
     final: dict = {}
@@ -291,6 +250,66 @@ def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps:
     return ScanResult(points=points, inputs=inputs, directory=folder, final=final)
 
 
+def _prepare(model, reference: PerovskiteReference, supercell, temps: list[float], settings: MCSettings,
+             pressure: float, seed: int, start, start_angle_deg: float, threshold_deg: float, domain, margin: float,
+             grade_max, floor_mev, engine):
+    """What a scan and a replica-exchange ladder share: checks, the engine, the start and the inputs record."""
+    if not temps or min(temps) <= 0:
+        raise ValueError(f"temperatures must be a non-empty list of positive values in K, got {temps!r}")
+    diagonal = supercell_diagonal(supercell)
+    feat_ref = model.featurizer.space_group.structure
+    model_a = float(feat_ref.lattice.a)
+    if abs(model_a - reference.a) > 1e-4 or sorted(str(s.specie) for s in feat_ref) != sorted(
+            [reference.A, reference.B] + [reference.X] * 3):
+        raise ValueError(f"the model's reference cell ({feat_ref.composition.reduced_formula}, a = {model_a:.4f} Å) "
+                         f"is not {reference.formula} at a = {reference.a:.4f} Å: pass the PerovskiteReference the "
+                         "model was trained on (reference.with_a(a) for a relaxed lattice parameter)")
+    pes = SupercellPES(model, diagonal, domain=domain, margin=margin, engine=engine, grade_max=grade_max,
+                       floor_mev=floor_mev)
+    tilts = OctahedralTilts(reference, diagonal)
+    _check_order(pes, tilts, reference)
+    e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
+    start_desc = start if (start is None or isinstance(start, str)) else "positions"
+    inputs = {"model": model_fingerprint(model), "kind": model.kind, "reference": reference.to_dict(),
+              "supercell": list(diagonal), "temperatures": temps, "pressure": float(pressure), "seed": int(seed),
+              "settings": settings.to_dict(), "start": start_desc, "start_angle_deg": float(start_angle_deg),
+              "threshold_deg": float(threshold_deg),
+              "domain": None if domain is None else hashlib.sha256(json.dumps(domain.to_dict(), sort_keys=True)
+                                                                   .encode()).hexdigest()[:16],
+              "margin": float(margin), **({"grade_max": float(grade_max)} if grade_max is not None else {}),
+              **({"floor_mev": float(floor_mev)} if floor_mev is not None else {}),
+              "n_atoms": pes.n_atoms}
+    first = _start_state(pes, reference, start, start_angle_deg, tilts)
+    x0 = pes.excess(*first)
+    core = pes.core_violation(*first) if np.isinf(x0) else None
+    if core is not None:
+        raise ValueError(f"the starting configuration lies outside the training domain: its {core['pair']} distance "
+                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
+                         f"{core['core']:.3f} A; start from a configuration the model was trained near")
+    if x0 > margin:
+        raise ValueError(f"the starting configuration lies {x0:.2f} range widths outside the training domain "
+                         f"(margin {margin}): start from a configuration the model was trained near, or raise margin")
+    return pes, tilts, diagonal, e_ref, inputs, first
+
+
+def _checkpoint_folder(directory, meta_name: str, inputs: dict) -> Path | None:
+    """Create ``directory`` with ``meta_name`` holding ``inputs``; refuse one that holds other inputs."""
+    if directory is None:
+        return None
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = folder / meta_name
+    if meta.exists():
+        old = json.loads(meta.read_text())
+        diff = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
+        if diff:
+            raise ValueError(f"{folder} holds a run with other inputs (differs in: {', '.join(diff)}); "
+                             "use another directory, or delete it to start over")
+    else:
+        meta.write_text(json.dumps(inputs, indent=1))
+    return folder
+
+
 def _check_order(pes: SupercellPES, tilts: OctahedralTilts, reference: PerovskiteReference) -> None:
     """The engine's atom order must be the one the tilt analysis assumes (B, A, X_x, X_y, X_z per cell)."""
     expected = [reference.B, reference.A, reference.X, reference.X, reference.X] * tilts.n_oct
@@ -305,7 +324,8 @@ def plot_scans(results: list[ScanResult], path) -> Path:
     """PNG: tilt amplitudes (M and R per axis, degrees), pseudo-cubic lattice parameters (Å) and c_p vs T.
 
     Several results (e.g. a heating and a cooling scan) are drawn together,
-    solid for heating, dashed for cooling; error bars are the block errors.
+    solid for heating, dashed for cooling, dotted for a replica-exchange
+    ladder; error bars are the block errors.
     """
     import matplotlib
 
@@ -315,7 +335,7 @@ def plot_scans(results: list[ScanResult], path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colors = ("tab:blue", "tab:orange", "tab:green")
     for res in results:
-        ls = "--" if res.direction == "cooling" else "-"
+        ls = {"cooling": "--", "exchange": ":"}.get(res.direction, "-")
         tag = res.direction
         t = res.temperatures
         if res.points and "m_abs" in res.points[0]:

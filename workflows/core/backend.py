@@ -65,7 +65,7 @@ from typing import Any, Iterator
 import yaml
 
 from workflows.core import blobs
-from workflows.core.atomic import write_atomically
+from pes_core.atomic import write_atomically
 from workflows.core.yamlio import DuplicateKeyError, UniqueKeyLoader
 
 logger = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def _rotate_backups(store: Path) -> None:
 
 
 def _atomic_write_text(path: Path, text: str, keep_backup: bool = False) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`workflows.core.atomic.write_atomically`).
+    """Write ``text`` to ``path`` atomically (:func:`pes_core.atomic.write_atomically`).
 
     A failed write (disk full, ...) removes its temporary file and raises;
     ``path`` is then untouched. ``keep_backup``: the file being replaced

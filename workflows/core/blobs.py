@@ -46,7 +46,7 @@ from pathlib import Path
 import gridfs
 import mongoengine
 
-from workflows.core.atomic import write_atomically
+from pes_core.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows.core.atomic import write_atomically
+from pes_core.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -164,7 +164,7 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
                        f"of round {history['last_round']}, model {history['last_model']}{best_note} (refine.json: "
                        "the history)")))
     for n in cfg["supercells"]:
-        results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3,
+        results = [ScanResult(points=pts, inputs={"supercell": [n] * 3, "n_atoms": 5 * n ** 3, "direction": d,
                                                   "pressure": cfg["pressure_gpa"], "kind": cfg["model"]})
                    for d in directions(cfg) if (pts := load_scan_points(cfg, n, d))]
         if results:
@@ -172,9 +172,16 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
             plot_scans(results, out / fname)
             glazer = "; ".join(f"{r.direction}: " + ", ".join(f"{p['T']:g} K {p.get('glazer', {}).get('symbol', '?')}"
                                                               for p in r.points) for r in results)
+            ladder = get_json(f"thermo/{run_prefix(cfg)}/{n}/exchange/ladder.json") if "exchange" in directions(
+                cfg) else None
+            exch = "" if ladder is None else (
+                f". Replica exchange every {ladder['exchange_every']} sweeps: swap acceptance "
+                + ", ".join(f"{a:g}-{b:g} K {acc:.2f}" for (a, b), acc in zip(ladder["pairs"], ladder["acceptance"]))
+                + f"; {ladder['round_trips']} round trips of the walkers (dotted lines)")
             items.append((f"{n}x{n}x{n} supercell scans", fname,
                           (f"tilt amplitudes <|phi_M|>, <|phi_R|> per axis (deg), pseudo-cubic lattice parameters "
-                          f"(Å) and configurational c_p (k_B/atom) vs T; block errors. Glazer systems: {glazer}")))
+                          f"(Å) and configurational c_p (k_B/atom) vs T; block errors. Glazer systems: {glazer}"
+                           f"{exch}")))
     summary = get_json(summary_name(run_prefix(cfg))) or thermo_summary(cfg)
     if summary.get("validation") and summary["validation"]["per_temperature"]:
         val = summary["validation"]

@@ -7,7 +7,9 @@ Example (keys and defaults; see ``docs/jobs/thermo.md``)::
     model: cspbbr3-quick-fit-cluster     # a PotentialModel stored by a pes_fit (cluster, site or linear)
     supercells: [4]                      # n x n x n primitive cells (even); two or more sizes: finite-size estimate
     temperatures: {start: 250, stop: 475, step: 25}    # K, or a list
-    direction: cooling                   # cooling, heating or both
+    direction: cooling                   # cooling, heating, both, or exchange (replica exchange over the grid)
+    exchange_every: 10                   # sweeps between swap attempts (direction: exchange)
+    checkpoint_every: 500                # sweeps between stored checkpoints of the ladder (a killed one resumes)
     sweeps: 1500                         # production sweeps per temperature
     equilibration: 500
     block: 100                           # sweeps per block (error bars)
@@ -115,7 +117,12 @@ class PESThermoSpec(StrictModel):
     supercells: list[int] = Field(default_factory=lambda: [4], min_length=1,
                                   description="n of the n x n x n supercells (even; two or more: finite-size)")
     temperatures: Temperatures = Field(description="K: a list or {start, stop, step}")
-    direction: Literal["cooling", "heating", "both"] = Field("cooling", description="scan direction(s)")
+    direction: Literal["cooling", "heating", "both", "exchange"] = Field(
+        "cooling", description="scan direction(s), or exchange: one replica-exchange ladder over the temperatures "
+                               "per supercell (every replica starts from cooling_start)")
+    exchange_every: int = Field(10, ge=1, le=100_000, description="sweeps between replica swap attempts")
+    checkpoint_every: int = Field(500, ge=1, le=10_000_000,
+                                  description="sweeps between stored checkpoints of a replica-exchange ladder")
     sweeps: int = Field(1000, ge=1, le=10_000_000, description="production sweeps per temperature")
     equilibration: int = Field(300, ge=0, le=10_000_000, description="equilibration sweeps per temperature")
     block: int = Field(50, ge=1, description="sweeps per block of the error bars")
@@ -178,6 +185,8 @@ class PESThermoSpec(StrictModel):
         if self.validation is not None and self.validation.snapshots_per_temperature > self.sweeps:
             raise ValueError(f"validation.snapshots_per_temperature ({self.validation.snapshots_per_temperature}) "
                              f"exceeds sweeps ({self.sweeps})")
+        if self.direction == "exchange" and len(self.temperature_list()) < 2:
+            raise ValueError("direction: exchange needs at least two temperatures (the replica ladder)")
         if self.refine is not None and self.validation is None:
             raise ValueError("refine needs a validation section: the refits train on the oracle-relabelled "
                              "snapshots (add validation: {oracle: ..., snapshots_per_temperature: ...})")
@@ -189,6 +198,7 @@ class PESThermoSpec(StrictModel):
         return sorted(float(x) for x in t)
 
     def directions(self) -> list[str]:
+        """``cooling``/``heating`` scans, or ``exchange`` (one ladder per supercell)."""
         return ["cooling", "heating"] if self.direction == "both" else [self.direction]
 
     def scan_temperatures(self, direction: str) -> list[float]:
@@ -198,5 +208,5 @@ class PESThermoSpec(StrictModel):
 
     def start(self, direction: str) -> str | None:
         """Glazer start of a direction's first temperature (``None``: the cubic reference cell)."""
-        s = self.cooling_start if direction == "cooling" else self.heating_start
+        s = self.heating_start if direction == "heating" else self.cooling_start
         return None if s == "a0a0a0" else s

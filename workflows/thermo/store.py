@@ -29,10 +29,11 @@ import numpy as np
 from pymatgen.core import Structure
 
 from pes_core.db import calculation_hash, get_configuration
+from pes_core.thermo.mc import snapshot_sweeps
 from pes_core.thermo.transition import finite_size_extrapolation, scan_transitions
 from workflows.core.blobs import get_blob
 
-__all__ = ["SnapshotRecorder", "blob_name", "directions", "feedback_name", "get_json", "load_model_cached",
+__all__ = ["blob_name", "directions", "feedback_name", "get_json", "load_model_cached",
            "load_scan_points", "mc_settings", "model_reference", "npz_arrays", "npz_bytes", "refine_name",
            "refine_tolerance", "refit_model_name", "result_name", "round_config", "round_of", "run_prefix",
            "scan_formula", "scan_order", "snapshot_sweeps", "start_symbol", "summary_name", "temperature_inputs",
@@ -156,38 +157,6 @@ def model_reference(model):
     return PerovskiteReference(sp[1], sp[0], sp[2], float(s.lattice.a))
 
 
-# --------------------------------------------------------------------------- snapshots
-def snapshot_sweeps(equilibration: int, sweeps: int, n: int) -> list[int]:
-    """Sweep indices (0-based, equilibration included) of ``n`` evenly spaced production snapshots.
-
-    >>> snapshot_sweeps(10, 100, 4)
-    [34, 59, 84, 109]
-    """
-    return [int(equilibration) + (k + 1) * int(sweeps) // int(n) - 1 for k in range(int(n))]
-
-
-class SnapshotRecorder:
-    """An order-parameter calculator for :func:`pes_core.thermo.run_npt` that also keeps chosen configurations.
-
-    ``run_npt`` calls ``modes(positions, cell)`` once after every sweep; the
-    configurations of the sweeps in ``sweeps`` are copied (Å).  The
-    workflow test checks each kept configuration's energy against the
-    chain's energy series at that sweep.
-    """
-
-    def __init__(self, tilts, sweeps) -> None:
-        self.tilts = tilts
-        self.wanted = {int(s) for s in sweeps}
-        self.calls = 0
-        self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def modes(self, positions: np.ndarray, cell: np.ndarray):
-        if self.calls in self.wanted:
-            self.kept[self.calls] = (np.array(positions, dtype=float), np.array(cell, dtype=float))
-        self.calls += 1
-        return self.tilts.modes(positions, cell)
-
-
 def npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -218,7 +187,8 @@ def scan_order(cfg: dict, direction: str) -> list[float]:
 
 
 def start_symbol(cfg: dict, direction: str) -> str | None:
-    s = cfg["cooling_start"] if direction == "cooling" else cfg["heating_start"]
+    """Glazer start of a scan's first temperature, or of every replica (``exchange``: ``cooling_start``)."""
+    s = cfg["heating_start"] if direction == "heating" else cfg["cooling_start"]
     return None if s == "a0a0a0" else s
 
 
@@ -298,6 +268,7 @@ def _stats(err: list[float]) -> dict:
 
 
 def directions(cfg: dict) -> list[str]:
+    """``cooling``, ``heating`` (scans) or ``exchange`` (the replica-exchange ladder), as the spec asks."""
     return ["cooling", "heating"] if cfg["direction"] == "both" else [cfg["direction"]]
 
 
@@ -337,8 +308,9 @@ def temperature_inputs(cfg: dict, fingerprint: dict, supercell: int, direction: 
     """Everything a temperature's result depends on (compared on a rerun)."""
     temps = scan_order(cfg, direction)
     v = cfg.get("validation") or {}
+    ladder = {"exchange_every": int(cfg.get("exchange_every") or 10)} if direction == "exchange" else {}
     return {**fingerprint, "model_name": cfg["model"], "supercell": int(supercell), "direction": direction,
-            "index": int(index), "history": temps[:index + 1], "T": temps[index],
+            "index": int(index), "history": temps if ladder else temps[:index + 1], "T": temps[index], **ladder,
             "pressure_gpa": float(cfg["pressure_gpa"]), "seed": int(cfg["seed"]),
             "settings": mc_settings(cfg).to_dict(), "start": start_symbol(cfg, direction),
             "start_angle_deg": float(cfg["start_angle_deg"]), "threshold_deg": float(cfg["threshold_deg"]),

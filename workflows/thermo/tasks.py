@@ -34,8 +34,8 @@ from workflows.oracle.builders import oracle_batches
 from workflows.oracle.tasks import OracleTask
 from workflows.thermo.refine import record_round, refine_decision, refit_model
 from workflows.thermo.store import (
-    SnapshotRecorder,
     blob_name,
+    directions,
     feedback_name,
     get_json,
     load_model_cached,
@@ -58,8 +58,8 @@ from workflows.thermo.store import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SnapshotOracleTask", "ThermoRefitTask", "ThermoSummaryTask", "ThermoTemperatureTask", "refit_firework",
-           "round_fireworks", "run_temperature"]
+__all__ = ["SnapshotOracleTask", "ThermoExchangeTask", "ThermoRefitTask", "ThermoSummaryTask", "ThermoTemperatureTask",
+           "refit_firework", "round_fireworks", "run_exchange", "run_temperature"]
 
 
 def run_temperature(cfg: dict, supercell: int, direction: str, index: int, report: bool = True) -> dict:
@@ -99,22 +99,7 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
     tilts = OctahedralTilts(reference, diag)
     e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
     if index == 0:
-        start = start_symbol(cfg, direction)
-        if start is None:
-            state = (pes.ref_positions, pes.ref_cell)
-        else:
-            state = tilts.arrays(glazer_tilted(start, float(cfg["start_angle_deg"]), a=reference.a,
-                                               species=reference.species, supercell=diag))
-        x0 = pes.excess(*state)
-        core = pes.core_violation(*state) if np.isinf(x0) else None
-        if core is not None:
-            raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies outside the training domain "
-                             f"of {cfg['model']}: its {core['pair']} distance {core['distance']:.3f} A lies inside "
-                             f"the hard core {core['core']:.3f} A; lower start_angle_deg")
-        if x0 > float(cfg["margin"]):
-            raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies {x0:.2f} range widths outside "
-                             f"the training domain of {cfg['model']} (margin {cfg['margin']}): lower "
-                             "start_angle_deg or raise margin")
+        state = _start_state(cfg, direction, pes, tilts, reference, diag)
     else:
         blob = get_blob(blob_name(name, supercell, direction, temps[index - 1], "state.npz"))
         if blob is None:
@@ -125,36 +110,171 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
     pes.set_state(*state)
     n_snap = inputs["snapshots"]
     wanted = snapshot_sweeps(settings.equilibration, settings.sweeps, n_snap) if n_snap else []
-    recorder = SnapshotRecorder(tilts, wanted)
     seed = np.random.SeedSequence([int(cfg["seed"]), int(index), round(1000 * t)])
-    series = run_npt(pes, recorder, t, float(cfg["pressure_gpa"]), settings, seed=seed)
+    series = run_npt(pes, tilts, t, float(cfg["pressure_gpa"]), settings, seed=seed, keep=wanted)
     point = summarize(series, t, float(cfg["pressure_gpa"]), pes.n_atoms, tilts.n_oct, diag, settings.block,
                       settings.equilibration, e_ref, float(cfg["threshold_deg"]))
     point["index"] = int(index)
+    result = _store_temperature(name, supercell, direction, t, pes, series, point, inputs, wanted,
+                                (pes.positions, pes.cell), reference.formula)
+    flush_store()
+    if report:
+        _print_point(name, supercell, direction, point)
+    return result
+
+
+def _store_temperature(name: str, supercell: int, direction: str, t: float, pes, series: dict, point: dict,
+                       inputs: dict, wanted: list[int], end: tuple, formula: str) -> dict:
+    """Store one temperature's snapshots, end state, series and (last) result blobs; returns the result."""
     snaps = None
     if wanted:
         structures, energies = [], []
         for s in wanted:
-            pos, cell = recorder.kept[s]
+            pos, cell = series["kept"][s]
             structures.append(Structure(Lattice(cell), pes.species, pos, coords_are_cartesian=True).as_dict())
             energies.append(float(pes.energy_of(pos, cell)))
         snaps = blob_name(name, supercell, direction, t, "snapshots.json")
         put_blob(snaps, json.dumps({"structures": structures, "sweeps": wanted, "model_energy": energies,
                                     "series_energy": [float(series["energy"][s]) for s in wanted],
                                     "n_atoms": pes.n_atoms, "T": t}).encode())
-    put_blob(blob_name(name, supercell, direction, t, "state.npz"), npz_bytes(positions=pes.positions, cell=pes.cell))
+    put_blob(blob_name(name, supercell, direction, t, "state.npz"), npz_bytes(positions=end[0], cell=end[1]))
     put_blob(blob_name(name, supercell, direction, t, "series.npz"),
              npz_bytes(**{k: series[k] for k in ("energy", "enthalpy", "volume", "cell", "phi_m", "phi_r")}))
-    result = {"inputs": inputs, "point": point, "snapshots": snaps, "formula": reference.formula}
-    put_blob(rname, json.dumps(result).encode())  # written last: the temperature counts as done once it exists
+    result = {"inputs": inputs, "point": point, "snapshots": snaps, "formula": formula}
+    put_blob(result_name(name, supercell, direction, t), json.dumps(result).encode())  # last: done once it exists
+    return result
+
+
+def _print_point(name: str, supercell: int, direction: str, point: dict) -> None:
+    g = point.get("glazer", {})
+    print(f"  [{name}] {supercell}^3 {direction} {point['T']:g} K: <E> {point['e_mean']:.2f} +- "
+          f"{point['e_err']:.2f} meV/atom, |phi_M| {np.round(point['m_abs'], 2).tolist()} |phi_R| "
+          f"{np.round(point['r_abs'], 2).tolist()} deg, {g.get('symbol', '')}, "
+          f"{point['sweeps_per_second']:.1f} sweeps/s", flush=True)
+
+
+def _start_state(cfg: dict, direction: str, pes, tilts, reference, diag) -> tuple:
+    """The first configuration of a scan (or of every replica): the cubic cell or a tilted Glazer start, checked."""
+    start = start_symbol(cfg, direction)
+    if start is None:
+        state = (pes.ref_positions, pes.ref_cell)
+    else:
+        state = tilts.arrays(glazer_tilted(start, float(cfg["start_angle_deg"]), a=reference.a,
+                                           species=reference.species, supercell=diag))
+    x0 = pes.excess(*state)
+    core = pes.core_violation(*state) if np.isinf(x0) else None
+    if core is not None:
+        raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies outside the training domain "
+                         f"of {cfg['model']}: its {core['pair']} distance {core['distance']:.3f} A lies inside "
+                         f"the hard core {core['core']:.3f} A; lower start_angle_deg")
+    if x0 > float(cfg["margin"]):
+        raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies {x0:.2f} range widths outside "
+                         f"the training domain of {cfg['model']} (margin {cfg['margin']}): lower "
+                         "start_angle_deg or raise margin")
+    return state
+
+
+def run_exchange(cfg: dict, supercell: int, report: bool = True) -> list[dict]:
+    """Run (or reuse) the replica-exchange ladder of one supercell and store every temperature's blobs.
+
+    The temperatures' blobs are those of a scan temperature under the
+    direction ``exchange`` (:mod:`workflows.thermo.store`), so validation,
+    summary, refinement and report treat the ladder like a scan; the exchange
+    statistics go to ``thermo/<name>/<n>/exchange/ladder.json``.  The ladder's
+    checkpoint (:func:`pes_core.thermo.replica_exchange`) is stored as a blob
+    every ``checkpoint_every`` sweeps, so a killed firework resumes from it.
+
+    Returns
+    -------
+    list of dict
+        The stored results (``{"inputs", "point", "snapshots"}``), ascending in T.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from pes_core.thermo import replica_exchange
+
+    name, d = run_prefix(cfg), "exchange"
+    temps = scan_order(cfg, d)
+    model, domain, fingerprint = load_model_cached(cfg["model"])
+    inputs = [temperature_inputs(cfg, fingerprint, supercell, d, i) for i in range(len(temps))]
+    old = [get_json(result_name(name, supercell, d, t)) for t in temps]
+    if all(o is not None for o in old):
+        diff = sorted({k for o, new in zip(old, inputs) for k in set(o["inputs"]) | set(new)
+                       if o["inputs"].get(k) != new.get(k)})
+        if diff:
+            raise ValueError(f"thermo/{name}/{supercell}/exchange holds results made with other inputs (differs in: "
+                             f"{', '.join(diff)}); give the pes_thermo spec another name to run again")
+        if report:
+            print(f"  [{name}] {supercell}^3 exchange: stored ladder reused", flush=True)
+        return old
+    reference = model_reference(model)
+    diag = (int(supercell),) * 3
+    settings = mc_settings(cfg)
+    pes = SupercellPES(model, diag, domain=domain, margin=float(cfg["margin"]), grade_max=cfg.get("grade_max"),
+                       floor_mev=cfg.get("floor_mev"))  # the start check here, the snapshots' energies below
+    tilts = OctahedralTilts(reference, diag)
+    start = _start_state(cfg, d, pes, tilts, reference, diag)
+    n_snap = inputs[0]["snapshots"]
+    wanted = snapshot_sweeps(settings.equilibration, settings.sweeps, n_snap) if n_snap else []
+    ckpt_blob = f"thermo/{name}/{int(supercell)}/exchange/checkpoint"
+    with tempfile.TemporaryDirectory(prefix="pes-exchange-") as tmp:
+        folder = Path(tmp)
+        for ext in ("json", "npz"):
+            blob = get_blob(f"{ckpt_blob}.{ext}")
+            if blob is not None:
+                (folder / f"exchange.{ext}").write_bytes(blob)
+
+        def keep_checkpoint(path: Path) -> None:
+            put_blob(f"{ckpt_blob}.json", (folder / "exchange.json").read_bytes())
+            put_blob(f"{ckpt_blob}.npz", path.read_bytes())
+            flush_store()
+
+        try:
+            res = replica_exchange(model, reference, diag, temps, sweeps=settings.sweeps,
+                                   equilibration=settings.equilibration, pressure=float(cfg["pressure_gpa"]),
+                                   seed=int(cfg["seed"]), exchange_every=int(cfg.get("exchange_every") or 10),
+                                   directory=folder, settings=settings, start=start,
+                                   threshold_deg=float(cfg["threshold_deg"]), domain=domain,
+                                   margin=float(cfg["margin"]), grade_max=cfg.get("grade_max"),
+                                   floor_mev=cfg.get("floor_mev"), snapshots=wanted, on_checkpoint=keep_checkpoint,
+                                   checkpoint_every=int(cfg.get("checkpoint_every") or 500),
+                                   report=report)
+        except ValueError as err:
+            if "other inputs" in str(err):
+                raise ValueError(f"the stored checkpoint {ckpt_blob}.npz was made with other inputs ({err}); give "
+                                 "the pes_thermo spec another name to run again") from None
+            raise
+    results = []
+    for i, (t, point, series) in enumerate(zip(temps, res.points, res.series)):
+        end = (res.final["positions"][i], res.final["cell"][i])
+        results.append(_store_temperature(name, supercell, d, t, pes, series, point, inputs[i], wanted, end,
+                                          reference.formula))
+    put_blob(f"thermo/{name}/{int(supercell)}/exchange/ladder.json", json.dumps(res.exchange).encode())
     flush_store()
     if report:
-        g = point.get("glazer", {})
-        print(f"  [{name}] {supercell}^3 {direction} {t:g} K: <E> {point['e_mean']:.2f} +- {point['e_err']:.2f} "
-              f"meV/atom, |phi_M| {np.round(point['m_abs'], 2).tolist()} |phi_R| "
-              f"{np.round(point['r_abs'], 2).tolist()} deg, {g.get('symbol', '')}, "
-              f"{point['sweeps_per_second']:.1f} sweeps/s", flush=True)
-    return result
+        for r in results:
+            _print_point(name, supercell, d, r["point"])
+    return results
+
+
+@explicit_serialize
+class ThermoExchangeTask(FiretaskBase):
+    """The replica-exchange ladder of one supercell (``direction: exchange``), stored per temperature.
+
+    Required parameters: ``config`` (the spec as a dict), ``supercell``.
+    """
+
+    required_params = ["config", "supercell"]
+
+    def run_task(self, fw_spec: dict) -> FWAction:
+        ensure_domain_db(fw_spec)
+        results = run_exchange(self["config"], int(self["supercell"]))
+        ladder = get_json(f"thermo/{run_prefix(self['config'])}/{int(self['supercell'])}/exchange/ladder.json") or {}
+        return FWAction(stored_data={"T": [r["point"]["T"] for r in results],
+                                     "glazer": [r["point"].get("glazer", {}).get("symbol") for r in results],
+                                     "swap_acceptance": ladder.get("acceptance"),
+                                     "round_trips": ladder.get("round_trips")})
 
 
 @explicit_serialize
@@ -337,7 +457,20 @@ def round_fireworks(cfg: dict, parents: list[Firework] | None = None) -> list[Fi
     extra = {"round": round_of(cfg)} if cfg.get("refine") else {}
     tag = _round_tag(cfg)
     for n in cfg["supercells"]:
-        for d in (["cooling", "heating"] if cfg["direction"] == "both" else [cfg["direction"]]):
+        for d in directions(cfg):
+            if d == "exchange":  # one firework runs the whole ladder; the oracle checks each temperature
+                mc = Firework([ThermoExchangeTask(config=cfg, supercell=n)],
+                              name=f"thermo {cfg['name']}{tag} {n}^3 replica exchange",
+                              spec={"_category": "ml", "pes_kind": "pes_thermo_exchange", "supercell": n,
+                                    "direction": d, "T": scan_order(cfg, d), **extra}, parents=parents)
+                fws.append(mc)
+                if cfg.get("validation") is not None:
+                    for t in scan_order(cfg, d):
+                        oracle_fws = _oracle_fireworks(cfg, mc, n, d, t)
+                        fws += oracle_fws
+                        summary_parents += oracle_fws
+                summary_parents.append(mc)
+                continue
             prev = None
             for i, t in enumerate(scan_order(cfg, d)):
                 mc = Firework([ThermoTemperatureTask(config=cfg, supercell=n, direction=d, index=i)],

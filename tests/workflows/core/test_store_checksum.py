@@ -13,7 +13,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from store_helpers import run_pes, store_state
 
 from pes_core.sampling import rattled_strained
-from workflows.core import atomic as atomic_module
+from pes_core import atomic as atomic_module
 from workflows.core.backend import (
     STORE_META_KEY,
     StoreChecksumError,

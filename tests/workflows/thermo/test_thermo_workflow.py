@@ -310,3 +310,98 @@ def test_full_set_refine_example_builds():
     assert wf.metadata["model"] == f"{fit}-linear" and cfg["refine"]["domain"] == "base"
     oracle = [fw for fw in wf.fws if fw.spec["pes_kind"] == "oracle"]
     assert len(oracle) == 16 and all(fw.spec["round"] == 0 for fw in oracle)  # round 0: 8 T x 2 directions
+
+
+# --------------------------------------------------------------------------- replica exchange
+def _reference_ladder():
+    """The ladder run by pes_core.thermo.replica_exchange in one process (the workflow must reproduce it)."""
+    from pes_core.ann.calculator import stored_model_with_domain
+    from pes_core.thermo import MCSettings, replica_exchange, snapshot_sweeps
+    from workflows.thermo.store import model_reference
+
+    model, domain = stored_model_with_domain(MODEL)
+    return replica_exchange(model, model_reference(model), 2, TEMPS, 20, 10, 0.0, 3, exchange_every=5,
+                            settings=MCSettings(block=5, cell_moves="shape"), domain=domain, report=False,
+                            snapshots=snapshot_sweeps(10, 20, 2))
+
+
+def test_replica_exchange_ladder_end_to_end_with_validation_and_resumption(project, lj_data, small_featurizer,
+                                                                          monkeypatch):
+    from pymatgen.core import Structure
+
+    import pes_core.thermo.exchange as exchange_module
+    from pes_core.db import Configuration
+    from pes_core.thermo import SupercellPES
+    from workflows.core.backend import open_backend
+    from workflows.core.report import write_report
+    from workflows.core.runner import run_local
+    from workflows.thermo.builders import pes_thermo_workflow
+    from workflows.thermo.spec import PESThermoSpec
+    from workflows.thermo.store import get_json, load_model_cached, summary_name
+    from workflows.thermo.tasks import run_exchange
+
+    spec = _spec(direction="exchange", exchange_every=5, checkpoint_every=10)
+    wf = pes_thermo_workflow(spec)
+    kinds = sorted(fw.spec["pes_kind"] for fw in wf.fws)
+    assert kinds == ["oracle"] * 6 + ["pes_thermo_exchange", "pes_thermo_summary"]
+    assert {fw.spec["_category"] for fw in wf.fws} == {"ml"}  # lj is a stand-in oracle
+    with open_backend(project) as b:
+        _store_model(lj_data, small_featurizer)
+        cfg = PESThermoSpec.model_validate({"kind": "pes_thermo", **spec}).model_dump()
+        # a ladder killed after its checkpoint of sweep 20 (exchange steps 2 and 4 wrote one) ...
+        real, calls = exchange_module._exchange, []
+
+        def dies(*args):
+            calls.append(1)
+            if len(calls) > 4:
+                raise RuntimeError("worker killed")
+            return real(*args)
+
+        monkeypatch.setattr(exchange_module, "_exchange", dies)
+        with pytest.raises(RuntimeError, match="worker killed"):
+            run_exchange(cfg, 2, report=False)
+        assert _blob_names("thermo/tiny-thermo/2/exchange/") == ["thermo/tiny-thermo/2/exchange/checkpoint.json",
+                                                                 "thermo/tiny-thermo/2/exchange/checkpoint.npz"]
+        monkeypatch.setattr(exchange_module, "_exchange", real)
+        # ... resumes in the workflow from the stored checkpoint (10 more sweeps a replica, not 30), to the
+        # numbers of one uninterrupted process
+        advance, swept = exchange_module.NPTChain.advance, []
+
+        def counted(chain, pes, n=None):
+            before = chain.done
+            advance(chain, pes, n)
+            swept.append(chain.done - before)
+
+        monkeypatch.setattr(exchange_module.NPTChain, "advance", counted)
+        b.lp.add_wf(wf)
+        summary = run_local(b, workers=2, progress=False)
+        assert summary.fizzled == 0 and summary.completed == 1 + 3 * 2 + 1
+        assert sum(swept) == 3 * 10
+        monkeypatch.setattr(exchange_module.NPTChain, "advance", advance)
+        ref = _reference_ladder()
+        points = _points(direction="exchange")  # ascending T
+        for mine, theirs in zip(points, ref.points):
+            for key in _SAME:
+                assert mine[key] == theirs[key], key
+        ladder = get_json("thermo/tiny-thermo/2/exchange/ladder.json")
+        assert ladder["walkers"] == ref.exchange["walkers"] and len(ladder["acceptance"]) == 2
+        # snapshots: each replica's configurations at its snapshot sweeps, relabelled by the oracle
+        model, _, _ = load_model_cached(MODEL)
+        pes = SupercellPES(model, 2)
+        for t in TEMPS:
+            snaps = get_json(get_json(f"thermo/tiny-thermo/2/exchange/{t:g}.json")["snapshots"])
+            assert snaps["sweeps"] == [19, 29] and snaps["T"] == t
+            for sd, e_model, e_series in zip(snaps["structures"], snaps["model_energy"], snaps["series_energy"]):
+                s = Structure.from_dict(sd)
+                assert e_model == pytest.approx(e_series, abs=1e-8)
+                assert pes.energy_of(s.cart_coords, s.lattice.matrix) == pytest.approx(e_model, abs=1e-8)
+        assert Configuration.objects(workflow="tiny-thermo-validation").count() == 6
+        summ = get_json(summary_name("tiny-thermo"))
+        assert [r["n"] for r in summ["validation"]["per_temperature"]] == [2, 2, 2]
+        assert summ["scans"][0]["direction"] == "exchange" and summ["transitions"][0]["direction"] == "exchange"
+        # a rerun reuses the stored ladder
+        b.lp.add_wf(pes_thermo_workflow(spec))
+        assert run_local(b, workers=1, progress=False).fizzled == 0
+        assert sorted(_points(direction="exchange"), key=lambda p: p["T"]) == points
+        index = write_report(b, "pes thermo tiny-thermo", project.parent / "report")
+        assert "scan_2.png" in index.read_text() and "swap acceptance" in index.read_text()

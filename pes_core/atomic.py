@@ -1,7 +1,8 @@
-"""Atomic file replacement: a reader sees the old file or the new one, never a part.
+"""Atomic file replacement: a reader sees the old file or the new one, never a part of one.
 
-One helper for every file the store layer writes (the embedded store itself,
-its blob files, the submission spool): the data goes to a temporary file in
+One helper for the files that must never be seen half-written: the embedded
+store, its blob files and the submission spool (:mod:`workflows.core`), and
+the replica-exchange checkpoints (:mod:`pes_core.thermo.exchange`). The data goes to a temporary file in
 the same folder, is flushed and ``fsync``-ed, and then ``os.replace`` puts it
 in place (atomic on POSIX within one file system). A failed write (disk full,
 an exception in ``before_replace``, a signal) removes the temporary file and
@@ -10,7 +11,7 @@ raises; the target is then untouched.
 The temporary name is ``.<name>.<pid>.<thread>.tmp`` beside the target, so two
 writers never share one, names starting with ``.`` are skipped by the folder
 scans of the spool and the blob sweep, and leftovers of a killed process are
-recognisable (:func:`workflows.core.backend` lists ``.<store>.*.tmp``).
+recognisable (:mod:`workflows.core.backend` lists ``.<store>.*.tmp``).
 
 >>> import tempfile, pathlib
 >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.json"

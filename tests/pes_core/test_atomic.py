@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflows.core.atomic import temporary_name, write_atomically
+from pes_core.atomic import temporary_name, write_atomically
 
 
 def test_bytes_and_text_replace_the_target_and_leave_no_temporary_file(tmp_path):
