@@ -21,9 +21,9 @@ See ``docs/thermo.md`` for the API, the physics and measured speeds.
 
 from __future__ import annotations
 
+from .exchange import ExchangeResult, exchange_log_acceptance, replica_exchange
 from .kernels import LocalEnergy
 from .lattice import ENGINES, SupercellPES, default_engine, supercell_diagonal
-from .exchange import ExchangeResult, exchange_log_acceptance, replica_exchange
 from .mc import (EV_PER_GPA_A3, KB, MCSettings, NPTChain, cell_log_acceptance, propose_cell, run_npt, snapshot_sweeps,
                  symmetric_cell)
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters

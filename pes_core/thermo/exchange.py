@@ -174,7 +174,7 @@ grade_max, floor_mev, engine
     for i, t in enumerate(temps):
         pes.set_state(*first)
         chains.append(NPTChain(pes, tilts, t, pressure, settings,
-                               seed=np.random.SeedSequence([int(seed), i, int(round(1000 * t))]), keep=snapshots))
+                               seed=np.random.SeedSequence([int(seed), i, round(1000 * t)]), keep=snapshots))
     swap_rng = np.random.default_rng(np.random.SeedSequence([int(seed), m, 0]))
     walker = np.arange(m)  # walker in each slot
     attempts, accepted = np.zeros(m - 1, dtype=np.int64), np.zeros(m - 1, dtype=np.int64)
