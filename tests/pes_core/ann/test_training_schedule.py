@@ -56,12 +56,17 @@ def _hidden_norm(model: ClusterModel) -> float:
 
 
 def test_weight_decay_shrinks_the_network_weights(small_featurizer, feats):
-    """Same seed and data: a large L2 penalty gives clearly smaller hidden-layer weights than none."""
+    """Same seed and data: a large L2 penalty gives clearly smaller hidden-layer weights than none.
+
+    No validation split: with one, the weights of the best validation epoch are
+    kept, and on these 60 cells that can be the untrained start (it was, on
+    one CPU), so the test would compare starting weights. Trained to the
+    end, the ratio is 0.08-0.19 over seeds 1-4.
+    """
     norms = {}
     for decay in (0.0, 0.5):
         settings = TrainSettings(schedule=((10, 40),), patience=0, weight_decay=decay, seed=1, init_scale=1.0,
-                                 learning_rate=0.01,
-                                 refit_linear=False)
+                                 learning_rate=0.01, refit_linear=False, val_fraction=0.0)
         model = ClusterModel(small_featurizer, hidden=(8,))
         train_model(model, feats, settings)
         norms[decay] = _hidden_norm(model)

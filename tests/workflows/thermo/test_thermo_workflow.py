@@ -33,6 +33,8 @@ def _spec(**kw) -> dict:
     ({"block": 15}, "block"),
     ({"heating_start": "a+b+z"}, "heating_start"),
     ({"direction": "sideways"}, "direction"),
+    ({"direction": "exchange", "temperatures": [300]}, "exchange needs at least two temperatures"),
+    ({"exchange_every": 0}, "exchange_every"),
     ({"pressure_gpa": float("inf")}, "pressure_gpa"),
     ({"validation": {"oracle": "vaspp"}}, "validation.oracle"),
     ({"validation": {"oracle": "lj", "tolerance_mev": -1}}, "validation.tolerance_mev"),
