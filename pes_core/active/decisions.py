@@ -243,12 +243,16 @@ class OracleCheck:
         The oracle relaxation from there, in step order (empty for a single point).
     requested : bool
         The check was asked before (a check that failed is not asked again).
+    refused : str or None
+        Why the oracle refused the checked configuration (an implausible
+        result, overlapping atoms, a failed calculation); ``None``: not refused.
     """
 
     key: str
     energy: float | None = None
     frames: list[OracleFrame] = field(default_factory=list)
     requested: bool = False
+    refused: str | None = None
 
 
 @dataclass
@@ -336,6 +340,10 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
                  settings: ActiveSettings) -> CheckDecision:
     """Apply the oracle checks that exist to the offspring; say what to check and what to learn.
 
+    An offspring whose check the oracle refused (``OracleCheck.refused``) is
+    flagged ``failed`` with its duplicates (``relax_info['oracle_refused']``):
+    it never ranks, breeds or stops the search on its MTP enthalpy.
+
     Each checked offspring (and its duplicates) is ranked by its lowest
     oracle enthalpy ``(E + pV)/N`` along the oracle path from its MTP minimum
     (an upper bound of the oracle's local minimum, so an MTP artefact never
@@ -373,6 +381,15 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
     missing: list[CheckItem] = []
     for group in picked:
         ind, data = group[0], oracle[group[0].id]
+        if data.energy is None and data.refused:
+            # the oracle refused the MTP minimum (BKS SiO2: Si-O pairs run into its core): an unphysical
+            # structure the MTP ranked low; it must neither rank nor stop the search on its MTP enthalpy
+            for member in group:
+                member.flags["failed"] = True
+                member.relax_info["oracle_refused"] = {"key": data.key, "reason": data.refused[:300]}
+            decision.lines.append(f"{ind.id} MTP {_mtp_enthalpy(ind):.4f} refused by the oracle "
+                                  f"({data.refused[:120]}): dropped")
+            continue
         if data.energy is None:
             if not data.requested and len(missing) < settings.check_top:
                 missing.append(CheckItem(ind, data.key))

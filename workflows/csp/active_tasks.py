@@ -50,6 +50,7 @@ from pes_core.db import (
     SearchRun,
     calculation_hash,
     jsonable,
+    record_failure,
     store_result,
 )
 from pes_core.mtp import FitSettings, MTPPotential, TrainingRecord, evaluate, fit_mtp
@@ -360,6 +361,9 @@ class OracleTrajectoryTask(FiretaskBase):
             n_calls += traj.n_calls
             if traj.failed:
                 failed.append(traj.failed)
+                if not traj.results:  # refused at its start: remembered, so a check of it is not trusted
+                    record_failure(structure, config["oracle"], osettings, traj.failed,
+                                   fw_id=current_fw_id(fw_spec), workflow=name, tags=[f"csp:{name}", gen])
             for k, res in enumerate(traj.results):
                 if k not in traj.kept and (res.energy is None or not np.isfinite(res.energy)):
                     continue

@@ -86,6 +86,7 @@ from pes_core.active.two_stage import (
 from pes_core.db import (
     ActiveLearningEvent,
     Configuration,
+    FailedCalculation,
     PotentialModel,
     SearchRun,
     calculation_hash,
@@ -361,7 +362,9 @@ def check_decision(run: SearchRun, settings: ActiveSettings, gen: int, relaxed: 
         h = key_of(ind.atoms)
         doc = Configuration.objects(content_hash=h).first()
         if doc is None or doc.energy is None:
-            oracle[ind.id] = OracleCheck(h, requested=h in requested)
+            failure = FailedCalculation.objects(content_hash=h).first() if h in requested else None
+            oracle[ind.id] = OracleCheck(h, requested=h in requested,
+                                         refused=failure.reason if failure is not None else None)
             continue
         frames = []
         if settings.check_steps > 0:

@@ -105,3 +105,25 @@ def test_choose_training_screens_the_unlearned_and_weights_low_energies():
     assert flat.fit == [0, 1] and flat.weights is None and flat.window == [0, 1]
     with pytest.raises(ValueError, match="one each per configuration"):
         choose_training(["a"], [-5.0, -4.0], [False, False], st)
+
+
+def test_a_check_the_oracle_refused_drops_the_offspring_instead_of_trusting_the_mtp():
+    """SiO2 with BKS: the MTP put an unphysical cell 135 meV/atom below quartz, the oracle refused its check;
+    before, it kept the MTP enthalpy, became the generation's best and stopped the search as 'found'."""
+    st = ActiveSettings(check_top=2, check_tolerance=0.01, max_check_rounds=3, check_steps=5)
+    relaxed = [_ind("a", -19.46, "R-3m (166)"), _ind("a2", -19.4601, "R-3m (166)"), _ind("b", -19.30, "P3_121 (152)")]
+    picked = pick_for_check(relaxed, best_so_far=-19.0, window=0.5)
+    assert [[i.id for i in g] for g in picked] == [["a2", "a"], ["b"]]
+    reason = "OracleError: bks returned an implausible result for SiO2: stress 27011.8 GPa"
+    oracle = {"a2": OracleCheck("ha", requested=True, refused=reason), "b": OracleCheck("hb")}
+    d = decide_check(picked, oracle, generation=5, check_round=1, learned=set(), pressure_gpa=0.0, settings=st)
+    assert [c.individual.id for c in d.check] == ["b"]  # the refused one is not asked again, the next is
+    for ind in relaxed[:2]:  # the whole group of that structure is dropped
+        assert ind.flags["failed"] and not ind.usable and "stress" in ind.relax_info["oracle_refused"]["reason"]
+    assert relaxed[2].usable and any("refused by the oracle" in line for line in d.lines)
+    assert [[i.id for i in g] for g in pick_for_check(relaxed, best_so_far=-19.0, window=0.5)] == [["b"]]
+    # a missing result that was never refused still waits (not dropped)
+    c = [_ind("c", -19.5)]
+    d = decide_check(pick_for_check(c, None, 0.5), {"c": OracleCheck("hc", requested=True)}, generation=5,
+                     check_round=1, learned=set(), pressure_gpa=0.0, settings=st)
+    assert c[0].usable and not d.check
