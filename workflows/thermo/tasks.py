@@ -62,6 +62,11 @@ __all__ = ["SnapshotOracleTask", "ThermoExchangeTask", "ThermoRefitTask", "Therm
            "refit_firework", "round_fireworks", "run_exchange", "run_temperature"]
 
 
+def _differing(stored: list[dict], wanted: list[dict]) -> list[str]:
+    """Keys whose values differ between stored results' inputs and the inputs asked for now (pairwise)."""
+    return sorted({k for o, n in zip(stored, wanted) for k in set(o) | set(n) if o.get(k) != n.get(k)})
+
+
 def run_temperature(cfg: dict, supercell: int, direction: str, index: int, report: bool = True) -> dict:
     """Run (or reuse) temperature ``index`` of a scan and store its blobs; returns the stored result.
 
@@ -84,7 +89,7 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
     rname = result_name(name, supercell, direction, t)
     old = get_json(rname)
     if old is not None:
-        diff = sorted(k for k in set(old["inputs"]) | set(inputs) if old["inputs"].get(k) != inputs.get(k))
+        diff = _differing([old["inputs"]], [inputs])
         if diff:
             raise ValueError(f"{rname} holds a result made with other inputs (differs in: {', '.join(diff)}); "
                              "give the pes_thermo spec another name to scan again")
@@ -200,8 +205,7 @@ def run_exchange(cfg: dict, supercell: int, report: bool = True) -> list[dict]:
     inputs = [temperature_inputs(cfg, fingerprint, supercell, d, i) for i in range(len(temps))]
     old = [get_json(result_name(name, supercell, d, t)) for t in temps]
     if all(o is not None for o in old):
-        diff = sorted({k for o, new in zip(old, inputs) for k in set(o["inputs"]) | set(new)
-                       if o["inputs"].get(k) != new.get(k)})
+        diff = _differing([o["inputs"] for o in old], inputs)
         if diff:
             raise ValueError(f"thermo/{name}/{supercell}/exchange holds results made with other inputs (differs in: "
                              f"{', '.join(diff)}); give the pes_thermo spec another name to run again")
