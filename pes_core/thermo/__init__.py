@@ -27,13 +27,13 @@ from .lattice import ENGINES, SupercellPES, default_engine, supercell_diagonal
 from .mc import (EV_PER_GPA_A3, KB, MCSettings, NPTChain, cell_log_acceptance, propose_cell, run_npt, snapshot_sweeps,
                  symmetric_cell)
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
-from .scan import ScanResult, model_fingerprint, plot_scans, scan
+from .scan import ScanResult, check_start, model_fingerprint, plot_scans, scan, start_configuration
 from .stats import block_mean, jackknife, summarize
 from .transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
 
-__all__ = ["ENGINES", "EV_PER_GPA_A3", "KB", "ExchangeResult", "LocalEnergy", "MCSettings", "NPTChain",
-           "OctahedralTilts", "ScanResult", "SupercellPES", "block_mean", "cell_log_acceptance", "default_engine",
-           "exchange_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife", "lattice_parameters",
-           "model_fingerprint", "plot_scans", "propose_cell", "replica_exchange", "run_npt", "scan",
-           "scan_transitions", "snapshot_sweeps", "summarize", "supercell_diagonal", "susceptibility_peak",
-           "symmetric_cell"]
+__all__ = ["ENGINES", "EV_PER_GPA_A3", "ExchangeResult", "KB", "LocalEnergy", "MCSettings", "NPTChain",
+           "OctahedralTilts", "ScanResult", "SupercellPES", "block_mean", "cell_log_acceptance", "check_start",
+           "default_engine", "exchange_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife",
+           "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "replica_exchange", "run_npt",
+           "scan", "scan_transitions", "snapshot_sweeps", "start_configuration", "summarize", "supercell_diagonal",
+           "susceptibility_peak", "symmetric_cell"]

@@ -83,10 +83,14 @@ class ExchangeResult(ScanResult):
     series : list of dict
         Per replica (ascending T), the :func:`~pes_core.thermo.run_npt`
         output of its temperature: per-sweep energy, volume, cell, tilt modes.
+    pes : SupercellPES
+        The supercell energy the ladder ran on (its wall, floor and hard
+        core), e.g. for the model energies of kept snapshots (``energy_of``).
     """
 
     exchange: dict = field(default_factory=dict, repr=False)
     series: list = field(default_factory=list, repr=False)
+    pes: object = field(default=None, repr=False)
 
 
 def _round_trips(walkers: np.ndarray) -> int:
@@ -232,7 +236,7 @@ grade_max, floor_mev, engine
         print(f"  replica exchange: {exchange['round_trips']} round trips", flush=True)
     final = {"positions": np.array([c.positions for c in chains]), "cell": np.array([c.cell for c in chains])}
     return ExchangeResult(points=points, inputs=inputs, directory=folder, final=final, exchange=exchange,
-                          series=series)
+                          series=series, pes=pes)
 
 
 def _exchange(chains: list[NPTChain], offset: int, rng, walker: np.ndarray, attempts: np.ndarray,

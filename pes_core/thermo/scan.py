@@ -39,7 +39,7 @@ from .mc import MCSettings, run_npt
 from .order import OctahedralTilts
 from .stats import summarize
 
-__all__ = ["ScanResult", "model_fingerprint", "plot_scans", "scan"]
+__all__ = ["ScanResult", "check_start", "model_fingerprint", "plot_scans", "scan", "start_configuration"]
 
 _SERIES_KEYS = ("energy", "volume", "enthalpy", "cell", "phi_m", "phi_r")
 
@@ -124,7 +124,8 @@ class ScanResult:
         return plot_scans([self], path)
 
 
-def _start_state(pes: SupercellPES, reference: PerovskiteReference, start, start_angle_deg: float, tilts):
+def start_configuration(pes: SupercellPES, reference: PerovskiteReference, start, start_angle_deg: float, tilts):
+    """Positions and cell of a chain's first configuration (see ``start`` of :func:`scan`), not yet checked."""
     if start is None:
         return pes.ref_positions, pes.ref_cell
     if isinstance(start, str):
@@ -135,6 +136,24 @@ def _start_state(pes: SupercellPES, reference: PerovskiteReference, start, start
         return tilts.arrays(s)
     positions, cell = start
     return np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
+
+
+def check_start(pes: SupercellPES, positions, cell, margin: float, *, what: str = "the starting configuration",
+                fix: str = "start from a configuration the model was trained near") -> None:
+    """Refuse a first configuration that lies inside a hard core or more than ``margin`` outside the domain.
+
+    ``what`` names the configuration and ``fix`` the remedy in the message
+    (the Python API and the workflow name different knobs).
+    """
+    x0 = pes.excess(positions, cell)
+    core = pes.core_violation(positions, cell) if np.isinf(x0) else None
+    if core is not None:
+        raise ValueError(f"{what} lies outside the training domain: its {core['pair']} distance "
+                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
+                         f"{core['core']:.3f} A; {fix}")
+    if x0 > margin:
+        raise ValueError(f"{what} lies {x0:.2f} range widths outside the training domain (margin {margin}): "
+                         f"{fix}, or raise margin")
 
 
 def scan(model, reference: PerovskiteReference, supercell, temperatures, sweeps: int = 1000,
@@ -279,16 +298,10 @@ def _prepare(model, reference: PerovskiteReference, supercell, temps: list[float
               "margin": float(margin), **({"grade_max": float(grade_max)} if grade_max is not None else {}),
               **({"floor_mev": float(floor_mev)} if floor_mev is not None else {}),
               "n_atoms": pes.n_atoms}
-    first = _start_state(pes, reference, start, start_angle_deg, tilts)
-    x0 = pes.excess(*first)
-    core = pes.core_violation(*first) if np.isinf(x0) else None
-    if core is not None:
-        raise ValueError(f"the starting configuration lies outside the training domain: its {core['pair']} distance "
-                         f"{core['distance']:.3f} A (atoms {core['atoms']}) lies inside the hard core "
-                         f"{core['core']:.3f} A; start from a configuration the model was trained near")
-    if x0 > margin:
-        raise ValueError(f"the starting configuration lies {x0:.2f} range widths outside the training domain "
-                         f"(margin {margin}): start from a configuration the model was trained near, or raise margin")
+    first = start_configuration(pes, reference, start, start_angle_deg, tilts)
+    glazer = isinstance(start, str)
+    check_start(pes, *first, margin, what=f"the starting configuration{f' ({start})' if glazer else ''}",
+                fix="lower start_angle_deg" if glazer else "start from a configuration the model was trained near")
     return pes, tilts, diagonal, e_ref, inputs, first
 
 

@@ -26,8 +26,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 from pymatgen.core import Lattice, Structure
 
 from pes_core.oracles import oracle_class
-from pes_core.sampling.tilts import glazer_tilted
-from pes_core.thermo import OctahedralTilts, SupercellPES, run_npt, summarize
+from pes_core.thermo import OctahedralTilts, SupercellPES, check_start, run_npt, start_configuration, summarize
 from workflows.core.blobs import get_blob, put_blob
 from workflows.core.runtime import ensure_domain_db, flush_store
 from workflows.oracle.builders import oracle_batches
@@ -104,7 +103,7 @@ def run_temperature(cfg: dict, supercell: int, direction: str, index: int, repor
     tilts = OctahedralTilts(reference, diag)
     e_ref = pes.energy_of(pes.ref_positions, pes.ref_cell)
     if index == 0:
-        state = _start_state(cfg, direction, pes, tilts, reference, diag)
+        state = _start_state(cfg, direction, pes, tilts, reference)
     else:
         blob = get_blob(blob_name(name, supercell, direction, temps[index - 1], "state.npz"))
         if blob is None:
@@ -158,24 +157,12 @@ def _print_point(name: str, supercell: int, direction: str, point: dict) -> None
           f"{point['sweeps_per_second']:.1f} sweeps/s", flush=True)
 
 
-def _start_state(cfg: dict, direction: str, pes, tilts, reference, diag) -> tuple:
-    """The first configuration of a scan (or of every replica): the cubic cell or a tilted Glazer start, checked."""
+def _start_state(cfg: dict, direction: str, pes, tilts, reference) -> tuple:
+    """The first configuration of a scan: the cubic cell or a tilted Glazer start, checked against the domain."""
     start = start_symbol(cfg, direction)
-    if start is None:
-        state = (pes.ref_positions, pes.ref_cell)
-    else:
-        state = tilts.arrays(glazer_tilted(start, float(cfg["start_angle_deg"]), a=reference.a,
-                                           species=reference.species, supercell=diag))
-    x0 = pes.excess(*state)
-    core = pes.core_violation(*state) if np.isinf(x0) else None
-    if core is not None:
-        raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies outside the training domain "
-                         f"of {cfg['model']}: its {core['pair']} distance {core['distance']:.3f} A lies inside "
-                         f"the hard core {core['core']:.3f} A; lower start_angle_deg")
-    if x0 > float(cfg["margin"]):
-        raise ValueError(f"the starting configuration ({start or 'a0a0a0'}) lies {x0:.2f} range widths outside "
-                         f"the training domain of {cfg['model']} (margin {cfg['margin']}): lower "
-                         "start_angle_deg or raise margin")
+    state = start_configuration(pes, reference, start, float(cfg["start_angle_deg"]), tilts)
+    check_start(pes, *state, float(cfg["margin"]), what=f"the starting configuration ({start or 'a0a0a0'}) of "
+                f"{cfg['model']}", fix="lower start_angle_deg" if start else "check the model's training set")
     return state
 
 
@@ -215,10 +202,6 @@ def run_exchange(cfg: dict, supercell: int, report: bool = True) -> list[dict]:
     reference = model_reference(model)
     diag = (int(supercell),) * 3
     settings = mc_settings(cfg)
-    pes = SupercellPES(model, diag, domain=domain, margin=float(cfg["margin"]), grade_max=cfg.get("grade_max"),
-                       floor_mev=cfg.get("floor_mev"))  # the start check here, the snapshots' energies below
-    tilts = OctahedralTilts(reference, diag)
-    start = _start_state(cfg, d, pes, tilts, reference, diag)
     n_snap = inputs[0]["snapshots"]
     wanted = snapshot_sweeps(settings.equilibration, settings.sweeps, n_snap) if n_snap else []
     ckpt_blob = f"thermo/{name}/{int(supercell)}/exchange/checkpoint"
@@ -238,7 +221,8 @@ def run_exchange(cfg: dict, supercell: int, report: bool = True) -> list[dict]:
             res = replica_exchange(model, reference, diag, temps, sweeps=settings.sweeps,
                                    equilibration=settings.equilibration, pressure=float(cfg["pressure_gpa"]),
                                    seed=int(cfg["seed"]), exchange_every=int(cfg.get("exchange_every") or 10),
-                                   directory=folder, settings=settings, start=start,
+                                   directory=folder, settings=settings, start=start_symbol(cfg, d),
+                                   start_angle_deg=float(cfg["start_angle_deg"]),
                                    threshold_deg=float(cfg["threshold_deg"]), domain=domain,
                                    margin=float(cfg["margin"]), grade_max=cfg.get("grade_max"),
                                    floor_mev=cfg.get("floor_mev"), snapshots=wanted, on_checkpoint=keep_checkpoint,
@@ -252,7 +236,7 @@ def run_exchange(cfg: dict, supercell: int, report: bool = True) -> list[dict]:
     results = []
     for i, (t, point, series) in enumerate(zip(temps, res.points, res.series)):
         end = (res.final["positions"][i], res.final["cell"][i])
-        results.append(_store_temperature(name, supercell, d, t, pes, series, point, inputs[i], wanted, end,
+        results.append(_store_temperature(name, supercell, d, t, res.pes, series, point, inputs[i], wanted, end,
                                           reference.formula))
     put_blob(f"thermo/{name}/{int(supercell)}/exchange/ladder.json", json.dumps(res.exchange).encode())
     flush_store()
