@@ -342,7 +342,11 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
 
     An offspring whose check the oracle refused (``OracleCheck.refused``) is
     flagged ``failed`` with its duplicates (``relax_info['oracle_refused']``):
-    it never ranks, breeds or stops the search on its MTP enthalpy.
+    it never ranks, breeds or stops the search on its MTP enthalpy.  One left
+    unchecked because ``max_check_rounds`` are spent keeps its MTP enthalpy
+    but is marked ``relax_info['oracle_unchecked']`` with its duplicates:
+    :meth:`pes_core.search.SearchState.stop_reason` and the stall counter do
+    not trust it.
 
     Each checked offspring (and its duplicates) is ranked by its lowest
     oracle enthalpy ``(E + pV)/N`` along the oracle path from its MTP minimum
@@ -402,6 +406,12 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
             keys = [data.key] + [f.key for f in frames if f.kept]
             decision.learn += [k for k in dict.fromkeys(keys) if k not in learned and k not in decision.learn]
     if missing and check_round >= settings.max_check_rounds:
+        # the check rounds are spent: these keep their MTP enthalpy to rank and breed, but are marked, so an MTP
+        # artefact among them cannot become the search's reference best or reach stop_enthalpy unverified
+        groups = {g[0].id: g for g in picked}
+        for item in missing:
+            for member in groups.get(item.individual.id, [item.individual]):
+                member.relax_info["oracle_unchecked"] = True
         decision.capped, missing = len(missing), []
     decision.check = missing
     if missing:

@@ -51,12 +51,24 @@ __all__ = [
     "propose_offspring",
     "relax_offspring",
     "run_search",
+    "trusted",
     "update",
 ]
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+
+
+def trusted(ind: Individual) -> bool:
+    """Whether ``ind``'s enthalpy may set the reference best and reach ``stop_enthalpy``.
+
+    False for an MTP-mode offspring whose oracle check was skipped because the
+    generation's check rounds were spent (``relax_info['oracle_unchecked']``,
+    :func:`pes_core.active.decide_check`): it ranks and breeds on its MTP
+    enthalpy, but an MTP artefact must not stop the search as found.
+    """
+    return not ind.relax_info.get("oracle_unchecked")
 
 
 @dataclass
@@ -132,8 +144,8 @@ class SearchState:
         """``"converged"`` / ``"target"`` / ``"max_generations"`` once the search should stop, else None."""
         if self.generation >= 0 and self.stalled >= self.settings.resolved_stop_after():
             return "converged"
-        target, best = self.settings.stop_enthalpy, self.best_enthalpy
-        if target is not None and best is not None and best <= target:
+        target, best = self.settings.stop_enthalpy, self.best
+        if target is not None and best is not None and trusted(best) and best.enthalpy_per_atom <= target:
             return "target"
         if self.generation + 1 >= self.settings.max_generations:
             return "max_generations"
@@ -452,8 +464,8 @@ def update(state: SearchState, relaxed: list[Individual]) -> SearchState:
     new.n_relaxations += len(offspring)
     best = population.best()
     new_best_origin = None
-    if best is not None and (new.best_reference is None
-                             or best.enthalpy_per_atom < new.best_reference - s.converge_tol):
+    if best is not None and trusted(best) and (new.best_reference is None
+                                               or best.enthalpy_per_atom < new.best_reference - s.converge_tol):
         new.best_reference = best.enthalpy_per_atom
         new.stalled = 0
         new.calls_to_best = new.n_calls

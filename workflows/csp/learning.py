@@ -380,7 +380,8 @@ def check_decision(run: SearchRun, settings: ActiveSettings, gen: int, relaxed: 
                             settings=settings)
     if decision.capped:
         print(f"  [{run.name} gen {gen}] oracle check capped after {decision.round - 1} rounds; "
-              f"{decision.capped} candidate(s) keep their MTP enthalpy", flush=True)
+              f"{decision.capped} candidate(s) keep their MTP enthalpy, marked unchecked (they cannot stop the "
+              "search)", flush=True)
     if decision.lines and not decision.check:
         print(f"  [{run.name} gen {gen}] oracle check: " + "; ".join(decision.lines), flush=True)
     return decision

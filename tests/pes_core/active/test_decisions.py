@@ -65,6 +65,9 @@ def test_check_asks_the_oracle_then_ranks_by_it_and_learns_a_large_error():
     assert [c.individual.id for c in first.check] == ["a"] and first.round == 1 and not first.learn  # check_top 1
     capped = decide_check(picked, none, generation=2, check_round=2, learned=set(), pressure_gpa=0.0, settings=st)
     assert capped.done and capped.capped == 1
+    # the one left unchecked keeps its MTP enthalpy but is marked, so it cannot stop the search as found
+    assert relaxed[0].relax_info.pop("oracle_unchecked") is True
+    assert not any("oracle_unchecked" in i.relax_info for i in relaxed)
 
     a = relaxed[0]
     e_start = -4.20 * 2  # the oracle is 100 meV/atom above the MTP at its minimum

@@ -144,3 +144,29 @@ def test_operator_fractions_adapt_with_floor():
     assert f != s.initial_fractions()
     made = sum(v["made"] for v in state.operator_stats.values())
     assert made == sum(h["n_offspring"] for h in state.history[1:])
+
+
+class _UncheckedAfter(ImprovingRelaxer):
+    """Improves every call, but results after the first ``n`` calls are MTP minima whose oracle check was capped."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def __call__(self, atoms, pressure_gpa):
+        res = super().__call__(atoms, pressure_gpa)
+        if self.calls > self.n:
+            res.extra["oracle_unchecked"] = True
+        return res
+
+
+def test_an_unchecked_best_neither_resets_the_stall_nor_reaches_the_target():
+    s = _settings(max_generations=10, stop_after=2, stop_enthalpy=-0.15)
+    n0 = s.population_size  # generation 0: trusted
+    state = run_search(s, _UncheckedAfter(n0))
+    assert state.best_enthalpy < -0.15  # the (untrusted) best passed the target ...
+    assert state.stop_reason() == "converged"  # ... but the search stalls on its trusted reference instead
+    assert state.best_reference == pytest.approx(-0.01 * n0)
+    assert [h["stalled"] for h in state.history] == [0, 1, 2]
+    trusted_run = run_search(s, ImprovingRelaxer())  # the same search, every result checked
+    assert trusted_run.stop_reason() == "target"
