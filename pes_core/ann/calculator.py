@@ -504,13 +504,17 @@ def stored_model_with_domain(name: str) -> tuple:
     The domain is computed from the model's training configurations, or from
     ``settings["domain_ids"]`` where the model names other configurations (a
     refitted model that keeps its parent's domain, ``pes_thermo`` ``refine.domain:
-    base``); ``None`` when they are not stored.  ``LookupError`` names the stored models when
+    base``), or read from ``settings["training_domain"]`` for a model imported
+    from a file; ``None`` when none of these is stored.  ``LookupError`` names the stored models when
     ``name`` is unknown; ``ValueError`` when it is not a network or linear model.
     """
     from pes_core.db import Configuration
 
     model, doc = stored_model(name)
-    ids = (doc.settings or {}).get("domain_ids") or list(doc.training_ids or [])
+    settings = doc.settings or {}
+    ids = settings.get("domain_ids") or list(doc.training_ids or [])
+    if not ids and settings.get("training_domain"):  # imported from a model file (``pes model import``)
+        return model, TrainingDomain.from_dict(settings["training_domain"])
     configs = list(Configuration.objects(content_hash__in=list(ids)))
     domain = TrainingDomain.from_configurations(model.featurizer, configs) if configs else None
     return model, domain

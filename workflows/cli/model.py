@@ -1,4 +1,4 @@
-"""``pes model ...``: list, export and sample trained PES models (Metropolis MC and Langevin MD).
+"""``pes model ...``: list, export, import and sample trained PES models (Metropolis MC and Langevin MD).
 
 The model is a ``PotentialModel`` stored by the ``pes_fit`` workflow
 (``--model NAME``, from the project of ``--launchpad/-l``, ``$PES_LAUNCHPAD``
@@ -99,7 +99,7 @@ def _check_plot(plot: str | None) -> None:
 
 @click.group()
 def model() -> None:
-    """Trained PES models (cluster, site, linear): list, export, Monte Carlo and molecular dynamics."""
+    """Trained PES models (cluster, site, linear): list, export, import, Monte Carlo and molecular dynamics."""
 
 
 # --------------------------------------------------------------------------- list / export
@@ -143,6 +143,25 @@ def export(name: str, model_file: str, launchpad: str | None) -> None:
     dom = (f"training domain of {domain.n_configurations} configurations" if domain is not None
            else "no training domain (training configurations not stored)")
     click.echo(f"{source} written to {path} with {dom}")
+
+
+@model.command("import")
+@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.argument("name")
+@launchpad_option
+@_user_errors
+def import_(model_file: str, name: str, launchpad: str | None) -> None:
+    """Store MODEL_FILE (written by `pes model export`, with its training domain) as model NAME of this project.
+
+    Specs that take a stored model (pes_thermo model: NAME) can then use it;
+    the refinement loop needs a model fitted in the project (it refits on the
+    training configurations, which a file does not carry).
+    """
+    from workflows.pes.models import import_model
+
+    rec = import_model(model_file, name, launchpad)
+    click.echo(f"model file {model_file} stored as {rec['name']!r} ({rec['model']}, training domain of "
+               f"{rec['n_domain']} configurations)")
 
 
 @model.command()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from workflows.core.backend import find_launchpad_file, open_backend
 
-__all__ = ["ModelSourceError", "block_configurations", "export_model", "list_models", "load_model", "mosaics"]
+__all__ = ["ModelSourceError", "block_configurations", "export_model", "import_model", "list_models", "load_model",
+           "mosaics"]
 
 PES_KINDS = ("ann", "linear")
 
@@ -116,6 +117,47 @@ def export_model(model, domain, path: str | Path) -> Path:
     if domain is not None:
         meta["training_domain"] = domain.to_dict()
     return save_model(model, path, meta)
+
+
+def import_model(model_file: str | Path, name: str, launchpad: str | Path | None = None) -> dict:
+    """Store the model file ``model_file`` (written by :func:`export_model`) as ``PotentialModel`` ``name``.
+
+    The stored model can then be named by specs that take a stored model
+    (``pes_thermo`` ``model:``); its training domain is the one in the file's
+    metadata (it carries no training configurations, so a refinement loop,
+    which refits on them, needs a model fitted in the project).  The file's
+    SHA-256 and name are kept in ``settings["imported"]``.
+
+    Raises
+    ------
+    ModelSourceError
+        An unreadable file, a file without a training domain (Monte Carlo
+        needs its wall), or a name already stored.
+    """
+    import hashlib
+
+    from pes_core.db import PotentialModel
+
+    path = Path(model_file)
+    model, domain, _ = load_model(model_file=path)
+    if domain is None:
+        raise ModelSourceError(f"model file {path} carries no training domain: export it with `pes model export "
+                               "NAME FILE` from the project that fitted it (Monte Carlo needs the domain's wall)")
+    raw = path.read_bytes()
+    kind = model.kind
+    with open_backend(_launchpad_path(launchpad)):
+        if PotentialModel.objects(name=name).first() is not None:
+            raise ModelSourceError(f"a model {name!r} is stored already: import under another name "
+                                   "(`pes model list` lists the stored ones)")
+        meta = dict(getattr(model, "metadata", {}) or {})
+        doc = PotentialModel(name=name, kind="ann" if kind in ("cluster", "site") else kind, version=0,
+                             settings={"model": kind, "point": meta.get("point"),
+                                       "imported": {"file": path.name, "sha256": hashlib.sha256(raw).hexdigest()},
+                                       "training_domain": domain.to_dict()},
+                             metrics={}, training_ids=[], workflow="import")
+        doc.parameters.put(raw, content_type="application/octet-stream", filename=f"{name}.bin")
+        doc.save()
+    return {"name": name, "model": kind, "n_domain": domain.n_configurations}
 
 
 def _stored(loader, name: str) -> tuple:

@@ -257,6 +257,10 @@ def refit_model(cfg: dict, rnd: int) -> dict:
     if base is None:
         raise ValueError(f"refine: the spec's model {base_name!r} is not stored")
     settings = json.loads(json.dumps(base.settings or {}))  # plain dicts (not mongoengine's), for torch.save
+    if settings.get("imported"):
+        raise ValueError(f"refine: model {base_name!r} was imported from the file {settings['imported']['file']} "
+                         "and carries no training configurations to refit on; drop the refine section, or fit "
+                         "the model in this project (pes_fit) to refine it")
     if base.kind not in ("ann", "linear") or not settings.get("point") or not settings.get("training_set"):
         raise ValueError(f"refine: model {base_name!r} has no grid point or training set in its settings (a "
                          f"{base.kind} model stored {'by a pes_fit' if settings else 'by hand'}); refine refits "

@@ -146,7 +146,7 @@ def test_wall_keeps_an_unbounded_model_inside_its_domain(downhill, capsys):
 # --------------------------------------------------------------------------- pes model mc / md on files
 def test_help_of_every_command():
     for args in (["model"], ["model", "mc"], ["model", "md"], ["model", "list"], ["model", "export"],
-                 ["model", "mosaics"]):
+                 ["model", "import"], ["model", "mosaics"]):
         res = pes(*args, "--help")
         assert res.exit_code == 0, res.output
         assert "Usage: " in res.output
@@ -306,6 +306,50 @@ def test_list_export_and_mc_from_the_project(stored_linear, tmp_path):
     assert res.exit_code == 0, res.output  # 8 fs: still inside the domain
     assert "300 K step     4 (     8 fs)" in res.stdout and "outside domain" in res.stdout
     assert "NVT 300 K, 4 steps of 2 fs" in res.stdout
+
+
+def test_import_stores_an_exported_model_with_its_domain_in_another_project(stored_linear, tmp_path):
+    """`pes model import`: the exported file becomes a stored model of a second project, with the same domain."""
+    from workflows.cli import main
+
+    lp, dom = stored_linear
+    assert pes("model", "export", "t-fit-linear", tmp_path / "t.pt", "-l", lp).exit_code == 0
+    main(["init", str(tmp_path / "other")])
+    lp2 = tmp_path / "other" / "my_launchpad.yaml"
+    res = pes("model", "import", tmp_path / "t.pt", "shipped-linear", "-l", lp2)
+    assert res.exit_code == 0, res.output
+    assert "stored as 'shipped-linear' (linear, training domain of 30 configurations)" in res.stdout
+    again = pes("model", "import", tmp_path / "t.pt", "shipped-linear", "-l", lp2)
+    assert again.exit_code == 1 and "stored already" in again.stderr
+    res = pes("model", "list", "-l", lp2)
+    assert any(ln.startswith("shipped-linear") for ln in res.stdout.splitlines()), res.output
+    # the imported model carries the exported domain: the same chain as from the first project
+    args = ["--sweeps", "4", "--equilibration", "2", "--block", "2", "--temperatures", "300", "--plot", ""]
+    a = pes("model", "mc", "-l", lp, "--model", "t-fit-linear", *args)
+    b = pes("model", "mc", "-l", lp2, "--model", "shipped-linear", *args)
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert "training domain: 30 configurations" in b.stdout
+
+    def numbers(text):
+        return [ln for ln in text.splitlines() if "ms/trial" not in ln and "model" not in ln]
+
+    assert numbers(a.stdout) == numbers(b.stdout) and "MC 300 K" in b.stdout
+    # a file without a domain is refused (Monte Carlo needs its wall), and so is a refinement of an import
+    from pes_core.ann import load_model, save_model
+
+    save_model(load_model(tmp_path / "t.pt"), tmp_path / "bare.pt")
+    res = pes("model", "import", tmp_path / "bare.pt", "bare", "-l", lp2)
+    assert res.exit_code == 1 and "carries no training domain" in res.stderr
+    from workflows.core.backend import open_backend
+    from workflows.thermo.builders import _config
+    from workflows.thermo.refine import refit_model
+    from workflows.thermo.spec import PESThermoSpec
+
+    spec = PESThermoSpec.model_validate({"kind": "pes_thermo", "name": "x", "model": "shipped-linear",
+                                         "supercells": [2], "temperatures": [300.0],
+                                         "validation": {"oracle": "lj"}, "refine": {"rounds": 1}})
+    with open_backend(lp2), pytest.raises(ValueError, match="imported from the file t.pt"):
+        refit_model(_config(spec), 1)
 
 
 def test_mosaics_from_the_project(stored_linear, tmp_path):
