@@ -160,13 +160,12 @@ class _UncheckedAfter(ImprovingRelaxer):
         return res
 
 
-def test_an_unchecked_best_neither_resets_the_stall_nor_reaches_the_target():
-    s = _settings(max_generations=10, stop_after=2, stop_enthalpy=-0.15)
+def test_an_unchecked_best_cannot_reach_the_target_but_keeps_the_search_going():
+    s = _settings(max_generations=6, stop_after=2, stop_enthalpy=-0.15)
     n0 = s.population_size  # generation 0: trusted
     state = run_search(s, _UncheckedAfter(n0))
-    assert state.best_enthalpy < -0.15  # the (untrusted) best passed the target ...
-    assert state.stop_reason() == "converged"  # ... but the search stalls on its trusted reference instead
-    assert state.best_reference == pytest.approx(-0.01 * n0)
-    assert [h["stalled"] for h in state.history] == [0, 1, 2]
+    assert state.best_enthalpy < -0.15  # the (unchecked) best passed the target ...
+    assert state.stop_reason() == "max_generations"  # ... without stopping the search as found,
+    assert all(h["stalled"] == 0 for h in state.history)  # and its improvements still count as progress
     trusted_run = run_search(s, ImprovingRelaxer())  # the same search, every result checked
-    assert trusted_run.stop_reason() == "target"
+    assert trusted_run.stop_reason() == "target" and trusted_run.generation < state.generation
