@@ -269,3 +269,26 @@ def _cu_json() -> str:
 def test_examples_validate(path):
     spec, _ = load_spec(path)
     assert spec.kind
+
+
+def test_cspbbr3_model_recipe_validates(tmp_path):
+    """examples/cspbbr3_model: every step's spec loads (the labelled files are written by earlier steps)."""
+    import shutil
+
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from pes_core.sampling.tilts import glazer_tilted
+
+    folder = ROOT / "examples" / "cspbbr3_model"
+    steps = sorted(folder.glob("*.yaml"))
+    assert [p.name[0] for p in steps] == ["1", "2", "3", "4", "5", "6"]
+    cell = AseAtomsAdaptor.get_atoms(glazer_tilted("a+b-b-", 8.0))
+    for name in ("phases.extxyz", "mosaics.extxyz"):
+        write(tmp_path / name, [cell], format="extxyz")
+    kinds = []
+    for path in steps:
+        shutil.copy(path, tmp_path / path.name)
+        spec, _ = load_spec(tmp_path / path.name)
+        kinds.append(spec.kind)
+    assert kinds == ["pes_training_set", "oracle_batch", "oracle_batch", "pes_fit", "pes_thermo", "pes_thermo"]
