@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     a, _ = relax_cubic(oracle)
     rng = np.random.default_rng(args.seed)
     ideal = glazer_tilted("a0a0a0", 0.0, a=a).frac_coords
-    out, labels = [], []
+    out = []
     e_cubic = None
     for symbol in SYSTEMS:
         t0 = time.time()
@@ -84,7 +84,6 @@ def main(argv=None) -> None:
             atoms = to_atoms(s)
             atoms.info["phase"] = f"{symbol} {what}"
             out.append(atoms)
-            labels.append(f"{symbol} {what}")
     write(args.out, out, format="extxyz")
     print(f"{len(out)} structures written to {args.out}")
 

@@ -345,8 +345,8 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
     it never ranks, breeds or stops the search on its MTP enthalpy.  One left
     unchecked because ``max_check_rounds`` are spent keeps its MTP enthalpy
     but is marked ``relax_info['oracle_unchecked']`` with its duplicates:
-    :meth:`pes_core.search.SearchState.stop_reason` and the stall counter do
-    not trust it.
+    :meth:`pes_core.search.SearchState.stop_reason` does not let it reach
+    ``stop_enthalpy`` (it still counts as progress for the stall counter).
 
     Each checked offspring (and its duplicates) is ranked by its lowest
     oracle enthalpy ``(E + pV)/N`` along the oracle path from its MTP minimum
@@ -407,7 +407,7 @@ def decide_check(picked: Sequence[list[Individual]], oracle: dict[str, OracleChe
             decision.learn += [k for k in dict.fromkeys(keys) if k not in learned and k not in decision.learn]
     if missing and check_round >= settings.max_check_rounds:
         # the check rounds are spent: these keep their MTP enthalpy to rank and breed, but are marked, so an MTP
-        # artefact among them cannot become the search's reference best or reach stop_enthalpy unverified
+        # artefact among them cannot reach stop_enthalpy unverified (pes_core.search.engine.trusted)
         groups = {g[0].id: g for g in picked}
         for item in missing:
             for member in groups.get(item.individual.id, [item.individual]):
