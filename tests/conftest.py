@@ -19,6 +19,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Keep ``--doctest-modules`` away from the conftest files.
+
+    They hold fixtures, no doctests; collected as doctest modules they are imported under the one
+    name ``conftest``, and a run given two folders with their own conftest (``pytest tests/pes_core/search
+    tests/pes_core/thermo``) stopped with "import file mismatch". Pytest still loads them as conftests.
+    """
+    return True if collection_path.name == "conftest.py" else None
+
+
 @pytest.fixture
 def project(tmp_path):
     """A fresh embedded project folder; returns the launchpad yaml path."""
