@@ -13,8 +13,8 @@
 * :func:`replica_exchange`, :class:`ExchangeResult` -- parallel tempering of
   NPT chains over a temperature ladder, resumable (:mod:`.exchange`);
 * :func:`susceptibility_peak`, :func:`scan_transitions`,
-  :func:`finite_size_extrapolation` -- transition temperatures with error
-  bars (:mod:`.transition`).
+  :func:`finite_size_extrapolation`, :func:`binder_crossing` -- transition
+  temperatures with error bars (:mod:`.transition`).
 
 See ``docs/thermo.md`` for the API, the physics and measured speeds.
 """
@@ -28,11 +28,11 @@ from .mc import (EV_PER_GPA_A3, KB, MCSettings, NPTChain, cell_log_acceptance, p
                  symmetric_cell)
 from .order import OctahedralTilts, glazer_pattern, lattice_parameters
 from .scan import ScanResult, check_start, model_fingerprint, plot_scans, scan, start_configuration
-from .stats import block_mean, jackknife, summarize
-from .transition import finite_size_extrapolation, scan_transitions, susceptibility_peak
+from .stats import binder_cumulant, block_mean, jackknife, summarize
+from .transition import binder_crossing, finite_size_extrapolation, scan_transitions, susceptibility_peak
 
 __all__ = ["ENGINES", "EV_PER_GPA_A3", "ExchangeResult", "KB", "LocalEnergy", "MCSettings", "NPTChain",
-           "OctahedralTilts", "ScanResult", "SupercellPES", "block_mean", "cell_log_acceptance", "check_start",
+           "OctahedralTilts", "ScanResult", "SupercellPES", "binder_crossing", "binder_cumulant", "block_mean", "cell_log_acceptance", "check_start",
            "default_engine", "exchange_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife",
            "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "replica_exchange", "run_npt",
            "scan", "scan_transitions", "snapshot_sweeps", "start_configuration", "summarize", "supercell_diagonal",

@@ -9,7 +9,12 @@ quantities (heat capacity, susceptibilities).
   the cell is fixed and the same number is the isochoric ``c_v``);
 * tilt susceptibility per mode and axis (rad^2/eV, per octahedron):
   ``chi = N_oct (<phi^2> - <|phi|>^2) / (k_B T)`` (the finite-size estimator
-  built on ``|phi|``, which peaks at the transition).
+  built on ``|phi|``, which peaks at the transition);
+* Binder cumulant of each tilt mode's three-component order parameter
+  ``phi = (phi_x, phi_y, phi_z)`` (:func:`binder_cumulant`): 0 for Gaussian
+  disorder, ``2/5`` for an order parameter of fixed length; curves of two
+  supercell sizes cross near the transition
+  (:func:`~pes_core.thermo.transition.binder_crossing`).
 
 Examples
 --------
@@ -26,7 +31,7 @@ import numpy as np
 from .mc import KB
 from .order import glazer_pattern, lattice_parameters
 
-__all__ = ["block_mean", "jackknife", "summarize"]
+__all__ = ["binder_cumulant", "block_mean", "jackknife", "summarize"]
 
 
 def _blocks(x: np.ndarray, block: int) -> np.ndarray:
@@ -57,6 +62,35 @@ def jackknife(fn, series: list[np.ndarray], block: int) -> tuple[np.ndarray, np.
     est = np.array(est)
     err = np.sqrt((nb - 1) / nb * np.sum((est - est.mean(axis=0)) ** 2, axis=0))
     return value, err
+
+
+def binder_cumulant(phi: np.ndarray) -> float:
+    """Binder cumulant of an ``n``-component order parameter series, normalised to 0 for Gaussian disorder.
+
+    ``U = 1 - n/(n+2) <|phi|^4> / <|phi|^2>^2`` over the rows of ``phi``
+    (``(samples, n)``; a 1-D series is one component). A Gaussian ``phi``
+    with independent, equal components has ``<|phi|^4> = (1 + 2/n)
+    <|phi|^2>^2``, so ``U = 0``; an order parameter of constant length has
+    ``U = 2/(n+2)`` (``2/5`` for the three tilt axes, whichever axes carry
+    the tilt). Between the two, ``U(T)`` of a larger supercell is steeper,
+    and curves of two sizes cross near the transition temperature (Binder,
+    Z. Phys. B 43, 119 (1981)).
+
+    >>> rng = np.random.default_rng(0)
+    >>> round(binder_cumulant(rng.normal(size=(200000, 3))), 2)
+    0.0
+    >>> v = rng.normal(size=(1000, 3)); v /= np.linalg.norm(v, axis=1)[:, None]
+    >>> round(binder_cumulant(0.1 * v), 6)
+    0.4
+    """
+    phi = np.asarray(phi, dtype=float)
+    phi = phi[:, None] if phi.ndim == 1 else phi
+    n = phi.shape[1]
+    r2 = np.sum(phi ** 2, axis=1)
+    m2 = np.mean(r2)
+    if not m2 > 0:
+        return float("nan")
+    return float(1.0 - n / (n + 2.0) * np.mean(r2 ** 2) / m2 ** 2)
 
 
 def summarize(series: dict, temperature: float, pressure: float, n_atoms: int, n_oct: int, diagonal,
@@ -92,7 +126,9 @@ def summarize(series: dict, temperature: float, pressure: float, n_atoms: int, n
         ``H = E + pV``), ``cp``/``cp_err`` (k_B per atom), per axis x, y, z
         ``m_abs``/``m_abs_err``/``r_abs``/``r_abs_err`` (degrees) and
         ``chi_m``/``chi_m_err``/``chi_r``/``chi_r_err`` (rad^2/eV per
-        octahedron), ``lattice`` (``a``, ``b``, ``c`` in Å and ``volume`` in
+        octahedron), ``binder_m``/``binder_m_err``/``binder_r``/``binder_r_err``
+        (:func:`binder_cumulant` of each mode's three axes, jackknife
+        errors), ``lattice`` (``a``, ``b``, ``c`` in Å and ``volume`` in
         Å^3 per primitive cell, each with ``_err``, plus mean angles in
         degrees), ``glazer`` (:func:`~pes_core.thermo.glazer_pattern`),
         acceptance ratios, steps, ``drift`` (eV), ``seconds``,
@@ -117,6 +153,8 @@ def summarize(series: dict, temperature: float, pressure: float, n_atoms: int, n
             chi, chi_err = jackknife(lambda p: n_oct * (np.mean(p ** 2, axis=0) - np.mean(np.abs(p), axis=0) ** 2) / kt,
                                      [phi], block)
             out[f"chi_{name}"], out[f"chi_{name}_err"] = chi.tolist(), chi_err.tolist()
+            u, u_err = jackknife(binder_cumulant, [phi], block)
+            out[f"binder_{name}"], out[f"binder_{name}_err"] = float(u), float(u_err)
         out["glazer"] = glazer_pattern(np.radians(out["m_abs"]), np.radians(out["r_abs"]), threshold_deg)
     lat = [lattice_parameters(c, diagonal) for c in series["cell"][sl]]
     lattice = {}

@@ -16,6 +16,11 @@ the supercell size ``L`` and approaches the bulk ``T_c`` as ``L`` grows.
   (R) tilt susceptibilities of a scan, per axis and summed over the axes.
 * :func:`finite_size_extrapolation` -- ``T_c(L) = T_c(inf) + c / L`` from
   two or more sizes (weighted least squares; exact line through two).
+* :func:`binder_crossing` -- where the Binder cumulants of two supercell
+  sizes cross (:func:`pes_core.thermo.stats.binder_cumulant`): the
+  finite-size estimate that needs no shift exponent, since at the crossing
+  the cumulant is size-independent to leading order. Errors by a parametric
+  bootstrap of the cumulants' jackknife errors.
 
 Limits: the estimate is only as good as the grid (a peak on the first or
 last temperature is flagged ``edge`` and is a bound, not a value); the
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["finite_size_extrapolation", "scan_transitions", "susceptibility_peak"]
+__all__ = ["binder_crossing", "finite_size_extrapolation", "scan_transitions", "susceptibility_peak"]
 
 
 def _vertex(t3: np.ndarray, y3: np.ndarray) -> float:
@@ -135,6 +140,89 @@ def scan_transitions(points: list[dict], *, n_boot: int = 2000, seed: int = 0) -
                                            seed=seed + 3)
         out[mode] = res
     return out
+
+
+def _crossing(t: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
+    """Where ``d`` (larger minus smaller size) falls through zero most steeply, and that interval's width; or None."""
+    down = np.nonzero((d[:-1] > 0) & (d[1:] <= 0))[0]
+    if not len(down):
+        return None
+    i = down[np.argmax(d[down] - d[down + 1])]
+    return float(t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])), float(t[i + 1] - t[i])
+
+
+def binder_crossing(t_small, u_small, err_small, t_large, u_large, err_large, *, n_boot: int = 2000,
+                    seed: int = 0) -> dict:
+    """Temperature where the Binder cumulants of a smaller and a larger supercell cross.
+
+    Below the transition the larger cell is more ordered (larger ``U``),
+    above it less (``U`` closer to 0): the difference ``U_large - U_small``
+    falls through zero near ``T_c``. Both curves are interpolated linearly
+    onto the union of their temperatures inside the common range; where the
+    difference changes sign more than once (noise where both curves are
+    flat), the steepest fall is the crossing. The error combines, in
+    quadrature, the standard deviation of the crossing over a parametric
+    bootstrap (each cumulant drawn from a normal distribution with its
+    error) and half the grid interval that holds the crossing (the straight
+    lines between grid points bend the curved cumulants: on the 2D Ising
+    model with a 0.1 J grid the bias reached half a step); ``support`` is
+    the fraction of bootstrap draws that have a crossing at all.
+
+    Parameters
+    ----------
+    t_small, u_small, err_small : sequence of float
+        The smaller supercell: temperatures (K), cumulants and their errors.
+    t_large, u_large, err_large : sequence of float
+        The same for the larger supercell (the two grids may differ).
+    n_boot, seed
+        Bootstrap draws and their seed.
+
+    Returns
+    -------
+    dict
+        ``T_c`` (K, ``None`` without a crossing), ``error`` (K:
+        ``sqrt(sigma_bootstrap^2 + half_step^2)``), ``sigma_bootstrap``,
+        ``half_step`` (K), ``support`` (0-1), ``range`` (the common
+        temperature range, K) and ``n_boot``.
+
+    Examples
+    --------
+    >>> t = np.arange(200.0, 401.0, 20.0)
+    >>> u = lambda L: 0.2 * (1 - np.tanh((t - 300.0) * L / 200.0))       # steeper for the larger cell
+    >>> r = binder_crossing(t, u(4), np.full(t.size, 1e-3), t, u(6), np.full(t.size, 1e-3))
+    >>> round(r["T_c"], 1), r["half_step"], r["sigma_bootstrap"] < 1.0, r["support"]
+    (300.0, 10.0, True, 1.0)
+    """
+    ts, us, es = (np.asarray(x, dtype=float) for x in (t_small, u_small, err_small))
+    tl, ul, el = (np.asarray(x, dtype=float) for x in (t_large, u_large, err_large))
+    for name, (t, u, e) in (("smaller", (ts, us, es)), ("larger", (tl, ul, el))):
+        if t.ndim != 1 or t.shape != u.shape or t.shape != e.shape or len(np.unique(t)) < 2:
+            raise ValueError(f"the {name} supercell needs 1-d temperatures, cumulants and errors of one length "
+                             f"(at least two temperatures), got {t.shape}, {u.shape}, {e.shape}")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(u))):
+            raise ValueError(f"the {name} supercell has non-finite temperatures or cumulants")
+    lo, hi = max(ts.min(), tl.min()), min(ts.max(), tl.max())
+    if not hi > lo:
+        raise ValueError(f"the two temperature ranges do not overlap: {ts.min():g}-{ts.max():g} K and "
+                         f"{tl.min():g}-{tl.max():g} K")
+    grid = np.union1d(ts[(ts >= lo) & (ts <= hi)], tl[(tl >= lo) & (tl <= hi)])
+    os_, ol = np.argsort(ts), np.argsort(tl)
+    ts, us, es, tl, ul, el = ts[os_], us[os_], np.abs(np.nan_to_num(es[os_])), tl[ol], ul[ol], np.abs(
+        np.nan_to_num(el[ol]))
+
+    def cross(a, b):
+        return _crossing(grid, np.interp(grid, tl, b) - np.interp(grid, ts, a))
+
+    best = cross(us, ul)
+    rng = np.random.default_rng(seed)
+    boot = [cross(us + es * rng.standard_normal(us.size), ul + el * rng.standard_normal(ul.size))
+            for _ in range(int(n_boot))]
+    found = np.array([b[0] for b in boot if b is not None])
+    sigma = float(found.std(ddof=1)) if len(found) > 1 else float("nan")
+    half = float("nan") if best is None else 0.5 * best[1]
+    return {"T_c": None if best is None else best[0], "error": float(np.hypot(sigma, half)),
+            "sigma_bootstrap": sigma, "half_step": half, "support": float(len(found) / max(int(n_boot), 1)),
+            "range": [float(lo), float(hi)], "n_boot": int(n_boot)}
 
 
 def finite_size_extrapolation(sizes, t_c, errors) -> dict:

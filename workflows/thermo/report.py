@@ -71,6 +71,11 @@ def transition_rows(summary: dict, formula: str | None) -> list[list[str]]:
                 rows.append([label, f"1/L -> 0 ({fs['direction']}, L = {', '.join(f'{x:g}' for x in fs['sizes'])})",
                              f"{fs['T_inf']:.0f} +- {fs['T_inf_error']:.0f}" + (" (edge)" if fs["edge"] else ""),
                              "-" if t_exp is None else f"{t_exp:.0f}"])
+        for b in summary.get("binder", []):
+            if b["mode"] == mode:
+                value = "no crossing" if b["T_c"] is None else f"{b['T_c']:.0f} +- {b['error']:.0f}"
+                rows.append([label, f"Binder crossing {b['sizes'][0]}^3/{b['sizes'][1]}^3 {b['direction']}", value,
+                             "-" if t_exp is None else f"{t_exp:.0f}"])
     return rows
 
 
@@ -193,10 +198,12 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
     formula = scan_formula(cfg)
     rows = transition_rows(summary, formula)
     if rows:
-        plot_transition_table(rows, out / "transitions.png", f"susceptibility peaks, model {cfg['model']}")
+        plot_transition_table(rows, out / "transitions.png", f"transition temperatures, model {cfg['model']}")
         items.append(("transition temperatures", "transitions.png",
                       "peak of the axis-summed tilt susceptibility (parabola through the top 3 points); error: "
                       "bootstrap of the block errors and half the temperature step in quadrature"
+                      + ("; Binder crossing: where the tilt mode's Binder cumulants of two supercell sizes cross "
+                         "(error: bootstrap of their jackknife errors)" if summary.get("binder") else "")
                       + (f"; experiment: {EXPERIMENT_SOURCE}" if formula in EXPERIMENT else "")))
     return items
 

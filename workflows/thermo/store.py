@@ -30,7 +30,7 @@ from pymatgen.core import Structure
 
 from pes_core.db import calculation_hash, get_configuration
 from pes_core.thermo.mc import snapshot_sweeps
-from pes_core.thermo.transition import finite_size_extrapolation, scan_transitions
+from pes_core.thermo.transition import binder_crossing, finite_size_extrapolation, scan_transitions
 from workflows.core.blobs import get_blob
 
 __all__ = ["blob_name", "directions", "feedback_name", "get_json", "load_model_cached",
@@ -272,13 +272,21 @@ def directions(cfg: dict) -> list[str]:
     return ["cooling", "heating"] if cfg["direction"] == "both" else [cfg["direction"]]
 
 
+def _binder_curve(points: list[dict], key: str) -> tuple[list[float], list[float], list[float]]:
+    return [p["T"] for p in points], [p[key] for p in points], [p[f"{key}_err"] for p in points]
+
+
 def thermo_summary(cfg: dict) -> dict:
     """Transition temperatures per scan, the finite-size estimate and the validation (stored as a blob).
 
-    See :func:`pes_core.thermo.transition.scan_transitions` and
-    :func:`~pes_core.thermo.transition.finite_size_extrapolation`.
+    See :func:`pes_core.thermo.transition.scan_transitions`,
+    :func:`~pes_core.thermo.transition.finite_size_extrapolation` and
+    :func:`~pes_core.thermo.transition.binder_crossing` (``binder``: the
+    crossing of each pair of consecutive supercell sizes, per direction and
+    tilt mode, where the points carry Binder cumulants).
     """
-    out: dict = {"name": cfg["name"], "model": cfg["model"], "scans": [], "transitions": [], "finite_size": []}
+    out: dict = {"name": cfg["name"], "model": cfg["model"], "scans": [], "transitions": [], "finite_size": [],
+                 "binder": []}
     if cfg.get("refine"):
         out.update({"round": round_of(cfg), "base_model": cfg.get("base_model") or cfg["model"]})
     for n in cfg["supercells"]:
@@ -299,6 +307,15 @@ def thermo_summary(cfg: dict) -> dict:
                                                    [p["error"] for _, p in rows])
                     fs.update({"direction": d, "mode": mode, "edge": any(p["edge"] for _, p in rows)})
                     out["finite_size"].append(fs)
+        sizes = sorted(int(n) for n in cfg["supercells"])
+        for d in directions(cfg):
+            for small, large in zip(sizes, sizes[1:]):
+                a, b = load_scan_points(cfg, small, d), load_scan_points(cfg, large, d)
+                for mode in ("m", "r"):
+                    key = f"binder_{mode}"
+                    if len(a) >= 2 and len(b) >= 2 and all(key in p for p in a + b):
+                        cross = binder_crossing(*_binder_curve(a, key), *_binder_curve(b, key), seed=int(cfg["seed"]))
+                        out["binder"].append({"direction": d, "mode": mode, "sizes": [small, large], **cross})
     if cfg.get("validation"):
         out["validation"] = validation_errors(cfg)
     return out
