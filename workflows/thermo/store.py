@@ -313,7 +313,7 @@ def thermo_summary(cfg: dict) -> dict:
                 a, b = load_scan_points(cfg, small, d), load_scan_points(cfg, large, d)
                 for mode in ("m", "r"):
                     key = f"binder_{mode}"
-                    if len(a) >= 2 and len(b) >= 2 and all(key in p for p in a + b):
+                    if len(a) >= 2 and len(b) >= 2 and all(np.isfinite(p.get(key, np.nan)) for p in a + b):
                         cross = binder_crossing(*_binder_curve(a, key), *_binder_curve(b, key), seed=int(cfg["seed"]))
                         out["binder"].append({"direction": d, "mode": mode, "sizes": [small, large], **cross})
     if cfg.get("validation"):
