@@ -32,8 +32,8 @@ from .stats import binder_cumulant, block_mean, jackknife, summarize
 from .transition import binder_crossing, finite_size_extrapolation, scan_transitions, susceptibility_peak
 
 __all__ = ["ENGINES", "EV_PER_GPA_A3", "ExchangeResult", "KB", "LocalEnergy", "MCSettings", "NPTChain",
-           "OctahedralTilts", "ScanResult", "SupercellPES", "binder_crossing", "binder_cumulant", "block_mean", "cell_log_acceptance", "check_start",
-           "default_engine", "exchange_log_acceptance", "finite_size_extrapolation", "glazer_pattern", "jackknife",
-           "lattice_parameters", "model_fingerprint", "plot_scans", "propose_cell", "replica_exchange", "run_npt",
-           "scan", "scan_transitions", "snapshot_sweeps", "start_configuration", "summarize", "supercell_diagonal",
-           "susceptibility_peak", "symmetric_cell"]
+           "OctahedralTilts", "ScanResult", "SupercellPES", "binder_crossing", "binder_cumulant", "block_mean",
+           "cell_log_acceptance", "check_start", "default_engine", "exchange_log_acceptance",
+           "finite_size_extrapolation", "glazer_pattern", "jackknife", "lattice_parameters", "model_fingerprint",
+           "plot_scans", "propose_cell", "replica_exchange", "run_npt", "scan", "scan_transitions", "snapshot_sweeps",
+           "start_configuration", "summarize", "supercell_diagonal", "susceptibility_peak", "symmetric_cell"]

@@ -207,8 +207,8 @@ def binder_crossing(t_small, u_small, err_small, t_large, u_large, err_large, *,
                          f"{tl.min():g}-{tl.max():g} K")
     grid = np.union1d(ts[(ts >= lo) & (ts <= hi)], tl[(tl >= lo) & (tl <= hi)])
     os_, ol = np.argsort(ts), np.argsort(tl)
-    ts, us, es, tl, ul, el = ts[os_], us[os_], np.abs(np.nan_to_num(es[os_])), tl[ol], ul[ol], np.abs(
-        np.nan_to_num(el[ol]))
+    ts, us, es = ts[os_], us[os_], np.abs(np.nan_to_num(es[os_]))
+    tl, ul, el = tl[ol], ul[ol], np.abs(np.nan_to_num(el[ol]))
 
     def cross(a, b):
         return _crossing(grid, np.interp(grid, tl, b) - np.interp(grid, ts, a))

@@ -203,7 +203,8 @@ def thermo_report_items(cfg: dict, out: Path) -> list[tuple[str, str, str]]:
                       "peak of the axis-summed tilt susceptibility (parabola through the top 3 points); error: "
                       "bootstrap of the block errors and half the temperature step in quadrature"
                       + ("; Binder crossing: where the tilt mode's Binder cumulants of two supercell sizes cross "
-                         "(error: bootstrap of their jackknife errors and half the temperature step)" if summary.get("binder") else "")
+                         "(error: bootstrap of their jackknife errors and half the temperature step)"
+                         if summary.get("binder") else "")
                       + (f"; experiment: {EXPERIMENT_SOURCE}" if formula in EXPERIMENT else "")))
     return items
 

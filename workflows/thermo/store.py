@@ -289,9 +289,10 @@ def thermo_summary(cfg: dict) -> dict:
                  "binder": []}
     if cfg.get("refine"):
         out.update({"round": round_of(cfg), "base_model": cfg.get("base_model") or cfg["model"]})
+    loaded: dict[tuple[int, str], list[dict]] = {}  # each scan's stored points, read once
     for n in cfg["supercells"]:
         for d in directions(cfg):
-            points = load_scan_points(cfg, n, d)
+            points = loaded[int(n), d] = load_scan_points(cfg, n, d)
             out["scans"].append({"supercell": int(n), "direction": d, "T": [p["T"] for p in points],
                                  "glazer": [p.get("glazer", {}).get("symbol") for p in points],
                                  "space_group": [p.get("glazer", {}).get("space_group") for p in points]})
@@ -310,7 +311,7 @@ def thermo_summary(cfg: dict) -> dict:
         sizes = sorted(int(n) for n in cfg["supercells"])
         for d in directions(cfg):
             for small, large in zip(sizes, sizes[1:]):
-                a, b = load_scan_points(cfg, small, d), load_scan_points(cfg, large, d)
+                a, b = loaded[small, d], loaded[large, d]
                 for mode in ("m", "r"):
                     key = f"binder_{mode}"
                     if len(a) >= 2 and len(b) >= 2 and all(np.isfinite(p.get(key, np.nan)) for p in a + b):
